@@ -1,0 +1,288 @@
+//! The one error type of clonesync.
+//!
+//! Every variant has a stable name ([`Error::name`]) of the form `Area.Kind`.
+//! That name becomes the Lambda `errorType`, so the state machine's
+//! `Retry`/`Catch` clauses match on it; renaming one is a breaking change.
+//! Everything whose name starts with `Transient.` is safe to retry as is.
+//!
+//! Messages carry identifiers and LSNs only: never a password, a connection
+//! string or a row value.
+
+use crate::pg::Lsn;
+use std::fmt;
+
+/// One failed preflight check, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreflightFailure {
+    /// Stable identifier of the check, e.g. `wal_level`.
+    pub check: String,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+impl fmt::Display for PreflightFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {} (hint: {})", self.check, self.detail, self.hint)
+    }
+}
+
+fn list_failures(failures: &[PreflightFailure]) -> String {
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself is wrong (a name too long, an empty list, ...).
+    #[error("invalid input: {}", .problems.join("; "))]
+    InvalidInput { problems: Vec<String> },
+
+    /// One or more preflight checks failed; all of them are listed.
+    #[error("preflight failed ({} problem(s)): {}", .failures.len(), list_failures(.failures))]
+    PreflightFailed { failures: Vec<PreflightFailure> },
+
+    /// A replication slot of that name exists and is not this pipeline's.
+    #[error("replication slot {slot:?} exists and is not ours: {reason}")]
+    SlotConflict { slot: String, reason: String },
+
+    /// The pipeline's slot is gone from the source.
+    #[error("replication slot {slot:?} does not exist on the source")]
+    SlotMissing { slot: String },
+
+    /// The source has no free replication slot or WAL sender.
+    #[error("no free replication slot on the source: {detail}")]
+    NoFreeSlots { detail: String },
+
+    /// A publication of that name exists and publishes something else.
+    #[error("publication {publication:?} exists and is not ours: {reason}")]
+    PublicationConflict { publication: String, reason: String },
+
+    /// A subscription of that name exists on the target with other settings.
+    #[error("subscription {subscription:?} exists and is not ours: {reason}")]
+    SubscriptionConflict {
+        subscription: String,
+        reason: String,
+    },
+
+    /// The subscription the step needs is not on the target.
+    #[error("subscription {subscription:?} does not exist on the target")]
+    SubscriptionMissing { subscription: String },
+
+    /// The clone's start LSN is outside `[slot consistent LSN, source flush LSN]`:
+    /// attaching there would lose or repeat rows.
+    #[error("clone start LSN {clone_lsn} is outside [{slot_consistent_lsn}, {source_flush_lsn}]: attaching would lose or repeat rows")]
+    CloneLsnOutOfRange {
+        clone_lsn: Lsn,
+        slot_consistent_lsn: Lsn,
+        source_flush_lsn: Lsn,
+    },
+
+    /// Making the clone failed for good.
+    #[error("clone failed: {reason}")]
+    CloneFailed { reason: String },
+
+    /// The clone exists but is not ready yet; ask again later.
+    #[error("clone {clone_id:?} is not ready yet: {status}")]
+    CloneNotReady { clone_id: String, status: String },
+
+    /// The subscription is not streaming: no apply worker or inactive slot.
+    #[error("replication is not streaming: {detail}")]
+    NotStreaming { detail: String },
+
+    /// The database refused for lack of privilege.
+    #[error("permission denied during {operation}: {message}")]
+    PermissionDenied { operation: String, message: String },
+
+    /// A connection problem, a timeout, a lock or serialization conflict:
+    /// retrying the same step is safe.
+    #[error("transient database error during {operation}: {message}")]
+    TransientDatabase { operation: String, message: String },
+
+    /// Any other database error (carries the SQLSTATE).
+    #[error("database error during {operation} (SQLSTATE {sqlstate}): {message}")]
+    Database {
+        operation: String,
+        sqlstate: String,
+        message: String,
+    },
+
+    /// Starting, stopping or copying a local PostgreSQL server failed.
+    #[error("local server: {reason}")]
+    LocalServer { reason: String },
+}
+
+impl Error {
+    /// Every stable name, in declaration order. A test keeps this in step
+    /// with [`Error::name`], and the ASL contract test checks `ErrorEquals`
+    /// against it.
+    pub const NAMES: &'static [&'static str] = &[
+        "Input.Invalid",
+        "Preflight.Failed",
+        "Source.SlotConflict",
+        "Source.SlotMissing",
+        "Source.NoFreeSlots",
+        "Source.PublicationConflict",
+        "Target.SubscriptionConflict",
+        "Target.SubscriptionMissing",
+        "Clone.LsnOutOfRange",
+        "Clone.Failed",
+        "Clone.NotReady",
+        "Verify.NotStreaming",
+        "Database.PermissionDenied",
+        "Transient.Database",
+        "Database.Failed",
+        "Local.ServerFailed",
+    ];
+
+    /// The stable name that becomes the Lambda `errorType`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Error::InvalidInput { .. } => "Input.Invalid",
+            Error::PreflightFailed { .. } => "Preflight.Failed",
+            Error::SlotConflict { .. } => "Source.SlotConflict",
+            Error::SlotMissing { .. } => "Source.SlotMissing",
+            Error::NoFreeSlots { .. } => "Source.NoFreeSlots",
+            Error::PublicationConflict { .. } => "Source.PublicationConflict",
+            Error::SubscriptionConflict { .. } => "Target.SubscriptionConflict",
+            Error::SubscriptionMissing { .. } => "Target.SubscriptionMissing",
+            Error::CloneLsnOutOfRange { .. } => "Clone.LsnOutOfRange",
+            Error::CloneFailed { .. } => "Clone.Failed",
+            Error::CloneNotReady { .. } => "Clone.NotReady",
+            Error::NotStreaming { .. } => "Verify.NotStreaming",
+            Error::PermissionDenied { .. } => "Database.PermissionDenied",
+            Error::TransientDatabase { .. } => "Transient.Database",
+            Error::Database { .. } => "Database.Failed",
+            Error::LocalServer { .. } => "Local.ServerFailed",
+        }
+    }
+
+    /// Whether running the same step again may succeed without any change.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::TransientDatabase { .. } | Error::CloneNotReady { .. }
+        )
+    }
+
+    pub(crate) fn invalid(problem: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            problems: vec![problem.into()],
+        }
+    }
+
+    pub(crate) fn local(reason: impl Into<String>) -> Self {
+        Error::LocalServer {
+            reason: reason.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_of_each() -> Vec<Error> {
+        let lsn = Lsn::from(0u64);
+        let s = || String::from("x");
+        vec![
+            Error::InvalidInput { problems: vec![] },
+            Error::PreflightFailed { failures: vec![] },
+            Error::SlotConflict {
+                slot: s(),
+                reason: s(),
+            },
+            Error::SlotMissing { slot: s() },
+            Error::NoFreeSlots { detail: s() },
+            Error::PublicationConflict {
+                publication: s(),
+                reason: s(),
+            },
+            Error::SubscriptionConflict {
+                subscription: s(),
+                reason: s(),
+            },
+            Error::SubscriptionMissing { subscription: s() },
+            Error::CloneLsnOutOfRange {
+                clone_lsn: lsn,
+                slot_consistent_lsn: lsn,
+                source_flush_lsn: lsn,
+            },
+            Error::CloneFailed { reason: s() },
+            Error::CloneNotReady {
+                clone_id: s(),
+                status: s(),
+            },
+            Error::NotStreaming { detail: s() },
+            Error::PermissionDenied {
+                operation: s(),
+                message: s(),
+            },
+            Error::TransientDatabase {
+                operation: s(),
+                message: s(),
+            },
+            Error::Database {
+                operation: s(),
+                sqlstate: s(),
+                message: s(),
+            },
+            Error::LocalServer { reason: s() },
+        ]
+    }
+
+    #[test]
+    fn every_variant_has_its_listed_name_in_order() {
+        let names: Vec<&str> = one_of_each().iter().map(Error::name).collect();
+        assert_eq!(names, Error::NAMES);
+    }
+
+    #[test]
+    fn names_are_unique_and_dotted() {
+        let mut seen = std::collections::HashSet::new();
+        for name in Error::NAMES {
+            assert!(seen.insert(name), "duplicate error name {name}");
+            let (area, kind) = name.split_once('.').expect("Area.Kind");
+            assert!(!area.is_empty() && !kind.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_transient_names_are_retryable() {
+        for error in one_of_each() {
+            assert_eq!(
+                error.is_transient(),
+                error.name().starts_with("Transient.") || error.name() == "Clone.NotReady",
+                "{}",
+                error.name()
+            );
+        }
+    }
+
+    #[test]
+    fn preflight_message_lists_every_failure() {
+        let error = Error::PreflightFailed {
+            failures: vec![
+                PreflightFailure {
+                    check: "wal_level".into(),
+                    detail: "wal_level is replica".into(),
+                    hint: "set wal_level = logical".into(),
+                },
+                PreflightFailure {
+                    check: "replica_identity".into(),
+                    detail: "public.t has no primary key".into(),
+                    hint: "add one".into(),
+                },
+            ],
+        };
+        let text = error.to_string();
+        assert!(text.contains("2 problem(s)"), "{text}");
+        assert!(text.contains("[wal_level]") && text.contains("[replica_identity]"));
+    }
+}

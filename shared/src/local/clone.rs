@@ -1,0 +1,300 @@
+//! The local control plane: a "clone" is a physical copy of a local source
+//! server, recovered to a known WAL position and promoted.
+//!
+//! The recipe, and why:
+//! 1. `pg_basebackup` of the running source (WAL streamed alongside).
+//! 2. Read `pg_current_wal_lsn()` on the source *after* the copy: `L`. It is
+//!    after the slot's consistent point (the slot existed before the copy
+//!    began) and every change the copy holds is before it.
+//! 3. Recover the copy as a standby streaming from the source with
+//!    `recovery_target_lsn = L`, `recovery_target_inclusive = false`,
+//!    `recovery_target_action = promote`: it replays exactly the WAL records
+//!    that start before `L`. Logical decoding from origin `L` sends exactly
+//!    the transactions whose commit record starts at or after `L` (see
+//!    `SnapBuildXactNeedsSkip` in PostgreSQL's snapbuild.c), so each
+//!    transaction lands once. With `inclusive = true` a commit record that
+//!    starts exactly at `L` would be replayed *and* sent.
+//! 4. `L` plays the part of `aurora_volume_logical_start_lsn()`; it is kept
+//!    in `clone.json` beside the clone's data directory.
+//!
+//! Idempotent: a finished clone (its `clone.json` written last) is reused
+//! and started if stopped; a half-made one is discarded and made anew.
+
+use crate::control_plane::{CloneInfo, ControlPlane};
+use crate::error::{Error, PreflightFailure, Result};
+use crate::local::server::{wait_until, write_private, LocalServer};
+use crate::pg::{self, server, Endpoint, Lsn, SessionSettings};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::process::Command;
+use tokio_postgres::Client;
+
+/// What is kept about a finished clone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalCloneRecord {
+    pub clone_id: String,
+    pub port: u16,
+    pub start_lsn: Lsn,
+}
+
+/// Replication slots and WAL senders the local clone needs on the source
+/// besides the pipeline's own: `pg_basebackup -X stream` uses two senders
+/// and a temporary slot.
+pub const LOCAL_CLONE_EXTRA_SENDERS: i64 = 2;
+
+pub struct LocalControlPlane {
+    source: LocalServer,
+    dbname: String,
+    clones_dir: PathBuf,
+    session: SessionSettings,
+    /// How long to wait for the clone to reach its target and promote.
+    pub promote_timeout: Duration,
+}
+
+impl LocalControlPlane {
+    /// `source` is the server to clone; clones go under `clones_dir`.
+    pub fn new(source: LocalServer, dbname: &str, clones_dir: &Path) -> Self {
+        LocalControlPlane {
+            source,
+            dbname: dbname.into(),
+            clones_dir: clones_dir.to_path_buf(),
+            session: SessionSettings::default(),
+            promote_timeout: Duration::from_secs(120),
+        }
+    }
+
+    fn clone_dir(&self, clone_id: &str) -> Result<PathBuf> {
+        if clone_id.is_empty()
+            || !clone_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::invalid(format!(
+                "clone id {clone_id:?} must be letters, digits, '-' and '_'"
+            )));
+        }
+        Ok(self.clones_dir.join(clone_id))
+    }
+
+    /// A handle to the clone's server (running or not).
+    pub fn clone_server(&self, clone_id: &str) -> Result<Option<LocalServer>> {
+        let dir = self.clone_dir(clone_id)?;
+        Ok(read_record(&dir)?.map(|record| self.server_at(dir, record.port)))
+    }
+
+    fn server_at(&self, dir: PathBuf, port: u16) -> LocalServer {
+        LocalServer::open(
+            dir,
+            port,
+            &self.source.superuser,
+            self.source.password.clone(),
+            self.source.binaries().clone(),
+            self.source.run_as(),
+        )
+    }
+
+    /// How to reach the clone as the superuser.
+    pub fn clone_endpoint(&self, clone: &CloneInfo) -> Endpoint {
+        Endpoint {
+            host: clone.host.clone(),
+            port: clone.port,
+            ..self.source.endpoint(&self.dbname)
+        }
+    }
+
+    async fn make_clone(&self, clone_id: &str, dir: &Path) -> Result<LocalCloneRecord> {
+        let run_as = self.source.run_as();
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::local(format!("create {}: {e}", dir.display())))?;
+        if let Some(run_as) = run_as {
+            run_as.own(dir)?;
+        }
+        let mut clone = self.server_at(dir.to_path_buf(), crate::local::server::free_port()?);
+
+        // 1. The copy. The password goes through the environment, never argv.
+        clone
+            .run(
+                "pg_basebackup",
+                Command::new(clone.binaries().program("pg_basebackup"))
+                    .args(["-h", "127.0.0.1", "-p", &self.source.port.to_string()])
+                    .args(["-U", &self.source.superuser, "-D"])
+                    .arg(clone.data_dir())
+                    .args(["-X", "stream", "-c", "fast", "-N"])
+                    .env("PGPASSWORD", self.source.password.expose())
+                    .env("PGAPPNAME", format!("clonesync_basebackup_{clone_id}")),
+            )
+            .await
+            .map_err(|e| Error::CloneFailed {
+                reason: e.to_string(),
+            })?;
+
+        // 2. The clone's start LSN, then a record after it, so recovery has
+        // a record at or past the target to stop before even when the
+        // source is idle (a non-transactional message; pgoutput ignores it
+        // unless asked for messages).
+        let source = pg::connect(&self.source.endpoint(&self.dbname), &self.session).await?;
+        let start_lsn = server::current_lsn(&source).await?;
+        source
+            .execute(
+                "SELECT pg_logical_emit_message(false, 'clonesync', 'clone target')",
+                &[],
+            )
+            .await
+            .map_err(|e| pg::sqlstate::classify("emit WAL after the clone target", e))?;
+        drop(source);
+
+        // 3. Recovery settings in a file of their own, removed after
+        // promotion (it holds the source password in primary_conninfo).
+        let recovery_file = clone.data_dir().join("clonesync_recovery.conf");
+        let primary = Endpoint {
+            dbname: "postgres".into(),
+            ..self.source.endpoint(&self.dbname)
+        };
+        let recovery = format!(
+            "primary_conninfo = '{}'\nrecovery_target_lsn = '{start_lsn}'\n\
+             recovery_target_inclusive = off\nrecovery_target_action = 'promote'\n\
+             recovery_target_timeline = 'current'\n",
+            format!("{} application_name=clonesync_clone_{}", primary.conninfo().expose(), clone_id.replace('-', "_"))
+                .replace('\'', "''")
+        );
+        write_private(&recovery_file, &recovery, run_as)?;
+        let socket_dir = dir.display().to_string();
+        clone.append_settings(&[
+            ("unix_socket_directories", &socket_dir),
+            ("include_if_exists", "clonesync_recovery.conf"),
+        ])?;
+        write_private(&clone.data_dir().join("standby.signal"), "", run_as)?;
+        clone
+            .append_settings(&[("port", &clone.port.to_string())])?;
+
+        // 4. Start, and wait for recovery to reach the target and promote.
+        clone.start().await.map_err(|e| Error::CloneFailed {
+            reason: e.to_string(),
+        })?;
+        let endpoint = clone.endpoint(&self.dbname);
+        let session = self.session.clone();
+        let promoted = wait_until(self.promote_timeout, || async {
+            match pg::connect(&endpoint, &session).await {
+                Ok(c) => c
+                    .query_one("SELECT pg_is_in_recovery()", &[])
+                    .await
+                    .map(|r| !r.get::<_, bool>(0))
+                    .unwrap_or(false),
+                Err(_) => false,
+            }
+        })
+        .await;
+        if !promoted {
+            return Err(Error::CloneFailed {
+                reason: format!(
+                    "clone did not reach {start_lsn} and promote within {:?}; log:\n{}",
+                    self.promote_timeout,
+                    clone.log_tail(15)
+                ),
+            });
+        }
+        let _ = std::fs::remove_file(&recovery_file);
+
+        let record = LocalCloneRecord {
+            clone_id: clone_id.to_string(),
+            port: clone.port,
+            start_lsn,
+        };
+        write_record(dir, &record)?;
+        tracing::info!(clone = clone_id, port = clone.port, %start_lsn, "local clone promoted");
+        Ok(record)
+    }
+}
+
+const RECORD_FILE: &str = "clone.json";
+
+fn read_record(dir: &Path) -> Result<Option<LocalCloneRecord>> {
+    match std::fs::read_to_string(dir.join(RECORD_FILE)) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::local(format!("{}: {e}", dir.join(RECORD_FILE).display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::local(format!("read clone record: {e}"))),
+    }
+}
+
+fn write_record(dir: &Path, record: &LocalCloneRecord) -> Result<()> {
+    // Written to a temporary name and renamed: the record's presence is what
+    // marks the clone as finished.
+    let tmp = dir.join("clone.json.tmp");
+    let text = serde_json::to_string_pretty(record)
+        .map_err(|e| Error::local(format!("encode clone record: {e}")))?;
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, dir.join(RECORD_FILE)))
+        .map_err(|e| Error::local(format!("write clone record: {e}")))
+}
+
+impl ControlPlane for LocalControlPlane {
+    async fn preflight(&self) -> Result<Vec<PreflightFailure>> {
+        let mut failures = Vec::new();
+        if !self.source.binaries().program("pg_basebackup").is_file() {
+            failures.push(PreflightFailure {
+                check: "local_clone_binaries".into(),
+                detail: "pg_basebackup is missing".into(),
+                hint: "install the PostgreSQL server package matching the source".into(),
+            });
+        }
+        Ok(failures)
+    }
+
+    async fn create_clone(&self, clone_id: &str) -> Result<CloneInfo> {
+        let dir = self.clone_dir(clone_id)?;
+        let record = match read_record(&dir)? {
+            Some(record) => {
+                let mut server = self.server_at(dir.clone(), record.port);
+                if !server.is_running() {
+                    server.start().await?;
+                }
+                if server.port != record.port {
+                    write_record(&dir, &LocalCloneRecord { port: server.port, ..record.clone() })?;
+                }
+                LocalCloneRecord { port: server.port, ..record }
+            }
+            None => {
+                if dir.exists() {
+                    tracing::warn!(clone = clone_id, "discarding a half-made clone");
+                    self.server_at(dir.clone(), 0).stop_now();
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| Error::local(format!("remove {}: {e}", dir.display())))?;
+                }
+                self.make_clone(clone_id, &dir).await?
+            }
+        };
+        Ok(CloneInfo {
+            clone_id: record.clone_id,
+            host: "127.0.0.1".into(),
+            port: record.port,
+        })
+    }
+
+    async fn clone_start_lsn(&self, clone: &CloneInfo, _clone_client: &Client) -> Result<Lsn> {
+        let dir = self.clone_dir(&clone.clone_id)?;
+        read_record(&dir)?
+            .map(|r| r.start_lsn)
+            .ok_or_else(|| Error::CloneNotReady {
+                clone_id: clone.clone_id.clone(),
+                status: "no finished local clone".into(),
+            })
+    }
+
+    async fn delete_clone(&self, clone_id: &str) -> Result<bool> {
+        let dir = self.clone_dir(clone_id)?;
+        if !dir.exists() {
+            return Ok(false);
+        }
+        let server = self.server_at(dir.clone(), 0);
+        server.stop().await.or_else(|_| {
+            server.stop_now();
+            Ok::<(), Error>(())
+        })?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::local(format!("remove {}: {e}", dir.display())))?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,404 @@
+//! Local PostgreSQL servers started from the machine's own binaries.
+//!
+//! A server lives in one directory: `data/` (the cluster), `server.log`, and
+//! its Unix socket. PostgreSQL refuses to run as root, so when clonesync
+//! runs as root the server programs run as the `postgres` OS user (or the
+//! one named by `CLONESYNC_PG_OS_USER`), and the directory is handed to it.
+//! Logins use SCRAM passwords over TCP on 127.0.0.1, as in the cloud.
+
+use crate::error::{Error, Result};
+use crate::pg::{Endpoint, Secret};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// Where the PostgreSQL server programs are.
+#[derive(Debug, Clone)]
+pub struct PgBinaries {
+    pub dir: PathBuf,
+}
+
+impl PgBinaries {
+    /// `PG_BIN` if set, else `pg_config --bindir`, else the newest
+    /// `/usr/lib/postgresql/<version>/bin` (Debian's layout).
+    pub fn locate() -> Result<Self> {
+        let dir = match std::env::var_os("PG_BIN") {
+            Some(dir) => PathBuf::from(dir),
+            None => std::process::Command::new("pg_config")
+                .arg("--bindir")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+                .filter(|dir| dir.join("initdb").is_file())
+                .or_else(newest_debian_bindir)
+                .ok_or_else(|| {
+                    Error::local(
+                        "no PostgreSQL server binaries found; install postgresql-15 (or later) or set PG_BIN",
+                    )
+                })?,
+        };
+        for program in ["initdb", "pg_ctl", "postgres", "pg_basebackup"] {
+            if !dir.join(program).is_file() {
+                return Err(Error::local(format!(
+                    "{program} not found in {}; install postgresql-15 (or later) or set PG_BIN",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(PgBinaries { dir })
+    }
+
+    pub fn program(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+fn newest_debian_bindir() -> Option<PathBuf> {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .max_by_key(|(version, _)| *version)
+        .map(|(_, bin)| bin)
+}
+
+/// The OS account server programs run as, when it is not the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// None when not root; else the `postgres` account (or
+    /// `CLONESYNC_PG_OS_USER`), read from /etc/passwd.
+    pub fn detect() -> Result<Option<RunAs>> {
+        let euid = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .map_err(|e| Error::local(format!("cannot read /proc/self: {e}")))?;
+        if euid != 0 {
+            return Ok(None);
+        }
+        let user = std::env::var("CLONESYNC_PG_OS_USER").unwrap_or_else(|_| "postgres".into());
+        let passwd = std::fs::read_to_string("/etc/passwd")
+            .map_err(|e| Error::local(format!("cannot read /etc/passwd: {e}")))?;
+        passwd
+            .lines()
+            .map(|line| line.split(':').collect::<Vec<_>>())
+            .find(|fields| fields.len() > 3 && fields[0] == user)
+            .and_then(|fields| {
+                Some(RunAs {
+                    uid: fields[2].parse().ok()?,
+                    gid: fields[3].parse().ok()?,
+                })
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                Error::local(format!(
+                    "running as root and OS user {user:?} does not exist; PostgreSQL refuses to run as root"
+                ))
+            })
+    }
+
+    /// Give a path (not recursively) to this account.
+    pub fn own(&self, path: &Path) -> Result<()> {
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
+            .map_err(|e| Error::local(format!("chown {}: {e}", path.display())))
+    }
+}
+
+/// A free TCP port on 127.0.0.1 at the moment of asking.
+pub fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::local(format!("no free port: {e}")))
+}
+
+/// Quote a value for postgresql.conf.
+fn conf_value(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// One local server.
+#[derive(Debug, Clone)]
+pub struct LocalServer {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub superuser: String,
+    pub password: Secret,
+    bins: PgBinaries,
+    run_as: Option<RunAs>,
+}
+
+impl LocalServer {
+    /// A handle to a server directory that already exists.
+    pub fn open(
+        dir: PathBuf,
+        port: u16,
+        superuser: &str,
+        password: Secret,
+        bins: PgBinaries,
+        run_as: Option<RunAs>,
+    ) -> Self {
+        LocalServer {
+            dir,
+            port,
+            superuser: superuser.to_string(),
+            password,
+            bins,
+            run_as,
+        }
+    }
+
+    /// `initdb` a new cluster in `dir/data` with the given settings
+    /// (appended to postgresql.conf). Not started.
+    pub async fn init(
+        dir: &Path,
+        superuser: &str,
+        password: Secret,
+        settings: &[(&str, &str)],
+    ) -> Result<Self> {
+        let bins = PgBinaries::locate()?;
+        let run_as = RunAs::detect()?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::local(format!("create {}: {e}", dir.display())))?;
+        if let Some(run_as) = run_as {
+            run_as.own(dir)?;
+        }
+        let server = LocalServer::open(
+            dir.to_path_buf(),
+            free_port()?,
+            superuser,
+            password,
+            bins,
+            run_as,
+        );
+        // The password reaches initdb through a file readable only by the
+        // server's account, never through the command line.
+        let pwfile = dir.join("initdb.pw");
+        write_private(&pwfile, server.password.expose(), run_as)?;
+        let result = server
+            .run(
+                "initdb",
+                Command::new(server.bins.program("initdb"))
+                    .arg("-D")
+                    .arg(server.data_dir())
+                    .args(["-U", superuser, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "-N"])
+                    .arg(format!("--pwfile={}", pwfile.display())),
+            )
+            .await;
+        let _ = std::fs::remove_file(&pwfile);
+        result?;
+        let socket_dir = server.dir.display().to_string();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("listen_addresses", "127.0.0.1"),
+            ("unix_socket_directories", &socket_dir),
+        ];
+        all.extend_from_slice(settings);
+        server.append_settings(&all)?;
+        server.set_port(server.port)?;
+        Ok(server)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    /// How to log in to `dbname` as the superuser.
+    pub fn endpoint(&self, dbname: &str) -> Endpoint {
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            dbname: dbname.into(),
+            user: self.superuser.clone(),
+            password: Some(self.password.clone()),
+        }
+    }
+
+    pub fn run_as(&self) -> Option<RunAs> {
+        self.run_as
+    }
+
+    pub fn binaries(&self) -> &PgBinaries {
+        &self.bins
+    }
+
+    /// Append `name = 'value'` lines to postgresql.conf (the last line for
+    /// a name wins).
+    pub fn append_settings(&self, settings: &[(&str, &str)]) -> Result<()> {
+        let mut text = String::from("\n# set by clonesync\n");
+        for (name, value) in settings {
+            text.push_str(&format!("{name} = {}\n", conf_value(value)));
+        }
+        let path = self.data_dir().join("postgresql.conf");
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| Error::local(format!("write {}: {e}", path.display())))
+    }
+
+    fn set_port(&self, port: u16) -> Result<()> {
+        self.append_settings(&[("port", &port.to_string())])
+    }
+
+    /// Start and wait until it accepts connections. If the port was taken
+    /// meanwhile (another test grabbed it), move to a new one and retry.
+    pub async fn start(&mut self) -> Result<()> {
+        let mut last_error = None;
+        for _attempt in 0..4 {
+            let result = self
+                .run(
+                    "pg_ctl start",
+                    Command::new(self.bins.program("pg_ctl"))
+                        .arg("-D")
+                        .arg(self.data_dir())
+                        .arg("-l")
+                        .arg(self.log_file())
+                        .args(["-w", "-t", "120", "start"]),
+                )
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    let log = self.log_tail(20);
+                    if log.contains("could not bind") || log.contains("Address already in use") {
+                        self.port = free_port()?;
+                        self.set_port(self.port)?;
+                        last_error = Some(e);
+                        continue;
+                    }
+                    return Err(Error::local(format!("{e}; server log:\n{log}")));
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::local("could not start server")))
+    }
+
+    /// Fast shutdown (waits for clients to be disconnected). No error when
+    /// the server is not running.
+    pub async fn stop(&self) -> Result<()> {
+        if !self.data_dir().join("postmaster.pid").exists() {
+            return Ok(());
+        }
+        self.run(
+            "pg_ctl stop",
+            Command::new(self.bins.program("pg_ctl"))
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "fast", "-w", "-t", "60", "stop"]),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Immediate shutdown without an async runtime, for `Drop`.
+    pub fn stop_now(&self) {
+        if !self.data_dir().join("postmaster.pid").exists() {
+            return;
+        }
+        let mut command = std::process::Command::new(self.bins.program("pg_ctl"));
+        command
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "immediate", "-w", "-t", "30", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(run_as) = self.run_as {
+            use std::os::unix::process::CommandExt;
+            command.uid(run_as.uid).gid(run_as.gid);
+        }
+        let _ = command.status();
+    }
+
+    pub fn is_running(&self) -> bool {
+        let mut command = std::process::Command::new(self.bins.program("pg_ctl"));
+        command
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("status")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(run_as) = self.run_as {
+            use std::os::unix::process::CommandExt;
+            command.uid(run_as.uid).gid(run_as.gid);
+        }
+        command.status().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// The last `lines` lines of the server log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// The whole server log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    /// Run a server program as the server's account, from the server's
+    /// directory; its stderr becomes the error on failure.
+    pub(crate) async fn run(&self, what: &str, command: &mut Command) -> Result<Output> {
+        if let Some(run_as) = self.run_as {
+            command.uid(run_as.uid).gid(run_as.gid);
+        }
+        command.current_dir(&self.dir).kill_on_drop(true);
+        let output = command
+            .output()
+            .await
+            .map_err(|e| Error::local(format!("{what}: cannot start: {e}")))?;
+        if output.status.success() {
+            Ok(output)
+        } else {
+            Err(Error::local(format!(
+                "{what} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )))
+        }
+    }
+}
+
+/// Write a file only its owner (the server's account) can read.
+pub(crate) fn write_private(path: &Path, text: &str, run_as: Option<RunAs>) -> Result<()> {
+    std::fs::write(path, text)
+        .and_then(|_| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)))
+        .map_err(|e| Error::local(format!("write {}: {e}", path.display())))?;
+    if let Some(run_as) = run_as {
+        run_as.own(path)?;
+    }
+    Ok(())
+}
+
+/// Poll `check` until it returns true or `timeout` passes.
+pub(crate) async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

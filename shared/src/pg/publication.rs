@@ -1,0 +1,152 @@
+//! Publications.
+
+use crate::error::Result;
+use crate::pg::sqlstate::{classify, code_of, DUPLICATE_OBJECT};
+use crate::pg::{quote, PgName, TableName};
+use crate::scope::Scope;
+use std::collections::BTreeSet;
+use tokio_postgres::Client;
+
+/// What a publication publishes, read from the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicationInfo {
+    pub all_tables: bool,
+    /// insert, update, delete and truncate all published.
+    pub publishes_all_actions: bool,
+    /// Tables named explicitly (`FOR TABLE`).
+    pub tables: BTreeSet<TableName>,
+    /// Schemas named (`FOR TABLES IN SCHEMA`).
+    pub schemas: BTreeSet<PgName>,
+    /// Some explicit table carries a row filter or a column list.
+    pub filtered: bool,
+    pub comment: Option<String>,
+}
+
+impl PublicationInfo {
+    /// Why this publication does not publish exactly `scope`, if it doesn't.
+    pub fn mismatch(&self, scope: &Scope) -> Option<String> {
+        if !self.publishes_all_actions {
+            return Some("it does not publish all of insert, update, delete, truncate".into());
+        }
+        if self.filtered {
+            return Some("it has a row filter or column list".into());
+        }
+        let describe = |p: &PublicationInfo| {
+            if p.all_tables {
+                "all tables".to_string()
+            } else {
+                format!("{} table(s) and {} schema(s)", p.tables.len(), p.schemas.len())
+            }
+        };
+        let matches = match scope {
+            Scope::AllTables => self.all_tables,
+            Scope::Schemas { schemas } => {
+                !self.all_tables
+                    && self.tables.is_empty()
+                    && self.schemas == schemas.iter().cloned().collect()
+            }
+            Scope::Tables { tables } => {
+                !self.all_tables
+                    && self.schemas.is_empty()
+                    && self.tables == tables.iter().cloned().collect()
+            }
+        };
+        (!matches).then(|| format!("it publishes {} instead of the requested set", describe(self)))
+    }
+}
+
+pub async fn publication_info(client: &Client, name: &PgName) -> Result<Option<PublicationInfo>> {
+    let op = "read publication";
+    let Some(row) = client
+        .query_opt(
+            "SELECT oid, puballtables, pubinsert AND pubupdate AND pubdelete AND pubtruncate, \
+                    obj_description(oid, 'pg_publication') \
+             FROM pg_publication WHERE pubname = $1",
+            &[&name.as_str()],
+        )
+        .await
+        .map_err(|e| classify(op, e))?
+    else {
+        return Ok(None);
+    };
+    let oid: u32 = row.get(0);
+    let tables = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, (pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL) \
+             FROM pg_publication_rel pr JOIN pg_class c ON c.oid = pr.prrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE pr.prpubid = $1",
+            &[&oid],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    let schemas = client
+        .query(
+            "SELECT n.nspname::text FROM pg_publication_namespace pn \
+             JOIN pg_namespace n ON n.oid = pn.pnnspid WHERE pn.pnpubid = $1",
+            &[&oid],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    let mut info = PublicationInfo {
+        all_tables: row.get(1),
+        publishes_all_actions: row.get(2),
+        tables: BTreeSet::new(),
+        schemas: BTreeSet::new(),
+        filtered: tables.iter().any(|r| r.get::<_, bool>(2)),
+        comment: row.get(3),
+    };
+    for r in &tables {
+        // Names read from the catalog always fit; a failure here would be a
+        // catalog we do not understand, reported as a mismatch by omission.
+        if let Ok(t) = TableName::new(r.get(0), r.get(1)) {
+            info.tables.insert(t);
+        }
+    }
+    for r in &schemas {
+        if let Ok(s) = PgName::new(r.get::<_, String>(0)) {
+            info.schemas.insert(s);
+        }
+    }
+    Ok(Some(info))
+}
+
+/// Create the publication and mark it with `comment` in one transaction, so
+/// a publication without the mark was never ours. Returns false when one of
+/// that name already existed (created concurrently).
+pub async fn create_publication(
+    client: &mut Client,
+    name: &PgName,
+    scope: &Scope,
+    comment: &str,
+) -> Result<bool> {
+    let op = "create publication";
+    let tx = client.transaction().await.map_err(|e| classify(op, e))?;
+    let ddl = format!(
+        "CREATE PUBLICATION {} {}; COMMENT ON PUBLICATION {} IS {}",
+        name.quoted(),
+        scope.publication_clause(),
+        name.quoted(),
+        quote::literal(comment)
+    );
+    match tx.batch_execute(&ddl).await {
+        Ok(()) => {}
+        Err(e) if code_of(&e) == Some(DUPLICATE_OBJECT) => return Ok(false),
+        Err(e) => return Err(classify(op, e)),
+    }
+    tx.commit().await.map_err(|e| classify(op, e))?;
+    Ok(true)
+}
+
+/// Returns whether a publication was dropped.
+pub async fn drop_publication_if_exists(client: &Client, name: &PgName) -> Result<bool> {
+    let existed = client
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name.as_str()])
+        .await
+        .map_err(|e| classify("read publication", e))?
+        .is_some();
+    client
+        .batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", name.quoted()))
+        .await
+        .map_err(|e| classify("drop publication", e))?;
+    Ok(existed)
+}

@@ -1,0 +1,169 @@
+//! Facts about a server that preflight and the steps need.
+
+use crate::error::Result;
+use crate::pg::sqlstate::classify;
+use crate::pg::Lsn;
+use postgres_types::PgLsn;
+use std::collections::HashMap;
+use tokio_postgres::Client;
+
+/// Settings and usage counts, read in one round trip each.
+#[derive(Debug, Clone, Default)]
+pub struct ServerFacts {
+    pub version_num: i32,
+    pub wal_level: String,
+    /// `rds.logical_replication`, where the server has it (Aurora, RDS).
+    pub rds_logical_replication: Option<String>,
+    pub max_replication_slots: i64,
+    pub max_wal_senders: i64,
+    pub max_worker_processes: i64,
+    pub max_logical_replication_workers: i64,
+    pub slots_used: i64,
+    pub wal_senders_used: i64,
+    pub subscriptions: i64,
+    pub origins: i64,
+    pub in_recovery: bool,
+}
+
+pub async fn facts(client: &Client) -> Result<ServerFacts> {
+    let op = "read server settings";
+    let rows = client
+        .query(
+            "SELECT name, setting FROM pg_settings WHERE name = ANY($1)",
+            &[&vec![
+                "server_version_num",
+                "wal_level",
+                "rds.logical_replication",
+                "max_replication_slots",
+                "max_wal_senders",
+                "max_worker_processes",
+                "max_logical_replication_workers",
+            ]],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    let settings: HashMap<String, String> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let number = |name: &str| -> i64 {
+        settings
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let usage = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_replication_slots), \
+                    (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'), \
+                    (SELECT count(*) FROM pg_subscription), \
+                    (SELECT count(*) FROM pg_replication_origin), \
+                    pg_is_in_recovery()",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    Ok(ServerFacts {
+        version_num: number("server_version_num") as i32,
+        wal_level: settings.get("wal_level").cloned().unwrap_or_default(),
+        rds_logical_replication: settings.get("rds.logical_replication").cloned(),
+        max_replication_slots: number("max_replication_slots"),
+        max_wal_senders: number("max_wal_senders"),
+        max_worker_processes: number("max_worker_processes"),
+        max_logical_replication_workers: number("max_logical_replication_workers"),
+        slots_used: usage.get(0),
+        wal_senders_used: usage.get(1),
+        subscriptions: usage.get(2),
+        origins: usage.get(3),
+        in_recovery: usage.get(4),
+    })
+}
+
+/// The WAL position flushed to disk on a primary.
+pub async fn flush_lsn(client: &Client) -> Result<Lsn> {
+    let row = client
+        .query_one("SELECT pg_current_wal_flush_lsn()", &[])
+        .await
+        .map_err(|e| classify("read flush LSN", e))?;
+    Ok(Lsn::from(row.get::<_, PgLsn>(0)))
+}
+
+/// The WAL position written so far on a primary (`pg_current_wal_lsn()`).
+pub async fn current_lsn(client: &Client) -> Result<Lsn> {
+    let row = client
+        .query_one("SELECT pg_current_wal_lsn()", &[])
+        .await
+        .map_err(|e| classify("read current LSN", e))?;
+    Ok(Lsn::from(row.get::<_, PgLsn>(0)))
+}
+
+/// A table in scope that logical replication cannot update or delete in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableIdentity {
+    pub schema: String,
+    pub name: String,
+    /// `d` default (primary key), `n` nothing, `f` full, `i` index.
+    pub replica_identity: char,
+    pub has_primary_key: bool,
+}
+
+impl TableIdentity {
+    /// Whether UPDATE and DELETE can be replicated.
+    pub fn is_replicable(&self) -> bool {
+        match self.replica_identity {
+            'd' => self.has_primary_key,
+            'f' | 'i' => true,
+            _ => false,
+        }
+    }
+}
+
+/// The filter `is_publishable_class()` applies in PostgreSQL, for tables
+/// that hold rows: permanent ordinary tables (leaf partitions included)
+/// outside the system schemas.
+const PUBLISHABLE: &str = "c.relkind = 'r' AND c.relpersistence = 'p' \
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+     AND c.oid >= 16384";
+
+/// Replica identity of tables: all publishable ones (`schemas` and `tables`
+/// both None), those in the given schemas, or the named ones (names not
+/// found are simply absent from the result).
+pub async fn table_identities(
+    client: &Client,
+    schemas: Option<&[String]>,
+    tables: Option<&[(String, String)]>,
+) -> Result<Vec<TableIdentity>> {
+    let (schema_filter, names, table_schemas): (Option<Vec<String>>, Vec<String>, Vec<String>) =
+        match tables {
+            Some(list) => (
+                None,
+                list.iter().map(|(_, t)| t.clone()).collect(),
+                list.iter().map(|(s, _)| s.clone()).collect(),
+            ),
+            None => (schemas.map(<[String]>::to_vec), vec![], vec![]),
+        };
+    let sql = format!(
+        "SELECT n.nspname::text, c.relname::text, c.relreplident::text, \
+                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE {PUBLISHABLE} \
+           AND ($1::text[] IS NULL OR n.nspname = ANY($1)) \
+           AND ($2 = false OR (n.nspname, c.relname) IN (SELECT * FROM unnest($3::text[], $4::text[]))) \
+         ORDER BY 1, 2"
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[&schema_filter, &tables.is_some(), &table_schemas, &names],
+        )
+        .await
+        .map_err(|e| classify("read replica identities", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| TableIdentity {
+            schema: r.get(0),
+            name: r.get(1),
+            replica_identity: r.get::<_, String>(2).chars().next().unwrap_or('d'),
+            has_primary_key: r.get(3),
+        })
+        .collect())
+}

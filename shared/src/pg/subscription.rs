@@ -1,0 +1,186 @@
+//! Subscriptions and their replication origins, on the target.
+
+use crate::error::{Error, Result};
+use crate::pg::sqlstate::classify;
+use crate::pg::{quote, Lsn, PgName, Secret, SlotName};
+use postgres_types::PgLsn;
+use tokio_postgres::Client;
+
+/// A subscription in the current database, the columns we use. The
+/// connection string is deliberately not read: it holds a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionInfo {
+    pub oid: u32,
+    pub name: String,
+    pub enabled: bool,
+    pub slot_name: Option<String>,
+    pub publications: Vec<String>,
+}
+
+impl SubscriptionInfo {
+    /// The replication origin PostgreSQL made for this subscription.
+    pub fn origin_name(&self) -> String {
+        format!("pg_{}", self.oid)
+    }
+}
+
+const SUB_COLUMNS: &str = "s.oid, s.subname::text, s.subenabled, s.subslotname::text, s.subpublications";
+
+fn from_row(row: &tokio_postgres::Row) -> SubscriptionInfo {
+    SubscriptionInfo {
+        oid: row.get(0),
+        name: row.get(1),
+        enabled: row.get(2),
+        slot_name: row.get(3),
+        publications: row.get(4),
+    }
+}
+
+/// Subscriptions of the current database (a subscription can only be
+/// altered or dropped from the database it belongs to).
+pub async fn subscriptions(client: &Client) -> Result<Vec<SubscriptionInfo>> {
+    let sql = format!(
+        "SELECT {SUB_COLUMNS} FROM pg_subscription s \
+         JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = current_database() ORDER BY s.subname"
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|e| classify("list subscriptions", e))?;
+    Ok(rows.iter().map(from_row).collect())
+}
+
+pub async fn subscription_info(client: &Client, name: &str) -> Result<Option<SubscriptionInfo>> {
+    Ok(subscriptions(client).await?.into_iter().find(|s| s.name == name))
+}
+
+/// Remove a subscription without touching the slot it points at: disable it
+/// (stops its apply worker), detach the slot (`slot_name = NONE`, so DROP
+/// does not connect anywhere), drop it. For an inherited subscription the
+/// slot belongs to someone else; for ours, cleanup drops it on the source.
+pub async fn drop_subscription_keep_slot(client: &Client, name: &str) -> Result<bool> {
+    let Some(sub) = subscription_info(client, name).await? else {
+        return Ok(false);
+    };
+    let quoted = quote::ident(&sub.name);
+    let mut ddl = String::new();
+    if sub.enabled {
+        ddl.push_str(&format!("ALTER SUBSCRIPTION {quoted} DISABLE; "));
+    }
+    if sub.slot_name.is_some() {
+        ddl.push_str(&format!("ALTER SUBSCRIPTION {quoted} SET (slot_name = NONE); "));
+    }
+    ddl.push_str(&format!("DROP SUBSCRIPTION IF EXISTS {quoted}"));
+    client
+        .batch_execute(&ddl)
+        .await
+        .map_err(|e| classify("drop subscription", e))?;
+    Ok(true)
+}
+
+/// `CREATE SUBSCRIPTION` attached to an existing slot, copying nothing and
+/// starting disabled so the origin can be advanced before any change is
+/// applied.
+///
+/// The statement text contains the source password. Where the role may,
+/// `log_min_error_statement` is raised for the statement so that a failure
+/// does not write it into the target's server log.
+pub async fn create_subscription_disabled(
+    client: &Client,
+    name: &PgName,
+    source_conninfo: &Secret,
+    publication: &PgName,
+    slot: &SlotName,
+) -> Result<()> {
+    let quiet = client
+        .batch_execute("SET log_min_error_statement = panic")
+        .await
+        .is_ok();
+    if !quiet {
+        tracing::warn!("cannot raise log_min_error_statement; a failing CREATE SUBSCRIPTION may be logged by the server");
+    }
+    let ddl = format!(
+        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} \
+         WITH (copy_data = false, create_slot = false, enabled = false, slot_name = {})",
+        name.quoted(),
+        quote::literal(source_conninfo.expose()),
+        publication.quoted(),
+        quote::literal(slot.as_str())
+    );
+    let result = client.batch_execute(&ddl).await;
+    if quiet {
+        let _ = client.batch_execute("RESET log_min_error_statement").await;
+    }
+    result.map_err(|e| classify("create subscription", e))
+}
+
+/// The origin's remote LSN: how far the subscription has applied.
+pub async fn origin_progress(client: &Client, origin: &str) -> Result<Option<Lsn>> {
+    let row = client
+        .query_one(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1) \
+                    THEN pg_replication_origin_progress($1, false) END",
+            &[&origin],
+        )
+        .await
+        .map_err(|e| classify("read replication origin", e))?;
+    Ok(row.get::<_, Option<PgLsn>>(0).map(Lsn::from))
+}
+
+pub async fn advance_origin(client: &Client, origin: &str, lsn: Lsn) -> Result<()> {
+    client
+        .execute(
+            "SELECT pg_replication_origin_advance($1, $2)",
+            &[&origin, &PgLsn::from(lsn)],
+        )
+        .await
+        .map_err(|e| classify("advance replication origin", e))?;
+    Ok(())
+}
+
+pub async fn enable(client: &Client, name: &str) -> Result<()> {
+    client
+        .batch_execute(&format!("ALTER SUBSCRIPTION {} ENABLE", quote::ident(name)))
+        .await
+        .map_err(|e| classify("enable subscription", e))
+}
+
+/// The running apply worker of a subscription, from `pg_stat_subscription`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyWorker {
+    pub pid: i32,
+    pub received_lsn: Option<Lsn>,
+    pub latest_end_lsn: Option<Lsn>,
+}
+
+pub async fn apply_worker(client: &Client, name: &str) -> Result<Option<ApplyWorker>> {
+    // relid IS NULL picks the apply worker, not table-sync workers.
+    let row = client
+        .query_opt(
+            "SELECT pid, received_lsn, latest_end_lsn FROM pg_stat_subscription \
+             WHERE subname = $1 AND relid IS NULL AND pid IS NOT NULL",
+            &[&name],
+        )
+        .await
+        .map_err(|e| classify("read pg_stat_subscription", e))?;
+    Ok(row.map(|r| ApplyWorker {
+        pid: r.get(0),
+        received_lsn: r.get::<_, Option<PgLsn>>(1).map(Lsn::from),
+        latest_end_lsn: r.get::<_, Option<PgLsn>>(2).map(Lsn::from),
+    }))
+}
+
+/// Apply errors counted by `pg_stat_subscription_stats` (PostgreSQL 15+).
+pub async fn apply_error_count(client: &Client, name: &str) -> Result<i64> {
+    let row = client
+        .query_opt(
+            "SELECT apply_error_count FROM pg_stat_subscription_stats WHERE subname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(|e| classify("read pg_stat_subscription_stats", e))?;
+    row.map(|r| r.get(0))
+        .ok_or_else(|| Error::SubscriptionMissing {
+            subscription: name.to_string(),
+        })
+}

@@ -1,0 +1,74 @@
+//! Undo what a run created, exactly that and nothing more.
+//!
+//! Order: the subscription on the clone first (detached from its slot, so
+//! the drop does not need the source), then the source slot — the one
+//! object that hurts production if left behind, since it retains WAL until
+//! the disk fills — then the publication, then the clone.
+//!
+//! Every part is attempted even when an earlier one fails, and an
+//! unreachable target never stops the source slot from being dropped (its
+//! WAL sender is terminated first if the subscriber is still attached).
+//! Idempotent: dropping what is already gone is success.
+
+use crate::control_plane::ControlPlane;
+use crate::error::Result;
+use crate::pg::{publication, slot, subscription};
+use crate::pipeline::{Created, PipelineSpec};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupReport {
+    pub subscription_dropped: bool,
+    pub slot_dropped: bool,
+    pub publication_dropped: bool,
+    pub clone_deleted: bool,
+}
+
+pub async fn run<P: ControlPlane>(
+    source: &Client,
+    target: Option<&Client>,
+    plane: &P,
+    spec: &PipelineSpec,
+    created: &Created,
+) -> Result<CleanupReport> {
+    let mut report = CleanupReport::default();
+    let mut first_error = None;
+    let mut keep = |result: Result<bool>, flag: &mut bool| match result {
+        Ok(done) => *flag = done,
+        Err(e) => {
+            tracing::error!(pipeline = %spec.id, error = %e, kind = e.name(), "cleanup action failed");
+            first_error.get_or_insert(e);
+        }
+    };
+    if created.subscription {
+        if let Some(target) = target {
+            keep(
+                subscription::drop_subscription_keep_slot(target, spec.subscription.as_str()).await,
+                &mut report.subscription_dropped,
+            );
+        }
+    }
+    if created.slot {
+        keep(
+            slot::drop_slot_if_exists(source, spec.slot.as_str()).await,
+            &mut report.slot_dropped,
+        );
+    }
+    if created.publication {
+        keep(
+            publication::drop_publication_if_exists(source, &spec.publication).await,
+            &mut report.publication_dropped,
+        );
+    }
+    if let Some(clone_id) = &created.clone {
+        keep(plane.delete_clone(clone_id).await, &mut report.clone_deleted);
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!(pipeline = %spec.id, ?report, "cleanup done");
+            Ok(report)
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Make the clone, through the control plane.
+//!
+//! Must run after [`super::prepare_source`]: the clone's start LSN has to be
+//! at or after the slot's consistent point, or changes between the two
+//! would be lost.
+//!
+//! Idempotent: the control plane finds a clone of the same id and returns
+//! it instead of making a second one. The clone id is derived from the
+//! pipeline id, so a retried step asks for the same clone.
+
+use crate::control_plane::{CloneInfo, ControlPlane};
+use crate::error::Result;
+use crate::pipeline::PipelineSpec;
+
+/// The clone id a pipeline uses.
+pub fn clone_id(spec: &PipelineSpec) -> String {
+    format!("clonesync-{}", spec.id.as_str().replace('_', "-"))
+}
+
+pub async fn run<P: ControlPlane>(plane: &P, spec: &PipelineSpec) -> Result<CloneInfo> {
+    let id = clone_id(spec);
+    let info = plane.create_clone(&id).await?;
+    tracing::info!(pipeline = %spec.id, clone = %info.clone_id, port = info.port, "clone ready");
+    Ok(info)
+}

@@ -1,0 +1,71 @@
+//! Create the subscription on the clone: disabled, copying nothing,
+//! attached to the slot prepared on the source.
+//!
+//! `copy_data = false` because the clone already has the data;
+//! `create_slot = false` because the slot exists and its position matters;
+//! `enabled = false` so the origin can be advanced to the clone LSN before
+//! the first change is applied.
+//!
+//! Idempotent: a subscription of that name attached to the pipeline's slot
+//! and publication is returned as is; one with other settings is a
+//! `Target.SubscriptionConflict`.
+
+use crate::error::{Error, Result};
+use crate::pg::{subscription, Secret};
+use crate::pipeline::PipelineSpec;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionCreated {
+    pub subscription_oid: u32,
+    pub origin: String,
+    /// False when it already existed (a retried step).
+    pub created_now: bool,
+}
+
+pub async fn run(
+    clone: &Client,
+    spec: &PipelineSpec,
+    source_conninfo: &Secret,
+) -> Result<SubscriptionCreated> {
+    let mut created_now = false;
+    let existing = subscription::subscription_info(clone, spec.subscription.as_str()).await?;
+    let info = match existing {
+        Some(info) => info,
+        None => {
+            subscription::create_subscription_disabled(
+                clone,
+                &spec.subscription,
+                source_conninfo,
+                &spec.publication,
+                &spec.slot,
+            )
+            .await?;
+            created_now = true;
+            subscription::subscription_info(clone, spec.subscription.as_str())
+                .await?
+                .ok_or_else(|| Error::SubscriptionMissing {
+                    subscription: spec.subscription.to_string(),
+                })?
+        }
+    };
+    if info.slot_name.as_deref() != Some(spec.slot.as_str())
+        || info.publications != [spec.publication.as_str()]
+    {
+        return Err(Error::SubscriptionConflict {
+            subscription: spec.subscription.to_string(),
+            reason: format!(
+                "it uses slot {:?} and publications {:?}",
+                info.slot_name.unwrap_or_default(),
+                info.publications
+            ),
+        });
+    }
+    tracing::info!(pipeline = %spec.id, subscription = %spec.subscription, oid = info.oid, created_now, "subscription in place (disabled until advanced)");
+    Ok(SubscriptionCreated {
+        subscription_oid: info.oid,
+        origin: info.origin_name(),
+        created_now,
+    })
+}

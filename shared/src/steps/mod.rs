@@ -1,0 +1,38 @@
+//! The procedure, one module per step, in the order they run:
+//!
+//! 1. [`preflight`] — check both sides, collect every failure, fail once.
+//! 2. [`prepare_source`] — publication, then the logical slot.
+//! 3. [`clone`] — the copy-on-write clone, taken after the slot exists.
+//! 4. [`clone_lsn`] — the clone's start LSN, range-checked.
+//! 5. [`clean_inherited`] — drop the slots, subscriptions and publication
+//!    the clone copied from the source.
+//! 6. [`create_subscription`] — disabled, attached to the source slot.
+//! 7. [`advance_and_enable`] — origin to the clone LSN, then enable.
+//! 8. [`verify`] — apply worker running, slot active, lag.
+//!
+//! [`cleanup`] undoes what a failed run created.
+//!
+//! Every step is idempotent: running it again after it succeeded returns
+//! the same result and changes nothing.
+
+pub mod advance_and_enable;
+pub mod clean_inherited;
+pub mod cleanup;
+pub mod clone;
+pub mod clone_lsn;
+pub mod create_subscription;
+pub mod preflight;
+pub mod prepare_source;
+pub mod verify;
+
+use crate::error::Result;
+use crate::pg::sqlstate::classify;
+use tokio_postgres::Client;
+
+pub(crate) async fn current_database(client: &Client) -> Result<String> {
+    let row = client
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .map_err(|e| classify("read current database", e))?;
+    Ok(row.get(0))
+}

@@ -1,0 +1,281 @@
+//! Preflight: can this pipeline run against these servers?
+//!
+//! Reads only; running it any number of times changes nothing. Every check
+//! runs even after one fails, and all failures come back together in one
+//! `Preflight.Failed`, each with a hint, so a user fixes everything in one
+//! round instead of one problem per attempt.
+//!
+//! Subscriber-side limits are checked on the target when one is given. A
+//! clone starts with its source's settings, so before the clone exists they
+//! are checked on the source.
+
+use crate::control_plane::ControlPlane;
+use crate::error::{Error, PreflightFailure, Result};
+use crate::pg::server::{self, ServerFacts};
+use crate::pg::{publication, slot};
+use crate::pipeline::PipelineSpec;
+use crate::scope::Scope;
+use crate::steps::prepare_source::slot_conflict;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use tokio_postgres::Client;
+
+/// What preflight found when nothing failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreflightReport {
+    pub source_version_num: i32,
+    pub tables_in_scope: usize,
+    pub warnings: Vec<String>,
+}
+
+/// The catalog this adapter reads (`pg_publication_namespace`, row filters)
+/// appeared in PostgreSQL 15.
+pub const MIN_VERSION_NUM: i32 = 150000;
+
+/// `extra_senders`: replication slots and WAL senders the control plane
+/// needs beyond the pipeline's own (the local clone's base backup uses two).
+pub async fn run<P: ControlPlane>(
+    source: &Client,
+    target: Option<&Client>,
+    plane: &P,
+    spec: &PipelineSpec,
+    extra_senders: i64,
+) -> Result<PreflightReport> {
+    spec.validate()?;
+    let mut failures = Vec::new();
+    let mut warnings = Vec::new();
+    let mut fail = |check: &str, detail: String, hint: &str| {
+        failures.push(PreflightFailure {
+            check: check.into(),
+            detail,
+            hint: hint.into(),
+        })
+    };
+
+    let facts = server::facts(source).await?;
+    let database = crate::steps::current_database(source).await?;
+
+    if facts.version_num < MIN_VERSION_NUM {
+        fail(
+            "server_version",
+            format!("source runs server_version_num {}", facts.version_num),
+            "PostgreSQL 15 or later is required (Aurora PostgreSQL 15.x+)",
+        );
+    }
+    if facts.in_recovery {
+        fail(
+            "source_is_primary",
+            "the source is a standby".into(),
+            "point clonesync at the writer (primary) endpoint",
+        );
+    }
+    logical_decoding(&facts, &mut fail);
+
+    // Our own slot may already exist from an earlier attempt; then it needs
+    // no new place.
+    let existing_slot = slot::slot_info(source, spec.slot.as_str()).await?;
+    if let Some(info) = &existing_slot {
+        if let Some(reason) = slot_conflict(source, info, &database, spec).await? {
+            fail(
+                "slot_name",
+                format!("replication slot {:?} exists: {reason}", spec.slot.as_str()),
+                "choose another slot name, or drop the old slot if it is unused",
+            );
+        }
+    }
+    let slots_needed = i64::from(existing_slot.is_none()) + extra_senders;
+    let free_slots = facts.max_replication_slots - facts.slots_used;
+    if free_slots < slots_needed {
+        fail(
+            "free_replication_slots",
+            format!(
+                "{free_slots} free of max_replication_slots = {} ({} needed)",
+                facts.max_replication_slots, slots_needed
+            ),
+            "raise max_replication_slots (restart needed) or drop unused slots",
+        );
+    }
+    let senders_needed = 1 + extra_senders;
+    let free_senders = facts.max_wal_senders - facts.wal_senders_used;
+    if free_senders < senders_needed {
+        fail(
+            "free_wal_senders",
+            format!(
+                "{free_senders} free of max_wal_senders = {} ({senders_needed} needed)",
+                facts.max_wal_senders
+            ),
+            "raise max_wal_senders (restart needed)",
+        );
+    }
+
+    let subscriber_facts = match target {
+        Some(client) => server::facts(client).await?,
+        None => facts.clone(),
+    };
+    subscriber_limits(&subscriber_facts, target.is_none(), &mut fail);
+
+    if let Some(info) = publication::publication_info(source, &spec.publication).await? {
+        if let Some(reason) = info.mismatch(&spec.scope) {
+            fail(
+                "publication_name",
+                format!("publication {:?} exists: {reason}", spec.publication.as_str()),
+                "choose another publication name, or drop the old publication",
+            );
+        }
+    }
+
+    let tables_in_scope = scope_checks(source, &spec.scope, &mut fail).await?;
+    if tables_in_scope == 0 {
+        warnings.push("no table is in scope yet; tables created later are published only by FOR ALL TABLES / FOR TABLES IN SCHEMA".into());
+    }
+
+    for failure in plane.preflight().await? {
+        failures.push(failure);
+    }
+
+    if failures.is_empty() {
+        Ok(PreflightReport {
+            source_version_num: facts.version_num,
+            tables_in_scope,
+            warnings,
+        })
+    } else {
+        Err(Error::PreflightFailed { failures })
+    }
+}
+
+fn logical_decoding(facts: &ServerFacts, fail: &mut impl FnMut(&str, String, &str)) {
+    if let Some(rds) = &facts.rds_logical_replication {
+        if !matches!(rds.as_str(), "on" | "1") {
+            fail(
+                "logical_decoding",
+                format!("rds.logical_replication is {rds}"),
+                "set rds.logical_replication = 1 in the cluster parameter group and reboot the writer",
+            );
+            return;
+        }
+    }
+    if facts.wal_level != "logical" {
+        fail(
+            "logical_decoding",
+            format!("wal_level is {}", facts.wal_level),
+            "set wal_level = logical and restart the server",
+        );
+    }
+}
+
+fn subscriber_limits(
+    facts: &ServerFacts,
+    inherited: bool,
+    fail: &mut impl FnMut(&str, String, &str),
+) {
+    let whose = if inherited {
+        "source (the clone inherits it)"
+    } else {
+        "target"
+    };
+    let workers_needed = facts.subscriptions + 1;
+    if facts.max_logical_replication_workers < workers_needed {
+        fail(
+            "logical_replication_workers",
+            format!(
+                "max_logical_replication_workers = {} on the {whose}; {workers_needed} needed",
+                facts.max_logical_replication_workers
+            ),
+            "raise max_logical_replication_workers on the target (restart needed)",
+        );
+    }
+    // The logical replication launcher and each apply worker are background
+    // workers.
+    if facts.max_worker_processes < workers_needed + 1 {
+        fail(
+            "worker_processes",
+            format!(
+                "max_worker_processes = {} on the {whose}; {} needed",
+                facts.max_worker_processes,
+                workers_needed + 1
+            ),
+            "raise max_worker_processes on the target (restart needed)",
+        );
+    }
+    // Before PostgreSQL 18 the number of replication origins a subscriber
+    // can track is bounded by max_replication_slots.
+    if facts.max_replication_slots < facts.origins + 1 {
+        fail(
+            "replication_origins",
+            format!(
+                "max_replication_slots = {} on the {whose} with {} origin(s) in use",
+                facts.max_replication_slots, facts.origins
+            ),
+            "raise max_replication_slots on the target (restart needed)",
+        );
+    }
+}
+
+/// Existence of what the scope names, and replica identity of every table
+/// in it. Returns the number of tables in scope.
+async fn scope_checks(
+    source: &Client,
+    scope: &Scope,
+    fail: &mut impl FnMut(&str, String, &str),
+) -> Result<usize> {
+    let identities = match scope {
+        Scope::AllTables => server::table_identities(source, None, None).await?,
+        Scope::Schemas { schemas } => {
+            let names: Vec<String> = schemas.iter().map(|s| s.as_str().to_string()).collect();
+            let rows = source
+                .query(
+                    "SELECT nspname::text FROM pg_namespace WHERE nspname = ANY($1)",
+                    &[&names],
+                )
+                .await
+                .map_err(|e| crate::pg::sqlstate::classify("read schemas", e))?;
+            let found: BTreeSet<String> = rows.iter().map(|r| r.get(0)).collect();
+            for missing in names.iter().filter(|n| !found.contains(*n)) {
+                fail(
+                    "scope_exists",
+                    format!("schema {missing:?} does not exist on the source"),
+                    "fix the schema list",
+                );
+            }
+            server::table_identities(source, Some(&names), None).await?
+        }
+        Scope::Tables { tables } => {
+            let pairs: Vec<(String, String)> = tables
+                .iter()
+                .map(|t| (t.schema.as_str().to_string(), t.name.as_str().to_string()))
+                .collect();
+            let found = server::table_identities(source, None, Some(&pairs)).await?;
+            let present: BTreeSet<(String, String)> = found
+                .iter()
+                .map(|t| (t.schema.clone(), t.name.clone()))
+                .collect();
+            for (schema, name) in pairs.iter().filter(|p| !present.contains(*p)) {
+                fail(
+                    "scope_exists",
+                    format!("table {schema:?}.{name:?} does not exist on the source (or is not a permanent table)"),
+                    "fix the table list",
+                );
+            }
+            found
+        }
+    };
+    let lacking: Vec<String> = identities
+        .iter()
+        .filter(|t| !t.is_replicable())
+        .map(|t| format!("{:?}.{:?}", t.schema, t.name))
+        .collect();
+    if !lacking.is_empty() {
+        let shown = lacking.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
+        fail(
+            "replica_identity",
+            format!(
+                "{} table(s) have neither a primary key nor a replica identity: {shown}{}",
+                lacking.len(),
+                if lacking.len() > 20 { ", ..." } else { "" }
+            ),
+            "add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL / USING INDEX; otherwise UPDATE and DELETE on them fail on the source once published",
+        );
+    }
+    Ok(identities.len())
+}

@@ -1,0 +1,180 @@
+//! Prepare the source: the publication first, then the logical slot.
+//!
+//! Order matters: a slot decodes with the catalog as of each change, so a
+//! publication created after the slot would be missing for the first
+//! changes ("publication does not exist").
+//!
+//! Idempotent: an existing publication that publishes exactly the scope is
+//! reused; an existing slot that is logical, uses pgoutput, belongs to this
+//! database and is not consumed by anyone but this pipeline's subscription
+//! is reused, and its `confirmed_flush_lsn` returned — the same LSN as at
+//! creation for as long as nothing has consumed it. Anything else with
+//! those names is a named conflict, never silently reused.
+//!
+//! Ownership: a publication carries a comment naming the pipeline; only
+//! then is it reported as created (so cleanup drops it). A matching slot is
+//! always the pipeline's: its name is the pipeline's, and a crash between
+//! creating it and returning must not leave it unowned, or cleanup would
+//! leave it retaining WAL on production.
+
+use crate::error::{Error, Result};
+use crate::pg::slot::{self, SlotCreation, SlotInfo};
+use crate::pg::sqlstate::classify;
+use crate::pg::{publication, Lsn, PgName, SlotName};
+use crate::pipeline::PipelineSpec;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePrepared {
+    pub publication: PgName,
+    pub slot: SlotName,
+    /// The slot's consistent point: changes committed after it are decoded.
+    pub consistent_lsn: Lsn,
+    /// This run owns the publication (made it now or in an earlier attempt).
+    pub publication_created: bool,
+    /// This run owns the slot.
+    pub slot_created: bool,
+}
+
+pub async fn run(source: &mut Client, spec: &PipelineSpec) -> Result<SourcePrepared> {
+    spec.validate()?;
+    // A publication made for a slot that cannot exist would be left behind.
+    let facts = crate::pg::server::facts(source).await?;
+    if facts.wal_level != "logical" {
+        return Err(Error::PreflightFailed {
+            failures: vec![crate::error::PreflightFailure {
+                check: "logical_decoding".into(),
+                detail: format!("wal_level is {}", facts.wal_level),
+                hint: "set wal_level = logical (rds.logical_replication = 1 on Aurora) and restart"
+                    .into(),
+            }],
+        });
+    }
+    let database = crate::steps::current_database(source).await?;
+    let (publication_created, made_now) = ensure_publication(source, spec).await?;
+    let consistent_lsn = match ensure_slot(source, spec, &database).await {
+        Ok(lsn) => lsn,
+        Err(error) => {
+            // Leave nothing behind: undo the publication this call made.
+            if made_now {
+                if let Err(undo) =
+                    publication::drop_publication_if_exists(source, &spec.publication).await
+                {
+                    tracing::error!(publication = %spec.publication, error = %undo, "could not drop the publication made by this failed call");
+                }
+            }
+            return Err(error);
+        }
+    };
+    tracing::info!(
+        pipeline = %spec.id,
+        publication = %spec.publication,
+        slot = %spec.slot,
+        %consistent_lsn,
+        "source prepared"
+    );
+    Ok(SourcePrepared {
+        publication: spec.publication.clone(),
+        slot: spec.slot.clone(),
+        consistent_lsn,
+        publication_created,
+        slot_created: true,
+    })
+}
+
+/// Returns (owned by the pipeline, made by this call).
+async fn ensure_publication(source: &mut Client, spec: &PipelineSpec) -> Result<(bool, bool)> {
+    let mark = spec.ownership_mark();
+    for _ in 0..2 {
+        if let Some(info) = publication::publication_info(source, &spec.publication).await? {
+            if let Some(reason) = info.mismatch(&spec.scope) {
+                return Err(Error::PublicationConflict {
+                    publication: spec.publication.to_string(),
+                    reason,
+                });
+            }
+            return Ok((info.comment.as_deref() == Some(mark.as_str()), false));
+        }
+        if publication::create_publication(source, &spec.publication, &spec.scope, &mark).await? {
+            return Ok((true, true));
+        }
+        // Created concurrently by someone else: judge it like any other.
+    }
+    Err(Error::PublicationConflict {
+        publication: spec.publication.to_string(),
+        reason: "it was created and dropped concurrently".into(),
+    })
+}
+
+async fn ensure_slot(source: &Client, spec: &PipelineSpec, database: &str) -> Result<Lsn> {
+    for _ in 0..2 {
+        if let Some(info) = slot::slot_info(source, spec.slot.as_str()).await? {
+            if let Some(reason) = slot_conflict(source, &info, database, spec).await? {
+                return Err(Error::SlotConflict {
+                    slot: spec.slot.to_string(),
+                    reason,
+                });
+            }
+            return info.confirmed_flush_lsn.ok_or_else(|| Error::SlotConflict {
+                slot: spec.slot.to_string(),
+                reason: "it has no confirmed_flush_lsn (not yet consistent)".into(),
+            });
+        }
+        match slot::create_logical_slot(source, &spec.slot).await? {
+            SlotCreation::Created { consistent_lsn } => return Ok(consistent_lsn),
+            SlotCreation::AlreadyExists => continue,
+        }
+    }
+    Err(Error::SlotConflict {
+        slot: spec.slot.to_string(),
+        reason: "it was created and dropped concurrently".into(),
+    })
+}
+
+/// Why an existing slot of the pipeline's name is not the pipeline's, if it
+/// isn't: wrong kind, plugin or database, temporary, or consumed by a WAL
+/// sender that is not this pipeline's subscription.
+pub(crate) async fn slot_conflict(
+    source: &Client,
+    info: &SlotInfo,
+    database: &str,
+    spec: &PipelineSpec,
+) -> Result<Option<String>> {
+    if info.slot_type != "logical" {
+        return Ok(Some(format!("it is a {} slot", info.slot_type)));
+    }
+    if info.plugin.as_deref() != Some("pgoutput") {
+        return Ok(Some(format!(
+            "it uses plugin {:?}, not pgoutput",
+            info.plugin.as_deref().unwrap_or("")
+        )));
+    }
+    if info.database.as_deref() != Some(database) {
+        return Ok(Some(format!(
+            "it belongs to database {:?}, not {database:?}",
+            info.database.as_deref().unwrap_or("")
+        )));
+    }
+    if info.temporary {
+        return Ok(Some("it is a temporary slot".into()));
+    }
+    if let Some(pid) = info.active_pid {
+        // The apply worker connects with application_name = subscription name.
+        let consumer: Option<String> = source
+            .query_opt(
+                "SELECT application_name FROM pg_stat_replication WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .map_err(|e| classify("read slot consumer", e))?
+            .map(|r| r.get(0));
+        if consumer.as_deref() != Some(spec.subscription.as_str()) {
+            return Ok(Some(format!(
+                "it is in use by process {pid} ({:?})",
+                consumer.unwrap_or_default()
+            )));
+        }
+    }
+    Ok(None)
+}

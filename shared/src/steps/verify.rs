@@ -1,0 +1,86 @@
+//! Verify the handoff: the apply worker runs on the clone, the source slot
+//! is active, and how far behind the subscriber is.
+//!
+//! Reads only; waits up to `wait` for the worker to start (it is launched
+//! asynchronously after `ALTER SUBSCRIPTION ... ENABLE`).
+
+use crate::error::{Error, Result};
+use crate::pg::sqlstate::classify;
+use crate::pg::{slot, subscription, Lsn};
+use crate::pipeline::PipelineSpec;
+use postgres_types::PgLsn;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use tokio_postgres::Client;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub apply_worker_pid: i32,
+    pub slot_active: bool,
+    pub source_lsn: Lsn,
+    pub confirmed_flush_lsn: Lsn,
+    /// `pg_current_wal_lsn() - confirmed_flush_lsn` on the source.
+    pub lag_bytes: u64,
+    pub apply_errors: i64,
+}
+
+/// One reading, without waiting.
+pub async fn measure(source: &Client, clone: &Client, spec: &PipelineSpec) -> Result<Verification> {
+    let slot = slot::slot_info(source, spec.slot.as_str())
+        .await?
+        .ok_or_else(|| Error::SlotMissing {
+            slot: spec.slot.to_string(),
+        })?;
+    let source_lsn: PgLsn = source
+        .query_one("SELECT pg_current_wal_lsn()", &[])
+        .await
+        .map_err(|e| classify("read current LSN", e))?
+        .get(0);
+    let source_lsn = Lsn::from(source_lsn);
+    let confirmed = slot.confirmed_flush_lsn.unwrap_or(Lsn::from(0u64));
+    let worker = subscription::apply_worker(clone, spec.subscription.as_str()).await?;
+    let apply_errors = subscription::apply_error_count(clone, spec.subscription.as_str()).await?;
+    Ok(Verification {
+        apply_worker_pid: worker.map(|w| w.pid).unwrap_or(0),
+        slot_active: slot.active,
+        source_lsn,
+        confirmed_flush_lsn: confirmed,
+        lag_bytes: confirmed.bytes_until(source_lsn),
+        apply_errors,
+    })
+}
+
+pub async fn run(
+    source: &Client,
+    clone: &Client,
+    spec: &PipelineSpec,
+    wait: Duration,
+) -> Result<Verification> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let reading = measure(source, clone, spec).await?;
+        if reading.apply_errors > 0 {
+            return Err(Error::NotStreaming {
+                detail: format!(
+                    "the subscription reported {} apply error(s); see the target's server log",
+                    reading.apply_errors
+                ),
+            });
+        }
+        if reading.apply_worker_pid != 0 && reading.slot_active {
+            tracing::info!(pipeline = %spec.id, lag_bytes = reading.lag_bytes, "replication streaming");
+            return Ok(reading);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::NotStreaming {
+                detail: format!(
+                    "after {:?}: apply worker {}, source slot {}",
+                    wait,
+                    if reading.apply_worker_pid != 0 { "running" } else { "absent" },
+                    if reading.slot_active { "active" } else { "inactive" }
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,178 @@
+//! Throwaway servers and the local control plane around them.
+
+use clonesync::local::{LocalControlPlane, LocalServer};
+use clonesync::pg::{self, Endpoint, Secret, SessionSettings};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+use tokio_postgres::Client;
+
+/// The database the tests replicate (not `postgres`, to prove the database
+/// name is carried everywhere it must be).
+pub const DB: &str = "appdb";
+pub const SUPERUSER: &str = "clonesync_admin";
+
+/// Settings of a source that logical replication can use.
+pub const LOGICAL: &[(&str, &str)] = &[
+    ("wal_level", "logical"),
+    ("max_wal_senders", "10"),
+    ("max_replication_slots", "10"),
+    ("max_logical_replication_workers", "4"),
+    ("max_worker_processes", "8"),
+    // Throwaway servers: durability buys nothing here.
+    ("fsync", "off"),
+    ("full_page_writes", "off"),
+    // Subscriber feedback every second, so slot positions settle quickly.
+    ("wal_receiver_status_interval", "1s"),
+    ("log_min_messages", "info"),
+];
+
+/// A random password per server, so no test depends on a known one.
+pub fn random_password() -> Secret {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Secret::new(format!("pw-{:x}-{}", nanos, std::process::id()))
+}
+
+/// A temporary directory the server account can enter.
+fn temp_root() -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("clonesync-test-")
+        .tempdir()
+        .expect("temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+        .expect("chmod temporary directory");
+    dir
+}
+
+/// One server in its own temporary directory; stopped (immediately) and
+/// removed on drop.
+pub struct TestServer {
+    pub server: LocalServer,
+    _root: TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(LOGICAL).await
+    }
+
+    pub async fn start_with(settings: &[(&str, &str)]) -> TestServer {
+        let root = temp_root();
+        let server = start_server(&root.path().join("server"), settings).await;
+        TestServer {
+            server,
+            _root: root,
+        }
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        self.server.endpoint(DB)
+    }
+
+    pub async fn client(&self) -> Client {
+        connect(&self.endpoint()).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server.stop_now();
+    }
+}
+
+async fn start_server(dir: &Path, settings: &[(&str, &str)]) -> LocalServer {
+    let mut server = LocalServer::init(dir, SUPERUSER, random_password(), settings)
+        .await
+        .expect("initdb");
+    server.start().await.expect("start server");
+    let admin = connect(&server.endpoint("postgres")).await;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {DB}"))
+        .await
+        .expect("create database");
+    server
+}
+
+pub async fn connect(endpoint: &Endpoint) -> Client {
+    pg::connect(endpoint, &SessionSettings::default())
+        .await
+        .expect("connect")
+}
+
+/// A source server plus a local control plane that clones it; every server
+/// under the directory (source and clones) is stopped on drop.
+pub struct TestEnv {
+    pub source: LocalServer,
+    pub plane: LocalControlPlane,
+    pub root_path: PathBuf,
+    _root: TempDir,
+}
+
+impl TestEnv {
+    pub async fn start() -> TestEnv {
+        TestEnv::start_with(LOGICAL).await
+    }
+
+    pub async fn start_with(settings: &[(&str, &str)]) -> TestEnv {
+        let root = temp_root();
+        let source = start_server(&root.path().join("source"), settings).await;
+        let clones = root.path().join("clones");
+        std::fs::create_dir_all(&clones).expect("clones dir");
+        if let Some(run_as) = source.run_as() {
+            run_as.own(&clones).expect("chown clones dir");
+        }
+        let plane = LocalControlPlane::new(source.clone(), DB, &clones);
+        TestEnv {
+            source,
+            plane,
+            root_path: root.path().to_path_buf(),
+            _root: root,
+        }
+    }
+
+    pub fn source_endpoint(&self) -> Endpoint {
+        self.source.endpoint(DB)
+    }
+
+    pub async fn source_client(&self) -> Client {
+        connect(&self.source_endpoint()).await
+    }
+
+    /// Clone directories that exist (finished or not).
+    pub fn clone_dirs(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.root_path.join("clones"))
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    }
+
+    /// postgres processes running out of this environment's directories.
+    pub fn running_servers(&self) -> usize {
+        let mut count = 0;
+        for dir in self.clone_dirs() {
+            if dir.join("data/postmaster.pid").exists() {
+                count += 1;
+            }
+        }
+        count
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        for dir in self.clone_dirs() {
+            let clone = LocalServer::open(
+                dir,
+                0,
+                SUPERUSER,
+                Secret::new(""),
+                self.source.binaries().clone(),
+                self.source.run_as(),
+            );
+            clone.stop_now();
+        }
+        self.source.stop_now();
+    }
+}
