@@ -76,7 +76,10 @@ mod tests {
         let scope = Scope::Tables {
             tables: vec![TableName::new("Sales Schema", "a\"b").unwrap()],
         };
-        assert_eq!(scope.publication_clause(), r#"FOR TABLE "Sales Schema"."a""b""#);
+        assert_eq!(
+            scope.publication_clause(),
+            r#"FOR TABLE "Sales Schema"."a""b""#
+        );
         let scope = Scope::Schemas {
             schemas: vec![PgName::new("s;1").unwrap()],
         };

@@ -94,10 +94,17 @@ pub async fn compare_tables(
 /// Commit a fresh token on the source and wait until the target shows it.
 /// Changes apply in commit order, so once it is there, everything committed
 /// before it is too.
-pub async fn wait_for_marker(source: &Client, target: &Client, timeout: Duration) -> Result<Duration, String> {
+pub async fn wait_for_marker(
+    source: &Client,
+    target: &Client,
+    timeout: Duration,
+) -> Result<Duration, String> {
     let token = format!("{:?}", Instant::now());
     source
-        .execute("UPDATE public.sync_marker SET token = $1 WHERE id = 1", &[&token])
+        .execute(
+            "UPDATE public.sync_marker SET token = $1 WHERE id = 1",
+            &[&token],
+        )
         .await
         .map_err(|e| e.to_string())?;
     let started = Instant::now();

@@ -56,7 +56,8 @@ CREATE TABLE public.sync_marker (id int PRIMARY KEY, token text NOT NULL);
 "#;
 
 /// SQL for a text value long enough to be TOASTed (~9.6 kB).
-const TOAST_TEXT: &str = "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 300))";
+const TOAST_TEXT: &str =
+    "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 300))";
 /// SQL for 3.2 kB of incompressible bytes.
 const TOAST_BYTES: &str =
     "(SELECT decode(string_agg(md5(random()::text), ''), 'hex') FROM generate_series(1, 200))";
@@ -68,7 +69,10 @@ pub const SEED_DOCUMENTS: i64 = 40;
 
 /// Create the tables and fill them with a starting data set.
 pub async fn create_schema(client: &Client) {
-    client.batch_execute(SCHEMA_SQL).await.expect("create schema");
+    client
+        .batch_execute(SCHEMA_SQL)
+        .await
+        .expect("create schema");
     let seed = format!(
         "INSERT INTO public.accounts (owner, balance) \
            SELECT md5(i::text), i * 1.5 FROM generate_series(1, {SEED_ACCOUNTS}) i; \

@@ -12,7 +12,9 @@ use clonesync::steps::{
     prepare_source, verify,
 };
 use clonesync_tests::fixture::connect;
-use clonesync_tests::{compare_tables, create_schema, tables_in, wait_for_marker, TestEnv, Workload};
+use clonesync_tests::{
+    compare_tables, create_schema, tables_in, wait_for_marker, TestEnv, Workload,
+};
 use std::time::Duration;
 
 const SCHEMAS: &[&str] = &["public", "Sales Schema"];
@@ -40,7 +42,9 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
         .await
         .expect("preflight");
-    let prepared = prepare_source::run(&mut source, &spec).await.expect("prepare source");
+    let prepared = prepare_source::run(&mut source, &spec)
+        .await
+        .expect("prepare source");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before_clone = load.committed();
 
@@ -57,7 +61,9 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     )
     .await
     .expect("clone LSN in range");
-    clean_inherited::run(&target, &spec).await.expect("clean inherited");
+    clean_inherited::run(&target, &spec)
+        .await
+        .expect("clean inherited");
     create_subscription::run(&target, &spec, &env.source_endpoint().conninfo())
         .await
         .expect("create subscription");
@@ -73,7 +79,10 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
 
     // The load really ran across every boundary of the handoff.
     assert!(before_prepare > 0, "no writes before prepare_source");
-    assert!(before_clone > before_prepare, "no writes between slot and clone");
+    assert!(
+        before_clone > before_prepare,
+        "no writes between slot and clone"
+    );
     assert!(after_clone > before_clone, "no writes during the clone");
     assert!(stats.committed > at_enable, "no writes after enable");
 
@@ -95,7 +104,11 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
             .unwrap(),
         0
     );
-    let clone_server = env.plane.clone_server(&clone_info.clone_id).unwrap().unwrap();
+    let clone_server = env
+        .plane
+        .clone_server(&clone_info.clone_id)
+        .unwrap()
+        .unwrap();
     let log = clone_server.log();
     let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR:")).collect();
     assert!(errors.is_empty(), "errors in the clone's log: {errors:#?}");
@@ -131,7 +144,9 @@ async fn handoff_table_list_under_load() {
 fn table_names_are_what_the_schema_creates() {
     // Guards the scope list used above against a typo in the fixture.
     assert_eq!(
-        TableName::new("Sales Schema", "MixedCase Items").unwrap().quoted(),
+        TableName::new("Sales Schema", "MixedCase Items")
+            .unwrap()
+            .quoted(),
         "\"Sales Schema\".\"MixedCase Items\""
     );
 }

@@ -103,7 +103,15 @@ impl LocalControlPlane {
         }
     }
 
-    async fn make_clone(&self, clone_id: &str, dir: &Path) -> Result<LocalCloneRecord> {
+    async fn make_clone<F>(
+        &self,
+        clone_id: &str,
+        dir: &Path,
+        choose_target: F,
+    ) -> Result<LocalCloneRecord>
+    where
+        F: AsyncFnOnce(&Client) -> Result<Lsn>,
+    {
         let run_as = self.source.run_as();
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::local(format!("create {}: {e}", dir.display())))?;
@@ -129,19 +137,9 @@ impl LocalControlPlane {
                 reason: e.to_string(),
             })?;
 
-        // 2. The clone's start LSN, then a record after it, so recovery has
-        // a record at or past the target to stop before even when the
-        // source is idle (a non-transactional message; pgoutput ignores it
-        // unless asked for messages).
+        // 2. The clone's start LSN, chosen after the copy.
         let source = pg::connect(&self.source.endpoint(&self.dbname), &self.session).await?;
-        let start_lsn = server::current_lsn(&source).await?;
-        source
-            .execute(
-                "SELECT pg_logical_emit_message(false, 'clonesync', 'clone target')",
-                &[],
-            )
-            .await
-            .map_err(|e| pg::sqlstate::classify("emit WAL after the clone target", e))?;
+        let start_lsn = choose_target(&source).await?;
         drop(source);
 
         // 3. Recovery settings in a file of their own, removed after
@@ -155,8 +153,12 @@ impl LocalControlPlane {
             "primary_conninfo = '{}'\nrecovery_target_lsn = '{start_lsn}'\n\
              recovery_target_inclusive = off\nrecovery_target_action = 'promote'\n\
              recovery_target_timeline = 'current'\n",
-            format!("{} application_name=clonesync_clone_{}", primary.conninfo().expose(), clone_id.replace('-', "_"))
-                .replace('\'', "''")
+            format!(
+                "{} application_name=clonesync_clone_{}",
+                primary.conninfo().expose(),
+                clone_id.replace('-', "_")
+            )
+            .replace('\'', "''")
         );
         write_private(&recovery_file, &recovery, run_as)?;
         let socket_dir = dir.display().to_string();
@@ -165,8 +167,7 @@ impl LocalControlPlane {
             ("include_if_exists", "clonesync_recovery.conf"),
         ])?;
         write_private(&clone.data_dir().join("standby.signal"), "", run_as)?;
-        clone
-            .append_settings(&[("port", &clone.port.to_string())])?;
+        clone.append_settings(&[("port", &clone.port.to_string())])?;
 
         // 4. Start, and wait for recovery to reach the target and promote.
         clone.start().await.map_err(|e| Error::CloneFailed {
@@ -205,6 +206,68 @@ impl LocalControlPlane {
         tracing::info!(clone = clone_id, port = clone.port, %start_lsn, "local clone promoted");
         Ok(record)
     }
+    /// Make the clone with its start LSN chosen by `choose_target`, which
+    /// runs on the source after the copy is taken (the target must not be
+    /// before the end of the copy, nor after the source's flushed WAL).
+    /// [`ControlPlane::create_clone`] uses [`current_wal_lsn`].
+    pub async fn create_clone_at<F>(&self, clone_id: &str, choose_target: F) -> Result<CloneInfo>
+    where
+        F: AsyncFnOnce(&Client) -> Result<Lsn>,
+    {
+        let dir = self.clone_dir(clone_id)?;
+        let record = match read_record(&dir)? {
+            Some(record) => {
+                let mut server = self.server_at(dir.clone(), record.port);
+                if !server.is_running() {
+                    server.start().await?;
+                }
+                if server.port != record.port {
+                    write_record(
+                        &dir,
+                        &LocalCloneRecord {
+                            port: server.port,
+                            ..record.clone()
+                        },
+                    )?;
+                }
+                LocalCloneRecord {
+                    port: server.port,
+                    ..record
+                }
+            }
+            None => {
+                if dir.exists() {
+                    tracing::warn!(clone = clone_id, "discarding a half-made clone");
+                    self.server_at(dir.clone(), 0).stop_now();
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| Error::local(format!("remove {}: {e}", dir.display())))?;
+                }
+                self.make_clone(clone_id, &dir, choose_target).await?
+            }
+        };
+        Ok(CloneInfo {
+            clone_id: record.clone_id,
+            host: "127.0.0.1".into(),
+            port: record.port,
+        })
+    }
+}
+
+/// The default clone target: `pg_current_wal_lsn()` read after the copy.
+/// A record is then written after it, so recovery has a record at or past
+/// the target to stop before even when the source is idle (a
+/// non-transactional logical message, which pgoutput skips unless asked
+/// for messages).
+pub async fn current_wal_lsn(source: &Client) -> Result<Lsn> {
+    let lsn = server::current_lsn(source).await?;
+    source
+        .execute(
+            "SELECT pg_logical_emit_message(false, 'clonesync', 'clone target')",
+            &[],
+        )
+        .await
+        .map_err(|e| pg::sqlstate::classify("emit WAL after the clone target", e))?;
+    Ok(lsn)
 }
 
 const RECORD_FILE: &str = "clone.json";
@@ -244,33 +307,7 @@ impl ControlPlane for LocalControlPlane {
     }
 
     async fn create_clone(&self, clone_id: &str) -> Result<CloneInfo> {
-        let dir = self.clone_dir(clone_id)?;
-        let record = match read_record(&dir)? {
-            Some(record) => {
-                let mut server = self.server_at(dir.clone(), record.port);
-                if !server.is_running() {
-                    server.start().await?;
-                }
-                if server.port != record.port {
-                    write_record(&dir, &LocalCloneRecord { port: server.port, ..record.clone() })?;
-                }
-                LocalCloneRecord { port: server.port, ..record }
-            }
-            None => {
-                if dir.exists() {
-                    tracing::warn!(clone = clone_id, "discarding a half-made clone");
-                    self.server_at(dir.clone(), 0).stop_now();
-                    std::fs::remove_dir_all(&dir)
-                        .map_err(|e| Error::local(format!("remove {}: {e}", dir.display())))?;
-                }
-                self.make_clone(clone_id, &dir).await?
-            }
-        };
-        Ok(CloneInfo {
-            clone_id: record.clone_id,
-            host: "127.0.0.1".into(),
-            port: record.port,
-        })
+        self.create_clone_at(clone_id, current_wal_lsn).await
     }
 
     async fn clone_start_lsn(&self, clone: &CloneInfo, _clone_client: &Client) -> Result<Lsn> {

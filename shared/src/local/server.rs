@@ -191,7 +191,16 @@ impl LocalServer {
                 Command::new(server.bins.program("initdb"))
                     .arg("-D")
                     .arg(server.data_dir())
-                    .args(["-U", superuser, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "-N"])
+                    .args([
+                        "-U",
+                        superuser,
+                        "-A",
+                        "scram-sha-256",
+                        "-E",
+                        "UTF8",
+                        "--locale=C",
+                        "-N",
+                    ])
                     .arg(format!("--pwfile={}", pwfile.display())),
             )
             .await;

@@ -173,7 +173,11 @@ mod tests {
     fn slot_names_are_restricted_like_postgres() {
         assert!(SlotName::new("clonesync_orders_1").is_ok());
         for bad in ["Upper", "has-dash", "semi;colon", "quote'", "", "sp ace"] {
-            assert_eq!(SlotName::new(bad).unwrap_err().name(), "Input.Invalid", "{bad}");
+            assert_eq!(
+                SlotName::new(bad).unwrap_err().name(),
+                "Input.Invalid",
+                "{bad}"
+            );
         }
         assert!(SlotName::new("a".repeat(64)).is_err());
     }

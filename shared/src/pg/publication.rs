@@ -35,7 +35,11 @@ impl PublicationInfo {
             if p.all_tables {
                 "all tables".to_string()
             } else {
-                format!("{} table(s) and {} schema(s)", p.tables.len(), p.schemas.len())
+                format!(
+                    "{} table(s) and {} schema(s)",
+                    p.tables.len(),
+                    p.schemas.len()
+                )
             }
         };
         let matches = match scope {
@@ -51,7 +55,12 @@ impl PublicationInfo {
                     && self.tables == tables.iter().cloned().collect()
             }
         };
-        (!matches).then(|| format!("it publishes {} instead of the requested set", describe(self)))
+        (!matches).then(|| {
+            format!(
+                "it publishes {} instead of the requested set",
+                describe(self)
+            )
+        })
     }
 }
 
@@ -140,7 +149,10 @@ pub async fn create_publication(
 /// Returns whether a publication was dropped.
 pub async fn drop_publication_if_exists(client: &Client, name: &PgName) -> Result<bool> {
     let existed = client
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name.as_str()])
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&name.as_str()],
+        )
         .await
         .map_err(|e| classify("read publication", e))?
         .is_some();

@@ -42,14 +42,9 @@ pub async fn facts(client: &Client) -> Result<ServerFacts> {
         )
         .await
         .map_err(|e| classify(op, e))?;
-    let settings: HashMap<String, String> =
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let number = |name: &str| -> i64 {
-        settings
-            .get(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let settings: HashMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let number =
+        |name: &str| -> i64 { settings.get(name).and_then(|v| v.parse().ok()).unwrap_or(0) };
     let usage = client
         .query_one(
             "SELECT (SELECT count(*) FROM pg_replication_slots), \

@@ -104,7 +104,11 @@ pub async fn drop_slot_if_exists(client: &Client, name: &str) -> Result<bool> {
             return Ok(false);
         };
         if let Some(pid) = slot.active_pid {
-            tracing::info!(slot = name, pid, "terminating the slot's WAL sender before dropping it");
+            tracing::info!(
+                slot = name,
+                pid,
+                "terminating the slot's WAL sender before dropping it"
+            );
             client
                 .execute("SELECT pg_terminate_backend($1)", &[&pid])
                 .await

@@ -84,7 +84,9 @@ mod tests {
 
     #[test]
     fn transient_codes() {
-        for code in ["08006", "08001", "40001", "40P01", "55P03", "57014", "57P01", "53300"] {
+        for code in [
+            "08006", "08001", "40001", "40P01", "55P03", "57014", "57P01", "53300",
+        ] {
             assert!(is_transient_code(code), "{code}");
         }
         for code in ["42501", "42710", "42P01", "53400", "55006", "XX000"] {

@@ -24,7 +24,8 @@ impl SubscriptionInfo {
     }
 }
 
-const SUB_COLUMNS: &str = "s.oid, s.subname::text, s.subenabled, s.subslotname::text, s.subpublications";
+const SUB_COLUMNS: &str =
+    "s.oid, s.subname::text, s.subenabled, s.subslotname::text, s.subpublications";
 
 fn from_row(row: &tokio_postgres::Row) -> SubscriptionInfo {
     SubscriptionInfo {
@@ -51,7 +52,10 @@ pub async fn subscriptions(client: &Client) -> Result<Vec<SubscriptionInfo>> {
 }
 
 pub async fn subscription_info(client: &Client, name: &str) -> Result<Option<SubscriptionInfo>> {
-    Ok(subscriptions(client).await?.into_iter().find(|s| s.name == name))
+    Ok(subscriptions(client)
+        .await?
+        .into_iter()
+        .find(|s| s.name == name))
 }
 
 /// Remove a subscription without touching the slot it points at: disable it
@@ -68,7 +72,9 @@ pub async fn drop_subscription_keep_slot(client: &Client, name: &str) -> Result<
         ddl.push_str(&format!("ALTER SUBSCRIPTION {quoted} DISABLE; "));
     }
     if sub.slot_name.is_some() {
-        ddl.push_str(&format!("ALTER SUBSCRIPTION {quoted} SET (slot_name = NONE); "));
+        ddl.push_str(&format!(
+            "ALTER SUBSCRIPTION {quoted} SET (slot_name = NONE); "
+        ));
     }
     ddl.push_str(&format!("DROP SUBSCRIPTION IF EXISTS {quoted}"));
     client

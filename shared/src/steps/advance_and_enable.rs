@@ -42,7 +42,9 @@ pub async fn run(clone: &Client, spec: &PipelineSpec, clone_lsn: Lsn) -> Result<
                 subscription: spec.subscription.to_string(),
                 reason: format!(
                     "it is enabled while its origin ({}) is behind the clone LSN {clone_lsn}",
-                    progress.map(|p| p.to_string()).unwrap_or_else(|| "unset".into())
+                    progress
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "unset".into())
                 ),
             });
         }

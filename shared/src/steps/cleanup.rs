@@ -62,7 +62,10 @@ pub async fn run<P: ControlPlane>(
         );
     }
     if let Some(clone_id) = &created.clone {
-        keep(plane.delete_clone(clone_id).await, &mut report.clone_deleted);
+        keep(
+            plane.delete_clone(clone_id).await,
+            &mut report.clone_deleted,
+        );
     }
     match first_error {
         Some(e) => Err(e),

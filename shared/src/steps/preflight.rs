@@ -118,7 +118,10 @@ pub async fn run<P: ControlPlane>(
         if let Some(reason) = info.mismatch(&spec.scope) {
             fail(
                 "publication_name",
-                format!("publication {:?} exists: {reason}", spec.publication.as_str()),
+                format!(
+                    "publication {:?} exists: {reason}",
+                    spec.publication.as_str()
+                ),
                 "choose another publication name, or drop the old publication",
             );
         }
@@ -266,7 +269,12 @@ async fn scope_checks(
         .map(|t| format!("{:?}.{:?}", t.schema, t.name))
         .collect();
     if !lacking.is_empty() {
-        let shown = lacking.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
+        let shown = lacking
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         fail(
             "replica_identity",
             format!(

@@ -76,8 +76,16 @@ pub async fn run(
                 detail: format!(
                     "after {:?}: apply worker {}, source slot {}",
                     wait,
-                    if reading.apply_worker_pid != 0 { "running" } else { "absent" },
-                    if reading.slot_active { "active" } else { "inactive" }
+                    if reading.apply_worker_pid != 0 {
+                        "running"
+                    } else {
+                        "absent"
+                    },
+                    if reading.slot_active {
+                        "active"
+                    } else {
+                        "inactive"
+                    }
                 ),
             });
         }
