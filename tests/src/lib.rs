@@ -8,6 +8,7 @@
 
 pub mod compare;
 pub mod fixture;
+pub mod pipeline;
 pub mod workload;
 
 pub use compare::{compare_tables, tables_in, wait_for_marker, TableState};

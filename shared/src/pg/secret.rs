@@ -26,6 +26,26 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A secret can be sent as a bind parameter (PostgreSQL `text`): the value
+/// travels in the protocol's Bind message, never in statement text, and the
+/// driver's debug logging of parameters prints this type's redacted
+/// `Debug`.
+impl postgres_types::ToSql for Secret {
+    fn to_sql(
+        &self,
+        ty: &postgres_types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.as_str().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &postgres_types::Type) -> bool {
+        <&str as postgres_types::ToSql>::accepts(ty)
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,9 +88,13 @@ pub async fn drop_subscription_keep_slot(client: &Client, name: &str) -> Result<
 /// starting disabled so the origin can be advanced before any change is
 /// applied.
 ///
-/// The statement text contains the source password. Where the role may,
-/// `log_min_error_statement` is raised for the statement so that a failure
-/// does not write it into the target's server log.
+/// The connection string holds the source password, so it never appears in
+/// statement text: a temporary function receives it (and the names) as bind
+/// parameters and builds the DDL on the server with `format('%I', '%L')`.
+/// Statement text is what the driver's debug log, `pg_stat_activity` and
+/// the server's error log show; bind parameters of type [`Secret`] print as
+/// `<redacted>` on the client. If the DDL fails, the function re-raises the
+/// error without its context, which would quote the statement.
 pub async fn create_subscription_disabled(
     client: &Client,
     name: &PgName,
@@ -98,27 +102,45 @@ pub async fn create_subscription_disabled(
     publication: &PgName,
     slot: &SlotName,
 ) -> Result<()> {
-    let quiet = client
-        .batch_execute("SET log_min_error_statement = panic")
+    let op = "create subscription";
+    client
+        .batch_execute(CREATE_SUBSCRIPTION_FUNCTION)
         .await
-        .is_ok();
-    if !quiet {
-        tracing::warn!("cannot raise log_min_error_statement; a failing CREATE SUBSCRIPTION may be logged by the server");
-    }
-    let ddl = format!(
-        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} \
-         WITH (copy_data = false, create_slot = false, enabled = false, slot_name = {})",
-        name.quoted(),
-        quote::literal(source_conninfo.expose()),
-        publication.quoted(),
-        quote::literal(slot.as_str())
-    );
-    let result = client.batch_execute(&ddl).await;
-    if quiet {
-        let _ = client.batch_execute("RESET log_min_error_statement").await;
-    }
-    result.map_err(|e| classify("create subscription", e))
+        .map_err(|e| classify(op, e))?;
+    let result = client
+        .execute(
+            "SELECT pg_temp.clonesync_create_subscription($1, $2, $3, $4)",
+            &[
+                &name.as_str(),
+                source_conninfo,
+                &publication.as_str(),
+                &slot.as_str(),
+            ],
+        )
+        .await;
+    let _ = client
+        .batch_execute(
+            "DROP FUNCTION IF EXISTS pg_temp.clonesync_create_subscription(text, text, text, text)",
+        )
+        .await;
+    result.map(|_| ()).map_err(|e| classify(op, e))
 }
+
+const CREATE_SUBSCRIPTION_FUNCTION: &str = r#"
+CREATE OR REPLACE FUNCTION pg_temp.clonesync_create_subscription(
+    sub_name text, conninfo text, pub_name text, slot text) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    EXECUTE format(
+        'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I '
+        'WITH (copy_data = false, create_slot = false, enabled = false, slot_name = %L)',
+        sub_name, conninfo, pub_name, slot);
+EXCEPTION WHEN OTHERS THEN
+    -- Re-raise without the CONTEXT line, which would quote the statement
+    -- and with it the password.
+    RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
+END
+$fn$"#;
 
 /// The origin's remote LSN: how far the subscription has applied.
 pub async fn origin_progress(client: &Client, origin: &str) -> Result<Option<Lsn>> {

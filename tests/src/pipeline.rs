@@ -1,0 +1,106 @@
+//! Running the steps in order against a [`TestEnv`], recording what each
+//! stage created, as the state machine will.
+
+use crate::fixture::{connect, TestEnv};
+use clonesync::control_plane::CloneInfo;
+use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
+use clonesync::pipeline::{Created, PipelineSpec};
+use clonesync::steps::{
+    advance_and_enable, clean_inherited, clone, clone_lsn, create_subscription, preflight,
+    prepare_source, verify,
+};
+use std::time::Duration;
+use tokio_postgres::Client;
+
+/// How far a run goes before it stops (as if the next step failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Prepared,
+    Cloned,
+    Subscribed,
+    Enabled,
+}
+
+pub const STAGES: [Stage; 4] = [
+    Stage::Prepared,
+    Stage::Cloned,
+    Stage::Subscribed,
+    Stage::Enabled,
+];
+
+/// Run the steps up to and including `stage`; returns what was created and
+/// a client on the clone when there is one.
+pub async fn run_until(
+    env: &TestEnv,
+    spec: &PipelineSpec,
+    stage: Stage,
+) -> (Created, Option<(CloneInfo, Client)>) {
+    let mut source = env.source_client().await;
+    let mut created = Created::default();
+    preflight::run(&source, None, &env.plane, spec, LOCAL_CLONE_EXTRA_SENDERS)
+        .await
+        .expect("preflight");
+    let prepared = prepare_source::run(&mut source, spec)
+        .await
+        .expect("prepare source");
+    created.publication = prepared.publication_created;
+    created.slot = prepared.slot_created;
+    if stage == Stage::Prepared {
+        return (created, None);
+    }
+    let info = clone::run(&env.plane, spec).await.expect("clone");
+    created.clone = Some(info.clone_id.clone());
+    let target = connect(&env.plane.clone_endpoint(&info)).await;
+    if stage == Stage::Cloned {
+        return (created, Some((info, target)));
+    }
+    let range = clone_lsn::run(
+        &env.plane,
+        &source,
+        &target,
+        &info,
+        spec,
+        prepared.consistent_lsn,
+    )
+    .await
+    .expect("clone LSN");
+    clean_inherited::run(&target, spec)
+        .await
+        .expect("clean inherited");
+    create_subscription::run(&target, spec, &env.source_endpoint().conninfo())
+        .await
+        .expect("create subscription");
+    created.subscription = true;
+    if stage == Stage::Subscribed {
+        return (created, Some((info, target)));
+    }
+    advance_and_enable::run(&target, spec, range.clone_lsn)
+        .await
+        .expect("advance and enable");
+    verify::run(&source, &target, spec, Duration::from_secs(30))
+        .await
+        .expect("verify");
+    (created, Some((info, target)))
+}
+
+/// Slots and publications on a server, by name.
+pub async fn slots_and_publications(client: &Client) -> (Vec<String>, Vec<String>) {
+    let slots = client
+        .query(
+            "SELECT slot_name::text FROM pg_replication_slots ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let publications = client
+        .query("SELECT pubname::text FROM pg_publication ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    (slots, publications)
+}

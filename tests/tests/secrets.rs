@@ -1,0 +1,189 @@
+//! Passwords never reach a log line, an error, a step output or a server
+//! log — checked with every log level on, the driver's statement logging
+//! included (so the check can fail).
+
+use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
+use clonesync::pg::{Endpoint, PgName, Secret};
+use clonesync::pipeline::{Created, PipelineSpec};
+use clonesync::scope::Scope;
+use clonesync::steps::{
+    advance_and_enable, clean_inherited, cleanup, clone, clone_lsn, create_subscription, preflight,
+    prepare_source, verify,
+};
+use clonesync_tests::fixture::connect;
+use clonesync_tests::{create_schema, TestEnv};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_in_logs_errors_outputs_or_server_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish()
+        .try_init()
+        .expect("the only subscriber in this test binary");
+
+    let env = TestEnv::start().await;
+    let canary = env.source.password.expose().to_string();
+    let mut source = env.source_client().await;
+    create_schema(&source).await;
+    let spec = PipelineSpec::with_defaults("secrets", Scope::AllTables).unwrap();
+    let mut outputs: Vec<String> = Vec::new();
+    let mut keep = |value: String| outputs.push(value);
+
+    let report = preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
+        .await
+        .unwrap();
+    keep(serde_json::to_string(&report).unwrap());
+    let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
+    keep(serde_json::to_string(&prepared).unwrap());
+    let info = clone::run(&env.plane, &spec).await.unwrap();
+    keep(serde_json::to_string(&info).unwrap());
+    let target = connect(&env.plane.clone_endpoint(&info)).await;
+    let range = clone_lsn::run(
+        &env.plane,
+        &source,
+        &target,
+        &info,
+        &spec,
+        prepared.consistent_lsn,
+    )
+    .await
+    .unwrap();
+    keep(serde_json::to_string(&range).unwrap());
+    keep(serde_json::to_string(&clean_inherited::run(&target, &spec).await.unwrap()).unwrap());
+    let conninfo = env.source_endpoint().conninfo();
+    keep(
+        serde_json::to_string(
+            &create_subscription::run(&target, &spec, &conninfo)
+                .await
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    keep(
+        serde_json::to_string(
+            &advance_and_enable::run(&target, &spec, range.clone_lsn)
+                .await
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    keep(
+        serde_json::to_string(
+            &verify::run(&source, &target, &spec, Duration::from_secs(30))
+                .await
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    keep(format!(
+        "{:?} {:?} {:?}",
+        env.source_endpoint(),
+        conninfo,
+        spec
+    ));
+
+    // A subscription whose login fails: the error must not carry the
+    // password it was given.
+    let wrong = "wrong-canary-7f3a9c";
+    let bad_login = Endpoint {
+        password: Some(Secret::new(wrong)),
+        ..env.source_endpoint()
+    };
+    let other = PipelineSpec {
+        subscription: PgName::new("secrets_bad_login").unwrap(),
+        ..spec.clone()
+    };
+    let error = create_subscription::run(&target, &other, &bad_login.conninfo())
+        .await
+        .unwrap_err();
+    keep(format!("{error} {error:?} {}", error.name()));
+    assert!(
+        error.to_string().contains("password authentication failed"),
+        "{error}"
+    );
+    // And a connection that fails.
+    let error = clonesync::pg::connect(&bad_login, &Default::default())
+        .await
+        .unwrap_err();
+    keep(format!("{error} {error:?}"));
+
+    let created = Created {
+        publication: true,
+        slot: true,
+        clone: Some(info.clone_id.clone()),
+        subscription: true,
+    };
+    let clone_log = env
+        .plane
+        .clone_server(&info.clone_id)
+        .unwrap()
+        .unwrap()
+        .log();
+    keep(
+        serde_json::to_string(
+            &cleanup::run(&source, Some(&target), &env.plane, &spec, &created)
+                .await
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+
+    let logs = captured.text();
+    assert!(
+        logs.contains("executing") && logs.contains("clonesync_create_subscription"),
+        "driver statement logging was not captured, so this test could not fail:\n{logs}"
+    );
+    for (what, text) in [
+        ("client logs", &logs),
+        ("clone server log", &clone_log),
+        ("source server log", &env.source.log()),
+    ] {
+        assert!(
+            !text.contains(&canary),
+            "the password appears in the {what}"
+        );
+        assert!(
+            !text.contains(wrong),
+            "the wrong password appears in the {what}"
+        );
+    }
+    for output in &outputs {
+        assert!(
+            !output.contains(&canary) && !output.contains(wrong),
+            "a step output carries a password: {output}"
+        );
+    }
+    // The clone's recovery settings held the password; they are gone.
+    assert!(!env
+        .root_path
+        .join("clones")
+        .join(&info.clone_id)
+        .join("data/clonesync_recovery.conf")
+        .exists());
+}
