@@ -11,10 +11,7 @@ use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::{Endpoint, TableName};
 use clonesync::pipeline::PipelineSpec;
 use clonesync::scope::Scope;
-use clonesync::steps::{
-    advance_and_enable, clean_inherited, clone, clone_lsn, create_subscription, preflight,
-    prepare_source, verify,
-};
+use clonesync::steps::{clone, preflight, prepare_source};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
@@ -113,28 +110,16 @@ pub async fn run(options: &BenchOptions) -> BenchResult {
     let info = clone::run(&env.plane, &spec).await.expect("clone");
     let promoted = Instant::now();
     let clone_client = connect(&env.plane.clone_endpoint(&info)).await;
-    let range = clone_lsn::run(
+    crate::pipeline::attach(
         &env.plane,
         &admin,
         &clone_client,
         &info,
         &spec,
         prepared.consistent_lsn,
+        &source_endpoint.conninfo(),
     )
-    .await
-    .expect("clone LSN");
-    clean_inherited::run(&clone_client, &spec)
-        .await
-        .expect("clean");
-    create_subscription::run(&clone_client, &spec, &source_endpoint.conninfo())
-        .await
-        .expect("subscription");
-    advance_and_enable::run(&clone_client, &spec, range.clone_lsn)
-        .await
-        .expect("enable");
-    verify::run(&admin, &clone_client, &spec, Duration::from_secs(60))
-        .await
-        .expect("verify");
+    .await;
     let streaming = Instant::now();
     wait_marker(&source, &clone_client, "bench_marker").await;
     let clone_path = started.elapsed();

@@ -124,7 +124,7 @@ impl TestEnv {
         if let Some(run_as) = source.run_as() {
             run_as.own(&clones).expect("chown clones dir");
         }
-        let plane = LocalControlPlane::new(source.clone(), DB, &clones);
+        let plane = LocalControlPlane::for_server(&source, DB, &clones);
         TestEnv {
             source,
             plane,

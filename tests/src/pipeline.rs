@@ -2,13 +2,15 @@
 //! stage created, as the state machine will.
 
 use crate::fixture::{connect, TestEnv};
-use clonesync::control_plane::CloneInfo;
+use clonesync::control_plane::{CloneInfo, ControlPlane};
 use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
+use clonesync::pg::{Lsn, Secret};
 use clonesync::pipeline::{Created, PipelineSpec};
 use clonesync::steps::{
     advance_and_enable, clean_inherited, clone, clone_lsn, create_subscription, preflight,
     prepare_source, verify,
 };
+use serde::Serialize;
 use std::time::Duration;
 use tokio_postgres::Client;
 
@@ -103,4 +105,50 @@ pub async fn slots_and_publications(client: &Client) -> (Vec<String>, Vec<String
         .map(|r| r.get(0))
         .collect();
     (slots, publications)
+}
+
+/// What the attach steps returned.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attached {
+    pub range: clone_lsn::CloneLsn,
+    pub cleaned: clean_inherited::Cleaned,
+    pub subscription: create_subscription::SubscriptionCreated,
+    pub enabled: advance_and_enable::Enabled,
+    pub verification: verify::Verification,
+}
+
+/// The steps after the clone, in order: clone LSN and its range check,
+/// clean what the clone inherited, subscription, advance and enable,
+/// verify. Panics (fails the test) on any error.
+pub async fn attach<P: ControlPlane>(
+    plane: &P,
+    source: &Client,
+    target: &Client,
+    info: &CloneInfo,
+    spec: &PipelineSpec,
+    slot_consistent_lsn: Lsn,
+    source_conninfo: &Secret,
+) -> Attached {
+    let range = clone_lsn::run(plane, source, target, info, spec, slot_consistent_lsn)
+        .await
+        .expect("clone LSN in range");
+    let cleaned = clean_inherited::run(target, spec)
+        .await
+        .expect("clean inherited");
+    let subscription = create_subscription::run(target, spec, source_conninfo)
+        .await
+        .expect("create subscription");
+    let enabled = advance_and_enable::run(target, spec, range.clone_lsn)
+        .await
+        .expect("advance and enable");
+    let verification = verify::run(source, target, spec, Duration::from_secs(30))
+        .await
+        .expect("verify");
+    Attached {
+        range,
+        cleaned,
+        subscription,
+        enabled,
+        verification,
+    }
 }

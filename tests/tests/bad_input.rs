@@ -7,7 +7,7 @@ use clonesync::scope::Scope;
 use clonesync::steps::{cleanup, clone, clone_lsn, preflight, prepare_source};
 use clonesync::Error;
 use clonesync_tests::fixture::{connect, LOGICAL};
-use clonesync_tests::pipeline::{run_until, slots_and_publications, Stage};
+use clonesync_tests::pipeline::{attach, run_until, slots_and_publications, Stage};
 use clonesync_tests::{compare_tables, create_schema, tables_in, wait_for_marker, TestEnv};
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -113,28 +113,16 @@ async fn injection_attempts_in_names_are_inert() {
     let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
     let info = clone::run(&env.plane, &spec).await.unwrap();
     let target = connect(&env.plane.clone_endpoint(&info)).await;
-    let range = clone_lsn::run(
+    attach(
         &env.plane,
         &source,
         &target,
         &info,
         &spec,
         prepared.consistent_lsn,
+        &subscriber_login.conninfo(),
     )
-    .await
-    .unwrap();
-    clonesync::steps::clean_inherited::run(&target, &spec)
-        .await
-        .unwrap();
-    clonesync::steps::create_subscription::run(&target, &spec, &subscriber_login.conninfo())
-        .await
-        .unwrap();
-    clonesync::steps::advance_and_enable::run(&target, &spec, range.clone_lsn)
-        .await
-        .unwrap();
-    clonesync::steps::verify::run(&source, &target, &spec, Duration::from_secs(30))
-        .await
-        .unwrap();
+    .await;
 
     // The objects carry the names verbatim, and every table is still there.
     let (_, publications) = slots_and_publications(&source).await;

@@ -9,11 +9,9 @@ use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::Lsn;
 use clonesync::pipeline::PipelineSpec;
 use clonesync::scope::Scope;
-use clonesync::steps::{
-    advance_and_enable, clean_inherited, clone, clone_lsn, create_subscription, preflight,
-    prepare_source, verify,
-};
+use clonesync::steps::{clone, preflight, prepare_source};
 use clonesync_tests::fixture::connect;
+use clonesync_tests::pipeline::attach;
 use clonesync_tests::{compare_tables, create_schema, tables_in, wait_for_marker, TestEnv};
 use postgres_types::PgLsn;
 use std::cell::Cell;
@@ -61,26 +59,16 @@ async fn a_commit_at_the_clone_lsn_lands_exactly_once() {
         "clone lacks the transaction before it"
     );
 
-    let range = clone_lsn::run(
+    attach(
         &env.plane,
         &source,
         &target,
         &clone_info,
         &spec,
         prepared.consistent_lsn,
+        &env.source_endpoint().conninfo(),
     )
-    .await
-    .unwrap();
-    clean_inherited::run(&target, &spec).await.unwrap();
-    create_subscription::run(&target, &spec, &env.source_endpoint().conninfo())
-        .await
-        .unwrap();
-    advance_and_enable::run(&target, &spec, range.clone_lsn)
-        .await
-        .unwrap();
-    verify::run(&source, &target, &spec, Duration::from_secs(30))
-        .await
-        .unwrap();
+    .await;
     wait_for_marker(&source, &target, Duration::from_secs(60))
         .await
         .unwrap();

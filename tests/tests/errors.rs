@@ -93,3 +93,30 @@ async fn every_session_names_itself_and_carries_its_timeouts() {
     let error = pg::sqlstate::classify("sleep", error);
     assert_eq!(error.name(), "Transient.Database", "{error}");
 }
+
+#[tokio::test]
+async fn a_slot_blocked_by_a_long_transaction_times_out_as_transient_and_leaves_nothing() {
+    let server = TestServer::start().await;
+    let admin = server.client().await;
+    create_schema(&admin).await;
+    // A transaction with an xid: creating a logical slot waits for it to end
+    // before the slot can be consistent.
+    admin
+        .batch_execute("BEGIN; INSERT INTO public.events (kind) VALUES ('long transaction')")
+        .await
+        .unwrap();
+    let settings = SessionSettings {
+        statement_timeout: Duration::from_millis(800),
+        ..SessionSettings::default()
+    };
+    let mut source = pg::connect(&server.endpoint(), &settings).await.unwrap();
+    let spec = PipelineSpec::with_defaults("blocked", Scope::AllTables).unwrap();
+    let error = prepare_source::run(&mut source, &spec).await.unwrap_err();
+    assert_eq!(error.name(), "Transient.Database", "{error}");
+    // The publication this call made was undone with the failed slot.
+    let observer = server.client().await;
+    assert_eq!(slots_and_publications(&observer).await, (vec![], vec![]));
+    admin.batch_execute("COMMIT").await.unwrap();
+    let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
+    assert!(prepared.slot_created);
+}

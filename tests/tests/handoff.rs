@@ -7,11 +7,9 @@ use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::{subscription, PgName, TableName};
 use clonesync::pipeline::PipelineSpec;
 use clonesync::scope::Scope;
-use clonesync::steps::{
-    advance_and_enable, clean_inherited, clone, clone_lsn, create_subscription, preflight,
-    prepare_source, verify,
-};
+use clonesync::steps::{clone, preflight, prepare_source};
 use clonesync_tests::fixture::connect;
+use clonesync_tests::pipeline::attach;
 use clonesync_tests::{
     compare_tables, create_schema, tables_in, wait_for_marker, TestEnv, Workload,
 };
@@ -51,28 +49,16 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     let clone_info = clone::run(&env.plane, &spec).await.expect("clone");
     let after_clone = load.committed();
     let target = connect(&env.plane.clone_endpoint(&clone_info)).await;
-    let range = clone_lsn::run(
+    let attached = attach(
         &env.plane,
         &source,
         &target,
         &clone_info,
         &spec,
         prepared.consistent_lsn,
+        &env.source_endpoint().conninfo(),
     )
-    .await
-    .expect("clone LSN in range");
-    clean_inherited::run(&target, &spec)
-        .await
-        .expect("clean inherited");
-    create_subscription::run(&target, &spec, &env.source_endpoint().conninfo())
-        .await
-        .expect("create subscription");
-    advance_and_enable::run(&target, &spec, range.clone_lsn)
-        .await
-        .expect("advance and enable");
-    verify::run(&source, &target, &spec, Duration::from_secs(30))
-        .await
-        .expect("verify");
+    .await;
     let at_enable = load.committed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stats = load.stop().await;
@@ -120,7 +106,7 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
         "seed {seed} scope {scope_kind}: {} transactions committed ({} before the slot), clone LSN {}, tables {:?}",
         stats.committed,
         before_prepare,
-        range.clone_lsn,
+        attached.range.clone_lsn,
         states.iter().map(|s| (s.table.as_str(), s.rows)).collect::<Vec<_>>()
     );
 }

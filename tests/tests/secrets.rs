@@ -6,15 +6,12 @@ use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::{Endpoint, PgName, Secret};
 use clonesync::pipeline::{Created, PipelineSpec};
 use clonesync::scope::Scope;
-use clonesync::steps::{
-    advance_and_enable, clean_inherited, cleanup, clone, clone_lsn, create_subscription, preflight,
-    prepare_source, verify,
-};
+use clonesync::steps::{cleanup, clone, create_subscription, preflight, prepare_source};
 use clonesync_tests::fixture::connect;
+use clonesync_tests::pipeline::attach;
 use clonesync_tests::{create_schema, TestEnv};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -64,43 +61,18 @@ async fn no_password_in_logs_errors_outputs_or_server_logs() {
     let info = clone::run(&env.plane, &spec).await.unwrap();
     keep(serde_json::to_string(&info).unwrap());
     let target = connect(&env.plane.clone_endpoint(&info)).await;
-    let range = clone_lsn::run(
+    let conninfo = env.source_endpoint().conninfo();
+    let attached = attach(
         &env.plane,
         &source,
         &target,
         &info,
         &spec,
         prepared.consistent_lsn,
+        &conninfo,
     )
-    .await
-    .unwrap();
-    keep(serde_json::to_string(&range).unwrap());
-    keep(serde_json::to_string(&clean_inherited::run(&target, &spec).await.unwrap()).unwrap());
-    let conninfo = env.source_endpoint().conninfo();
-    keep(
-        serde_json::to_string(
-            &create_subscription::run(&target, &spec, &conninfo)
-                .await
-                .unwrap(),
-        )
-        .unwrap(),
-    );
-    keep(
-        serde_json::to_string(
-            &advance_and_enable::run(&target, &spec, range.clone_lsn)
-                .await
-                .unwrap(),
-        )
-        .unwrap(),
-    );
-    keep(
-        serde_json::to_string(
-            &verify::run(&source, &target, &spec, Duration::from_secs(30))
-                .await
-                .unwrap(),
-        )
-        .unwrap(),
-    );
+    .await;
+    keep(serde_json::to_string(&attached).unwrap());
     keep(format!(
         "{:?} {:?} {:?}",
         env.source_endpoint(),

@@ -22,8 +22,8 @@
 
 use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::{Error, PreflightFailure, Result};
-use crate::local::server::{wait_until, write_private, LocalServer};
-use crate::pg::{self, server, Endpoint, Lsn, SessionSettings};
+use crate::local::server::{wait_until, write_private, LocalServer, PgBinaries, RunAs};
+use crate::pg::{self, server, Endpoint, Lsn, Secret, SessionSettings};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,8 +44,12 @@ pub struct LocalCloneRecord {
 pub const LOCAL_CLONE_EXTRA_SENDERS: i64 = 2;
 
 pub struct LocalControlPlane {
-    source: LocalServer,
-    dbname: String,
+    /// The source, as the clone's base backup and recovery reach it: a
+    /// login with the REPLICATION attribute (a superuser locally). The clone
+    /// is a copy, so the same login works on it.
+    source: Endpoint,
+    bins: PgBinaries,
+    run_as: Option<RunAs>,
     clones_dir: PathBuf,
     session: SessionSettings,
     /// How long to wait for the clone to reach its target and promote.
@@ -53,15 +57,33 @@ pub struct LocalControlPlane {
 }
 
 impl LocalControlPlane {
-    /// `source` is the server to clone; clones go under `clones_dir`.
-    pub fn new(source: LocalServer, dbname: &str, clones_dir: &Path) -> Self {
+    /// Clone the server at `source` (any reachable PostgreSQL server of the
+    /// same major version as the local binaries; no access to its data
+    /// directory is needed) into directories under `clones_dir`.
+    pub fn new(
+        source: Endpoint,
+        clones_dir: &Path,
+        bins: PgBinaries,
+        run_as: Option<RunAs>,
+    ) -> Self {
         LocalControlPlane {
             source,
-            dbname: dbname.into(),
+            bins,
+            run_as,
             clones_dir: clones_dir.to_path_buf(),
             session: SessionSettings::default(),
             promote_timeout: Duration::from_secs(120),
         }
+    }
+
+    /// Clone a server clonesync started.
+    pub fn for_server(source: &LocalServer, dbname: &str, clones_dir: &Path) -> Self {
+        LocalControlPlane::new(
+            source.endpoint(dbname),
+            clones_dir,
+            source.binaries().clone(),
+            source.run_as(),
+        )
     }
 
     fn clone_dir(&self, clone_id: &str) -> Result<PathBuf> {
@@ -87,10 +109,13 @@ impl LocalControlPlane {
         LocalServer::open(
             dir,
             port,
-            &self.source.superuser,
-            self.source.password.clone(),
-            self.source.binaries().clone(),
-            self.source.run_as(),
+            &self.source.user,
+            self.source
+                .password
+                .clone()
+                .unwrap_or_else(|| Secret::new("")),
+            self.bins.clone(),
+            self.run_as,
         )
     }
 
@@ -99,7 +124,7 @@ impl LocalControlPlane {
         Endpoint {
             host: clone.host.clone(),
             port: clone.port,
-            ..self.source.endpoint(&self.dbname)
+            ..self.source.clone()
         }
     }
 
@@ -112,7 +137,7 @@ impl LocalControlPlane {
     where
         F: AsyncFnOnce(&Client) -> Result<Lsn>,
     {
-        let run_as = self.source.run_as();
+        let run_as = self.run_as;
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::local(format!("create {}: {e}", dir.display())))?;
         if let Some(run_as) = run_as {
@@ -125,11 +150,18 @@ impl LocalControlPlane {
             .run(
                 "pg_basebackup",
                 Command::new(clone.binaries().program("pg_basebackup"))
-                    .args(["-h", "127.0.0.1", "-p", &self.source.port.to_string()])
-                    .args(["-U", &self.source.superuser, "-D"])
+                    .args(["-h", &self.source.host, "-p", &self.source.port.to_string()])
+                    .args(["-U", &self.source.user, "-D"])
                     .arg(clone.data_dir())
                     .args(["-X", "stream", "-c", "fast", "-N"])
-                    .env("PGPASSWORD", self.source.password.expose())
+                    .env(
+                        "PGPASSWORD",
+                        self.source
+                            .password
+                            .as_ref()
+                            .map(Secret::expose)
+                            .unwrap_or(""),
+                    )
                     .env("PGAPPNAME", format!("clonesync_basebackup_{clone_id}")),
             )
             .await
@@ -138,7 +170,7 @@ impl LocalControlPlane {
             })?;
 
         // 2. The clone's start LSN, chosen after the copy.
-        let source = pg::connect(&self.source.endpoint(&self.dbname), &self.session).await?;
+        let source = pg::connect(&self.source, &self.session).await?;
         let start_lsn = choose_target(&source).await?;
         drop(source);
 
@@ -147,7 +179,7 @@ impl LocalControlPlane {
         let recovery_file = clone.data_dir().join("clonesync_recovery.conf");
         let primary = Endpoint {
             dbname: "postgres".into(),
-            ..self.source.endpoint(&self.dbname)
+            ..self.source.clone()
         };
         let recovery = format!(
             "primary_conninfo = '{}'\nrecovery_target_lsn = '{start_lsn}'\n\
@@ -173,7 +205,7 @@ impl LocalControlPlane {
         clone.start().await.map_err(|e| Error::CloneFailed {
             reason: e.to_string(),
         })?;
-        let endpoint = clone.endpoint(&self.dbname);
+        let endpoint = clone.endpoint(&self.source.dbname);
         let session = self.session.clone();
         let promoted = wait_until(self.promote_timeout, || async {
             match pg::connect(&endpoint, &session).await {
@@ -296,7 +328,7 @@ fn write_record(dir: &Path, record: &LocalCloneRecord) -> Result<()> {
 impl ControlPlane for LocalControlPlane {
     async fn preflight(&self) -> Result<Vec<PreflightFailure>> {
         let mut failures = Vec::new();
-        if !self.source.binaries().program("pg_basebackup").is_file() {
+        if !self.bins.program("pg_basebackup").is_file() {
             failures.push(PreflightFailure {
                 check: "local_clone_binaries".into(),
                 detail: "pg_basebackup is missing".into(),
