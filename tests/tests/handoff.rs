@@ -33,7 +33,7 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     };
     let spec = PipelineSpec::with_defaults(&format!("handoff_{scope_kind}"), scope).unwrap();
 
-    let load = Workload::start(env.source_endpoint(), 2, seed, Duration::from_millis(1));
+    let load = Workload::start(env.source_endpoint(), 3, seed, Duration::ZERO);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before_prepare = load.committed();
 
@@ -60,7 +60,7 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     )
     .await;
     let at_enable = load.committed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let stats = load.stop().await;
 
     // The load really ran across every boundary of the handoff.
