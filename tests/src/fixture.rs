@@ -36,15 +36,79 @@ pub fn random_password() -> Secret {
     Secret::new(format!("pw-{:x}-{}", nanos, std::process::id()))
 }
 
-/// A temporary directory the server account can enter.
+const TEMP_PREFIX: &str = "clonesync-test-";
+const OWNER_FILE: &str = "owner.pid";
+
+/// A temporary directory the server account can enter, marked with the
+/// test process's pid.
 fn temp_root() -> TempDir {
+    reap_orphans();
     let dir = tempfile::Builder::new()
-        .prefix("clonesync-test-")
+        .prefix(TEMP_PREFIX)
         .tempdir()
         .expect("temporary directory");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
         .expect("chmod temporary directory");
+    std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
+        .expect("write owner file");
     dir
+}
+
+/// Stop and remove the servers of test processes that died without running
+/// their destructors (killed by a timeout, say), so they do not pile up.
+fn reap_orphans() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok());
+        let Some(owner) = owner.filter(|_| is_ours) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        for data in find_data_dirs(&path) {
+            if let Ok(bins) = clonesync::local::PgBinaries::locate() {
+                let server = LocalServer::open(
+                    data.parent().unwrap_or(&path).to_path_buf(),
+                    0,
+                    SUPERUSER,
+                    Secret::new(""),
+                    bins,
+                    clonesync::local::RunAs::detect().ok().flatten(),
+                );
+                server.stop_now();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&path);
+    }
+}
+
+/// `data` directories up to two levels below `root`.
+fn find_data_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![(root.to_path_buf(), 0)];
+    while let Some((dir, depth)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten().filter(|e| e.path().is_dir()) {
+            if entry.file_name() == "data" {
+                found.push(entry.path());
+            } else if depth < 2 {
+                pending.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    found
 }
 
 /// One server in its own temporary directory; stopped (immediately) and
@@ -70,6 +134,11 @@ impl TestServer {
 
     pub fn endpoint(&self) -> Endpoint {
         self.server.endpoint(DB)
+    }
+
+    /// The directory everything of this server lives in.
+    pub fn root(&self) -> &Path {
+        self._root.path()
     }
 
     pub async fn client(&self) -> Client {
