@@ -217,15 +217,21 @@ impl TestEnv {
             .unwrap_or_default()
     }
 
-    /// postgres processes running out of this environment's directories.
+    /// Clone servers still running: postmasters whose command line names a
+    /// data directory under this environment's clones directory.
     pub fn running_servers(&self) -> usize {
-        let mut count = 0;
-        for dir in self.clone_dirs() {
-            if dir.join("data/postmaster.pid").exists() {
-                count += 1;
-            }
-        }
-        count
+        let clones = self.root_path.join("clones");
+        let clones = clones.to_string_lossy();
+        std::fs::read_dir("/proc")
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                    .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+                    .filter(|cmd| cmd.contains("postgres") && cmd.contains(clones.as_ref()))
+                    .count()
+            })
+            .unwrap_or(0)
     }
 }
 

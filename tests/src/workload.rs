@@ -6,7 +6,8 @@
 //! jsonb and bytea; one with TOAST-sized text and bytea whose updates often
 //! leave the toasted columns unchanged (pgoutput then sends "unchanged
 //! TOAST" markers); one without a primary key under REPLICA IDENTITY FULL;
-//! and a marker table used to detect catch-up.
+//! a partitioned table whose updates move rows between partitions; and a
+//! marker table used to detect catch-up.
 
 use clonesync::pg::{self, Endpoint, SessionSettings};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,6 +53,17 @@ CREATE TABLE public.events (
     detail jsonb
 );
 ALTER TABLE public.events REPLICA IDENTITY FULL;
+CREATE TABLE public.measurements (
+    id bigint NOT NULL,
+    taken_on date NOT NULL,
+    value float8 NOT NULL,
+    PRIMARY KEY (id, taken_on)
+) PARTITION BY RANGE (taken_on);
+CREATE TABLE public.measurements_2025 PARTITION OF public.measurements
+    FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE public.measurements_2026 PARTITION OF public.measurements
+    FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE SEQUENCE public.measurement_ids;
 CREATE TABLE public.sync_marker (id int PRIMARY KEY, token text NOT NULL);
 "#;
 
@@ -87,6 +99,9 @@ pub async fn create_schema(client: &Client) {
          INSERT INTO public.documents (title, body, payload) \
            SELECT 'doc ' || i, {TOAST_TEXT}, {TOAST_BYTES} FROM generate_series(1, {SEED_DOCUMENTS}) i; \
          INSERT INTO public.events (kind, detail) SELECT 'seed', jsonb_build_object('i', i) FROM generate_series(1, 20) i; \
+         INSERT INTO public.measurements \
+           SELECT nextval('public.measurement_ids'), date '2025-01-01' + (i * 7 % 730), i / 3.0 \
+           FROM generate_series(1, 100) i; \
          INSERT INTO public.sync_marker VALUES (1, 'seed');"
     );
     client.batch_execute(&seed).await.expect("seed data");
@@ -213,7 +228,7 @@ impl Workload {
 /// One transaction of a randomly chosen kind; false when it rolled back on
 /// purpose.
 async fn one_transaction(client: &Client, rng: &mut Rng) -> Result<bool, tokio_postgres::Error> {
-    let sql = match rng.below(15) {
+    let sql = match rng.below(17) {
         0 => "INSERT INTO public.accounts (owner, balance) VALUES (md5(random()::text), round((random() * 1000)::numeric, 2))".to_string(),
         1 | 2 => format!(
             "UPDATE public.accounts SET balance = balance + 1.25, updated_at = now() WHERE id = {}",
@@ -261,6 +276,16 @@ async fn one_transaction(client: &Client, rng: &mut Rng) -> Result<bool, tokio_p
                DELETE FROM public.events WHERE ctid = (SELECT ctid FROM public.events ORDER BY at LIMIT 1); \
                COMMIT"
             .to_string(),
+        15 => "INSERT INTO public.measurements \
+               VALUES (nextval('public.measurement_ids'), date '2025-01-01' + (random() * 729)::int, random())"
+            .to_string(),
+        // Moves the row to the other year's partition (a delete and an
+        // insert in the publisher's WAL).
+        16 => format!(
+            "UPDATE public.measurements SET taken_on = CASE WHEN taken_on < date '2026-01-01' \
+             THEN taken_on + 365 ELSE taken_on - 365 END, value = value + 1 WHERE id = {}",
+            rng.key(50)
+        ),
         13 => {
             client
                 .batch_execute(

@@ -141,7 +141,7 @@ async fn injection_attempts_in_names_are_inert() {
         .await
         .unwrap();
     let (states, differences) = compare_tables(&source, &target, &tables).await;
-    assert_eq!(states.len(), 6);
+    assert_eq!(states.len(), 8);
     assert!(differences.is_empty(), "{differences:#?}");
 
     let created = Created {
@@ -404,6 +404,8 @@ async fn cleanup_after_a_failure_at_each_stage_leaves_no_slot_and_no_publication
             let (created, clone) = run_until(&env, &spec, *stage).await;
             let (slots, _) = slots_and_publications(&source).await;
             assert_eq!(slots, vec![spec.slot.to_string()], "{stage:?}");
+            let clones_running = usize::from(*stage >= Stage::Cloned);
+            assert_eq!(env.running_servers(), clones_running, "{stage:?}");
             // An unreachable target must not keep the source slot alive,
             // even while its WAL sender is streaming to the clone.
             let target = if target_reachable {
@@ -474,4 +476,30 @@ async fn what_the_clone_inherits_is_dropped_and_nothing_else() {
     cleanup::run(&source, Some(&target), &env.plane, &spec, &created)
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clone_that_cannot_reach_its_target_fails_and_leaves_nothing() {
+    let mut env = TestEnv::start().await;
+    let source = env.source_client().await;
+    create_schema(&source).await;
+    env.plane.promote_timeout = Duration::from_secs(3);
+    // A target beyond anything the source has written: recovery waits for
+    // WAL that never comes.
+    let error = env
+        .plane
+        .create_clone_at("unreachable", async |src: &Client| {
+            let now = clonesync::pg::server::current_lsn(src).await?;
+            Ok(clonesync::pg::Lsn::from(now.as_u64() + (1 << 30)))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.name(), "Clone.Failed", "{error}");
+    assert!(
+        env.clone_dirs().is_empty(),
+        "a failed clone left its directory"
+    );
+    assert_eq!(env.running_servers(), 0);
+    // pg_basebackup's temporary slot went with it.
+    assert_nothing_left(&source).await;
 }

@@ -76,7 +76,7 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
         .await
         .expect("catch up");
     let (states, differences) = compare_tables(&source, &target, &tables).await;
-    assert_eq!(states.len(), 6, "every table compared: {states:?}");
+    assert_eq!(states.len(), 8, "every table compared: {states:?}");
     assert!(
         differences.is_empty(),
         "tables differ after catch-up (source, target): {differences:#?}\nload: {stats:?}"

@@ -29,7 +29,10 @@ async fn every_step_twice_is_the_same_as_once() {
         .await
         .unwrap();
     assert_eq!(first, again);
-    assert_eq!(first.tables_in_scope, 6);
+    assert_eq!(
+        first.tables_in_scope, 9,
+        "8 leaf tables and 1 partitioned parent"
+    );
 
     let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
     assert!(prepared.publication_created && prepared.slot_created);

@@ -274,7 +274,16 @@ impl LocalControlPlane {
                     std::fs::remove_dir_all(&dir)
                         .map_err(|e| Error::local(format!("remove {}: {e}", dir.display())))?;
                 }
-                self.make_clone(clone_id, &dir, choose_target).await?
+                match self.make_clone(clone_id, &dir, choose_target).await {
+                    Ok(record) => record,
+                    Err(error) => {
+                        // A failed clone is not recorded as created, so
+                        // cleanup would never find it: remove it here.
+                        self.server_at(dir.clone(), 0).stop_now();
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return Err(error);
+                    }
+                }
             }
         };
         Ok(CloneInfo {

@@ -111,10 +111,10 @@ impl TableIdentity {
     }
 }
 
-/// The filter `is_publishable_class()` applies in PostgreSQL, for tables
-/// that hold rows: permanent ordinary tables (leaf partitions included)
-/// outside the system schemas.
-const PUBLISHABLE: &str = "c.relkind = 'r' AND c.relpersistence = 'p' \
+/// The filter `is_publishable_class()` applies in PostgreSQL: permanent
+/// ordinary and partitioned tables (leaf partitions included) outside the
+/// system schemas. A partitioned table's primary key is its partitions'.
+const PUBLISHABLE: &str = "c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
      AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
      AND c.oid >= 16384";

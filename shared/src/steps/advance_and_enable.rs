@@ -10,6 +10,8 @@
 //! was started by someone else before the handoff and may already have
 //! applied rows twice: that is a `Target.SubscriptionConflict`, not
 //! something to paper over.
+//!
+//! Leaves behind: a running subscription, consuming the source slot.
 
 use crate::error::{Error, Result};
 use crate::pg::{subscription, Lsn};

@@ -12,6 +12,8 @@
 //! (same name, attached to the pipeline's slot) is never touched, so running
 //! it after the subscription exists is harmless. Only the current
 //! database's subscriptions can be dropped from here.
+//!
+//! Leaves behind: nothing new; it only removes.
 
 use crate::error::Result;
 use crate::pg::{publication, slot, subscription};

@@ -7,6 +7,8 @@
 //! Idempotent: the control plane finds a clone of the same id and returns
 //! it instead of making a second one. The clone id is derived from the
 //! pipeline id, so a retried step asks for the same clone.
+//!
+//! Leaves behind: the clone (recorded as created), until cleanup deletes it.
 
 use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::Result;

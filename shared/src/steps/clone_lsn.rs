@@ -9,6 +9,8 @@
 //! subscription has applied past the clone LSN the handoff has happened;
 //! the check then reports `already_attached` instead of comparing against a
 //! slot that has moved on.
+//!
+//! Leaves behind: nothing.
 
 use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::{Error, Result};

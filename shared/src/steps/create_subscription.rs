@@ -9,6 +9,9 @@
 //! Idempotent: a subscription of that name attached to the pipeline's slot
 //! and publication is returned as is; one with other settings is a
 //! `Target.SubscriptionConflict`.
+//!
+//! Leaves behind: a disabled subscription on the clone (recorded as
+//! created). It applies nothing until `advance_and_enable`.
 
 use crate::error::{Error, Result};
 use crate::pg::{subscription, Secret};

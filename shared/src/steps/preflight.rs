@@ -3,7 +3,7 @@
 //! Reads only; running it any number of times changes nothing. Every check
 //! runs even after one fails, and all failures come back together in one
 //! `Preflight.Failed`, each with a hint, so a user fixes everything in one
-//! round instead of one problem per attempt.
+//! round instead of one problem per attempt. Leaves behind: nothing.
 //!
 //! Subscriber-side limits are checked on the target when one is given. A
 //! clone starts with its source's settings, so before the clone exists they

@@ -16,6 +16,10 @@
 //! always the pipeline's: its name is the pipeline's, and a crash between
 //! creating it and returning must not leave it unowned, or cleanup would
 //! leave it retaining WAL on production.
+//!
+//! Leaves behind: the publication and the slot (recorded as created). If
+//! the slot cannot be made, a publication made by this same call is
+//! dropped again before the error is returned.
 
 use crate::error::{Error, Result};
 use crate::pg::slot::{self, SlotCreation, SlotInfo};

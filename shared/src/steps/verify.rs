@@ -2,7 +2,8 @@
 //! is active, and how far behind the subscriber is.
 //!
 //! Reads only; waits up to `wait` for the worker to start (it is launched
-//! asynchronously after `ALTER SUBSCRIPTION ... ENABLE`).
+//! asynchronously after `ALTER SUBSCRIPTION ... ENABLE`). Leaves behind:
+//! nothing.
 
 use crate::error::{Error, Result};
 use crate::pg::sqlstate::classify;
