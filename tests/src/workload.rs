@@ -208,6 +208,26 @@ impl Workload {
         self.committed.load(Ordering::Relaxed)
     }
 
+    /// Wait until `more` transactions beyond the count now have committed,
+    /// so a phase of a test is known to overlap writes however slow the
+    /// machine is. Panics after a minute, or if every writer has stopped.
+    pub async fn wait_for_more(&self, more: u64) -> u64 {
+        let goal = self.committed() + more;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.committed() < goal {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the load did not commit {more} transactions within a minute"
+            );
+            assert!(
+                !self.workers.iter().all(|w| w.is_finished()),
+                "every load worker has stopped"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.committed()
+    }
+
     /// Stop every writer; fails the test if any writer failed.
     pub async fn stop(self) -> WorkloadStats {
         self.stop.store(true, Ordering::Relaxed);

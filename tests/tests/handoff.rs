@@ -3,6 +3,7 @@
 //! the clone plus the subscription end up equal to the source, table by
 //! table, by content — nothing lost, nothing applied twice.
 
+use clonesync::local::clone::current_wal_lsn;
 use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::{subscription, PgName, TableName};
 use clonesync::pipeline::PipelineSpec;
@@ -14,6 +15,7 @@ use clonesync_tests::{
     compare_tables, create_schema, tables_in, wait_for_marker, TestEnv, Workload,
 };
 use std::time::Duration;
+use tokio_postgres::Client;
 
 const SCHEMAS: &[&str] = &["public", "Sales Schema"];
 
@@ -33,9 +35,10 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     };
     let spec = PipelineSpec::with_defaults(&format!("handoff_{scope_kind}"), scope).unwrap();
 
+    // Every phase below waits for the load to commit more transactions, so
+    // writes overlap each boundary of the handoff however slow the machine.
     let load = Workload::start(env.source_endpoint(), 3, seed, Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before_prepare = load.committed();
+    let before_prepare = load.wait_for_more(200).await;
 
     preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
         .await
@@ -43,11 +46,20 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     let prepared = prepare_source::run(&mut source, &spec)
         .await
         .expect("prepare source");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let before_clone = load.committed();
+    let before_clone = load.wait_for_more(200).await;
 
-    let clone_info = clone::run(&env.plane, &spec).await.expect("clone");
-    let after_clone = load.committed();
+    // The clone step's own recipe, with writes guaranteed between the end
+    // of the copy and the moment its start LSN is read: those must arrive
+    // through WAL replay, and the ones after it through the subscription.
+    let mut at_target = 0;
+    let clone_info = env
+        .plane
+        .create_clone_at(&clone::clone_id(&spec), async |src: &Client| {
+            at_target = load.wait_for_more(200).await;
+            current_wal_lsn(src).await
+        })
+        .await
+        .expect("clone");
     let target = connect(&env.plane.clone_endpoint(&clone_info)).await;
     let attached = attach(
         &env.plane,
@@ -60,17 +72,10 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     )
     .await;
     let at_enable = load.committed();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    load.wait_for_more(1000).await;
     let stats = load.stop().await;
-
-    // The load really ran across every boundary of the handoff.
-    assert!(before_prepare > 0, "no writes before prepare_source");
-    assert!(
-        before_clone > before_prepare,
-        "no writes between slot and clone"
-    );
-    assert!(after_clone > before_clone, "no writes during the clone");
-    assert!(stats.committed > at_enable, "no writes after enable");
+    assert!(before_prepare < before_clone && before_clone < at_target && at_target <= at_enable);
+    assert!(stats.committed >= at_enable + 1000);
 
     wait_for_marker(&source, &target, Duration::from_secs(60))
         .await
