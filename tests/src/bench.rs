@@ -7,11 +7,10 @@
 
 use crate::fixture::{connect, TestServer, LOGICAL};
 use crate::TestEnv;
-use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::{Endpoint, TableName};
 use clonesync::pipeline::PipelineSpec;
 use clonesync::scope::Scope;
-use clonesync::steps::{clone, preflight, prepare_source};
+use clonesync::steps::{clone, prepare_source};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
@@ -101,9 +100,7 @@ pub async fn run(options: &BenchOptions) -> BenchResult {
     eprintln!("clone path ...");
     let started = Instant::now();
     let mut admin = connect(&source_endpoint).await;
-    preflight::run(&admin, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .expect("preflight");
+    env.preflight(&admin, &spec).await.expect("preflight");
     let prepared = prepare_source::run(&mut admin, &spec)
         .await
         .expect("prepare");

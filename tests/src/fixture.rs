@@ -1,7 +1,9 @@
 //! Throwaway servers and the local control plane around them.
 
-use clonesync::local::{LocalControlPlane, LocalServer};
+use clonesync::local::{LocalControlPlane, LocalServer, LOCAL_CLONE_EXTRA_SENDERS};
 use clonesync::pg::{self, Endpoint, Secret, SessionSettings};
+use clonesync::pipeline::PipelineSpec;
+use clonesync::steps::preflight::{self, PreflightReport};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -185,6 +187,13 @@ impl TestEnv {
         TestEnv::start_with(LOGICAL).await
     }
 
+    /// The usual settings with one changed.
+    pub async fn start_with_setting(name: &str, value: &str) -> TestEnv {
+        let mut settings = LOGICAL.to_vec();
+        settings.push((name, value));
+        TestEnv::start_with(&settings).await
+    }
+
     pub async fn start_with(settings: &[(&str, &str)]) -> TestEnv {
         let root = temp_root();
         let source = start_server(&root.path().join("source"), settings).await;
@@ -204,6 +213,15 @@ impl TestEnv {
 
     pub fn source_endpoint(&self) -> Endpoint {
         self.source.endpoint(DB)
+    }
+
+    /// The preflight step with this environment's control plane.
+    pub async fn preflight(
+        &self,
+        source: &Client,
+        spec: &PipelineSpec,
+    ) -> clonesync::Result<PreflightReport> {
+        preflight::run(source, None, &self.plane, spec, LOCAL_CLONE_EXTRA_SENDERS).await
     }
 
     pub async fn source_client(&self) -> Client {

@@ -3,12 +3,11 @@
 
 use crate::fixture::{connect, TestEnv};
 use clonesync::control_plane::{CloneInfo, ControlPlane};
-use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::{Lsn, Secret};
 use clonesync::pipeline::{Created, PipelineSpec};
 use clonesync::steps::{
-    advance_and_enable, clean_inherited, clone, clone_lsn, create_subscription, preflight,
-    prepare_source, verify,
+    advance_and_enable, clean_inherited, clone, clone_lsn, create_subscription, prepare_source,
+    verify,
 };
 use serde::Serialize;
 use std::time::Duration;
@@ -39,9 +38,7 @@ pub async fn run_until(
 ) -> (Created, Option<(CloneInfo, Client)>) {
     let mut source = env.source_client().await;
     let mut created = Created::default();
-    preflight::run(&source, None, &env.plane, spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .expect("preflight");
+    env.preflight(&source, spec).await.expect("preflight");
     let prepared = prepare_source::run(&mut source, spec)
         .await
         .expect("prepare source");

@@ -1,12 +1,11 @@
 //! Bad input gets a named error and leaves nothing behind.
 
-use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::{PgName, SlotName, TableName};
 use clonesync::pipeline::{Created, PipelineSpec};
 use clonesync::scope::Scope;
-use clonesync::steps::{cleanup, clone, clone_lsn, preflight, prepare_source};
+use clonesync::steps::{cleanup, clone, clone_lsn, prepare_source};
 use clonesync::Error;
-use clonesync_tests::fixture::{connect, LOGICAL};
+use clonesync_tests::fixture::connect;
 use clonesync_tests::pipeline::{attach, run_until, slots_and_publications, Stage};
 use clonesync_tests::{compare_tables, create_schema, tables_in, wait_for_marker, TestEnv};
 use std::time::Duration;
@@ -107,9 +106,7 @@ async fn injection_attempts_in_names_are_inert() {
         },
     };
     let mut source = env.source_client().await;
-    preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .unwrap();
+    env.preflight(&source, &spec).await.unwrap();
     let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
     let info = clone::run(&env.plane, &spec).await.unwrap();
     let target = connect(&env.plane.clone_endpoint(&info)).await;
@@ -165,15 +162,7 @@ async fn a_table_without_a_key_in_scope_fails_preflight_and_leaves_nothing() {
         .batch_execute("CREATE TABLE public.no_key (a int, b text)")
         .await
         .unwrap();
-    let error = preflight::run(
-        &source,
-        None,
-        &env.plane,
-        &spec("nokey"),
-        LOCAL_CLONE_EXTRA_SENDERS,
-    )
-    .await
-    .unwrap_err();
+    let error = env.preflight(&source, &spec("nokey")).await.unwrap_err();
     assert_eq!(failed_checks(&error), vec!["replica_identity"]);
     assert!(error.to_string().contains("no_key"), "{error}");
     // The same table outside the scope is fine.
@@ -184,15 +173,7 @@ async fn a_table_without_a_key_in_scope_fails_preflight_and_leaves_nothing() {
         },
     )
     .unwrap();
-    preflight::run(
-        &source,
-        None,
-        &env.plane,
-        &scoped,
-        LOCAL_CLONE_EXTRA_SENDERS,
-    )
-    .await
-    .unwrap();
+    env.preflight(&source, &scoped).await.unwrap();
     // A missing table in a list is reported too.
     let missing = PipelineSpec::with_defaults(
         "missing",
@@ -201,24 +182,14 @@ async fn a_table_without_a_key_in_scope_fails_preflight_and_leaves_nothing() {
         },
     )
     .unwrap();
-    let error = preflight::run(
-        &source,
-        None,
-        &env.plane,
-        &missing,
-        LOCAL_CLONE_EXTRA_SENDERS,
-    )
-    .await
-    .unwrap_err();
+    let error = env.preflight(&source, &missing).await.unwrap_err();
     assert_eq!(failed_checks(&error), vec!["scope_exists"]);
     assert_nothing_left(&source).await;
 }
 
 #[tokio::test]
 async fn wal_level_replica_is_a_named_failure_and_leaves_nothing() {
-    let mut settings = LOGICAL.to_vec();
-    settings.push(("wal_level", "replica"));
-    let env = TestEnv::start_with(&settings).await;
+    let env = TestEnv::start_with_setting("wal_level", "replica").await;
     let mut source = env.source_client().await;
     create_schema(&source).await;
     source
@@ -226,9 +197,7 @@ async fn wal_level_replica_is_a_named_failure_and_leaves_nothing() {
         .await
         .unwrap();
     let spec = spec("replica");
-    let error = preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .unwrap_err();
+    let error = env.preflight(&source, &spec).await.unwrap_err();
     // Every failure at once, not just the first.
     assert_eq!(
         failed_checks(&error),
@@ -241,9 +210,7 @@ async fn wal_level_replica_is_a_named_failure_and_leaves_nothing() {
 
 #[tokio::test]
 async fn no_free_slot_is_a_named_failure_and_leaves_nothing() {
-    let mut settings = LOGICAL.to_vec();
-    settings.push(("max_replication_slots", "1"));
-    let env = TestEnv::start_with(&settings).await;
+    let env = TestEnv::start_with_setting("max_replication_slots", "1").await;
     let mut source = env.source_client().await;
     create_schema(&source).await;
     source
@@ -251,9 +218,7 @@ async fn no_free_slot_is_a_named_failure_and_leaves_nothing() {
         .await
         .unwrap();
     let spec = spec("noslots");
-    let error = preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .unwrap_err();
+    let error = env.preflight(&source, &spec).await.unwrap_err();
     assert!(
         failed_checks(&error).contains(&"free_replication_slots".to_string()),
         "{error}"
@@ -280,15 +245,7 @@ async fn a_slot_name_taken_by_something_else_is_a_conflict_and_is_not_touched() 
         )
         .await
         .unwrap();
-    let error = preflight::run(
-        &source,
-        None,
-        &env.plane,
-        &physical,
-        LOCAL_CLONE_EXTRA_SENDERS,
-    )
-    .await
-    .unwrap_err();
+    let error = env.preflight(&source, &physical).await.unwrap_err();
     assert_eq!(failed_checks(&error), vec!["slot_name"]);
     let error = prepare_source::run(&mut source, &physical)
         .await

@@ -5,11 +5,10 @@
 //! the origin). With `recovery_target_inclusive = true` the clone would
 //! hold it and the subscription would apply it again.
 
-use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::Lsn;
 use clonesync::pipeline::PipelineSpec;
 use clonesync::scope::Scope;
-use clonesync::steps::{clone, preflight, prepare_source};
+use clonesync::steps::{clone, prepare_source};
 use clonesync_tests::fixture::connect;
 use clonesync_tests::pipeline::attach;
 use clonesync_tests::{compare_tables, create_schema, tables_in, wait_for_marker, TestEnv};
@@ -30,9 +29,7 @@ async fn a_commit_at_the_clone_lsn_lands_exactly_once() {
         .await
         .expect("pg_walinspect ships with the server");
     let spec = PipelineSpec::with_defaults("edge", Scope::AllTables).unwrap();
-    preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .unwrap();
+    env.preflight(&source, &spec).await.unwrap();
     let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
 
     let writer = env.source_client().await;

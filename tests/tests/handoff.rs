@@ -4,11 +4,10 @@
 //! table, by content — nothing lost, nothing applied twice.
 
 use clonesync::local::clone::current_wal_lsn;
-use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::{subscription, PgName, TableName};
 use clonesync::pipeline::PipelineSpec;
 use clonesync::scope::Scope;
-use clonesync::steps::{clone, preflight, prepare_source};
+use clonesync::steps::{clone, prepare_source};
 use clonesync_tests::fixture::connect;
 use clonesync_tests::pipeline::attach;
 use clonesync_tests::{
@@ -40,9 +39,7 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     let load = Workload::start(env.source_endpoint(), 3, seed, Duration::ZERO);
     let before_prepare = load.wait_for_more(200).await;
 
-    preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .expect("preflight");
+    env.preflight(&source, &spec).await.expect("preflight");
     let prepared = prepare_source::run(&mut source, &spec)
         .await
         .expect("prepare source");

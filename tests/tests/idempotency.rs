@@ -2,12 +2,11 @@
 //! state: one slot, one publication, one clone, one subscription, and an
 //! origin that never moves backwards.
 
-use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::subscription;
 use clonesync::pipeline::{Created, PipelineSpec};
 use clonesync::scope::Scope;
 use clonesync::steps::{
-    advance_and_enable, clean_inherited, cleanup, clone, clone_lsn, create_subscription, preflight,
+    advance_and_enable, clean_inherited, cleanup, clone, clone_lsn, create_subscription,
     prepare_source, verify,
 };
 use clonesync_tests::fixture::connect;
@@ -22,12 +21,8 @@ async fn every_step_twice_is_the_same_as_once() {
     create_schema(&source).await;
     let spec = PipelineSpec::with_defaults("twice", Scope::AllTables).unwrap();
 
-    let first = preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .unwrap();
-    let again = preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .unwrap();
+    let first = env.preflight(&source, &spec).await.unwrap();
+    let again = env.preflight(&source, &spec).await.unwrap();
     assert_eq!(first, again);
     assert_eq!(
         first.tables_in_scope, 9,
@@ -42,9 +37,7 @@ async fn every_step_twice_is_the_same_as_once() {
         "same LSN, same ownership"
     );
     // Preflight after prepare: our own slot and publication are no conflict.
-    preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .unwrap();
+    env.preflight(&source, &spec).await.unwrap();
 
     let info = clone::run(&env.plane, &spec).await.unwrap();
     assert_eq!(clone::run(&env.plane, &spec).await.unwrap(), info);

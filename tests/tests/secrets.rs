@@ -2,11 +2,10 @@
 //! log — checked with every log level on, the driver's statement logging
 //! included (so the check can fail).
 
-use clonesync::local::LOCAL_CLONE_EXTRA_SENDERS;
 use clonesync::pg::{Endpoint, PgName, Secret};
 use clonesync::pipeline::{Created, PipelineSpec};
 use clonesync::scope::Scope;
-use clonesync::steps::{cleanup, clone, create_subscription, preflight, prepare_source};
+use clonesync::steps::{cleanup, clone, create_subscription, prepare_source};
 use clonesync_tests::fixture::connect;
 use clonesync_tests::pipeline::attach;
 use clonesync_tests::{create_schema, TestEnv};
@@ -52,9 +51,7 @@ async fn no_password_in_logs_errors_outputs_or_server_logs() {
     let mut outputs: Vec<String> = Vec::new();
     let mut keep = |value: String| outputs.push(value);
 
-    let report = preflight::run(&source, None, &env.plane, &spec, LOCAL_CLONE_EXTRA_SENDERS)
-        .await
-        .unwrap();
+    let report = env.preflight(&source, &spec).await.unwrap();
     keep(serde_json::to_string(&report).unwrap());
     let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
     keep(serde_json::to_string(&prepared).unwrap());
