@@ -69,7 +69,9 @@ pub async fn run<P: ControlPlane>(
             "point clonesync at the writer (primary) endpoint",
         );
     }
-    logical_decoding(&facts, &mut fail);
+    if let Some(failure) = logical_decoding(&facts) {
+        fail(&failure.check, failure.detail, &failure.hint);
+    }
 
     // Our own slot may already exist from an earlier attempt; then it needs
     // no new place.
@@ -147,24 +149,28 @@ pub async fn run<P: ControlPlane>(
     }
 }
 
-fn logical_decoding(facts: &ServerFacts, fail: &mut impl FnMut(&str, String, &str)) {
+/// Whether the server can decode logically; shared with `prepare_source`,
+/// which must not make a publication for a slot that cannot exist.
+pub(crate) fn logical_decoding(facts: &ServerFacts) -> Option<PreflightFailure> {
+    let failure = |detail: String, hint: &str| PreflightFailure {
+        check: "logical_decoding".into(),
+        detail,
+        hint: hint.into(),
+    };
     if let Some(rds) = &facts.rds_logical_replication {
         if !matches!(rds.as_str(), "on" | "1") {
-            fail(
-                "logical_decoding",
+            return Some(failure(
                 format!("rds.logical_replication is {rds}"),
                 "set rds.logical_replication = 1 in the cluster parameter group and reboot the writer",
-            );
-            return;
+            ));
         }
     }
-    if facts.wal_level != "logical" {
-        fail(
-            "logical_decoding",
+    (facts.wal_level != "logical").then(|| {
+        failure(
             format!("wal_level is {}", facts.wal_level),
             "set wal_level = logical and restart the server",
-        );
-    }
+        )
+    })
 }
 
 fn subscriber_limits(

@@ -45,14 +45,9 @@ pub async fn run(source: &mut Client, spec: &PipelineSpec) -> Result<SourcePrepa
     spec.validate()?;
     // A publication made for a slot that cannot exist would be left behind.
     let facts = crate::pg::server::facts(source).await?;
-    if facts.wal_level != "logical" {
+    if let Some(failure) = crate::steps::preflight::logical_decoding(&facts) {
         return Err(Error::PreflightFailed {
-            failures: vec![crate::error::PreflightFailure {
-                check: "logical_decoding".into(),
-                detail: format!("wal_level is {}", facts.wal_level),
-                hint: "set wal_level = logical (rds.logical_replication = 1 on Aurora) and restart"
-                    .into(),
-            }],
+            failures: vec![failure],
         });
     }
     let database = crate::steps::current_database(source).await?;
