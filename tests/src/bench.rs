@@ -118,7 +118,7 @@ pub async fn run(options: &BenchOptions) -> BenchResult {
     )
     .await;
     let streaming = Instant::now();
-    wait_marker(&source, &clone_client, "bench_marker").await;
+    wait_marker(&source, &clone_client).await;
     let clone_path = started.elapsed();
 
     // The standard path: empty target, schema, copy_data = true.
@@ -130,14 +130,14 @@ pub async fn run(options: &BenchOptions) -> BenchResult {
     let publication = spec.publication.quoted();
     create_standard_subscription(&target_client, &source_endpoint, &publication).await;
     wait_tables_ready(&target_client).await;
-    wait_marker(&source, &target_client, "bench_marker").await;
+    wait_marker(&source, &target_client).await;
     let copy_data_path = started.elapsed();
 
     let load_transactions = history_rows(&source).await - committed_before;
     stop_load(load).await;
     // Both replicas equal the source, table by table.
-    wait_marker(&source, &clone_client, "bench_marker").await;
-    wait_marker(&source, &target_client, "bench_marker").await;
+    wait_marker(&source, &clone_client).await;
+    wait_marker(&source, &target_client).await;
     for (name, replica) in [("clone", &clone_client), ("copy_data", &target_client)] {
         for table in &tables {
             let a = content_sum(&source, table).await;
@@ -270,7 +270,12 @@ async fn create_standard_subscription(target: &Client, source: &Endpoint, public
 }
 
 async fn wait_tables_ready(target: &Client) {
+    let deadline = Instant::now() + SYNC_TIMEOUT;
     loop {
+        assert!(
+            Instant::now() < deadline,
+            "initial copy not done within {SYNC_TIMEOUT:?}"
+        );
         let pending: i64 = target
             .query_one(
                 "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
@@ -291,26 +296,14 @@ async fn wait_tables_ready(target: &Client) {
     }
 }
 
-async fn wait_marker(source: &Client, target: &Client, table: &str) {
-    let token = format!("{:?}", Instant::now());
-    source
-        .execute(
-            &format!("UPDATE {table} SET token = $1 WHERE id = 1"),
-            &[&token],
-        )
+/// Generous: the copy_data path at a large scale copies for minutes.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(1800);
+
+async fn wait_marker(source: &Client, target: &Client) {
+    let marker = TableName::new("public", "bench_marker").unwrap();
+    crate::compare::wait_for_token(source, target, &marker, SYNC_TIMEOUT)
         .await
-        .unwrap();
-    loop {
-        let seen: String = target
-            .query_one(&format!("SELECT token FROM {table} WHERE id = 1"), &[])
-            .await
-            .unwrap()
-            .get(0);
-        if seen == token {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        .expect("replica catches up");
 }
 
 /// Row count and an order-independent sum of row hashes: a content check

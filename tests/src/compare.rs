@@ -99,18 +99,31 @@ pub async fn wait_for_marker(
     target: &Client,
     timeout: Duration,
 ) -> Result<Duration, String> {
+    let marker = TableName::new("public", "sync_marker").map_err(|e| e.to_string())?;
+    wait_for_token(source, target, &marker, timeout).await
+}
+
+/// [`wait_for_marker`] with any table of shape `(id int PRIMARY KEY, token
+/// text)` holding a row with id 1.
+pub async fn wait_for_token(
+    source: &Client,
+    target: &Client,
+    table: &TableName,
+    timeout: Duration,
+) -> Result<Duration, String> {
     let token = format!("{:?}", Instant::now());
     source
         .execute(
-            "UPDATE public.sync_marker SET token = $1 WHERE id = 1",
+            &format!("UPDATE {} SET token = $1 WHERE id = 1", table.quoted()),
             &[&token],
         )
         .await
         .map_err(|e| e.to_string())?;
+    let read = format!("SELECT token FROM {} WHERE id = 1", table.quoted());
     let started = Instant::now();
     while started.elapsed() < timeout {
         let seen: Option<String> = target
-            .query_opt("SELECT token FROM public.sync_marker WHERE id = 1", &[])
+            .query_opt(&read, &[])
             .await
             .map_err(|e| e.to_string())?
             .map(|r| r.get(0));
@@ -119,5 +132,5 @@ pub async fn wait_for_marker(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(format!("target did not catch up within {timeout:?}"))
+    Err(format!("{} did not catch up within {timeout:?}", table))
 }
