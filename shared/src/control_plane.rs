@@ -3,7 +3,7 @@
 //! implements the same calls.
 
 use crate::error::{PreflightFailure, Result};
-use crate::pg::Lsn;
+use crate::pg::{Endpoint, Lsn};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use tokio_postgres::Client;
@@ -37,4 +37,14 @@ pub trait ControlPlane: Sync {
 
     /// Remove the clone; `false` when there was none.
     fn delete_clone(&self, clone_id: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The clone when it accepts connections; `Clone.NotReady` while it is
+    /// still being made.
+    fn clone_status(&self, clone_id: &str) -> impl Future<Output = Result<CloneInfo>> + Send;
+
+    /// How to log in to the source (credentials fetched now, not stored).
+    fn source_endpoint(&self) -> impl Future<Output = Result<Endpoint>> + Send;
+
+    /// How to log in to the clone.
+    fn clone_endpoint(&self, clone: &CloneInfo) -> impl Future<Output = Result<Endpoint>> + Send;
 }

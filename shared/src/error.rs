@@ -114,6 +114,64 @@ pub enum Error {
     /// Starting, stopping or copying a local PostgreSQL server failed.
     #[error("local server: {reason}")]
     LocalServer { reason: String },
+
+    /// The resource share is not accepted yet (no invitation has arrived,
+    /// or it is still pending); ask again later.
+    #[error("resource share {share_arn} is not ready yet: {status}")]
+    ShareNotReady { share_arn: String, status: String },
+
+    /// The share cannot be used: a share of that name that is not ours, or
+    /// an invitation that was rejected or expired.
+    #[error("resource share {share}: {reason}")]
+    ShareFailed { share: String, reason: String },
+
+    /// A DB cluster of the clone's name exists and is not this pipeline's.
+    #[error("DB cluster {clone_id:?} exists and is not ours: {reason}")]
+    CloneConflict { clone_id: String, reason: String },
+
+    /// A credentials secret lacks a field or is not the expected JSON.
+    /// Names the secret and the field, never its content.
+    #[error("secret {secret_arn}: {reason}")]
+    SecretInvalid { secret_arn: String, reason: String },
+
+    /// The function's own configuration (environment) is wrong.
+    #[error("configuration: {}", .problems.join("; "))]
+    ConfigInvalid { problems: Vec<String> },
+
+    /// An event could not be understood at all.
+    #[error("malformed event: {reason}")]
+    EventMalformed { reason: String },
+
+    /// An AWS resource the step needs does not exist (or is not visible
+    /// from this account).
+    #[error("{service}: {what} not found")]
+    AwsNotFound { service: String, what: String },
+
+    /// AWS refused the call for lack of permission.
+    #[error("{service} {operation}: access denied: {message}")]
+    AwsAccessDenied {
+        service: String,
+        operation: String,
+        message: String,
+    },
+
+    /// Throttling, a 5xx, a timeout or a network failure talking to AWS:
+    /// the same call may succeed later.
+    #[error("{service} {operation}: transient failure: {message}")]
+    TransientAws {
+        service: String,
+        operation: String,
+        message: String,
+    },
+
+    /// Any other AWS error (carries its error code).
+    #[error("{service} {operation} failed ({code}): {message}")]
+    Aws {
+        service: String,
+        operation: String,
+        code: String,
+        message: String,
+    },
 }
 
 impl Error {
@@ -137,6 +195,16 @@ impl Error {
         "Transient.Database",
         "Database.Failed",
         "Local.ServerFailed",
+        "Share.NotReady",
+        "Share.Failed",
+        "Clone.Conflict",
+        "Secret.Invalid",
+        "Config.Invalid",
+        "Event.Malformed",
+        "Aws.NotFound",
+        "Aws.AccessDenied",
+        "Transient.Aws",
+        "Aws.Failed",
     ];
 
     /// The stable name that becomes the Lambda `errorType`.
@@ -158,14 +226,29 @@ impl Error {
             Error::TransientDatabase { .. } => "Transient.Database",
             Error::Database { .. } => "Database.Failed",
             Error::LocalServer { .. } => "Local.ServerFailed",
+            Error::ShareNotReady { .. } => "Share.NotReady",
+            Error::ShareFailed { .. } => "Share.Failed",
+            Error::CloneConflict { .. } => "Clone.Conflict",
+            Error::SecretInvalid { .. } => "Secret.Invalid",
+            Error::ConfigInvalid { .. } => "Config.Invalid",
+            Error::EventMalformed { .. } => "Event.Malformed",
+            Error::AwsNotFound { .. } => "Aws.NotFound",
+            Error::AwsAccessDenied { .. } => "Aws.AccessDenied",
+            Error::TransientAws { .. } => "Transient.Aws",
+            Error::Aws { .. } => "Aws.Failed",
         }
     }
 
-    /// Whether running the same step again may succeed without any change.
+    /// Whether running the same step again may succeed without any change:
+    /// every `Transient.*` name, and the two "not ready yet" answers that
+    /// the state machine's polling fallback retries.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::TransientDatabase { .. } | Error::CloneNotReady { .. }
+            Error::TransientDatabase { .. }
+                | Error::TransientAws { .. }
+                | Error::CloneNotReady { .. }
+                | Error::ShareNotReady { .. }
         )
     }
 
@@ -234,6 +317,44 @@ mod tests {
                 message: s(),
             },
             Error::LocalServer { reason: s() },
+            Error::ShareNotReady {
+                share_arn: s(),
+                status: s(),
+            },
+            Error::ShareFailed {
+                share: s(),
+                reason: s(),
+            },
+            Error::CloneConflict {
+                clone_id: s(),
+                reason: s(),
+            },
+            Error::SecretInvalid {
+                secret_arn: s(),
+                reason: s(),
+            },
+            Error::ConfigInvalid { problems: vec![] },
+            Error::EventMalformed { reason: s() },
+            Error::AwsNotFound {
+                service: s(),
+                what: s(),
+            },
+            Error::AwsAccessDenied {
+                service: s(),
+                operation: s(),
+                message: s(),
+            },
+            Error::TransientAws {
+                service: s(),
+                operation: s(),
+                message: s(),
+            },
+            Error::Aws {
+                service: s(),
+                operation: s(),
+                code: s(),
+                message: s(),
+            },
         ]
     }
 
@@ -258,7 +379,7 @@ mod tests {
         for error in one_of_each() {
             assert_eq!(
                 error.is_transient(),
-                error.name().starts_with("Transient.") || error.name() == "Clone.NotReady",
+                error.name().starts_with("Transient.") || error.name().ends_with(".NotReady"),
                 "{}",
                 error.name()
             );

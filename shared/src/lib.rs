@@ -9,12 +9,15 @@
 //!   it with local servers.
 //! - [`error`]: the one error type, with stable names.
 
+pub mod aws;
 pub mod control_plane;
 pub mod error;
+pub mod lambda;
 pub mod local;
 pub mod pg;
 pub mod pipeline;
 pub mod scope;
 pub mod steps;
+pub mod workflow;
 
 pub use error::{Error, Result};

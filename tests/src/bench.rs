@@ -106,7 +106,7 @@ pub async fn run(options: &BenchOptions) -> BenchResult {
         .expect("prepare");
     let info = clone::run(&env.plane, &spec).await.expect("clone");
     let promoted = Instant::now();
-    let clone_client = connect(&env.plane.clone_endpoint(&info)).await;
+    let clone_client = connect(&env.plane.clone_login(&info)).await;
     crate::pipeline::attach(
         &env.plane,
         &admin,

@@ -49,7 +49,7 @@ pub async fn run_until(
     }
     let info = clone::run(&env.plane, spec).await.expect("clone");
     created.clone = Some(info.clone_id.clone());
-    let target = connect(&env.plane.clone_endpoint(&info)).await;
+    let target = connect(&env.plane.clone_login(&info)).await;
     if stage == Stage::Cloned {
         return (created, Some((info, target)));
     }

@@ -109,7 +109,7 @@ async fn injection_attempts_in_names_are_inert() {
     env.preflight(&source, &spec).await.unwrap();
     let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
     let info = clone::run(&env.plane, &spec).await.unwrap();
-    let target = connect(&env.plane.clone_endpoint(&info)).await;
+    let target = connect(&env.plane.clone_login(&info)).await;
     attach(
         &env.plane,
         &source,
@@ -323,7 +323,7 @@ async fn a_clone_taken_before_the_slot_is_out_of_range() {
         .await
         .unwrap();
     let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
-    let target = connect(&env.plane.clone_endpoint(&info)).await;
+    let target = connect(&env.plane.clone_login(&info)).await;
     let error = clone_lsn::run(
         &env.plane,
         &source,

@@ -42,7 +42,7 @@ async fn a_commit_at_the_clone_lsn_lands_exactly_once() {
         .await
         .expect("clone at a commit record");
     let id = last_id.get();
-    let target = connect(&env.plane.clone_endpoint(&clone_info)).await;
+    let target = connect(&env.plane.clone_login(&clone_info)).await;
 
     // Recovery stopped before the commit: the clone lacks the transaction.
     assert_eq!(

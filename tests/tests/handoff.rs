@@ -57,7 +57,7 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
         })
         .await
         .expect("clone");
-    let target = connect(&env.plane.clone_endpoint(&clone_info)).await;
+    let target = connect(&env.plane.clone_login(&clone_info)).await;
     let attached = attach(
         &env.plane,
         &source,

@@ -42,7 +42,7 @@ async fn every_step_twice_is_the_same_as_once() {
     let info = clone::run(&env.plane, &spec).await.unwrap();
     assert_eq!(clone::run(&env.plane, &spec).await.unwrap(), info);
     assert_eq!(env.clone_dirs().len(), 1, "one clone only");
-    let target = connect(&env.plane.clone_endpoint(&info)).await;
+    let target = connect(&env.plane.clone_login(&info)).await;
 
     let range = clone_lsn::run(
         &env.plane,

@@ -57,7 +57,7 @@ async fn no_password_in_logs_errors_outputs_or_server_logs() {
     keep(serde_json::to_string(&prepared).unwrap());
     let info = clone::run(&env.plane, &spec).await.unwrap();
     keep(serde_json::to_string(&info).unwrap());
-    let target = connect(&env.plane.clone_endpoint(&info)).await;
+    let target = connect(&env.plane.clone_login(&info)).await;
     let conninfo = env.source_endpoint().conninfo();
     let attached = attach(
         &env.plane,

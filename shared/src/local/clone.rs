@@ -120,7 +120,7 @@ impl LocalControlPlane {
     }
 
     /// How to reach the clone as the superuser.
-    pub fn clone_endpoint(&self, clone: &CloneInfo) -> Endpoint {
+    pub fn clone_login(&self, clone: &CloneInfo) -> Endpoint {
         Endpoint {
             host: clone.host.clone(),
             port: clone.port,
@@ -374,5 +374,29 @@ impl ControlPlane for LocalControlPlane {
         std::fs::remove_dir_all(&dir)
             .map_err(|e| Error::local(format!("remove {}: {e}", dir.display())))?;
         Ok(true)
+    }
+
+    /// A local clone is ready once its record is written (after promote).
+    async fn clone_status(&self, clone_id: &str) -> Result<CloneInfo> {
+        let dir = self.clone_dir(clone_id)?;
+        match read_record(&dir)? {
+            Some(record) => Ok(CloneInfo {
+                clone_id: record.clone_id,
+                host: "127.0.0.1".into(),
+                port: record.port,
+            }),
+            None => Err(Error::CloneNotReady {
+                clone_id: clone_id.to_string(),
+                status: "no finished local clone".into(),
+            }),
+        }
+    }
+
+    async fn source_endpoint(&self) -> Result<Endpoint> {
+        Ok(self.source.clone())
+    }
+
+    async fn clone_endpoint(&self, clone: &CloneInfo) -> Result<Endpoint> {
+        Ok(self.clone_login(clone))
     }
 }

@@ -1,0 +1,618 @@
+//! RDS behind [`ControlPlane`]: the source cluster's facts (read in the
+//! source account), the copy-on-write clone and its writer instance (made in
+//! the target account), and the clone's start LSN.
+//!
+//! Idempotent by name and tag: the clone is a cluster named by the pipeline
+//! and tagged `clonesync:pipeline = <id>`. `DBClusterAlreadyExists` (or
+//! `DBInstanceAlreadyExists`) for a resource with that tag is success; for
+//! anything else it is `Clone.Conflict`, and nothing untagged is ever
+//! deleted.
+
+use crate::aws::fault::classify;
+use crate::aws::secrets::{fetch_login, Login};
+use crate::aws::{AwsClients, ClusterArn, Settings, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
+use crate::control_plane::{CloneInfo, ControlPlane};
+use crate::error::{Error, PreflightFailure, Result};
+use crate::pg::{sqlstate, Endpoint, Lsn};
+use aws_sdk_rds::types::{DbCluster, Filter, Tag};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+const SERVICE: &str = "rds";
+const ENGINE: &str = "aurora-postgresql";
+
+/// The source: the shared cluster, the login to use and the database.
+/// Identifiers only; the login is read from the secret when connecting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceCluster {
+    pub cluster_arn: String,
+    /// Secrets Manager secret in the source account with a login that has
+    /// the REPLICATION privilege (`rds_replication` on Aurora).
+    pub secret_arn: String,
+    pub database: String,
+    /// Connect here instead of the cluster's writer endpoint (for example
+    /// when the endpoint's name does not resolve across the VPC peering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// How to make the clone in the target account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloneSettings {
+    /// DB instance class of the clone's writer, e.g. `db.r6g.large`.
+    pub instance_class: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_subnet_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
+    /// Key in the target account to encrypt the clone with (required when
+    /// the source is encrypted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// Login for the clone, if not the source's (the clone has the
+    /// source's roles and passwords, so by default the source secret is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_arn: Option<String>,
+}
+
+/// The clone's writer instance is named after its cluster.
+pub fn writer_instance_id(clone_id: &str) -> String {
+    format!("{clone_id}-writer")
+}
+
+pub struct AwsControlPlane<'a> {
+    pub clients: &'a AwsClients,
+    pub settings: &'a Settings,
+    pub pipeline_id: String,
+    pub source: SourceCluster,
+    pub clone: CloneSettings,
+}
+
+fn tag_value<'t>(tags: &'t [Tag], key: &str) -> Option<&'t str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+/// Whether Aurora PostgreSQL `version` offers `aurora_volume_logical_start_lsn()`
+/// (AWS documents it from 15.2 in the 15 line; 16 and later have it) and
+/// the PostgreSQL 15 catalogs clonesync reads.
+pub fn version_offers_start_lsn(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), _) if major >= 16 => true,
+        (Some(15), Some(minor)) => minor >= 2,
+        _ => false,
+    }
+}
+
+impl AwsControlPlane<'_> {
+    fn source_arn(&self) -> Result<ClusterArn> {
+        ClusterArn::parse(&self.source.cluster_arn)
+    }
+
+    fn tags(&self) -> Vec<Tag> {
+        vec![
+            Tag::builder()
+                .key(TAG_PIPELINE)
+                .value(&self.pipeline_id)
+                .build(),
+            Tag::builder()
+                .key(TAG_SOURCE_CLUSTER)
+                .value(&self.source.cluster_arn)
+                .build(),
+        ]
+    }
+
+    /// The source cluster as the source account sees it.
+    pub async fn describe_source(&self) -> Result<DbCluster> {
+        describe_cluster(&self.clients.source_rds, &self.source.cluster_arn)
+            .await?
+            .ok_or_else(|| Error::AwsNotFound {
+                service: SERVICE.into(),
+                what: format!("source DB cluster {}", self.source.cluster_arn),
+            })
+    }
+
+    async fn clone_cluster(&self, clone_id: &str) -> Result<Option<DbCluster>> {
+        describe_cluster(&self.clients.rds, clone_id).await
+    }
+
+    fn ensure_ours(&self, clone_id: &str, tags: &[Tag]) -> Result<()> {
+        match tag_value(tags, TAG_PIPELINE) {
+            Some(owner) if owner == self.pipeline_id => Ok(()),
+            owner => Err(Error::CloneConflict {
+                clone_id: clone_id.to_string(),
+                reason: match owner {
+                    Some(other) => format!("it belongs to pipeline {other:?}"),
+                    None => format!("it has no {TAG_PIPELINE} tag"),
+                },
+            }),
+        }
+    }
+
+    async fn source_login(&self) -> Result<Login> {
+        fetch_login(&self.clients.source_secrets, &self.source.secret_arn).await
+    }
+
+    async fn parameter(&self, group: &str, name: &str) -> Result<Option<String>> {
+        let mut pages = self
+            .clients
+            .source_rds
+            .describe_db_cluster_parameters()
+            .db_cluster_parameter_group_name(group)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(SERVICE, "DescribeDBClusterParameters", e))?;
+            if let Some(p) = page
+                .parameters()
+                .iter()
+                .find(|p| p.parameter_name() == Some(name))
+            {
+                return Ok(p.parameter_value().map(str::to_string));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn earlier_clones(&self) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .clients
+            .rds
+            .describe_db_clusters()
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(SERVICE, "DescribeDBClusters", e))?;
+            for cluster in page.db_clusters() {
+                let tags = cluster.tag_list();
+                if tag_value(tags, TAG_SOURCE_CLUSTER) == Some(self.source.cluster_arn.as_str())
+                    && tag_value(tags, TAG_PIPELINE) != Some(self.pipeline_id.as_str())
+                {
+                    found.push(
+                        cluster
+                            .db_cluster_identifier()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn create_writer(&self, clone_id: &str) -> Result<()> {
+        use aws_sdk_rds::operation::create_db_instance::CreateDBInstanceError as E;
+        let instance_id = writer_instance_id(clone_id);
+        let result = self
+            .clients
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(&instance_id)
+            .db_cluster_identifier(clone_id)
+            .engine(ENGINE)
+            .db_instance_class(&self.clone.instance_class)
+            .set_tags(Some(self.tags()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::info!(clone = clone_id, instance = %instance_id, "writer instance requested");
+                Ok(())
+            }
+            Err(e) => match e.as_service_error() {
+                Some(E::DbInstanceAlreadyExistsFault(_)) => {
+                    let out = self
+                        .clients
+                        .rds
+                        .describe_db_instances()
+                        .db_instance_identifier(&instance_id)
+                        .send()
+                        .await
+                        .map_err(|e| classify(SERVICE, "DescribeDBInstances", e))?;
+                    let instance = out.db_instances().first();
+                    let tags = instance.map(|i| i.tag_list()).unwrap_or_default();
+                    self.ensure_ours(&instance_id, tags)?;
+                    if instance.and_then(|i| i.db_cluster_identifier()) != Some(clone_id) {
+                        return Err(Error::CloneConflict {
+                            clone_id: instance_id,
+                            reason: format!("the instance is not a member of {clone_id}"),
+                        });
+                    }
+                    Ok(())
+                }
+                _ => Err(classify(SERVICE, "CreateDBInstance", e)),
+            },
+        }
+    }
+}
+
+pub async fn describe_cluster(rds: &aws_sdk_rds::Client, id: &str) -> Result<Option<DbCluster>> {
+    use aws_sdk_rds::operation::describe_db_clusters::DescribeDBClustersError as E;
+    match rds
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.db_clusters().first().cloned()),
+        Err(e) => match e.as_service_error() {
+            Some(E::DbClusterNotFoundFault(_)) => Ok(None),
+            _ => Err(classify(SERVICE, "DescribeDBClusters", e)),
+        },
+    }
+}
+
+fn info_of(clone_id: &str, cluster: &DbCluster) -> CloneInfo {
+    CloneInfo {
+        clone_id: clone_id.to_string(),
+        host: cluster.endpoint().unwrap_or_default().to_string(),
+        port: cluster
+            .port()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(5432),
+    }
+}
+
+impl ControlPlane for AwsControlPlane<'_> {
+    async fn preflight(&self) -> Result<Vec<PreflightFailure>> {
+        let mut failures = Vec::new();
+        let mut fail = |check: &str, detail: String, hint: &str| {
+            failures.push(PreflightFailure {
+                check: check.into(),
+                detail,
+                hint: hint.into(),
+            })
+        };
+        let arn = self.source_arn()?;
+        if arn.region != self.settings.region {
+            fail(
+                "same_region",
+                format!("the source is in {} and clonesync runs in {}", arn.region, self.settings.region),
+                "deploy the target stack in the source cluster's Region: a clone is made in the Region of its source",
+            );
+        }
+        let Some(cluster) =
+            describe_cluster(&self.clients.source_rds, &self.source.cluster_arn).await?
+        else {
+            fail(
+                "source_cluster",
+                format!(
+                    "DB cluster {} is not visible to the source role",
+                    self.source.cluster_arn
+                ),
+                "check the ARN and that the source stack's role may describe it",
+            );
+            return Ok(failures);
+        };
+        if cluster.engine() != Some(ENGINE) {
+            fail(
+                "engine",
+                format!("engine is {}", cluster.engine().unwrap_or("unknown")),
+                "clonesync clones Aurora PostgreSQL clusters only",
+            );
+        }
+        let version = cluster.engine_version().unwrap_or_default();
+        if !version_offers_start_lsn(version) {
+            fail(
+                "engine_version",
+                format!("engine version {version} lacks aurora_volume_logical_start_lsn() or the PostgreSQL 15 catalogs"),
+                "upgrade the source to Aurora PostgreSQL 15.2 or later",
+            );
+        }
+        if cluster.status() != Some("available") {
+            fail(
+                "cluster_status",
+                format!(
+                    "cluster status is {}",
+                    cluster.status().unwrap_or("unknown")
+                ),
+                "wait until the cluster is available",
+            );
+        }
+        if cluster.db_cluster_members().is_empty() {
+            fail(
+                "instances",
+                "the cluster has no DB instance".into(),
+                "add a writer instance to the source cluster",
+            );
+        }
+        match cluster.db_cluster_parameter_group() {
+            Some(group) => match self.parameter(group, "rds.logical_replication").await? {
+                Some(value) if value == "1" => {}
+                value => fail(
+                    "rds_logical_replication",
+                    format!(
+                        "rds.logical_replication is {} in cluster parameter group {group}",
+                        value.as_deref().unwrap_or("unset (0)")
+                    ),
+                    "set rds.logical_replication = 1 in the cluster parameter group and reboot the writer",
+                ),
+            },
+            None => fail(
+                "rds_logical_replication",
+                "the cluster has no cluster parameter group".into(),
+                "attach a cluster parameter group with rds.logical_replication = 1",
+            ),
+        }
+        if cluster.storage_encrypted() == Some(true) && self.clone.kms_key_id.is_none() {
+            fail(
+                "kms_key",
+                format!(
+                    "the source is encrypted with {} and no clone.kms_key_id was given",
+                    cluster.kms_key_id().unwrap_or("a KMS key")
+                ),
+                "the source key must be a customer managed key whose policy lets the target account use it \
+                 (the aws/rds key cannot be shared); give clone.kms_key_id, a key in the target account",
+            );
+        }
+        let earlier = self.earlier_clones().await?;
+        if !earlier.is_empty() {
+            fail(
+                "earlier_clone",
+                format!("clones of this cluster already in the target account: {}", earlier.join(", ")),
+                "delete them (or finish their pipelines) first: two pipelines would hold two slots on the source",
+            );
+        }
+        Ok(failures)
+    }
+
+    async fn create_clone(&self, clone_id: &str) -> Result<CloneInfo> {
+        use aws_sdk_rds::operation::restore_db_cluster_to_point_in_time::RestoreDBClusterToPointInTimeError as E;
+        let result = self
+            .clients
+            .rds
+            .restore_db_cluster_to_point_in_time()
+            .db_cluster_identifier(clone_id)
+            .source_db_cluster_identifier(&self.source.cluster_arn)
+            .restore_type("copy-on-write")
+            .use_latest_restorable_time(true)
+            .set_kms_key_id(self.clone.kms_key_id.clone())
+            .set_db_subnet_group_name(self.clone.db_subnet_group.clone())
+            .set_vpc_security_group_ids(
+                (!self.clone.security_group_ids.is_empty())
+                    .then(|| self.clone.security_group_ids.clone()),
+            )
+            .set_tags(Some(self.tags()))
+            .send()
+            .await;
+        let cluster = match result {
+            Ok(out) => {
+                tracing::info!(clone = clone_id, source = %self.source.cluster_arn, "copy-on-write clone requested");
+                out.db_cluster().cloned()
+            }
+            Err(e) => match e.as_service_error() {
+                Some(E::DbClusterAlreadyExistsFault(_)) => {
+                    let existing = self.clone_cluster(clone_id).await?;
+                    let tags = existing.as_ref().map(|c| c.tag_list()).unwrap_or_default();
+                    self.ensure_ours(clone_id, tags)?;
+                    tracing::info!(clone = clone_id, "the pipeline's clone exists already");
+                    existing
+                }
+                Some(E::DbClusterNotFoundFault(_)) => {
+                    return Err(Error::AwsNotFound {
+                        service: SERVICE.into(),
+                        what: format!(
+                            "source DB cluster {} (is the RAM share accepted in this account?)",
+                            self.source.cluster_arn
+                        ),
+                    })
+                }
+                Some(E::KmsKeyNotAccessibleFault(_)) => {
+                    return Err(Error::AwsAccessDenied {
+                        service: SERVICE.into(),
+                        operation: "RestoreDBClusterToPointInTime".into(),
+                        message: "the KMS key is not usable from the target account".into(),
+                    })
+                }
+                _ => return Err(classify(SERVICE, "RestoreDBClusterToPointInTime", e)),
+            },
+        };
+        self.create_writer(clone_id).await?;
+        Ok(cluster
+            .map(|c| info_of(clone_id, &c))
+            .unwrap_or_else(|| CloneInfo {
+                clone_id: clone_id.to_string(),
+                host: String::new(),
+                port: 5432,
+            }))
+    }
+
+    async fn clone_start_lsn(&self, clone: &CloneInfo, clone_client: &Client) -> Result<Lsn> {
+        aurora_start_lsn(&clone.clone_id, clone_client).await
+    }
+
+    async fn delete_clone(&self, clone_id: &str) -> Result<bool> {
+        use aws_sdk_rds::operation::delete_db_cluster::DeleteDBClusterError as C;
+        use aws_sdk_rds::operation::delete_db_instance::DeleteDBInstanceError as I;
+        let Some(cluster) = self.clone_cluster(clone_id).await? else {
+            return Ok(false);
+        };
+        self.ensure_ours(clone_id, cluster.tag_list())?;
+        for member in cluster.db_cluster_members() {
+            let Some(instance) = member.db_instance_identifier() else {
+                continue;
+            };
+            if let Err(e) = self
+                .clients
+                .rds
+                .delete_db_instance()
+                .db_instance_identifier(instance)
+                .skip_final_snapshot(true)
+                .send()
+                .await
+            {
+                match e.as_service_error() {
+                    Some(I::DbInstanceNotFoundFault(_))
+                    | Some(I::InvalidDbInstanceStateFault(_)) => {}
+                    _ => return Err(classify(SERVICE, "DeleteDBInstance", e)),
+                }
+            }
+        }
+        match self
+            .clients
+            .rds
+            .delete_db_cluster()
+            .db_cluster_identifier(clone_id)
+            .skip_final_snapshot(true)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(clone = clone_id, "clone deletion requested");
+                Ok(true)
+            }
+            Err(e) => match e.as_service_error() {
+                Some(C::DbClusterNotFoundFault(_)) => Ok(true),
+                Some(C::InvalidDbClusterStateFault(_)) if cluster.status() == Some("deleting") => {
+                    Ok(true)
+                }
+                Some(C::InvalidDbClusterStateFault(_)) => Err(Error::TransientAws {
+                    service: SERVICE.into(),
+                    operation: "DeleteDBCluster".into(),
+                    message: format!(
+                        "{clone_id} cannot be deleted yet (instances still being deleted)"
+                    ),
+                }),
+                _ => Err(classify(SERVICE, "DeleteDBCluster", e)),
+            },
+        }
+    }
+
+    async fn clone_status(&self, clone_id: &str) -> Result<CloneInfo> {
+        clone_status(&self.clients.rds, &self.pipeline_id, clone_id).await
+    }
+
+    async fn source_endpoint(&self) -> Result<Endpoint> {
+        let login = self.source_login().await?;
+        let (host, port) = match (&self.source.host, self.source.port) {
+            (Some(host), port) => (host.clone(), port.or(login.port).unwrap_or(5432)),
+            (None, port) => {
+                let cluster = self.describe_source().await?;
+                let endpoint = cluster.endpoint().ok_or_else(|| Error::CloneFailed {
+                    reason: format!("source cluster {} has no endpoint", self.source.cluster_arn),
+                })?;
+                let cluster_port = cluster.port().and_then(|p| u16::try_from(p).ok());
+                (endpoint.to_string(), port.or(cluster_port).unwrap_or(5432))
+            }
+        };
+        Ok(login.endpoint(&host, port, &self.source.database))
+    }
+
+    async fn clone_endpoint(&self, clone: &CloneInfo) -> Result<Endpoint> {
+        let login = match &self.clone.secret_arn {
+            Some(arn) => fetch_login(&self.clients.secrets, arn).await?,
+            None => self.source_login().await?,
+        };
+        Ok(login.endpoint(&clone.host, clone.port, &self.source.database))
+    }
+}
+
+/// The clone when its cluster and a writer instance are `available`;
+/// `Clone.NotReady` before, `Clone.Failed` when RDS gave up. Used by the
+/// polling fallback and by the RDS event handler (which never trusts the
+/// event alone).
+pub async fn clone_status(
+    rds: &aws_sdk_rds::Client,
+    pipeline_id: &str,
+    clone_id: &str,
+) -> Result<CloneInfo> {
+    let cluster = describe_cluster(rds, clone_id)
+        .await?
+        .ok_or_else(|| Error::AwsNotFound {
+            service: SERVICE.into(),
+            what: format!("clone DB cluster {clone_id}"),
+        })?;
+    if tag_value(cluster.tag_list(), TAG_PIPELINE) != Some(pipeline_id) {
+        return Err(Error::CloneConflict {
+            clone_id: clone_id.to_string(),
+            reason: format!("it is not tagged {TAG_PIPELINE}={pipeline_id}"),
+        });
+    }
+    let out = rds
+        .describe_db_instances()
+        .filters(
+            Filter::builder()
+                .name("db-cluster-id")
+                .values(clone_id)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| classify(SERVICE, "DescribeDBInstances", e))?;
+    let writer_available = out
+        .db_instances()
+        .iter()
+        .any(|i| i.db_instance_status() == Some("available"));
+    let cluster_status = cluster.status().unwrap_or("unknown");
+    if cluster_status == "available" && writer_available && cluster.endpoint().is_some() {
+        return Ok(info_of(clone_id, &cluster));
+    }
+    if matches!(
+        cluster_status,
+        "failed" | "inaccessible-encryption-credentials" | "incompatible-restore"
+    ) {
+        return Err(Error::CloneFailed {
+            reason: format!("clone {clone_id} is {cluster_status}"),
+        });
+    }
+    Err(Error::CloneNotReady {
+        clone_id: clone_id.to_string(),
+        status: format!(
+            "cluster {cluster_status}; writer instance {}",
+            if writer_available {
+                "available"
+            } else {
+                "not available yet"
+            }
+        ),
+    })
+}
+
+/// `aurora_volume_logical_start_lsn()` on the clone, after checking that
+/// the function exists (an engine version before 15.2, or not Aurora).
+pub async fn aurora_start_lsn(clone_id: &str, clone: &Client) -> Result<Lsn> {
+    let exists: bool = clone
+        .query_one(
+            "SELECT to_regprocedure('aurora_volume_logical_start_lsn()') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| sqlstate::classify("look up aurora_volume_logical_start_lsn", e))?
+        .get(0);
+    if !exists {
+        return Err(Error::CloneFailed {
+            reason: format!(
+                "aurora_volume_logical_start_lsn() does not exist on clone {clone_id}: \
+                 Aurora PostgreSQL 15.2 or later is needed"
+            ),
+        });
+    }
+    let lsn: postgres_types::PgLsn = clone
+        .query_one("SELECT aurora_volume_logical_start_lsn()", &[])
+        .await
+        .map_err(|e| sqlstate::classify("read aurora_volume_logical_start_lsn", e))?
+        .get(0);
+    Ok(Lsn::from(lsn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_lsn_versions() {
+        for ok in ["15.2", "15.10", "16.1", "17.4"] {
+            assert!(version_offers_start_lsn(ok), "{ok}");
+        }
+        for old in ["15.1", "14.9", "13.6", "", "x"] {
+            assert!(!version_offers_start_lsn(old), "{old}");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The pipeline registry: one DynamoDB table (partition key `pk`, string)
+//! holding two kinds of item.
+//!
+//! - `wait#share#<share ARN>` / `wait#clone#<clone id>`: the task token of
+//!   a step waiting for that resource, written by the waiting step and read
+//!   by the event handler that wakes it. Deleting is conditional on the
+//!   token, so a late duplicate event never removes a newer wait. Items
+//!   carry `expires_at` (the table's TTL attribute).
+//! - `pipeline#<id>`: a pipeline that reached streaming, with the
+//!   identifiers the lag monitor needs (never a credential).
+//!
+//! Writes are puts of whole items: running one twice leaves one item.
+
+use crate::aws::fault::classify;
+use crate::aws::rds::{CloneSettings, SourceCluster};
+use crate::control_plane::CloneInfo;
+use crate::error::{Error, Result};
+use crate::pipeline::PipelineSpec;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const SERVICE: &str = "dynamodb";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitKind {
+    Share,
+    Clone,
+}
+
+impl WaitKind {
+    fn key(self, resource: &str) -> String {
+        match self {
+            WaitKind::Share => format!("wait#share#{resource}"),
+            WaitKind::Clone => format!("wait#clone#{resource}"),
+        }
+    }
+}
+
+/// A step waiting on a resource. The token is not logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub kind: WaitKind,
+    pub resource: String,
+    pub pipeline_id: String,
+    pub task_token: String,
+}
+
+impl std::fmt::Debug for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wait")
+            .field("kind", &self.kind)
+            .field("resource", &self.resource)
+            .field("pipeline_id", &self.pipeline_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the lag monitor reads about a streaming pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineRecord {
+    pub pipeline: PipelineSpec,
+    pub source: SourceCluster,
+    pub clone: CloneSettings,
+    pub clone_info: CloneInfo,
+    /// Seconds since the Unix epoch.
+    pub registered_at: u64,
+}
+
+pub struct Registry<'a> {
+    pub client: &'a aws_sdk_dynamodb::Client,
+    pub table: &'a str,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn text<'i>(item: &'i HashMap<String, AttributeValue>, key: &str) -> Option<&'i str> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+impl Registry<'_> {
+    pub async fn put_wait(&self, wait: &Wait, keep_for: Duration) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(self.table)
+            .item("pk", s(wait.kind.key(&wait.resource)))
+            .item("pipeline", s(&wait.pipeline_id))
+            .item("resource", s(&wait.resource))
+            .item("task_token", s(&wait.task_token))
+            .item(
+                "expires_at",
+                AttributeValue::N((now() + keep_for.as_secs()).to_string()),
+            )
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn get_wait(&self, kind: WaitKind, resource: &str) -> Result<Option<Wait>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table)
+            .key("pk", s(kind.key(resource)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "GetItem", e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let expired = item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|at| at < now());
+        match (text(item, "pipeline"), text(item, "task_token")) {
+            (Some(pipeline), Some(token)) if !expired => Ok(Some(Wait {
+                kind,
+                resource: resource.to_string(),
+                pipeline_id: pipeline.to_string(),
+                task_token: token.to_string(),
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// Remove a wait, only if it still holds `task_token`.
+    pub async fn delete_wait(&self, wait: &Wait) -> Result<bool> {
+        use aws_sdk_dynamodb::operation::delete_item::DeleteItemError as E;
+        match self
+            .client
+            .delete_item()
+            .table_name(self.table)
+            .key("pk", s(wait.kind.key(&wait.resource)))
+            .condition_expression("task_token = :token")
+            .expression_attribute_values(":token", s(&wait.task_token))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(E::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(classify(SERVICE, "DeleteItem", e)),
+            },
+        }
+    }
+
+    pub async fn put_pipeline(&self, record: &PipelineRecord) -> Result<()> {
+        let json = serde_json::to_string(record).map_err(|e| Error::Aws {
+            service: SERVICE.into(),
+            operation: "PutItem".into(),
+            code: "Encode".into(),
+            message: e.to_string(),
+        })?;
+        self.client
+            .put_item()
+            .table_name(self.table)
+            .item("pk", s(format!("pipeline#{}", record.pipeline.id)))
+            .item("pipeline", s(record.pipeline.id.to_string()))
+            .item("record", s(json))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn get_pipeline(&self, id: &str) -> Result<Option<PipelineRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table)
+            .key("pk", s(format!("pipeline#{id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "GetItem", e))?;
+        out.item()
+            .and_then(|item| text(item, "record"))
+            .map(decode)
+            .transpose()
+    }
+
+    /// Every registered pipeline (the lag monitor's list).
+    pub async fn list_pipelines(&self) -> Result<Vec<PipelineRecord>> {
+        let mut records = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(self.table)
+            .filter_expression("begins_with(pk, :prefix)")
+            .expression_attribute_values(":prefix", s("pipeline#"))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(SERVICE, "Scan", e))?;
+            for item in page.items() {
+                if let Some(json) = text(item, "record") {
+                    records.push(decode(json)?);
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    pub async fn delete_pipeline(&self, id: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(self.table)
+            .key("pk", s(format!("pipeline#{id}")))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "DeleteItem", e))?;
+        Ok(())
+    }
+
+    pub fn registered_now() -> u64 {
+        now()
+    }
+}
+
+fn decode(json: &str) -> Result<PipelineRecord> {
+    serde_json::from_str(json).map_err(|e| Error::Aws {
+        service: SERVICE.into(),
+        operation: "GetItem".into(),
+        code: "Decode".into(),
+        message: format!("pipeline record does not decode: {e}"),
+    })
+}

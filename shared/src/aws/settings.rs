@@ -1,0 +1,110 @@
+//! A function's configuration, read from its environment once at init.
+
+use crate::error::{Error, Result};
+
+/// What template.yaml sets on the functions. Every problem is reported at
+/// once, as `Config.Invalid`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// The Region the functions (and the clone) run in.
+    pub region: String,
+    /// This (target) account, the share's principal.
+    pub target_account: String,
+    /// Role in the source account for RAM and RDS calls there; `None` when
+    /// source and target are one account.
+    pub source_role_arn: Option<String>,
+    /// External id the source role's trust policy demands, if any.
+    pub source_role_external_id: Option<String>,
+    /// DynamoDB table of pipelines and waiting task tokens.
+    pub registry_table: String,
+}
+
+pub const ENV_REGION: &str = "AWS_REGION";
+pub const ENV_TARGET_ACCOUNT: &str = "CLONESYNC_TARGET_ACCOUNT_ID";
+pub const ENV_SOURCE_ROLE: &str = "CLONESYNC_SOURCE_ROLE_ARN";
+pub const ENV_SOURCE_EXTERNAL_ID: &str = "CLONESYNC_SOURCE_ROLE_EXTERNAL_ID";
+pub const ENV_REGISTRY_TABLE: &str = "CLONESYNC_REGISTRY_TABLE";
+
+impl Settings {
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// From any key lookup (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut problems = Vec::new();
+        let mut required = |key: &str| match lookup(key).filter(|v| !v.trim().is_empty()) {
+            Some(value) => value,
+            None => {
+                problems.push(format!("{key} is not set"));
+                String::new()
+            }
+        };
+        let region = required(ENV_REGION);
+        let target_account = required(ENV_TARGET_ACCOUNT);
+        let registry_table = required(ENV_REGISTRY_TABLE);
+        if !target_account.is_empty()
+            && (target_account.len() != 12 || !target_account.bytes().all(|b| b.is_ascii_digit()))
+        {
+            problems.push(format!(
+                "{ENV_TARGET_ACCOUNT} must be a 12-digit account id"
+            ));
+        }
+        let optional = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let source_role_arn = optional(ENV_SOURCE_ROLE);
+        if let Some(role) = &source_role_arn {
+            if !role.starts_with("arn:") || !role.contains(":role/") {
+                problems.push(format!("{ENV_SOURCE_ROLE} must be an IAM role ARN"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::ConfigInvalid { problems });
+        }
+        Ok(Settings {
+            region,
+            target_account,
+            source_role_arn,
+            source_role_external_id: optional(ENV_SOURCE_EXTERNAL_ID),
+            registry_table,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn reports_every_missing_setting_at_once() {
+        let err = Settings::from_lookup(|_| None).unwrap_err();
+        assert_eq!(err.name(), "Config.Invalid");
+        let text = err.to_string();
+        for key in [ENV_REGION, ENV_TARGET_ACCOUNT, ENV_REGISTRY_TABLE] {
+            assert!(text.contains(key), "{text}");
+        }
+    }
+
+    #[test]
+    fn reads_a_complete_environment() {
+        let env: HashMap<&str, &str> = HashMap::from([
+            (ENV_REGION, "eu-west-1"),
+            (ENV_TARGET_ACCOUNT, "222233334444"),
+            (ENV_REGISTRY_TABLE, "clonesync"),
+            (
+                ENV_SOURCE_ROLE,
+                "arn:aws:iam::111122223333:role/clonesync-source",
+            ),
+        ]);
+        let settings = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(settings.target_account, "222233334444");
+        assert_eq!(
+            settings.source_role_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:role/clonesync-source")
+        );
+        let bad = HashMap::from([(ENV_SOURCE_ROLE, "nope"), (ENV_TARGET_ACCOUNT, "12")]);
+        let err = Settings::from_lookup(|k| bad.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(err.to_string().contains("12-digit"), "{err}");
+        assert!(err.to_string().contains("IAM role ARN"), "{err}");
+    }
+}

@@ -1,0 +1,169 @@
+//! EventBridge handlers that wake the waiting steps.
+//!
+//! Events are best effort: they repeat, come out of order or not at all.
+//! So a handler never acts on the event body alone. It takes the resource
+//! identifiers from it, looks for a step waiting on one of them, and asks
+//! the API whether the resource is really ready before completing the task.
+//! A resource nobody waits for is logged and ignored; a second copy of an
+//! event finds the wait gone and is ignored too. An event that is not of
+//! the expected shape is `Event.Malformed`, never a panic.
+
+use crate::aws::ram;
+use crate::aws::registry::{Registry, WaitKind};
+use crate::aws::{AwsClients, Settings};
+use crate::error::{Error, Result};
+use crate::workflow::waits::{wake_clone, wake_share, WaitOutcome};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+
+pub const RAM_SOURCE: &str = "aws.ram";
+pub const RAM_DETAIL_TYPE: &str = "Resource Sharing State Change";
+pub const RDS_SOURCE: &str = "aws.rds";
+pub const RDS_CLUSTER_EVENT: &str = "RDS DB Cluster Event";
+pub const RDS_INSTANCE_EVENT: &str = "RDS DB Instance Event";
+
+/// What a handler did with one event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventReport {
+    /// Resources whose waiting step was completed (success or failure).
+    pub woken: Vec<String>,
+    /// Resources with a waiting step that are not ready yet (heartbeat sent).
+    pub still_waiting: Vec<String>,
+    /// Resources nobody waits for, or events of another kind.
+    pub ignored: Vec<String>,
+}
+
+fn parse(payload: serde_json::Value) -> Result<EventBridgeEvent<serde_json::Value>> {
+    serde_json::from_value(payload).map_err(|e| Error::EventMalformed {
+        reason: format!("not an EventBridge event: {e}"),
+    })
+}
+
+/// Every RAM ARN the event names, in `resources` or anywhere in `detail`.
+fn ram_arns(event: &EventBridgeEvent<serde_json::Value>) -> Vec<String> {
+    fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) if s.starts_with("arn:") && s.contains(":ram:") => {
+                out.push(s.clone())
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut arns: Vec<String> = event.resources.clone().unwrap_or_default();
+    walk(&event.detail, &mut arns);
+    arns.retain(|a| a.contains(":ram:"));
+    arns.sort();
+    arns.dedup();
+    arns
+}
+
+pub async fn on_ram_event(
+    clients: &AwsClients,
+    settings: &Settings,
+    registry: &Registry<'_>,
+    payload: serde_json::Value,
+) -> Result<EventReport> {
+    let event = parse(payload)?;
+    let mut report = EventReport::default();
+    if event.source != RAM_SOURCE || event.detail_type != RAM_DETAIL_TYPE {
+        tracing::info!(source = %event.source, detail_type = %event.detail_type, "not a RAM share event; ignored");
+        report
+            .ignored
+            .push(format!("{} / {}", event.source, event.detail_type));
+        return Ok(report);
+    }
+    let mut shares = Vec::new();
+    for arn in ram_arns(&event) {
+        if arn.contains(":resource-share-invitation/") {
+            match ram::share_of_invitation(&clients.ram, &arn).await? {
+                Some(share) => shares.push(share),
+                None => {
+                    tracing::info!(invitation = %arn, "invitation unknown to this account; ignored");
+                    report.ignored.push(arn);
+                }
+            }
+        } else if arn.contains(":resource-share/") {
+            shares.push(arn);
+        } else {
+            report.ignored.push(arn);
+        }
+    }
+    shares.sort();
+    shares.dedup();
+    for share in shares {
+        match registry.get_wait(WaitKind::Share, &share).await? {
+            None => {
+                tracing::info!(share = %share, "no step waits for this share; ignored");
+                report.ignored.push(share);
+            }
+            Some(wait) => match wake_share(clients, settings, registry, &wait).await? {
+                WaitOutcome::CompletedNow => report.woken.push(share),
+                WaitOutcome::Waiting => report.still_waiting.push(share),
+            },
+        }
+    }
+    if report.woken.is_empty() && report.still_waiting.is_empty() && report.ignored.is_empty() {
+        return Err(Error::EventMalformed {
+            reason: "the RAM event names no resource share or invitation".into(),
+        });
+    }
+    Ok(report)
+}
+
+/// The `detail` of an RDS event, as far as it is used.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RdsDetail {
+    source_identifier: String,
+    #[serde(rename = "EventID", default)]
+    event_id: Option<String>,
+}
+
+pub async fn on_rds_event(
+    clients: &AwsClients,
+    registry: &Registry<'_>,
+    payload: serde_json::Value,
+) -> Result<EventReport> {
+    let event = parse(payload)?;
+    let mut report = EventReport::default();
+    if event.source != RDS_SOURCE
+        || ![RDS_CLUSTER_EVENT, RDS_INSTANCE_EVENT].contains(&event.detail_type.as_str())
+    {
+        tracing::info!(source = %event.source, detail_type = %event.detail_type, "not an RDS cluster/instance event; ignored");
+        report
+            .ignored
+            .push(format!("{} / {}", event.source, event.detail_type));
+        return Ok(report);
+    }
+    let detail: RdsDetail =
+        serde_json::from_value(event.detail.clone()).map_err(|e| Error::EventMalformed {
+            reason: format!("RDS event detail: {e}"),
+        })?;
+    // Our writer instance is named "<clone id>-writer"; an instance event
+    // is mapped to its cluster by that name, then confirmed by Describe.
+    let clone_id = if event.detail_type == RDS_INSTANCE_EVENT {
+        detail
+            .source_identifier
+            .strip_suffix("-writer")
+            .unwrap_or(&detail.source_identifier)
+            .to_string()
+    } else {
+        detail.source_identifier.clone()
+    };
+    match registry.get_wait(WaitKind::Clone, &clone_id).await? {
+        None => {
+            tracing::info!(resource = %detail.source_identifier, event_id = ?detail.event_id, "no step waits for this resource; ignored");
+            report.ignored.push(detail.source_identifier);
+        }
+        Some(wait) => {
+            tracing::info!(clone = %clone_id, event_id = ?detail.event_id, "event for a waiting clone; checking with Describe");
+            match wake_clone(clients, registry, &wait).await? {
+                WaitOutcome::CompletedNow => report.woken.push(clone_id),
+                WaitOutcome::Waiting => report.still_waiting.push(clone_id),
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,175 @@
+//! What each state of `statemachine/setup.asl.json` runs: one function per
+//! Lambda task, taking the state and returning the piece the ASL puts at
+//! its `ResultPath`. The functions are generic over the control plane, so
+//! the same code runs against AWS ([`crate::aws::rds::AwsControlPlane`])
+//! and against local servers.
+//!
+//! Idempotency is the steps' own (see each `steps::*` module): every task
+//! may be retried or run again on the same state.
+
+pub mod events;
+pub mod state;
+pub mod waits;
+
+use crate::aws::ram::{self, Share};
+use crate::aws::registry::{PipelineRecord, Registry};
+use crate::aws::{AwsClients, Settings};
+use crate::control_plane::{CloneInfo, ControlPlane};
+use crate::error::Result;
+use crate::pg::{connect, Endpoint, SessionSettings};
+use crate::steps;
+use serde::{Deserialize, Serialize};
+pub use state::{CreatedState, SourceCreated, State};
+use std::time::Duration;
+use tokio_postgres::Client;
+
+/// How long `verify` waits for the apply worker and the slot to be active.
+pub const VERIFY_WAIT: Duration = Duration::from_secs(60);
+
+async fn open(endpoint: &Endpoint) -> Result<Client> {
+    connect(endpoint, &SessionSettings::default()).await
+}
+
+async fn source<P: ControlPlane>(plane: &P) -> Result<Client> {
+    open(&plane.source_endpoint().await?).await
+}
+
+async fn clone<P: ControlPlane>(plane: &P, state: &State) -> Result<Client> {
+    open(&plane.clone_endpoint(state.clone_info()?).await?).await
+}
+
+pub async fn preflight<P: ControlPlane>(
+    plane: &P,
+    state: &State,
+) -> Result<steps::preflight::PreflightReport> {
+    let source = source(plane).await?;
+    steps::preflight::run(&source, None, plane, &state.pipeline, 0).await
+}
+
+pub async fn prepare_source<P: ControlPlane>(plane: &P, state: &State) -> Result<SourceCreated> {
+    let mut source = source(plane).await?;
+    let prepared = steps::prepare_source::run(&mut source, &state.pipeline).await?;
+    Ok(SourceCreated {
+        publication: prepared.publication_created,
+        slot: prepared.slot_created,
+        slot_consistent_lsn: prepared.consistent_lsn,
+    })
+}
+
+pub async fn share_cluster(
+    clients: &AwsClients,
+    settings: &Settings,
+    state: &State,
+) -> Result<Share> {
+    ram::share_cluster(
+        &clients.source_ram,
+        state.pipeline.id.as_str(),
+        &state.source.cluster_arn,
+        &settings.target_account,
+    )
+    .await
+}
+
+pub async fn create_clone<P: ControlPlane>(plane: &P, state: &State) -> Result<CloneInfo> {
+    steps::clone::run(plane, &state.pipeline).await
+}
+
+pub async fn clone_lsn<P: ControlPlane>(
+    plane: &P,
+    state: &State,
+) -> Result<steps::clone_lsn::CloneLsn> {
+    let source = source(plane).await?;
+    let target = clone(plane, state).await?;
+    steps::clone_lsn::run(
+        plane,
+        &source,
+        &target,
+        state.clone_info()?,
+        &state.pipeline,
+        state.slot_consistent_lsn()?,
+    )
+    .await
+}
+
+pub async fn clean_inherited<P: ControlPlane>(
+    plane: &P,
+    state: &State,
+) -> Result<steps::clean_inherited::Cleaned> {
+    let target = clone(plane, state).await?;
+    steps::clean_inherited::run(&target, &state.pipeline).await
+}
+
+pub async fn create_subscription<P: ControlPlane>(
+    plane: &P,
+    state: &State,
+) -> Result<steps::create_subscription::SubscriptionCreated> {
+    let target = clone(plane, state).await?;
+    // The subscription's connection string holds the source login; it is
+    // built here and passed as a bind parameter, never logged.
+    let conninfo = plane.source_endpoint().await?.conninfo();
+    steps::create_subscription::run(&target, &state.pipeline, &conninfo).await
+}
+
+pub async fn advance_and_enable<P: ControlPlane>(
+    plane: &P,
+    state: &State,
+) -> Result<steps::advance_and_enable::Enabled> {
+    let target = clone(plane, state).await?;
+    steps::advance_and_enable::run(&target, &state.pipeline, state.clone_lsn()?).await
+}
+
+pub async fn verify<P: ControlPlane>(
+    plane: &P,
+    state: &State,
+) -> Result<steps::verify::Verification> {
+    let source = source(plane).await?;
+    let target = clone(plane, state).await?;
+    steps::verify::run(&source, &target, &state.pipeline, VERIFY_WAIT).await
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    pub pipeline: String,
+    pub registered_at: u64,
+}
+
+/// Record the streaming pipeline for the lag monitor (a put: idempotent).
+pub async fn register(registry: &Registry<'_>, state: &State) -> Result<Registered> {
+    let record = PipelineRecord {
+        pipeline: state.pipeline.clone(),
+        source: state.source.clone(),
+        clone: state.clone.clone(),
+        clone_info: state.clone_info()?.clone(),
+        registered_at: Registry::registered_now(),
+    };
+    registry.put_pipeline(&record).await?;
+    tracing::info!(pipeline = %state.pipeline.id, "pipeline registered for monitoring");
+    Ok(Registered {
+        pipeline: state.pipeline.id.to_string(),
+        registered_at: record.registered_at,
+    })
+}
+
+/// Undo what `created` says this run made. The target is optional: an
+/// unreachable clone must never keep the source slot alive.
+pub async fn cleanup<P: ControlPlane>(
+    plane: &P,
+    state: &State,
+) -> Result<steps::cleanup::CleanupReport> {
+    let created = state.created.to_created();
+    let source = source(plane).await?;
+    let target = match (&created.subscription, state.clone_info()) {
+        (true, Ok(info)) => match plane.clone_endpoint(info).await {
+            Ok(endpoint) => open(&endpoint)
+                .await
+                .map_err(|e| tracing::warn!(error = %e, kind = e.name(), "clone unreachable; dropping the source side only"))
+                .ok(),
+            Err(e) => {
+                tracing::warn!(error = %e, kind = e.name(), "no clone login; dropping the source side only");
+                None
+            }
+        },
+        _ => None,
+    };
+    steps::cleanup::run(&source, target.as_ref(), plane, &state.pipeline, &created).await
+}

@@ -1,0 +1,271 @@
+//! The setup state machine's state: what the console input says and what
+//! each step adds. Identifiers and ARNs only; a test proves no credential
+//! can be put here.
+
+use crate::aws::ram::{Accepted, Share};
+use crate::aws::rds::{CloneSettings, SourceCluster};
+use crate::aws::{arn, ClusterArn};
+use crate::control_plane::CloneInfo;
+use crate::error::{Error, Result};
+use crate::pg::{Lsn, PgName, SlotName};
+use crate::pipeline::{Created, PipelineSpec};
+use crate::scope::Scope;
+use crate::steps::clone::clone_id;
+use crate::steps::create_subscription::SubscriptionCreated;
+use serde::{Deserialize, Serialize};
+
+/// The console input: the pipeline's id and scope (object names default
+/// from the id), the source and how to make the clone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub pipeline: PipelineRequest,
+    pub source: SourceCluster,
+    pub clone: CloneSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineRequest {
+    pub id: String,
+    pub scope: Scope,
+    #[serde(default)]
+    pub publication: Option<String>,
+    #[serde(default)]
+    pub slot: Option<String>,
+    #[serde(default)]
+    pub subscription: Option<String>,
+}
+
+/// What the source side of a run made (owned, so cleanup may drop it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCreated {
+    pub publication: bool,
+    pub slot: bool,
+    pub slot_consistent_lsn: Lsn,
+}
+
+/// `$.created`: filled in by the steps that create something.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceCreated>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone: Option<CloneInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionCreated>,
+}
+
+impl CreatedState {
+    pub fn to_created(&self) -> Created {
+        Created {
+            publication: self.source.as_ref().is_some_and(|s| s.publication),
+            slot: self.source.as_ref().is_some_and(|s| s.slot),
+            clone: self.clone.as_ref().map(|c| c.clone_id.clone()),
+            subscription: self.subscription.is_some(),
+        }
+    }
+}
+
+/// The state after `validate-input`; later steps add their results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub pipeline: PipelineSpec,
+    pub source: SourceCluster,
+    pub clone: CloneSettings,
+    /// The clone's DB cluster identifier, derived from the pipeline id.
+    pub clone_id: String,
+    #[serde(default)]
+    pub created: CreatedState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<Share>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<Accepted>,
+    /// The clone once it accepts connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_info: Option<CloneInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_lsn: Option<crate::steps::clone_lsn::CloneLsn>,
+}
+
+impl State {
+    /// The clone to connect to: the available one, else the one created.
+    pub fn clone_info(&self) -> Result<&CloneInfo> {
+        self.clone_info
+            .as_ref()
+            .or(self.created.clone.as_ref())
+            .ok_or_else(|| Error::invalid("the state has no clone yet (clone_info)"))
+    }
+
+    pub fn slot_consistent_lsn(&self) -> Result<Lsn> {
+        self.created
+            .source
+            .as_ref()
+            .map(|s| s.slot_consistent_lsn)
+            .ok_or_else(|| Error::invalid("the state has no prepared source (created.source)"))
+    }
+
+    pub fn clone_lsn(&self) -> Result<Lsn> {
+        self.clone_lsn
+            .as_ref()
+            .map(|c| c.clone_lsn)
+            .ok_or_else(|| Error::invalid("the state has no clone LSN (clone_lsn)"))
+    }
+
+    pub fn share_arn(&self) -> Result<&str> {
+        self.share
+            .as_ref()
+            .map(|s| s.share_arn.as_str())
+            .ok_or_else(|| Error::invalid("the state has no resource share (share)"))
+    }
+}
+
+/// Check the whole request and name every problem in one `Input.Invalid`.
+pub fn validate(input: serde_json::Value, region: &str) -> Result<State> {
+    let mut problems = Vec::new();
+    let Some(object) = input.as_object() else {
+        return Err(Error::invalid(
+            "the input must be a JSON object with pipeline, source and clone",
+        ));
+    };
+    for key in object.keys() {
+        if !["pipeline", "source", "clone"].contains(&key.as_str()) {
+            problems.push(format!("unknown input field {key:?}"));
+        }
+    }
+    // Each section is read on its own so one bad section does not hide
+    // the problems of the others.
+    fn section<T: serde::de::DeserializeOwned>(
+        object: &serde_json::Map<String, serde_json::Value>,
+        name: &str,
+        problems: &mut Vec<String>,
+    ) -> Option<T> {
+        match object.get(name) {
+            None => {
+                problems.push(format!("{name} is missing"));
+                None
+            }
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|e| problems.push(format!("{name}: {e}")))
+                .ok(),
+        }
+    }
+    let pipeline = section::<PipelineRequest>(object, "pipeline", &mut problems);
+    let source = section::<SourceCluster>(object, "source", &mut problems);
+    let clone = section::<CloneSettings>(object, "clone", &mut problems);
+    let (Some(pipeline), Some(source), Some(clone)) = (pipeline, source, clone) else {
+        return Err(Error::InvalidInput { problems });
+    };
+    let request = Request {
+        pipeline,
+        source,
+        clone,
+    };
+    let mut note = |r: Result<()>| {
+        if let Err(e) = r {
+            match e {
+                Error::InvalidInput { problems: p } => problems.extend(p),
+                other => problems.push(other.to_string()),
+            }
+        }
+    };
+    let p = &request.pipeline;
+    let default_name = format!("clonesync_{}", p.id);
+    let publication = PgName::new(
+        p.publication
+            .clone()
+            .unwrap_or_else(|| default_name.clone()),
+    );
+    let slot = SlotName::new(p.slot.clone().unwrap_or_else(|| default_name.clone()));
+    let subscription = PgName::new(
+        p.subscription
+            .clone()
+            .unwrap_or_else(|| default_name.clone()),
+    );
+    let id = PgName::new(p.id.clone());
+    if !p
+        .id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        || !p.id.starts_with(|c: char| c.is_ascii_lowercase())
+    {
+        note(Err(Error::invalid(format!(
+            "pipeline.id {:?} must start with a lowercase letter and hold only a-z, 0-9 and _",
+            p.id
+        ))));
+    }
+    note(p.scope.validate());
+    match ClusterArn::parse(&request.source.cluster_arn) {
+        Ok(arn) if arn.region != region => note(Err(Error::invalid(format!(
+            "source.cluster_arn is in {} but this stack runs in {region}",
+            arn.region
+        )))),
+        Ok(_) => {}
+        Err(e) => note(Err(e)),
+    }
+    if !request.source.secret_arn.starts_with("arn:")
+        || !request.source.secret_arn.contains(":secretsmanager:")
+    {
+        note(Err(Error::invalid(
+            "source.secret_arn must be a Secrets Manager secret ARN",
+        )));
+    }
+    if let Some(arn) = &request.clone.secret_arn {
+        if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
+            note(Err(Error::invalid(
+                "clone.secret_arn must be a Secrets Manager secret ARN",
+            )));
+        }
+    }
+    note(PgName::new(request.source.database.clone()).map(|_| ()));
+    if !request.clone.instance_class.starts_with("db.") {
+        note(Err(Error::invalid(format!(
+            "clone.instance_class {:?} is not a DB instance class (db.*)",
+            request.clone.instance_class
+        ))));
+    }
+    let names = (id, publication, slot, subscription);
+    let (id, publication, slot, subscription) = match names {
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (Some(a), Some(b), Some(c), Some(d)),
+        (a, b, c, d) => {
+            note(a.map(|_| ()));
+            note(b.map(|_| ()));
+            note(c.map(|_| ()));
+            note(d.map(|_| ()));
+            (None, None, None, None)
+        }
+    };
+    let spec = match (id, publication, slot, subscription) {
+        (Some(id), Some(publication), Some(slot), Some(subscription)) => Some(PipelineSpec {
+            id,
+            publication,
+            slot,
+            subscription,
+            scope: p.scope.clone(),
+        }),
+        _ => None,
+    };
+    let clone_id = spec.as_ref().map(clone_id);
+    if let Some(clone_id) = &clone_id {
+        // The writer instance adds "-writer" to the cluster's name.
+        if !arn::valid_db_identifier(&crate::aws::rds::writer_instance_id(clone_id)) {
+            note(Err(Error::invalid(format!(
+                "the clone id {clone_id:?} derived from pipeline.id is not a valid DB identifier (too long?)"
+            ))));
+        }
+    }
+    match (spec, clone_id) {
+        (Some(pipeline), Some(clone_id)) if problems.is_empty() => Ok(State {
+            pipeline,
+            source: request.source,
+            clone: request.clone,
+            clone_id,
+            created: CreatedState::default(),
+            share: None,
+            accepted: None,
+            clone_info: None,
+            clone_lsn: None,
+        }),
+        _ => Err(Error::InvalidInput { problems }),
+    }
+}

@@ -1,0 +1,150 @@
+//! The two waits of the setup: for the RAM share to be accepted and for
+//! the clone to become available.
+//!
+//! Each wait is a `.waitForTaskToken` task. Its Lambda stores the token in
+//! the registry under the resource it waits for, then checks once itself:
+//! if the resource is ready already (an organization share, an event that
+//! came before the token was stored) it completes the task at once. Else
+//! the event handlers complete it. Events can be lost, so the ASL falls
+//! back, on timeout, to polling the same check ([`accept_share`],
+//! [`check_clone`]) with a bounded retry on `*.NotReady`.
+
+use crate::aws::ram::{self, Accepted};
+use crate::aws::registry::{Registry, Wait, WaitKind};
+use crate::aws::{rds, sfn, AwsClients, Settings};
+use crate::control_plane::CloneInfo;
+use crate::error::{Error, Result};
+use crate::workflow::State;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long a stored token is kept (longer than the ASL's TimeoutSeconds).
+pub const WAIT_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// The input of a `.waitForTaskToken` task.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenInput {
+    pub task_token: String,
+    pub state: State,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitOutcome {
+    /// Ready already; this call completed the task.
+    CompletedNow,
+    /// Not ready; the token is stored for the event handler.
+    Waiting,
+}
+
+/// Poll: accept the share now or answer `Share.NotReady`.
+pub async fn accept_share(
+    clients: &AwsClients,
+    settings: &Settings,
+    state: &State,
+) -> Result<Accepted> {
+    ram::accept_share(
+        &clients.ram,
+        &clients.source_ram,
+        state.share_arn()?,
+        &settings.target_account,
+    )
+    .await
+}
+
+/// Poll: the clone when available, or `Clone.NotReady`.
+pub async fn check_clone(clients: &AwsClients, state: &State) -> Result<CloneInfo> {
+    rds::clone_status(&clients.rds, state.pipeline.id.as_str(), &state.clone_id).await
+}
+
+async fn finish<T: Serialize>(
+    clients: &AwsClients,
+    registry: &Registry<'_>,
+    wait: &Wait,
+    result: Result<T>,
+) -> Result<WaitOutcome> {
+    match result {
+        Ok(value) => {
+            let output = serde_json::to_value(&value).map_err(|e| Error::invalid(e.to_string()))?;
+            sfn::send_success(&clients.sfn, &wait.task_token, &output).await?;
+            registry.delete_wait(wait).await?;
+            Ok(WaitOutcome::CompletedNow)
+        }
+        Err(e) if e.is_transient() => Ok(WaitOutcome::Waiting),
+        Err(e) => {
+            sfn::send_failure(&clients.sfn, &wait.task_token, e.name(), &e.to_string()).await?;
+            registry.delete_wait(wait).await?;
+            Ok(WaitOutcome::CompletedNow)
+        }
+    }
+}
+
+pub async fn await_share(
+    clients: &AwsClients,
+    settings: &Settings,
+    registry: &Registry<'_>,
+    input: &TokenInput,
+) -> Result<WaitOutcome> {
+    let wait = Wait {
+        kind: WaitKind::Share,
+        resource: input.state.share_arn()?.to_string(),
+        pipeline_id: input.state.pipeline.id.to_string(),
+        task_token: input.task_token.clone(),
+    };
+    registry.put_wait(&wait, WAIT_TTL).await?;
+    let result = accept_share(clients, settings, &input.state).await;
+    finish(clients, registry, &wait, result).await
+}
+
+pub async fn await_clone(
+    clients: &AwsClients,
+    registry: &Registry<'_>,
+    input: &TokenInput,
+) -> Result<WaitOutcome> {
+    let wait = Wait {
+        kind: WaitKind::Clone,
+        resource: input.state.clone_id.clone(),
+        pipeline_id: input.state.pipeline.id.to_string(),
+        task_token: input.task_token.clone(),
+    };
+    registry.put_wait(&wait, WAIT_TTL).await?;
+    let result = check_clone(clients, &input.state).await;
+    finish(clients, registry, &wait, result).await
+}
+
+/// Wake the share wait `wait` after confirming with the API (used by the
+/// RAM event handler).
+pub(crate) async fn wake_share(
+    clients: &AwsClients,
+    settings: &Settings,
+    registry: &Registry<'_>,
+    wait: &Wait,
+) -> Result<WaitOutcome> {
+    let result = ram::accept_share(
+        &clients.ram,
+        &clients.source_ram,
+        &wait.resource,
+        &settings.target_account,
+    )
+    .await;
+    let outcome = finish(clients, registry, wait, result).await?;
+    if outcome == WaitOutcome::Waiting {
+        sfn::send_heartbeat(&clients.sfn, &wait.task_token).await?;
+    }
+    Ok(outcome)
+}
+
+/// Wake the clone wait `wait` after confirming with Describe (used by the
+/// RDS event handler); a clone still on its way gets a heartbeat.
+pub(crate) async fn wake_clone(
+    clients: &AwsClients,
+    registry: &Registry<'_>,
+    wait: &Wait,
+) -> Result<WaitOutcome> {
+    let result = rds::clone_status(&clients.rds, &wait.pipeline_id, &wait.resource).await;
+    let outcome = finish(clients, registry, wait, result).await?;
+    if outcome == WaitOutcome::Waiting {
+        sfn::send_heartbeat(&clients.sfn, &wait.task_token).await?;
+    }
+    Ok(outcome)
+}
