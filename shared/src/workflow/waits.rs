@@ -148,3 +148,36 @@ pub(crate) async fn wake_clone(
     }
     Ok(outcome)
 }
+
+/// The `accept-share` task: a poll when the input is the state, a wait
+/// when it carries a task token.
+pub async fn share_task(
+    clients: &AwsClients,
+    settings: &Settings,
+    registry: &Registry<'_>,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value> {
+    if payload.get("task_token").is_some() {
+        let input: TokenInput = crate::lambda::parse(payload)?;
+        crate::lambda::output(&await_share(clients, settings, registry, &input).await?)
+    } else {
+        let state: State = crate::lambda::parse(payload)?;
+        crate::lambda::output(&accept_share(clients, settings, &state).await?)
+    }
+}
+
+/// The `check-clone` task: a poll when the input is the state, a wait when
+/// it carries a task token.
+pub async fn clone_task(
+    clients: &AwsClients,
+    registry: &Registry<'_>,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value> {
+    if payload.get("task_token").is_some() {
+        let input: TokenInput = crate::lambda::parse(payload)?;
+        crate::lambda::output(&await_clone(clients, registry, &input).await?)
+    } else {
+        let state: State = crate::lambda::parse(payload)?;
+        crate::lambda::output(&check_clone(clients, &state).await?)
+    }
+}

@@ -1,0 +1,20 @@
+//! Lambda `check-clone`: whether the clone and its writer are available; with a task token, wait for it (store the token, complete at once if ready).
+
+use clonesync::lambda::{self, Context};
+use clonesync::workflow::waits;
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_tracing();
+    let ctx = Context::from_env().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        handle(&ctx, event.payload)
+    }))
+    .await
+}
+
+async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
+    Ok(waits::clone_task(&ctx.clients, &ctx.registry(), payload).await?)
+}

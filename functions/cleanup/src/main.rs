@@ -1,0 +1,22 @@
+//! Lambda `cleanup`: undo exactly what `created` says this run made, the source slot above all (`clonesync::steps::cleanup`).
+
+use clonesync::lambda::{self, Context};
+use clonesync::workflow::{self, State};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_tracing();
+    let ctx = Context::from_env().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        handle(&ctx, event.payload)
+    }))
+    .await
+}
+
+async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
+    let state: State = lambda::parse(payload)?;
+    let result = workflow::cleanup(&ctx.plane(&state), &state).await?;
+    Ok(lambda::output(&result)?)
+}
