@@ -1,0 +1,65 @@
+//! AWS clients for tests: `aws-smithy-mocks` rules per service, so the SDK
+//! really deserializes each modeled error and the adapters' mapping runs.
+
+use aws_smithy_mocks::{mock_client, Rule, RuleMode};
+use clonesync::aws::{AwsClients, Settings};
+
+pub const SOURCE_ACCOUNT: &str = "111122223333";
+pub const TARGET_ACCOUNT: &str = "444455556666";
+pub const REGION: &str = "eu-west-1";
+pub const CLUSTER_ARN: &str = "arn:aws:rds:eu-west-1:111122223333:cluster:orders-prod";
+pub const SECRET_ARN: &str =
+    "arn:aws:secretsmanager:eu-west-1:111122223333:secret:orders-repl-AbCdEf";
+
+pub fn settings() -> Settings {
+    Settings {
+        region: REGION.into(),
+        target_account: TARGET_ACCOUNT.into(),
+        source_role_arn: None,
+        source_role_external_id: None,
+        registry_table: "clonesync-test".into(),
+    }
+}
+
+/// Rules per client; a client given no rules fails any call it gets.
+#[derive(Default)]
+pub struct MockRules<'a> {
+    pub rds: Vec<&'a Rule>,
+    pub ram: Vec<&'a Rule>,
+    pub secrets: Vec<&'a Rule>,
+    pub sfn: Vec<&'a Rule>,
+    pub dynamodb: Vec<&'a Rule>,
+    pub source_rds: Vec<&'a Rule>,
+    pub source_ram: Vec<&'a Rule>,
+    pub source_secrets: Vec<&'a Rule>,
+}
+
+impl MockRules<'_> {
+    /// `MatchAny`: a rule answers every request it matches, so the SDK's
+    /// own retries of a throttled call see the same answer.
+    pub fn clients(&self) -> AwsClients {
+        AwsClients {
+            rds: mock_client!(aws_sdk_rds, RuleMode::MatchAny, &self.rds),
+            ram: mock_client!(aws_sdk_ram, RuleMode::MatchAny, &self.ram),
+            secrets: mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &self.secrets),
+            sfn: mock_client!(aws_sdk_sfn, RuleMode::MatchAny, &self.sfn),
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &self.dynamodb),
+            source_rds: mock_client!(aws_sdk_rds, RuleMode::MatchAny, &self.source_rds),
+            source_ram: mock_client!(aws_sdk_ram, RuleMode::MatchAny, &self.source_ram),
+            source_secrets: mock_client!(
+                aws_sdk_secretsmanager,
+                RuleMode::MatchAny,
+                &self.source_secrets
+            ),
+        }
+    }
+}
+
+/// An unmodeled service error carrying `code`, as AWS sends throttling
+/// and access-denied answers.
+pub fn coded(code: &str) -> aws_sdk_rds::error::ErrorMetadata {
+    aws_sdk_rds::error::ErrorMetadata::builder()
+        .code(code)
+        .message(format!("{code} (from the mock)"))
+        .build()
+}
