@@ -1,0 +1,476 @@
+//! The RDS control plane against modeled RDS answers: the clone request,
+//! its idempotency by tag, conflicts, preflight facts, readiness, deletion.
+
+use aws_sdk_rds::operation::create_db_instance::{CreateDBInstanceError, CreateDbInstanceOutput};
+use aws_sdk_rds::operation::delete_db_cluster::DeleteDbClusterOutput;
+use aws_sdk_rds::operation::delete_db_instance::DeleteDbInstanceOutput;
+use aws_sdk_rds::operation::describe_db_cluster_parameters::DescribeDbClusterParametersOutput;
+use aws_sdk_rds::operation::describe_db_clusters::{
+    DescribeDBClustersError, DescribeDbClustersOutput,
+};
+use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+use aws_sdk_rds::operation::restore_db_cluster_to_point_in_time::{
+    RestoreDBClusterToPointInTimeError, RestoreDbClusterToPointInTimeOutput,
+};
+use aws_sdk_rds::types::error::{
+    DbClusterAlreadyExistsFault, DbClusterNotFoundFault, DbInstanceAlreadyExistsFault,
+};
+use aws_sdk_rds::types::{DbCluster, DbClusterMember, DbInstance, Parameter, Tag};
+use aws_sdk_rds::Client;
+use aws_smithy_mocks::{mock, Rule};
+use clonesync::aws::rds::{AwsControlPlane, CloneSettings, SourceCluster};
+use clonesync::aws::{AwsClients, Settings, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
+use clonesync::control_plane::ControlPlane;
+use clonesync_tests::aws_mock::{coded, settings, MockRules, CLUSTER_ARN, SECRET_ARN};
+
+const CLONE_ID: &str = "clonesync-orders-dev";
+
+fn plane<'a>(
+    clients: &'a AwsClients,
+    settings: &'a Settings,
+    kms: Option<&str>,
+) -> AwsControlPlane<'a> {
+    AwsControlPlane {
+        clients,
+        settings,
+        pipeline_id: "orders_dev".into(),
+        source: SourceCluster {
+            cluster_arn: CLUSTER_ARN.into(),
+            secret_arn: SECRET_ARN.into(),
+            database: "orders".into(),
+            host: None,
+            port: None,
+        },
+        clone: CloneSettings {
+            instance_class: "db.r6g.large".into(),
+            db_subnet_group: Some("private".into()),
+            security_group_ids: vec!["sg-0123456789abcdef0".into()],
+            kms_key_id: kms.map(str::to_string),
+            secret_arn: None,
+        },
+    }
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+fn clone_cluster(owner: Option<&str>, status: &str) -> DbCluster {
+    clone_cluster_builder(owner, status).build()
+}
+
+fn clone_cluster_builder(
+    owner: Option<&str>,
+    status: &str,
+) -> aws_sdk_rds::types::builders::DbClusterBuilder {
+    let mut b = DbCluster::builder()
+        .db_cluster_identifier(CLONE_ID)
+        .status(status)
+        .endpoint("clonesync-orders-dev.cluster-abc.eu-west-1.rds.amazonaws.com")
+        .port(5432)
+        .tag_list(tag(TAG_SOURCE_CLUSTER, CLUSTER_ARN));
+    if let Some(owner) = owner {
+        b = b.tag_list(tag(TAG_PIPELINE, owner));
+    }
+    b
+}
+
+fn writer(status: &str, owner: &str) -> DbInstance {
+    DbInstance::builder()
+        .db_instance_identifier(format!("{CLONE_ID}-writer"))
+        .db_cluster_identifier(CLONE_ID)
+        .db_instance_status(status)
+        .tag_list(tag(TAG_PIPELINE, owner))
+        .build()
+}
+
+fn describe_clone(owner: Option<&'static str>, status: &'static str) -> Rule {
+    mock!(Client::describe_db_clusters)
+        .match_requests(|r| r.db_cluster_identifier() == Some(CLONE_ID))
+        .then_output(move || {
+            DescribeDbClustersOutput::builder()
+                .db_clusters(clone_cluster(owner, status))
+                .build()
+        })
+}
+
+fn describe_writer(status: &'static str) -> Rule {
+    mock!(Client::describe_db_instances).then_output(move || {
+        DescribeDbInstancesOutput::builder()
+            .db_instances(writer(status, "orders_dev"))
+            .build()
+    })
+}
+
+#[tokio::test]
+async fn the_clone_is_a_tagged_copy_on_write_restore_of_the_shared_cluster_then_a_writer() {
+    let restore = mock!(Client::restore_db_cluster_to_point_in_time)
+        .match_requests(|r| {
+            r.db_cluster_identifier() == Some(CLONE_ID)
+                && r.source_db_cluster_identifier() == Some(CLUSTER_ARN)
+                && r.restore_type() == Some("copy-on-write")
+                && r.use_latest_restorable_time() == Some(true)
+                && r.kms_key_id() == Some("key-in-target")
+                && r.db_subnet_group_name() == Some("private")
+                && r.tags()
+                    .iter()
+                    .any(|t| t.key() == Some(TAG_PIPELINE) && t.value() == Some("orders_dev"))
+        })
+        .then_output(|| {
+            RestoreDbClusterToPointInTimeOutput::builder()
+                .db_cluster(clone_cluster(Some("orders_dev"), "creating"))
+                .build()
+        });
+    let instance = mock!(Client::create_db_instance)
+        .match_requests(|r| {
+            r.db_instance_identifier() == Some("clonesync-orders-dev-writer")
+                && r.db_cluster_identifier() == Some(CLONE_ID)
+                && r.engine() == Some("aurora-postgresql")
+                && r.db_instance_class() == Some("db.r6g.large")
+        })
+        .then_output(|| CreateDbInstanceOutput::builder().build());
+    let clients = MockRules {
+        rds: vec![&restore, &instance],
+        ..Default::default()
+    }
+    .clients();
+    let settings = settings();
+    let info = plane(&clients, &settings, Some("key-in-target"))
+        .create_clone(CLONE_ID)
+        .await
+        .unwrap();
+    assert_eq!(info.clone_id, CLONE_ID);
+    assert_eq!(info.port, 5432);
+    assert!(info.host.starts_with("clonesync-orders-dev.cluster-"));
+    assert_eq!((restore.num_calls(), instance.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn asking_again_for_our_clone_is_success() {
+    let exists = mock!(Client::restore_db_cluster_to_point_in_time).then_error(|| {
+        RestoreDBClusterToPointInTimeError::DbClusterAlreadyExistsFault(
+            DbClusterAlreadyExistsFault::builder().build(),
+        )
+    });
+    let instance_exists = mock!(Client::create_db_instance).then_error(|| {
+        CreateDBInstanceError::DbInstanceAlreadyExistsFault(
+            DbInstanceAlreadyExistsFault::builder().build(),
+        )
+    });
+    let describe = describe_clone(Some("orders_dev"), "creating");
+    let describe_instance = describe_writer("creating");
+    let clients = MockRules {
+        rds: vec![&exists, &instance_exists, &describe, &describe_instance],
+        ..Default::default()
+    }
+    .clients();
+    let settings = settings();
+    let info = plane(&clients, &settings, None)
+        .create_clone(CLONE_ID)
+        .await
+        .unwrap();
+    assert_eq!(info.clone_id, CLONE_ID);
+}
+
+#[tokio::test]
+async fn a_cluster_of_that_name_not_ours_is_a_conflict_and_gets_no_instance() {
+    let exists = mock!(Client::restore_db_cluster_to_point_in_time).then_error(|| {
+        RestoreDBClusterToPointInTimeError::DbClusterAlreadyExistsFault(
+            DbClusterAlreadyExistsFault::builder().build(),
+        )
+    });
+    let describe = describe_clone(Some("someone_else"), "available");
+    let instance =
+        mock!(Client::create_db_instance).then_output(|| CreateDbInstanceOutput::builder().build());
+    let clients = MockRules {
+        rds: vec![&exists, &describe, &instance],
+        ..Default::default()
+    }
+    .clients();
+    let settings = settings();
+    let err = plane(&clients, &settings, None)
+        .create_clone(CLONE_ID)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Clone.Conflict");
+    assert_eq!(instance.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_source_not_visible_is_named_and_throttling_is_transient() {
+    let not_found = mock!(Client::restore_db_cluster_to_point_in_time).then_error(|| {
+        RestoreDBClusterToPointInTimeError::DbClusterNotFoundFault(
+            DbClusterNotFoundFault::builder().build(),
+        )
+    });
+    let clients = MockRules {
+        rds: vec![&not_found],
+        ..Default::default()
+    }
+    .clients();
+    let settings = settings();
+    let err = plane(&clients, &settings, None)
+        .create_clone(CLONE_ID)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Aws.NotFound");
+    assert!(err.to_string().contains("RAM share"), "{err}");
+
+    let throttled = mock!(Client::restore_db_cluster_to_point_in_time)
+        .then_error(|| RestoreDBClusterToPointInTimeError::generic(coded("Throttling")));
+    let clients = MockRules {
+        rds: vec![&throttled],
+        ..Default::default()
+    }
+    .clients();
+    let err = plane(&clients, &settings, None)
+        .create_clone(CLONE_ID)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Transient.Aws");
+
+    let denied = mock!(Client::restore_db_cluster_to_point_in_time)
+        .then_error(|| RestoreDBClusterToPointInTimeError::generic(coded("AccessDenied")));
+    let clients = MockRules {
+        rds: vec![&denied],
+        ..Default::default()
+    }
+    .clients();
+    let err = plane(&clients, &settings, None)
+        .create_clone(CLONE_ID)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Aws.AccessDenied");
+}
+
+fn source_cluster(version: &str, encrypted: bool, status: &str) -> DbCluster {
+    let mut b = DbCluster::builder()
+        .db_cluster_identifier("orders-prod")
+        .db_cluster_arn(CLUSTER_ARN)
+        .engine("aurora-postgresql")
+        .engine_version(version)
+        .status(status)
+        .db_cluster_parameter_group("orders-pg")
+        .endpoint("orders-prod.cluster-xyz.eu-west-1.rds.amazonaws.com")
+        .port(5432)
+        .storage_encrypted(encrypted)
+        .db_cluster_members(
+            DbClusterMember::builder()
+                .db_instance_identifier("orders-prod-1")
+                .is_cluster_writer(true)
+                .build(),
+        );
+    if encrypted {
+        b = b.kms_key_id("arn:aws:kms:eu-west-1:111122223333:key/abc");
+    }
+    b.build()
+}
+
+async fn preflight_with(
+    source: DbCluster,
+    logical: &'static str,
+    target_clusters: Vec<DbCluster>,
+    kms: Option<&str>,
+) -> Vec<String> {
+    let describe_source = mock!(Client::describe_db_clusters)
+        .match_requests(|r| r.db_cluster_identifier() == Some(CLUSTER_ARN))
+        .then_output(move || {
+            DescribeDbClustersOutput::builder()
+                .db_clusters(source.clone())
+                .build()
+        });
+    let params = mock!(Client::describe_db_cluster_parameters)
+        .match_requests(|r| r.db_cluster_parameter_group_name() == Some("orders-pg"))
+        .then_output(move || {
+            DescribeDbClusterParametersOutput::builder()
+                .parameters(
+                    Parameter::builder()
+                        .parameter_name("rds.logical_replication")
+                        .parameter_value(logical)
+                        .build(),
+                )
+                .build()
+        });
+    let list_target = mock!(Client::describe_db_clusters).then_output(move || {
+        DescribeDbClustersOutput::builder()
+            .set_db_clusters(Some(target_clusters.clone()))
+            .build()
+    });
+    let clients = MockRules {
+        source_rds: vec![&describe_source, &params],
+        rds: vec![&list_target],
+        ..Default::default()
+    }
+    .clients();
+    let settings = settings();
+    let failures = plane(&clients, &settings, kms).preflight().await.unwrap();
+    failures.into_iter().map(|f| f.check).collect()
+}
+
+#[tokio::test]
+async fn preflight_passes_a_suitable_cluster() {
+    let checks = preflight_with(
+        source_cluster("15.4", false, "available"),
+        "1",
+        vec![],
+        None,
+    )
+    .await;
+    assert!(checks.is_empty(), "{checks:?}");
+    // Our own clone from an earlier run is not an "earlier clone".
+    let checks = preflight_with(
+        source_cluster("16.2", true, "available"),
+        "1",
+        vec![clone_cluster(Some("orders_dev"), "available")],
+        Some("k"),
+    )
+    .await;
+    assert!(checks.is_empty(), "{checks:?}");
+}
+
+#[tokio::test]
+async fn preflight_lists_every_control_plane_problem_at_once() {
+    let checks = preflight_with(
+        source_cluster("15.1", true, "modifying"),
+        "0",
+        vec![clone_cluster(Some("other_pipeline"), "available")],
+        None,
+    )
+    .await;
+    for expected in [
+        "engine_version",
+        "cluster_status",
+        "rds_logical_replication",
+        "kms_key",
+        "earlier_clone",
+    ] {
+        assert!(
+            checks.iter().any(|c| c == expected),
+            "{expected} missing from {checks:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn preflight_names_a_cluster_in_another_region_or_invisible() {
+    let describe_none = mock!(Client::describe_db_clusters).then_error(|| {
+        DescribeDBClustersError::DbClusterNotFoundFault(DbClusterNotFoundFault::builder().build())
+    });
+    let clients = MockRules {
+        source_rds: vec![&describe_none],
+        ..Default::default()
+    }
+    .clients();
+    let mut settings = settings();
+    settings.region = "us-east-1".into();
+    let checks: Vec<String> = plane(&clients, &settings, None)
+        .preflight()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.check)
+        .collect();
+    assert_eq!(checks, ["same_region", "source_cluster"]);
+}
+
+#[tokio::test]
+async fn the_clone_is_ready_only_when_cluster_and_writer_are_available() {
+    let settings = settings();
+    for (cluster, instance, ready) in [
+        ("creating", "creating", false),
+        ("available", "creating", false),
+        ("available", "available", true),
+    ] {
+        let describe = describe_clone(Some("orders_dev"), cluster);
+        let instances = describe_writer(instance);
+        let clients = MockRules {
+            rds: vec![&describe, &instances],
+            ..Default::default()
+        }
+        .clients();
+        let result = plane(&clients, &settings, None)
+            .clone_status(CLONE_ID)
+            .await;
+        match (result, ready) {
+            (Ok(info), true) => assert_eq!(info.port, 5432),
+            (Err(e), false) => assert_eq!(e.name(), "Clone.NotReady"),
+            (other, _) => panic!("{cluster}/{instance}: {other:?}"),
+        }
+    }
+    let failed = describe_clone(Some("orders_dev"), "failed");
+    let instances = describe_writer("failed");
+    let clients = MockRules {
+        rds: vec![&failed, &instances],
+        ..Default::default()
+    }
+    .clients();
+    let err = plane(&clients, &settings, None)
+        .clone_status(CLONE_ID)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Clone.Failed");
+}
+
+#[tokio::test]
+async fn deletion_removes_only_our_clone_and_is_idempotent() {
+    let settings = settings();
+    let member = |owner: Option<&'static str>| {
+        mock!(Client::describe_db_clusters).then_output(move || {
+            let c = clone_cluster_builder(owner, "available").db_cluster_members(
+                DbClusterMember::builder()
+                    .db_instance_identifier(format!("{CLONE_ID}-writer"))
+                    .build(),
+            );
+            DescribeDbClustersOutput::builder()
+                .db_clusters(c.build())
+                .build()
+        })
+    };
+    let ours = member(Some("orders_dev"));
+    let del_instance = mock!(Client::delete_db_instance)
+        .match_requests(|r| r.skip_final_snapshot() == Some(true))
+        .then_output(|| DeleteDbInstanceOutput::builder().build());
+    let del_cluster = mock!(Client::delete_db_cluster)
+        .match_requests(|r| {
+            r.db_cluster_identifier() == Some(CLONE_ID) && r.skip_final_snapshot() == Some(true)
+        })
+        .then_output(|| DeleteDbClusterOutput::builder().build());
+    let clients = MockRules {
+        rds: vec![&ours, &del_instance, &del_cluster],
+        ..Default::default()
+    }
+    .clients();
+    assert!(plane(&clients, &settings, None)
+        .delete_clone(CLONE_ID)
+        .await
+        .unwrap());
+    assert_eq!((del_instance.num_calls(), del_cluster.num_calls()), (1, 1));
+
+    let gone = mock!(Client::describe_db_clusters).then_error(|| {
+        DescribeDBClustersError::DbClusterNotFoundFault(DbClusterNotFoundFault::builder().build())
+    });
+    let clients = MockRules {
+        rds: vec![&gone],
+        ..Default::default()
+    }
+    .clients();
+    assert!(!plane(&clients, &settings, None)
+        .delete_clone(CLONE_ID)
+        .await
+        .unwrap());
+
+    let theirs = member(None);
+    let del_cluster =
+        mock!(Client::delete_db_cluster).then_output(|| DeleteDbClusterOutput::builder().build());
+    let clients = MockRules {
+        rds: vec![&theirs, &del_cluster],
+        ..Default::default()
+    }
+    .clients();
+    let err = plane(&clients, &settings, None)
+        .delete_clone(CLONE_ID)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Clone.Conflict");
+    assert_eq!(del_cluster.num_calls(), 0);
+}
