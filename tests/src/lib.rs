@@ -10,6 +10,7 @@ pub mod aws_mock;
 pub mod bench;
 pub mod compare;
 pub mod fixture;
+pub mod moto;
 pub mod pipeline;
 pub mod workload;
 

@@ -94,6 +94,16 @@ fn describe_clone(owner: Option<&'static str>, status: &'static str) -> Rule {
         })
 }
 
+fn no_clone_yet() -> Rule {
+    mock!(Client::describe_db_clusters)
+        .match_requests(|r| r.db_cluster_identifier() == Some(CLONE_ID))
+        .then_error(|| {
+            DescribeDBClustersError::DbClusterNotFoundFault(
+                DbClusterNotFoundFault::builder().build(),
+            )
+        })
+}
+
 fn describe_writer(status: &'static str) -> Rule {
     mock!(Client::describe_db_instances).then_output(move || {
         DescribeDbInstancesOutput::builder()
@@ -104,6 +114,7 @@ fn describe_writer(status: &'static str) -> Rule {
 
 #[tokio::test]
 async fn the_clone_is_a_tagged_copy_on_write_restore_of_the_shared_cluster_then_a_writer() {
+    let absent = no_clone_yet();
     let restore = mock!(Client::restore_db_cluster_to_point_in_time)
         .match_requests(|r| {
             r.db_cluster_identifier() == Some(CLONE_ID)
@@ -130,7 +141,7 @@ async fn the_clone_is_a_tagged_copy_on_write_restore_of_the_shared_cluster_then_
         })
         .then_output(|| CreateDbInstanceOutput::builder().build());
     let clients = MockRules {
-        rds: vec![&restore, &instance],
+        rds: vec![&absent, &restore, &instance],
         ..Default::default()
     }
     .clients();
@@ -146,7 +157,46 @@ async fn the_clone_is_a_tagged_copy_on_write_restore_of_the_shared_cluster_then_
 }
 
 #[tokio::test]
-async fn asking_again_for_our_clone_is_success() {
+async fn asking_again_for_our_clone_is_success_without_a_second_restore() {
+    let restore = mock!(Client::restore_db_cluster_to_point_in_time)
+        .then_output(|| RestoreDbClusterToPointInTimeOutput::builder().build());
+    let instance_exists = mock!(Client::create_db_instance).then_error(|| {
+        CreateDBInstanceError::DbInstanceAlreadyExistsFault(
+            DbInstanceAlreadyExistsFault::builder().build(),
+        )
+    });
+    let describe = describe_clone(Some("orders_dev"), "creating");
+    let describe_instance = describe_writer("creating");
+    let clients = MockRules {
+        rds: vec![&restore, &instance_exists, &describe, &describe_instance],
+        ..Default::default()
+    }
+    .clients();
+    let settings = settings();
+    let info = plane(&clients, &settings, None)
+        .create_clone(CLONE_ID)
+        .await
+        .unwrap();
+    assert_eq!(info.clone_id, CLONE_ID);
+    assert_eq!(restore.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn losing_a_race_to_create_our_clone_is_success() {
+    let describe = mock!(Client::describe_db_clusters)
+        .sequence()
+        .error(|| {
+            DescribeDBClustersError::DbClusterNotFoundFault(
+                DbClusterNotFoundFault::builder().build(),
+            )
+        })
+        .output(|| {
+            DescribeDbClustersOutput::builder()
+                .db_clusters(clone_cluster(Some("orders_dev"), "creating"))
+                .build()
+        })
+        .repeatedly()
+        .build();
     let exists = mock!(Client::restore_db_cluster_to_point_in_time).then_error(|| {
         RestoreDBClusterToPointInTimeError::DbClusterAlreadyExistsFault(
             DbClusterAlreadyExistsFault::builder().build(),
@@ -157,10 +207,9 @@ async fn asking_again_for_our_clone_is_success() {
             DbInstanceAlreadyExistsFault::builder().build(),
         )
     });
-    let describe = describe_clone(Some("orders_dev"), "creating");
     let describe_instance = describe_writer("creating");
     let clients = MockRules {
-        rds: vec![&exists, &instance_exists, &describe, &describe_instance],
+        rds: vec![&describe, &exists, &instance_exists, &describe_instance],
         ..Default::default()
     }
     .clients();
@@ -170,6 +219,7 @@ async fn asking_again_for_our_clone_is_success() {
         .await
         .unwrap();
     assert_eq!(info.clone_id, CLONE_ID);
+    assert_eq!(exists.num_calls(), 1);
 }
 
 #[tokio::test]
@@ -193,18 +243,46 @@ async fn a_cluster_of_that_name_not_ours_is_a_conflict_and_gets_no_instance() {
         .await
         .unwrap_err();
     assert_eq!(err.name(), "Clone.Conflict");
-    assert_eq!(instance.num_calls(), 0);
+    assert_eq!((exists.num_calls(), instance.num_calls()), (0, 0));
+
+    // The same when the other cluster appears between our look and our restore.
+    let describe = mock!(Client::describe_db_clusters)
+        .sequence()
+        .error(|| {
+            DescribeDBClustersError::DbClusterNotFoundFault(
+                DbClusterNotFoundFault::builder().build(),
+            )
+        })
+        .output(|| {
+            DescribeDbClustersOutput::builder()
+                .db_clusters(clone_cluster(Some("someone_else"), "creating"))
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let clients = MockRules {
+        rds: vec![&exists, &describe, &instance],
+        ..Default::default()
+    }
+    .clients();
+    let err = plane(&clients, &settings, None)
+        .create_clone(CLONE_ID)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Clone.Conflict");
+    assert_eq!((exists.num_calls(), instance.num_calls()), (1, 0));
 }
 
 #[tokio::test]
 async fn a_source_not_visible_is_named_and_throttling_is_transient() {
+    let absent = no_clone_yet();
     let not_found = mock!(Client::restore_db_cluster_to_point_in_time).then_error(|| {
         RestoreDBClusterToPointInTimeError::DbClusterNotFoundFault(
             DbClusterNotFoundFault::builder().build(),
         )
     });
     let clients = MockRules {
-        rds: vec![&not_found],
+        rds: vec![&absent, &not_found],
         ..Default::default()
     }
     .clients();
@@ -219,7 +297,7 @@ async fn a_source_not_visible_is_named_and_throttling_is_transient() {
     let throttled = mock!(Client::restore_db_cluster_to_point_in_time)
         .then_error(|| RestoreDBClusterToPointInTimeError::generic(coded("Throttling")));
     let clients = MockRules {
-        rds: vec![&throttled],
+        rds: vec![&absent, &throttled],
         ..Default::default()
     }
     .clients();
@@ -232,7 +310,7 @@ async fn a_source_not_visible_is_named_and_throttling_is_transient() {
     let denied = mock!(Client::restore_db_cluster_to_point_in_time)
         .then_error(|| RestoreDBClusterToPointInTimeError::generic(coded("AccessDenied")));
     let clients = MockRules {
-        rds: vec![&denied],
+        rds: vec![&absent, &denied],
         ..Default::default()
     }
     .clients();

@@ -148,7 +148,14 @@ impl AwsControlPlane<'_> {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(SERVICE, "DescribeDBClusterParameters", e))?;
+            use aws_sdk_rds::operation::describe_db_cluster_parameters::DescribeDBClusterParametersError as E;
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => match e.as_service_error() {
+                    Some(E::DbParameterGroupNotFoundFault(_)) => return Ok(None),
+                    _ => return Err(classify(SERVICE, "DescribeDBClusterParameters", e)),
+                },
+            };
             if let Some(p) = page
                 .parameters()
                 .iter()
@@ -365,6 +372,16 @@ impl ControlPlane for AwsControlPlane<'_> {
 
     async fn create_clone(&self, clone_id: &str) -> Result<CloneInfo> {
         use aws_sdk_rds::operation::restore_db_cluster_to_point_in_time::RestoreDBClusterToPointInTimeError as E;
+        // Look first: a retried step finds its clone without a second
+        // restore request (and an untagged cluster is refused before any
+        // change). DBClusterAlreadyExists below covers a race with another
+        // attempt.
+        if let Some(existing) = self.clone_cluster(clone_id).await? {
+            self.ensure_ours(clone_id, existing.tag_list())?;
+            tracing::info!(clone = clone_id, "the pipeline's clone exists already");
+            self.create_writer(clone_id).await?;
+            return Ok(info_of(clone_id, &existing));
+        }
         let result = self
             .clients
             .rds

@@ -1,0 +1,398 @@
+//! Adapters against moto's server: Secrets Manager, the DynamoDB registry,
+//! the same-account copy-on-write clone, and the RDS event handler waking a
+//! waiting clone. (moto implements neither RAM invitations nor cross-account
+//! restore: those are covered with mocks in aws_ram.rs / aws_events.rs.)
+
+use aws_sdk_rds::types::Tag;
+use clonesync::aws::rds::{AwsControlPlane, CloneSettings, SourceCluster};
+use clonesync::aws::registry::{PipelineRecord, Registry, Wait, WaitKind};
+use clonesync::aws::secrets::fetch_login;
+use clonesync::aws::{AwsClients, Settings, TAG_PIPELINE};
+use clonesync::control_plane::{CloneInfo, ControlPlane};
+use clonesync::pipeline::PipelineSpec;
+use clonesync::scope::Scope;
+use clonesync::workflow::events::on_rds_event;
+use clonesync_tests::moto::{Moto, ACCOUNT, REGION, TABLE};
+use std::time::Duration;
+
+const CANARY: &str = "canary-Zq8w-pass";
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = format!("{}/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+async fn source_cluster(clients: &AwsClients) -> String {
+    use aws_sdk_rds::types::{ApplyMethod, Parameter};
+    clients
+        .rds
+        .create_db_cluster_parameter_group()
+        .db_cluster_parameter_group_name("orders-pg")
+        .db_parameter_group_family("aurora-postgresql15")
+        .description("logical replication on")
+        .send()
+        .await
+        .unwrap();
+    clients
+        .rds
+        .modify_db_cluster_parameter_group()
+        .db_cluster_parameter_group_name("orders-pg")
+        .parameters(
+            Parameter::builder()
+                .parameter_name("rds.logical_replication")
+                .parameter_value("1")
+                .apply_method(ApplyMethod::PendingReboot)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let cluster = clients
+        .rds
+        .create_db_cluster()
+        .db_cluster_identifier("orders-prod")
+        .db_cluster_parameter_group_name("orders-pg")
+        .engine("aurora-postgresql")
+        .engine_version("15.4")
+        .master_username("postgres")
+        .master_user_password("not-the-canary-1")
+        .send()
+        .await
+        .unwrap();
+    clients
+        .rds
+        .create_db_instance()
+        .db_instance_identifier("orders-prod-1")
+        .db_cluster_identifier("orders-prod")
+        .engine("aurora-postgresql")
+        .db_instance_class("db.r6g.large")
+        .send()
+        .await
+        .unwrap();
+    cluster
+        .db_cluster()
+        .unwrap()
+        .db_cluster_arn()
+        .unwrap()
+        .to_string()
+}
+
+fn plane<'a>(
+    clients: &'a AwsClients,
+    settings: &'a Settings,
+    cluster_arn: &str,
+) -> AwsControlPlane<'a> {
+    AwsControlPlane {
+        clients,
+        settings,
+        pipeline_id: "orders_dev".into(),
+        source: SourceCluster {
+            cluster_arn: cluster_arn.into(),
+            secret_arn: format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:none"),
+            database: "orders".into(),
+            host: None,
+            port: None,
+        },
+        clone: CloneSettings {
+            instance_class: "db.r6g.large".into(),
+            db_subnet_group: None,
+            security_group_ids: vec![],
+            kms_key_id: None,
+            secret_arn: None,
+        },
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_read_by_arn_and_never_shown() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let made = clients
+        .secrets
+        .create_secret()
+        .name("clonesync/orders-repl")
+        .secret_string(format!(
+            r#"{{"username":"repl","password":"{CANARY}","port":5432,"dbname":"orders"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let arn = made.arn().unwrap();
+    let login = fetch_login(&clients.secrets, arn).await.unwrap();
+    assert_eq!(login.username, "repl");
+    assert_eq!(login.password.expose(), CANARY);
+    assert_eq!(login.port, Some(5432));
+    assert!(!format!("{login:?}").contains(CANARY));
+    assert!(!format!("{:?}", login.endpoint("h", 5432, "orders")).contains(CANARY));
+
+    let missing = format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:nope-AbCdEf");
+    let err = fetch_login(&clients.secrets, &missing).await.unwrap_err();
+    assert_eq!(err.name(), "Aws.NotFound", "{err}");
+
+    let bad = clients
+        .secrets
+        .create_secret()
+        .name("clonesync/not-json")
+        .secret_string(format!("password={CANARY}"))
+        .send()
+        .await
+        .unwrap();
+    let err = fetch_login(&clients.secrets, bad.arn().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Secret.Invalid");
+    assert!(!err.to_string().contains(CANARY), "{err}");
+}
+
+#[tokio::test]
+async fn registry_waits_and_pipelines_round_trip_idempotently() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    moto.create_registry(&clients).await;
+    let registry = Registry {
+        client: &clients.dynamodb,
+        table: TABLE,
+    };
+    let wait = Wait {
+        kind: WaitKind::Clone,
+        resource: "clonesync-orders-dev".into(),
+        pipeline_id: "orders_dev".into(),
+        task_token: "token-1".into(),
+    };
+    registry
+        .put_wait(&wait, Duration::from_secs(60))
+        .await
+        .unwrap();
+    registry
+        .put_wait(&wait, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        registry
+            .get_wait(WaitKind::Clone, "clonesync-orders-dev")
+            .await
+            .unwrap(),
+        Some(wait.clone())
+    );
+    assert_eq!(
+        registry
+            .get_wait(WaitKind::Share, "clonesync-orders-dev")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        !format!("{wait:?}").contains("token-1"),
+        "the token is not logged"
+    );
+
+    let stale = Wait {
+        task_token: "token-0".into(),
+        ..wait.clone()
+    };
+    assert!(
+        !registry.delete_wait(&stale).await.unwrap(),
+        "a stale token never removes a newer wait"
+    );
+    assert!(registry.delete_wait(&wait).await.unwrap());
+    assert_eq!(
+        registry
+            .get_wait(WaitKind::Clone, "clonesync-orders-dev")
+            .await
+            .unwrap(),
+        None
+    );
+
+    let record = PipelineRecord {
+        pipeline: PipelineSpec::with_defaults("orders_dev", Scope::AllTables).unwrap(),
+        source: plane(
+            &clients,
+            &moto.settings(),
+            "arn:aws:rds:eu-west-1:123456789012:cluster:x",
+        )
+        .source,
+        clone: plane(&clients, &moto.settings(), "x").clone,
+        clone_info: CloneInfo {
+            clone_id: "clonesync-orders-dev".into(),
+            host: "h".into(),
+            port: 5432,
+        },
+        registered_at: 1,
+    };
+    registry.put_pipeline(&record).await.unwrap();
+    registry.put_pipeline(&record).await.unwrap();
+    assert_eq!(
+        registry.list_pipelines().await.unwrap(),
+        vec![record.clone()]
+    );
+    assert_eq!(
+        registry.get_pipeline("orders_dev").await.unwrap(),
+        Some(record)
+    );
+    registry.delete_pipeline("orders_dev").await.unwrap();
+    assert!(registry.list_pipelines().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_same_account_copy_on_write_clone_is_made_once_and_deleted() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    let arn = source_cluster(&clients).await;
+    let plane = plane(&clients, &settings, &arn);
+    let first = plane.create_clone("clonesync-orders-dev").await.unwrap();
+    let again = plane.create_clone("clonesync-orders-dev").await.unwrap();
+    assert_eq!(first.clone_id, again.clone_id);
+    assert_eq!(first.host, again.host);
+    let clusters = clients.rds.describe_db_clusters().send().await.unwrap();
+    assert_eq!(clusters.db_clusters().len(), 2, "the source and one clone");
+    let clone = clusters
+        .db_clusters()
+        .iter()
+        .find(|c| c.db_cluster_identifier() == Some("clonesync-orders-dev"))
+        .unwrap();
+    assert!(clone
+        .tag_list()
+        .iter()
+        .any(|t| t.key() == Some(TAG_PIPELINE) && t.value() == Some("orders_dev")));
+    let ready = plane.clone_status("clonesync-orders-dev").await.unwrap();
+    assert_eq!(ready.host, first.host);
+
+    // This pipeline's preflight passes (its own clone is no obstacle);
+    // another pipeline's sees this clone as an earlier clone, and only that.
+    let checks: Vec<String> = plane
+        .preflight()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.check)
+        .collect();
+    assert!(checks.is_empty(), "{checks:?}");
+    let other = AwsControlPlane {
+        pipeline_id: "orders_other".into(),
+        ..plane_of(&clients, &settings, &arn)
+    };
+    let checks: Vec<String> = other
+        .preflight()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.check)
+        .collect();
+    assert_eq!(checks, ["earlier_clone"]);
+
+    assert!(plane.delete_clone("clonesync-orders-dev").await.unwrap());
+    assert!(!plane.delete_clone("clonesync-orders-dev").await.unwrap());
+}
+
+fn plane_of<'a>(clients: &'a AwsClients, settings: &'a Settings, arn: &str) -> AwsControlPlane<'a> {
+    plane(clients, settings, arn)
+}
+
+#[tokio::test]
+async fn an_untagged_cluster_of_the_clone_name_is_never_adopted_or_deleted() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    let arn = source_cluster(&clients).await;
+    clients
+        .rds
+        .create_db_cluster()
+        .db_cluster_identifier("clonesync-orders-dev")
+        .engine("aurora-postgresql")
+        .master_username("postgres")
+        .master_user_password("password-1")
+        .tags(Tag::builder().key("team").value("analytics").build())
+        .send()
+        .await
+        .unwrap();
+    let plane = plane(&clients, &settings, &arn);
+    assert_eq!(
+        plane
+            .create_clone("clonesync-orders-dev")
+            .await
+            .unwrap_err()
+            .name(),
+        "Clone.Conflict"
+    );
+    assert_eq!(
+        plane
+            .delete_clone("clonesync-orders-dev")
+            .await
+            .unwrap_err()
+            .name(),
+        "Clone.Conflict"
+    );
+    let still = clients
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier("clonesync-orders-dev")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.db_clusters().len(), 1);
+}
+
+#[tokio::test]
+async fn rds_events_wake_the_waiting_clone_once_and_ignore_the_rest() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    moto.create_registry(&clients).await;
+    let registry = Registry {
+        client: &clients.dynamodb,
+        table: TABLE,
+    };
+    let arn = source_cluster(&clients).await;
+    plane(&clients, &settings, &arn)
+        .create_clone("clonesync-orders-dev")
+        .await
+        .unwrap();
+    let wait = Wait {
+        kind: WaitKind::Clone,
+        resource: "clonesync-orders-dev".into(),
+        pipeline_id: "orders_dev".into(),
+        task_token: "token-clone".into(),
+    };
+    registry
+        .put_wait(&wait, Duration::from_secs(600))
+        .await
+        .unwrap();
+
+    let unknown = on_rds_event(&clients, &registry, fixture("rds-unknown-cluster.json"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.ignored, ["someone-elses-cluster"]);
+    assert!(unknown.woken.is_empty());
+
+    let first = on_rds_event(&clients, &registry, fixture("rds-instance-created.json"))
+        .await
+        .unwrap();
+    assert_eq!(first.woken, ["clonesync-orders-dev"]);
+    assert_eq!(
+        registry
+            .get_wait(WaitKind::Clone, "clonesync-orders-dev")
+            .await
+            .unwrap(),
+        None
+    );
+
+    for duplicate in ["rds-instance-created.json", "rds-cluster-created.json"] {
+        let again = on_rds_event(&clients, &registry, fixture(duplicate))
+            .await
+            .unwrap();
+        assert!(again.woken.is_empty(), "{duplicate}: {again:?}");
+        assert_eq!(again.ignored.len(), 1);
+    }
+
+    let foreign = on_rds_event(&clients, &registry, fixture("other-source.json"))
+        .await
+        .unwrap();
+    assert_eq!(foreign.ignored.len(), 1);
+    for malformed in ["not-an-event.json", "rds-detail-without-identifier.json"] {
+        let err = on_rds_event(&clients, &registry, fixture(malformed))
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "Event.Malformed", "{malformed}");
+    }
+}
