@@ -1,0 +1,290 @@
+//! Contracts between the state machine, the template, the function
+//! packages and the error enum. (cfn-lint and the ASL validator run in
+//! .ci/run.)
+
+use clonesync::Error;
+use serde_json::Value;
+use serde_yaml::Value as Yaml;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn asl() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(root().join("statemachine/setup.asl.json")).unwrap()).unwrap()
+}
+
+fn template() -> Yaml {
+    serde_yaml::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap()).unwrap()
+}
+
+/// `!GetAtt X.Arn` / `!Ref X` come out of serde_yaml as tagged values.
+fn tagged<'a>(value: &'a Yaml, tag: &str) -> Option<&'a Yaml> {
+    match value {
+        Yaml::Tagged(t) if t.tag == tag => Some(&t.value),
+        _ => None,
+    }
+}
+
+fn resources(template: &Yaml) -> &serde_yaml::Mapping {
+    template["Resources"].as_mapping().unwrap()
+}
+
+fn functions(template: &Yaml) -> BTreeMap<String, &Yaml> {
+    resources(template)
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(k, r)| (k.as_str().unwrap().to_string(), r))
+        .collect()
+}
+
+fn states(asl: &Value) -> Vec<(String, Value)> {
+    asl["States"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// The substitution variable a Task invokes, e.g. `PrepareSourceArn`.
+fn invoked_variable(state: &Value) -> Option<String> {
+    let resource = state["Resource"].as_str()?;
+    let text = if resource.starts_with("arn:aws:states:::lambda:invoke") {
+        state["Parameters"]["FunctionName"].as_str()?
+    } else {
+        resource
+    };
+    text.strip_prefix("${").and_then(|t| t.strip_suffix('}')).map(str::to_string)
+}
+
+fn pascal(kebab: &str) -> String {
+    kebab
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn every_task_invokes_a_function_defined_in_the_template() {
+    let template = template();
+    let functions = functions(&template);
+    let machine = &resources(&template)["Setup"];
+    let substitutions = machine["Properties"]["DefinitionSubstitutions"].as_mapping().unwrap();
+    let mut tasks = 0;
+    for (name, state) in states(&asl()) {
+        if state["Type"] != "Task" {
+            continue;
+        }
+        tasks += 1;
+        let variable = invoked_variable(&state).unwrap_or_else(|| panic!("{name}: no ${{...Arn}} function"));
+        let target = substitutions
+            .get(variable.as_str())
+            .unwrap_or_else(|| panic!("{name}: {variable} is not in DefinitionSubstitutions"));
+        let get_att = tagged(target, "!GetAtt").unwrap_or_else(|| panic!("{variable} is not !GetAtt"));
+        let logical = get_att.as_str().unwrap().strip_suffix(".Arn").unwrap();
+        assert!(functions.contains_key(logical), "{name}: {logical} is not a function in template.yaml");
+        assert_eq!(format!("{logical}Arn"), variable, "substitution names its function");
+    }
+    assert!(tasks >= 14, "only {tasks} tasks found");
+}
+
+#[test]
+fn every_custom_error_name_in_the_asl_is_in_the_error_enum() {
+    let mut seen = BTreeSet::new();
+    for (name, state) in states(&asl()) {
+        for clause in ["Retry", "Catch"] {
+            for rule in state[clause].as_array().into_iter().flatten() {
+                for error in rule["ErrorEquals"].as_array().unwrap() {
+                    let error = error.as_str().unwrap();
+                    if error.starts_with("States.") || error.starts_with("Lambda.") {
+                        continue;
+                    }
+                    assert!(Error::NAMES.contains(&error), "{name}: {error} is not an Error name");
+                    seen.insert(error.to_string());
+                }
+            }
+        }
+    }
+    for expected in ["Transient.Database", "Transient.Aws", "Share.NotReady", "Clone.NotReady"] {
+        assert!(seen.contains(expected), "{expected} is never retried");
+    }
+}
+
+#[test]
+fn every_lambda_task_retries_service_and_transient_errors_and_catches_into_cleanup() {
+    for (name, state) in states(&asl()) {
+        if state["Type"] != "Task" {
+            continue;
+        }
+        let retried: BTreeSet<&str> = state["Retry"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no Retry"))
+            .iter()
+            .flat_map(|r| r["ErrorEquals"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()))
+            .collect();
+        for needed in [
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+            "Lambda.TooManyRequestsException",
+            "Transient.Database",
+            "Transient.Aws",
+        ] {
+            assert!(retried.contains(needed), "{name} does not retry {needed}");
+        }
+        let catches = state["Catch"].as_array().unwrap_or_else(|| panic!("{name}: no Catch"));
+        let all = catches
+            .iter()
+            .find(|c| c["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.ALL"))
+            .unwrap_or_else(|| panic!("{name}: no States.ALL catch"));
+        // The error goes next to the input, which is kept for cleanup.
+        let expected_path = if name == "Cleanup" { "$.cleanup_error" } else { "$.error" };
+        assert_eq!(all["ResultPath"], expected_path, "{name}");
+        let next = all["Next"].as_str().unwrap();
+        assert!(["Cleanup", "Failed"].contains(&next), "{name} catches into {next}");
+    }
+}
+
+#[test]
+fn after_the_first_creation_every_failure_runs_cleanup_and_fails_with_the_original_error() {
+    let asl = asl();
+    let before_anything_exists = ["ValidateInput", "Preflight", "Cleanup"];
+    for (name, state) in states(&asl) {
+        if state["Type"] != "Task" || before_anything_exists.contains(&name.as_str()) {
+            continue;
+        }
+        let all = state["Catch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.ALL"))
+            .unwrap();
+        assert_eq!(all["Next"], "Cleanup", "{name}");
+    }
+    assert_eq!(asl["States"]["Cleanup"]["Next"], "Failed");
+    assert_eq!(asl["States"]["Failed"]["Type"], "Fail");
+    assert_eq!(asl["States"]["Failed"]["ErrorPath"], "$.error.Error");
+    assert_eq!(asl["States"]["Failed"]["CausePath"], "$.error.Cause");
+    assert_eq!(asl["StartAt"], "ValidateInput");
+}
+
+#[test]
+fn the_waits_use_task_tokens_with_bounded_timeouts_and_a_polling_fallback() {
+    let asl = asl();
+    for (wait, poll, not_ready) in [("WaitForShare", "PollShare", "Share.NotReady"), ("WaitForClone", "PollClone", "Clone.NotReady")] {
+        let state = &asl["States"][wait];
+        assert_eq!(state["Resource"], "arn:aws:states:::lambda:invoke.waitForTaskToken");
+        assert_eq!(state["Parameters"]["Payload"]["task_token.$"], "$$.Task.Token");
+        let heartbeat = state["HeartbeatSeconds"].as_u64().unwrap();
+        let timeout = state["TimeoutSeconds"].as_u64().unwrap();
+        assert!(heartbeat < timeout, "{wait}");
+        let fallback = state["Catch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.Timeout"))
+            .unwrap();
+        assert_eq!(fallback["Next"], poll);
+        let poll_retry = asl["States"][poll]["Retry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["ErrorEquals"][0] == not_ready)
+            .unwrap_or_else(|| panic!("{poll} does not retry {not_ready}"))
+            .clone();
+        assert!(poll_retry["MaxAttempts"].as_u64().unwrap() > 0, "bounded");
+        assert_eq!(asl["States"][poll]["Next"], state["Next"]);
+    }
+}
+
+#[test]
+fn every_function_package_is_in_the_template_under_its_own_name_and_vice_versa() {
+    let template = template();
+    let functions = functions(&template);
+    let mut packages = BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("functions")).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("Cargo.toml").is_file() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains(&format!("name = \"{name}\"")), "package {name} is named after its directory");
+        let logical = pascal(&name);
+        let function = functions.get(&logical).unwrap_or_else(|| panic!("functions/{name} has no {logical} in template.yaml"));
+        assert_eq!(function["Properties"]["CodeUri"].as_str(), Some(format!("functions/{name}").as_str()));
+        assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
+        packages.insert(logical);
+    }
+    let defined: BTreeSet<String> = functions.keys().cloned().collect();
+    assert_eq!(packages, defined);
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Handler"].as_str(), Some("bootstrap"));
+    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+}
+
+fn actions(statement: &Yaml) -> Vec<String> {
+    match &statement["Action"] {
+        Yaml::String(a) => vec![a.clone()],
+        Yaml::Sequence(list) => list.iter().filter_map(|a| a.as_str().map(str::to_string)).collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn no_policy_grants_a_wildcard_action() {
+    let template = template();
+    let mut checked = 0;
+    for (logical, resource) in resources(&template) {
+        let documents: Vec<&Yaml> = match resource["Type"].as_str() {
+            Some("AWS::Serverless::Function") => resource["Properties"]["Policies"].as_sequence().into_iter().flatten().collect(),
+            Some("AWS::IAM::Role") => resource["Properties"]["Policies"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .map(|p| &p["PolicyDocument"])
+                .collect(),
+            _ => continue,
+        };
+        for document in documents {
+            for statement in document["Statement"].as_sequence().into_iter().flatten() {
+                for action in actions(statement) {
+                    checked += 1;
+                    assert!(!action.contains('*'), "{logical:?} grants {action}");
+                }
+            }
+        }
+    }
+    assert!(checked > 30, "only {checked} actions checked");
+}
+
+#[test]
+fn the_database_functions_run_in_the_vpc_and_the_others_do_not() {
+    let template = template();
+    let in_vpc = [
+        "Preflight",
+        "PrepareSource",
+        "CloneLsn",
+        "CleanInherited",
+        "CreateSubscription",
+        "AdvanceAndEnable",
+        "Verify",
+        "Cleanup",
+    ];
+    for (logical, function) in functions(&template) {
+        let has_vpc = !function["Properties"]["VpcConfig"].is_null();
+        assert_eq!(has_vpc, in_vpc.contains(&logical.as_str()), "{logical}");
+    }
+}
+
+#[test]
+fn the_examples_are_valid_inputs() {
+    for name in ["all-tables.json", "schemas.json", "tables.json"] {
+        let text = std::fs::read_to_string(root().join("statemachine/examples").join(name)).unwrap();
+        let input: Value = serde_json::from_str(&text).unwrap();
+        let state = clonesync::workflow::state::validate(input, "eu-west-1").unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(state.clone_id.starts_with("clonesync-"));
+    }
+}
