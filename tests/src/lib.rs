@@ -8,6 +8,7 @@
 
 pub mod aws_mock;
 pub mod bench;
+pub mod capture;
 pub mod compare;
 pub mod fixture;
 pub mod moto;

@@ -13,7 +13,10 @@ fn root() -> PathBuf {
 }
 
 fn asl() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(root().join("statemachine/setup.asl.json")).unwrap()).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(root().join("statemachine/setup.asl.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 fn template() -> Yaml {
@@ -41,7 +44,12 @@ fn functions(template: &Yaml) -> BTreeMap<String, &Yaml> {
 }
 
 fn states(asl: &Value) -> Vec<(String, Value)> {
-    asl["States"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    asl["States"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The substitution variable a Task invokes, e.g. `PrepareSourceArn`.
@@ -52,7 +60,9 @@ fn invoked_variable(state: &Value) -> Option<String> {
     } else {
         resource
     };
-    text.strip_prefix("${").and_then(|t| t.strip_suffix('}')).map(str::to_string)
+    text.strip_prefix("${")
+        .and_then(|t| t.strip_suffix('}'))
+        .map(str::to_string)
 }
 
 fn pascal(kebab: &str) -> String {
@@ -60,7 +70,9 @@ fn pascal(kebab: &str) -> String {
         .split('-')
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -70,21 +82,32 @@ fn every_task_invokes_a_function_defined_in_the_template() {
     let template = template();
     let functions = functions(&template);
     let machine = &resources(&template)["Setup"];
-    let substitutions = machine["Properties"]["DefinitionSubstitutions"].as_mapping().unwrap();
+    let substitutions = machine["Properties"]["DefinitionSubstitutions"]
+        .as_mapping()
+        .unwrap();
     let mut tasks = 0;
     for (name, state) in states(&asl()) {
         if state["Type"] != "Task" {
             continue;
         }
         tasks += 1;
-        let variable = invoked_variable(&state).unwrap_or_else(|| panic!("{name}: no ${{...Arn}} function"));
+        let variable =
+            invoked_variable(&state).unwrap_or_else(|| panic!("{name}: no ${{...Arn}} function"));
         let target = substitutions
             .get(variable.as_str())
             .unwrap_or_else(|| panic!("{name}: {variable} is not in DefinitionSubstitutions"));
-        let get_att = tagged(target, "!GetAtt").unwrap_or_else(|| panic!("{variable} is not !GetAtt"));
+        let get_att =
+            tagged(target, "!GetAtt").unwrap_or_else(|| panic!("{variable} is not !GetAtt"));
         let logical = get_att.as_str().unwrap().strip_suffix(".Arn").unwrap();
-        assert!(functions.contains_key(logical), "{name}: {logical} is not a function in template.yaml");
-        assert_eq!(format!("{logical}Arn"), variable, "substitution names its function");
+        assert!(
+            functions.contains_key(logical),
+            "{name}: {logical} is not a function in template.yaml"
+        );
+        assert_eq!(
+            format!("{logical}Arn"),
+            variable,
+            "substitution names its function"
+        );
     }
     assert!(tasks >= 14, "only {tasks} tasks found");
 }
@@ -100,13 +123,21 @@ fn every_custom_error_name_in_the_asl_is_in_the_error_enum() {
                     if error.starts_with("States.") || error.starts_with("Lambda.") {
                         continue;
                     }
-                    assert!(Error::NAMES.contains(&error), "{name}: {error} is not an Error name");
+                    assert!(
+                        Error::NAMES.contains(&error),
+                        "{name}: {error} is not an Error name"
+                    );
                     seen.insert(error.to_string());
                 }
             }
         }
     }
-    for expected in ["Transient.Database", "Transient.Aws", "Share.NotReady", "Clone.NotReady"] {
+    for expected in [
+        "Transient.Database",
+        "Transient.Aws",
+        "Share.NotReady",
+        "Clone.NotReady",
+    ] {
         assert!(seen.contains(expected), "{expected} is never retried");
     }
 }
@@ -121,7 +152,13 @@ fn every_lambda_task_retries_service_and_transient_errors_and_catches_into_clean
             .as_array()
             .unwrap_or_else(|| panic!("{name}: no Retry"))
             .iter()
-            .flat_map(|r| r["ErrorEquals"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()))
+            .flat_map(|r| {
+                r["ErrorEquals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.as_str().unwrap())
+            })
             .collect();
         for needed in [
             "Lambda.ServiceException",
@@ -133,16 +170,31 @@ fn every_lambda_task_retries_service_and_transient_errors_and_catches_into_clean
         ] {
             assert!(retried.contains(needed), "{name} does not retry {needed}");
         }
-        let catches = state["Catch"].as_array().unwrap_or_else(|| panic!("{name}: no Catch"));
+        let catches = state["Catch"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no Catch"));
         let all = catches
             .iter()
-            .find(|c| c["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.ALL"))
+            .find(|c| {
+                c["ErrorEquals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e == "States.ALL")
+            })
             .unwrap_or_else(|| panic!("{name}: no States.ALL catch"));
         // The error goes next to the input, which is kept for cleanup.
-        let expected_path = if name == "Cleanup" { "$.cleanup_error" } else { "$.error" };
+        let expected_path = if name == "Cleanup" {
+            "$.cleanup_error"
+        } else {
+            "$.error"
+        };
         assert_eq!(all["ResultPath"], expected_path, "{name}");
         let next = all["Next"].as_str().unwrap();
-        assert!(["Cleanup", "Failed"].contains(&next), "{name} catches into {next}");
+        assert!(
+            ["Cleanup", "Failed"].contains(&next),
+            "{name} catches into {next}"
+        );
     }
 }
 
@@ -158,7 +210,13 @@ fn after_the_first_creation_every_failure_runs_cleanup_and_fails_with_the_origin
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.ALL"))
+            .find(|c| {
+                c["ErrorEquals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e == "States.ALL")
+            })
             .unwrap();
         assert_eq!(all["Next"], "Cleanup", "{name}");
     }
@@ -172,10 +230,19 @@ fn after_the_first_creation_every_failure_runs_cleanup_and_fails_with_the_origin
 #[test]
 fn the_waits_use_task_tokens_with_bounded_timeouts_and_a_polling_fallback() {
     let asl = asl();
-    for (wait, poll, not_ready) in [("WaitForShare", "PollShare", "Share.NotReady"), ("WaitForClone", "PollClone", "Clone.NotReady")] {
+    for (wait, poll, not_ready) in [
+        ("WaitForShare", "PollShare", "Share.NotReady"),
+        ("WaitForClone", "PollClone", "Clone.NotReady"),
+    ] {
         let state = &asl["States"][wait];
-        assert_eq!(state["Resource"], "arn:aws:states:::lambda:invoke.waitForTaskToken");
-        assert_eq!(state["Parameters"]["Payload"]["task_token.$"], "$$.Task.Token");
+        assert_eq!(
+            state["Resource"],
+            "arn:aws:states:::lambda:invoke.waitForTaskToken"
+        );
+        assert_eq!(
+            state["Parameters"]["Payload"]["task_token.$"],
+            "$$.Task.Token"
+        );
         let heartbeat = state["HeartbeatSeconds"].as_u64().unwrap();
         let timeout = state["TimeoutSeconds"].as_u64().unwrap();
         assert!(heartbeat < timeout, "{wait}");
@@ -183,7 +250,13 @@ fn the_waits_use_task_tokens_with_bounded_timeouts_and_a_polling_fallback() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.Timeout"))
+            .find(|c| {
+                c["ErrorEquals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e == "States.Timeout")
+            })
             .unwrap();
         assert_eq!(fallback["Next"], poll);
         let poll_retry = asl["States"][poll]["Retry"]
@@ -210,11 +283,22 @@ fn every_function_package_is_in_the_template_under_its_own_name_and_vice_versa()
         }
         let name = dir.file_name().unwrap().to_str().unwrap().to_string();
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-        assert!(manifest.contains(&format!("name = \"{name}\"")), "package {name} is named after its directory");
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "package {name} is named after its directory"
+        );
         let logical = pascal(&name);
-        let function = functions.get(&logical).unwrap_or_else(|| panic!("functions/{name} has no {logical} in template.yaml"));
-        assert_eq!(function["Properties"]["CodeUri"].as_str(), Some(format!("functions/{name}").as_str()));
-        assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
+        let function = functions
+            .get(&logical)
+            .unwrap_or_else(|| panic!("functions/{name} has no {logical} in template.yaml"));
+        assert_eq!(
+            function["Properties"]["CodeUri"].as_str(),
+            Some(format!("functions/{name}").as_str())
+        );
+        assert_eq!(
+            function["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda")
+        );
         packages.insert(logical);
     }
     let defined: BTreeSet<String> = functions.keys().cloned().collect();
@@ -228,7 +312,10 @@ fn every_function_package_is_in_the_template_under_its_own_name_and_vice_versa()
 fn actions(statement: &Yaml) -> Vec<String> {
     match &statement["Action"] {
         Yaml::String(a) => vec![a.clone()],
-        Yaml::Sequence(list) => list.iter().filter_map(|a| a.as_str().map(str::to_string)).collect(),
+        Yaml::Sequence(list) => list
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect(),
         _ => vec![],
     }
 }
@@ -239,7 +326,11 @@ fn no_policy_grants_a_wildcard_action() {
     let mut checked = 0;
     for (logical, resource) in resources(&template) {
         let documents: Vec<&Yaml> = match resource["Type"].as_str() {
-            Some("AWS::Serverless::Function") => resource["Properties"]["Policies"].as_sequence().into_iter().flatten().collect(),
+            Some("AWS::Serverless::Function") => resource["Properties"]["Policies"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .collect(),
             Some("AWS::IAM::Role") => resource["Properties"]["Policies"]
                 .as_sequence()
                 .into_iter()
@@ -282,9 +373,11 @@ fn the_database_functions_run_in_the_vpc_and_the_others_do_not() {
 #[test]
 fn the_examples_are_valid_inputs() {
     for name in ["all-tables.json", "schemas.json", "tables.json"] {
-        let text = std::fs::read_to_string(root().join("statemachine/examples").join(name)).unwrap();
+        let text =
+            std::fs::read_to_string(root().join("statemachine/examples").join(name)).unwrap();
         let input: Value = serde_json::from_str(&text).unwrap();
-        let state = clonesync::workflow::state::validate(input, "eu-west-1").unwrap_or_else(|e| panic!("{name}: {e}"));
+        let state = clonesync::workflow::state::validate(input, "eu-west-1")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(state.clone_id.starts_with("clonesync-"));
     }
 }

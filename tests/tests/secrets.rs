@@ -6,42 +6,14 @@ use clonesync::pg::{Endpoint, PgName, Secret};
 use clonesync::pipeline::{Created, PipelineSpec};
 use clonesync::scope::Scope;
 use clonesync::steps::{cleanup, clone, create_subscription, prepare_source};
+use clonesync_tests::capture::Captured;
 use clonesync_tests::fixture::connect;
 use clonesync_tests::pipeline::attach;
 use clonesync_tests::{create_schema, TestEnv};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_password_in_logs_errors_outputs_or_server_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    use tracing_subscriber::util::SubscriberInitExt;
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish()
-        .try_init()
-        .expect("the only subscriber in this test binary");
+    let captured = Captured::install();
 
     let env = TestEnv::start().await;
     let canary = env.source.password.expose().to_string();
