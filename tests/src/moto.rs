@@ -1,6 +1,7 @@
 //! A moto server (the AWS emulator) per test, on a free port, killed on
-//! drop. moto is pinned by `.ci/run` (a virtual environment under the
-//! cache directory); `CLONESYNC_MOTO_SERVER` names another `moto_server`.
+//! drop. `tools/install` pins moto in a virtual environment under
+//! `$CLONESYNC_TOOLS` (default `/var/cache/clonesync-tools`);
+//! `CLONESYNC_MOTO_SERVER` names another `moto_server`.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use clonesync::aws::{AwsClients, Settings};
@@ -22,7 +23,9 @@ fn moto_server() -> PathBuf {
     if let Ok(path) = std::env::var("CLONESYNC_MOTO_SERVER") {
         return PathBuf::from(path);
     }
-    let cached = PathBuf::from("/var/cache/clonesync-tools/venv/bin/moto_server");
+    let tools =
+        std::env::var("CLONESYNC_TOOLS").unwrap_or_else(|_| "/var/cache/clonesync-tools".into());
+    let cached = PathBuf::from(tools).join("venv/bin/moto_server");
     if cached.is_file() {
         return cached;
     }
