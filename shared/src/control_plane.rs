@@ -3,7 +3,7 @@
 //! implements the same calls.
 
 use crate::error::{PreflightFailure, Result};
-use crate::pg::{Endpoint, Lsn};
+use crate::pg::{Endpoint, Lsn, SessionSettings};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use tokio_postgres::Client;
@@ -47,4 +47,9 @@ pub trait ControlPlane: Sync {
 
     /// How to log in to the clone.
     fn clone_endpoint(&self, clone: &CloneInfo) -> impl Future<Output = Result<Endpoint>> + Send;
+
+    /// Session settings (timeouts, TLS) for connections to either side.
+    fn session(&self) -> SessionSettings {
+        SessionSettings::default()
+    }
 }

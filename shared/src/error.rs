@@ -103,6 +103,11 @@ pub enum Error {
     #[error("transient database error during {operation}: {message}")]
     TransientDatabase { operation: String, message: String },
 
+    /// TLS to a database failed: no TLS offered, or a certificate that does
+    /// not verify against the trusted roots or name the host.
+    #[error("TLS failure during {operation}: {message}")]
+    TlsFailed { operation: String, message: String },
+
     /// Any other database error (carries the SQLSTATE).
     #[error("database error during {operation} (SQLSTATE {sqlstate}): {message}")]
     Database {
@@ -193,6 +198,7 @@ impl Error {
         "Verify.NotStreaming",
         "Database.PermissionDenied",
         "Transient.Database",
+        "Database.TlsFailed",
         "Database.Failed",
         "Local.ServerFailed",
         "Share.NotReady",
@@ -224,6 +230,7 @@ impl Error {
             Error::NotStreaming { .. } => "Verify.NotStreaming",
             Error::PermissionDenied { .. } => "Database.PermissionDenied",
             Error::TransientDatabase { .. } => "Transient.Database",
+            Error::TlsFailed { .. } => "Database.TlsFailed",
             Error::Database { .. } => "Database.Failed",
             Error::LocalServer { .. } => "Local.ServerFailed",
             Error::ShareNotReady { .. } => "Share.NotReady",
@@ -308,6 +315,10 @@ mod tests {
                 message: s(),
             },
             Error::TransientDatabase {
+                operation: s(),
+                message: s(),
+            },
+            Error::TlsFailed {
                 operation: s(),
                 message: s(),
             },

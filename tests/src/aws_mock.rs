@@ -18,6 +18,7 @@ pub fn settings() -> Settings {
         source_role_arn: None,
         source_role_external_id: None,
         registry_table: "clonesync-test".into(),
+        db_tls: clonesync::pg::Tls::Disable,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod compare;
 pub mod fixture;
 pub mod moto;
 pub mod pipeline;
+pub mod tls;
 pub mod workload;
 
 pub use compare::{compare_tables, tables_in, wait_for_marker, TableState};

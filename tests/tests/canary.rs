@@ -6,7 +6,8 @@
 //!
 //! The databases are real local servers: the source, and a local clone
 //! standing in for the Aurora clone (with `aurora_volume_logical_start_lsn()`
-//! answering the LSN the clone was recovered to). Secrets Manager and
+//! answering the LSN the clone was recovered to), both with verify-full TLS
+//! as in AWS. Secrets Manager and
 //! DynamoDB are moto; RDS, RAM and Step Functions answers are mocks, since
 //! moto cannot restore across accounts or hold RAM invitations.
 
@@ -28,14 +29,16 @@ use aws_sdk_rds::types::error::DbClusterNotFoundFault;
 use aws_sdk_rds::types::{DbCluster, DbClusterMember, DbInstance, Parameter, Tag};
 use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessOutput;
 use aws_smithy_mocks::{mock, Rule};
-use clonesync::aws::{AwsClients, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
+use clonesync::aws::{AwsClients, Settings, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
 use clonesync::control_plane::ControlPlane;
 use clonesync::lambda::{self, Context};
+use clonesync::pg::{Tls, TrustedRoots};
 use clonesync::workflow::{self, waits, State};
 use clonesync_tests::aws_mock::MockRules;
 use clonesync_tests::capture::Captured;
 use clonesync_tests::fixture::{connect, DB};
 use clonesync_tests::moto::{Moto, ACCOUNT, REGION};
+use clonesync_tests::tls::{enable_tls, TestCa};
 use clonesync_tests::{create_schema, TestEnv};
 use lambda_runtime::Diagnostic;
 
@@ -83,7 +86,7 @@ fn clone_cluster(port: u16) -> DbCluster {
     DbCluster::builder()
         .db_cluster_identifier(CLONE_ID)
         .status("available")
-        .endpoint("127.0.0.1")
+        .endpoint("localhost")
         .port(i32::from(port))
         .tag_list(Tag::builder().key(TAG_PIPELINE).value("canary").build())
         .tag_list(
@@ -187,7 +190,13 @@ fn ram_rules() -> (Vec<Rule>, Vec<Rule>) {
     (source, target)
 }
 
-async fn context(moto: &Moto, rules: &[Rule], ram: &(Vec<Rule>, Vec<Rule>), sfn: &Rule) -> Context {
+async fn context(
+    moto: &Moto,
+    tls: &Tls,
+    rules: &[Rule],
+    ram: &(Vec<Rule>, Vec<Rule>),
+    sfn: &Rule,
+) -> Context {
     let source_rules = source_cluster_rules();
     let mocked = MockRules {
         rds: rules.iter().collect(),
@@ -200,7 +209,10 @@ async fn context(moto: &Moto, rules: &[Rule], ram: &(Vec<Rule>, Vec<Rule>), sfn:
     .clients();
     let real = moto.clients().await;
     Context {
-        settings: moto.settings(),
+        settings: Settings {
+            db_tls: tls.clone(),
+            ..moto.settings()
+        },
         clients: AwsClients {
             secrets: real.secrets.clone(),
             source_secrets: real.secrets,
@@ -228,6 +240,17 @@ async fn a_canary_password_never_leaves_the_secret() {
     let canary = env.source.password.expose().to_string();
     let source = env.source_client().await;
     create_schema(&source).await;
+    // verify-full TLS, as in AWS; the local clone copies the setting.
+    let ca = TestCa::new("canary CA");
+    enable_tls(
+        &env.source,
+        &source,
+        &env.root_path.join("tls"),
+        &ca,
+        &["localhost"],
+    )
+    .await;
+    let tls = Tls::VerifyFull(TrustedRoots::from_pem(ca.pem().as_bytes(), "canary CA").unwrap());
     let moto = Moto::start();
     let real = moto.clients().await;
     moto.create_registry(&real).await;
@@ -251,10 +274,10 @@ async fn a_canary_password_never_leaves_the_secret() {
 
     // Before the clone exists.
     let before = target_rules(None);
-    let ctx = context(&moto, &before, &ram, &sfn_success).await;
+    let ctx = context(&moto, &tls, &before, &ram, &sfn_success).await;
     let input = serde_json::json!({
         "pipeline": {"id": "canary", "scope": {"kind": "all_tables"}},
-        "source": {"cluster_arn": CLUSTER_ARN, "secret_arn": secret_arn, "database": DB, "host": "127.0.0.1", "port": env.source.port},
+        "source": {"cluster_arn": CLUSTER_ARN, "secret_arn": secret_arn, "database": DB, "host": "localhost", "port": env.source.port},
         "clone": {"instance_class": "db.r6g.large"}
     });
     let mut state: State = workflow::state::validate(input, REGION).unwrap();
@@ -295,7 +318,7 @@ async fn a_canary_password_never_leaves_the_secret() {
         .await
         .unwrap();
     let after = target_rules(Some(local.port));
-    let ctx = context(&moto, &after, &ram, &sfn_success).await;
+    let ctx = context(&moto, &tls, &after, &ram, &sfn_success).await;
     let plane = ctx.plane(&state);
     let made = workflow::create_clone(&plane, &state).await.unwrap();
     outputs.push(returned(Ok(made.clone())));
@@ -319,6 +342,22 @@ async fn a_canary_password_never_leaves_the_secret() {
     outputs.push(returned(workflow::advance_and_enable(&plane, &state).await));
     let verified = workflow::verify(&plane, &state).await;
     assert!(verified.is_ok(), "{verified:?}");
+    // The subscription's own connection to the source is encrypted too.
+    let walsender_ssl: Vec<bool> = source
+        .query(
+            "SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE r.application_name = $1",
+            &[&state.pipeline.subscription.as_str()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        walsender_ssl,
+        [true],
+        "the subscription connects with sslmode=require"
+    );
     outputs.push(returned(verified));
     outputs.push(returned(workflow::register(&ctx.registry(), &state).await));
 

@@ -381,3 +381,26 @@ fn the_examples_are_valid_inputs() {
         assert!(state.clone_id.starts_with("clonesync-"));
     }
 }
+
+#[test]
+fn the_template_sets_every_variable_the_functions_read() {
+    use clonesync::aws::settings::*;
+    let template = template();
+    let variables = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    // AWS_REGION is set by Lambda itself.
+    for key in [
+        ENV_TARGET_ACCOUNT,
+        ENV_SOURCE_ROLE,
+        ENV_SOURCE_EXTERNAL_ID,
+        ENV_REGISTRY_TABLE,
+        ENV_DB_TLS,
+        ENV_DB_CA_FILE,
+    ] {
+        assert!(
+            variables.contains_key(key),
+            "template.yaml does not set {key}"
+        );
+    }
+}

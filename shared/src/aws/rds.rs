@@ -13,7 +13,7 @@ use crate::aws::secrets::{fetch_login, Login};
 use crate::aws::{AwsClients, ClusterArn, Settings, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
 use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::{Error, PreflightFailure, Result};
-use crate::pg::{sqlstate, Endpoint, Lsn};
+use crate::pg::{sqlstate, Endpoint, Lsn, SessionSettings};
 use aws_sdk_rds::types::{DbCluster, Filter, Tag};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
@@ -520,6 +520,13 @@ impl ControlPlane for AwsControlPlane<'_> {
             }
         };
         Ok(login.endpoint(&host, port, &self.source.database))
+    }
+
+    fn session(&self) -> SessionSettings {
+        SessionSettings {
+            tls: self.settings.db_tls.clone(),
+            ..SessionSettings::default()
+        }
     }
 
     async fn clone_endpoint(&self, clone: &CloneInfo) -> Result<Endpoint> {

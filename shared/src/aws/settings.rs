@@ -1,10 +1,11 @@
 //! A function's configuration, read from its environment once at init.
 
 use crate::error::{Error, Result};
+use crate::pg::{Tls, TrustedRoots};
 
 /// What template.yaml sets on the functions. Every problem is reported at
 /// once, as `Config.Invalid`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// The Region the functions (and the clone) run in.
     pub region: String,
@@ -17,6 +18,9 @@ pub struct Settings {
     pub source_role_external_id: Option<String>,
     /// DynamoDB table of pipelines and waiting task tokens.
     pub registry_table: String,
+    /// TLS for the database sessions: `verify-full` against the CA bundle
+    /// unless explicitly disabled.
+    pub db_tls: Tls,
 }
 
 pub const ENV_REGION: &str = "AWS_REGION";
@@ -24,6 +28,8 @@ pub const ENV_TARGET_ACCOUNT: &str = "CLONESYNC_TARGET_ACCOUNT_ID";
 pub const ENV_SOURCE_ROLE: &str = "CLONESYNC_SOURCE_ROLE_ARN";
 pub const ENV_SOURCE_EXTERNAL_ID: &str = "CLONESYNC_SOURCE_ROLE_EXTERNAL_ID";
 pub const ENV_REGISTRY_TABLE: &str = "CLONESYNC_REGISTRY_TABLE";
+pub const ENV_DB_TLS: &str = "CLONESYNC_DB_TLS";
+pub const ENV_DB_CA_FILE: &str = "CLONESYNC_DB_CA_FILE";
 
 impl Settings {
     pub fn from_env() -> Result<Self> {
@@ -57,10 +63,40 @@ impl Settings {
                 problems.push(format!("{ENV_SOURCE_ROLE} must be an IAM role ARN"));
             }
         }
+        let db_tls = match optional(ENV_DB_TLS).as_deref().unwrap_or("verify-full") {
+            "disable" => Some(Tls::Disable),
+            "verify-full" => match optional(ENV_DB_CA_FILE) {
+                Some(path) => match TrustedRoots::from_file(std::path::Path::new(&path)) {
+                    Ok(roots) => Some(Tls::VerifyFull(roots)),
+                    Err(Error::ConfigInvalid { problems: p }) => {
+                        problems.extend(p);
+                        None
+                    }
+                    Err(other) => {
+                        problems.push(other.to_string());
+                        None
+                    }
+                },
+                None => {
+                    problems.push(format!(
+                        "{ENV_DB_CA_FILE} is not set: verify-full TLS needs the RDS CA bundle \
+                         (or set {ENV_DB_TLS}=disable)"
+                    ));
+                    None
+                }
+            },
+            other => {
+                problems.push(format!(
+                    "{ENV_DB_TLS} is {other:?}; use verify-full or disable"
+                ));
+                None
+            }
+        };
         if !problems.is_empty() {
             return Err(Error::ConfigInvalid { problems });
         }
         Ok(Settings {
+            db_tls: db_tls.unwrap_or(Tls::Disable),
             region,
             target_account,
             source_role_arn,
@@ -80,7 +116,12 @@ mod tests {
         let err = Settings::from_lookup(|_| None).unwrap_err();
         assert_eq!(err.name(), "Config.Invalid");
         let text = err.to_string();
-        for key in [ENV_REGION, ENV_TARGET_ACCOUNT, ENV_REGISTRY_TABLE] {
+        for key in [
+            ENV_REGION,
+            ENV_TARGET_ACCOUNT,
+            ENV_REGISTRY_TABLE,
+            ENV_DB_CA_FILE,
+        ] {
             assert!(text.contains(key), "{text}");
         }
     }

@@ -364,7 +364,13 @@ impl LocalServer {
     /// directory; its stderr becomes the error on failure.
     pub(crate) async fn run(&self, what: &str, command: &mut Command) -> Result<Output> {
         if let Some(run_as) = self.run_as {
-            command.uid(run_as.uid).gid(run_as.gid);
+            // The server's own libpq connections (a subscription, a
+            // walreceiver) look for client certificates and .pgpass under
+            // $HOME; root's home is not the server account's to read.
+            command
+                .uid(run_as.uid)
+                .gid(run_as.gid)
+                .env("HOME", &self.dir);
         }
         command.current_dir(&self.dir).kill_on_drop(true);
         let output = command

@@ -81,19 +81,34 @@ impl Endpoint {
         Secret::new(text)
     }
 
+    /// [`Endpoint::conninfo`] with an `sslmode`.
+    pub fn conninfo_with_sslmode(&self, sslmode: Option<&str>) -> Secret {
+        match sslmode {
+            None => self.conninfo(),
+            Some(mode) => Secret::new(format!(
+                "{} sslmode={}",
+                self.conninfo().expose(),
+                conninfo_value(mode)
+            )),
+        }
+    }
+
     /// `user@host:port/dbname`, for log lines.
     pub fn describe(&self) -> String {
         format!("{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
     }
 }
 
-/// Per-session limits.
+use super::tls::{self, Tls};
+
+/// Per-session limits, and how the connection is secured.
 #[derive(Clone, Debug)]
 pub struct SessionSettings {
     pub application_name: String,
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
     pub connect_timeout: Duration,
+    pub tls: Tls,
 }
 
 impl Default for SessionSettings {
@@ -105,6 +120,7 @@ impl Default for SessionSettings {
             statement_timeout: Duration::from_secs(60),
             lock_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
+            tls: Tls::Disable,
         }
     }
 }
@@ -127,17 +143,38 @@ pub async fn connect(endpoint: &Endpoint, settings: &SessionSettings) -> Result<
     if let Some(password) = &endpoint.password {
         config.password(password.expose());
     }
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| classify(&format!("connect to {}", endpoint.describe()), e))?;
+    let operation = format!("connect to {}", endpoint.describe());
     let target = endpoint.describe();
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(endpoint = %target, %error, "database connection ended with an error");
+    match &settings.tls {
+        Tls::Disable => {
+            let (client, connection) = config
+                .connect(NoTls)
+                .await
+                .map_err(|e| classify(&operation, e))?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::warn!(endpoint = %target, %error, "database connection ended with an error");
+                }
+            });
+            Ok(client)
         }
-    });
-    Ok(client)
+        Tls::VerifyFull(roots) => {
+            // The server must offer TLS, its chain must lead to one of the
+            // given roots, and its name must match the host connected to.
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(roots.client_config()?);
+            let (client, connection) = config
+                .connect(tls)
+                .await
+                .map_err(|e| tls::classify_connect(&operation, e))?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::warn!(endpoint = %target, %error, "database connection ended with an error");
+                }
+            });
+            Ok(client)
+        }
+    }
 }
 
 #[cfg(test)]

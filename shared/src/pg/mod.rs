@@ -11,8 +11,10 @@ pub mod server;
 pub mod slot;
 pub mod sqlstate;
 pub mod subscription;
+pub mod tls;
 
 pub use connect::{connect, Endpoint, SessionSettings};
 pub use lsn::Lsn;
 pub use name::{PgName, SlotName, TableName};
 pub use secret::Secret;
+pub use tls::{Tls, TrustedRoots};

@@ -16,7 +16,7 @@ use crate::aws::registry::{PipelineRecord, Registry};
 use crate::aws::{AwsClients, Settings};
 use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::Result;
-use crate::pg::{connect, Endpoint, SessionSettings};
+use crate::pg::{connect, Endpoint};
 use crate::steps;
 use serde::{Deserialize, Serialize};
 pub use state::{CreatedState, SourceCreated, State};
@@ -26,16 +26,16 @@ use tokio_postgres::Client;
 /// How long `verify` waits for the apply worker and the slot to be active.
 pub const VERIFY_WAIT: Duration = Duration::from_secs(60);
 
-async fn open(endpoint: &Endpoint) -> Result<Client> {
-    connect(endpoint, &SessionSettings::default()).await
+async fn open<P: ControlPlane>(plane: &P, endpoint: &Endpoint) -> Result<Client> {
+    connect(endpoint, &plane.session()).await
 }
 
 async fn source<P: ControlPlane>(plane: &P) -> Result<Client> {
-    open(&plane.source_endpoint().await?).await
+    open(plane, &plane.source_endpoint().await?).await
 }
 
 async fn clone<P: ControlPlane>(plane: &P, state: &State) -> Result<Client> {
-    open(&plane.clone_endpoint(state.clone_info()?).await?).await
+    open(plane, &plane.clone_endpoint(state.clone_info()?).await?).await
 }
 
 pub async fn preflight<P: ControlPlane>(
@@ -106,7 +106,11 @@ pub async fn create_subscription<P: ControlPlane>(
     let target = clone(plane, state).await?;
     // The subscription's connection string holds the source login; it is
     // built here and passed as a bind parameter, never logged.
-    let conninfo = plane.source_endpoint().await?.conninfo();
+    let sslmode = plane.session().tls.subscription_sslmode();
+    let conninfo = plane
+        .source_endpoint()
+        .await?
+        .conninfo_with_sslmode(sslmode);
     steps::create_subscription::run(&target, &state.pipeline, &conninfo).await
 }
 
@@ -160,7 +164,7 @@ pub async fn cleanup<P: ControlPlane>(
     let source = source(plane).await?;
     let target = match (&created.subscription, state.clone_info()) {
         (true, Ok(info)) => match plane.clone_endpoint(info).await {
-            Ok(endpoint) => open(&endpoint)
+            Ok(endpoint) => open(plane, &endpoint)
                 .await
                 .map_err(|e| tracing::warn!(error = %e, kind = e.name(), "clone unreachable; dropping the source side only"))
                 .ok(),
