@@ -112,6 +112,27 @@ mod tests {
     use std::collections::HashMap;
 
     #[test]
+    fn verify_full_reads_the_ca_bundle_and_refuses_a_bad_one() {
+        let dir = std::env::temp_dir().join(format!("clonesync-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bundle = dir.join("bundle.pem");
+        std::fs::write(&bundle, "not a certificate").unwrap();
+        let path = bundle.display().to_string();
+        let env: HashMap<&str, &str> = HashMap::from([
+            (ENV_REGION, "eu-west-1"),
+            (ENV_TARGET_ACCOUNT, "222233334444"),
+            (ENV_REGISTRY_TABLE, "clonesync"),
+            (ENV_DB_CA_FILE, path.as_str()),
+        ]);
+        let err = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(err.to_string().contains("bundle.pem"), "{err}");
+        let odd: HashMap<&str, &str> = HashMap::from([(ENV_DB_TLS, "prefer")]);
+        let err = Settings::from_lookup(|k| odd.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(err.to_string().contains("verify-full or disable"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn reports_every_missing_setting_at_once() {
         let err = Settings::from_lookup(|_| None).unwrap_err();
         assert_eq!(err.name(), "Config.Invalid");
@@ -132,6 +153,7 @@ mod tests {
             (ENV_REGION, "eu-west-1"),
             (ENV_TARGET_ACCOUNT, "222233334444"),
             (ENV_REGISTRY_TABLE, "clonesync"),
+            (ENV_DB_TLS, "disable"),
             (
                 ENV_SOURCE_ROLE,
                 "arn:aws:iam::111122223333:role/clonesync-source",
@@ -146,6 +168,10 @@ mod tests {
         let bad = HashMap::from([(ENV_SOURCE_ROLE, "nope"), (ENV_TARGET_ACCOUNT, "12")]);
         let err = Settings::from_lookup(|k| bad.get(k).map(|v| v.to_string())).unwrap_err();
         assert!(err.to_string().contains("12-digit"), "{err}");
+        assert!(
+            err.to_string().contains(ENV_DB_CA_FILE),
+            "verify-full is the default: {err}"
+        );
         assert!(err.to_string().contains("IAM role ARN"), "{err}");
     }
 }
