@@ -2,6 +2,7 @@
 //! really deserializes each modeled error and the adapters' mapping runs.
 
 use aws_smithy_mocks::{mock_client, Rule, RuleMode};
+use clonesync::aws::rds::{AwsControlPlane, CloneSettings, SourceCluster};
 use clonesync::aws::{AwsClients, Settings};
 
 pub const SOURCE_ACCOUNT: &str = "111122223333";
@@ -63,4 +64,33 @@ pub fn coded(code: &str) -> aws_sdk_rds::error::ErrorMetadata {
         .code(code)
         .message(format!("{code} (from the mock)"))
         .build()
+}
+
+/// The RDS control plane of pipeline `orders_dev` for the cluster
+/// `cluster_arn`, cloned with `kms_key_id` if given.
+pub fn orders_plane<'a>(
+    clients: &'a AwsClients,
+    settings: &'a Settings,
+    cluster_arn: &str,
+    kms_key_id: Option<&str>,
+) -> AwsControlPlane<'a> {
+    AwsControlPlane {
+        clients,
+        settings,
+        pipeline_id: "orders_dev".into(),
+        source: SourceCluster {
+            cluster_arn: cluster_arn.into(),
+            secret_arn: SECRET_ARN.into(),
+            database: "orders".into(),
+            host: None,
+            port: None,
+        },
+        clone: CloneSettings {
+            instance_class: "db.r6g.large".into(),
+            db_subnet_group: Some("private".into()),
+            security_group_ids: vec!["sg-0123456789abcdef0".into()],
+            kms_key_id: kms_key_id.map(str::to_string),
+            secret_arn: None,
+        },
+    }
 }

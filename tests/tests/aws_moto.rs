@@ -4,7 +4,7 @@
 //! restore: those are covered with mocks in aws_ram.rs / aws_events.rs.)
 
 use aws_sdk_rds::types::Tag;
-use clonesync::aws::rds::{AwsControlPlane, CloneSettings, SourceCluster};
+use clonesync::aws::rds::{AwsControlPlane, CloneSettings};
 use clonesync::aws::registry::{PipelineRecord, Registry, Wait, WaitKind};
 use clonesync::aws::secrets::fetch_login;
 use clonesync::aws::{AwsClients, Settings, TAG_PIPELINE};
@@ -12,6 +12,7 @@ use clonesync::control_plane::{CloneInfo, ControlPlane};
 use clonesync::pipeline::PipelineSpec;
 use clonesync::scope::Scope;
 use clonesync::workflow::events::on_rds_event;
+use clonesync_tests::aws_mock::orders_plane;
 use clonesync_tests::moto::{Moto, ACCOUNT, REGION, TABLE};
 use std::time::Duration;
 
@@ -83,23 +84,12 @@ fn plane<'a>(
     cluster_arn: &str,
 ) -> AwsControlPlane<'a> {
     AwsControlPlane {
-        clients,
-        settings,
-        pipeline_id: "orders_dev".into(),
-        source: SourceCluster {
-            cluster_arn: cluster_arn.into(),
-            secret_arn: format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:none"),
-            database: "orders".into(),
-            host: None,
-            port: None,
-        },
         clone: CloneSettings {
-            instance_class: "db.r6g.large".into(),
             db_subnet_group: None,
             security_group_ids: vec![],
-            kms_key_id: None,
-            secret_arn: None,
+            ..orders_plane(clients, settings, cluster_arn, None).clone
         },
+        ..orders_plane(clients, settings, cluster_arn, None)
     }
 }
 
@@ -270,7 +260,7 @@ async fn a_same_account_copy_on_write_clone_is_made_once_and_deleted() {
     assert!(checks.is_empty(), "{checks:?}");
     let other = AwsControlPlane {
         pipeline_id: "orders_other".into(),
-        ..plane_of(&clients, &settings, &arn)
+        ..orders_plane(&clients, &settings, &arn, None)
     };
     let checks: Vec<String> = other
         .preflight()
@@ -283,10 +273,6 @@ async fn a_same_account_copy_on_write_clone_is_made_once_and_deleted() {
 
     assert!(plane.delete_clone("clonesync-orders-dev").await.unwrap());
     assert!(!plane.delete_clone("clonesync-orders-dev").await.unwrap());
-}
-
-fn plane_of<'a>(clients: &'a AwsClients, settings: &'a Settings, arn: &str) -> AwsControlPlane<'a> {
-    plane(clients, settings, arn)
 }
 
 #[tokio::test]

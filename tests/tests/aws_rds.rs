@@ -18,38 +18,20 @@ use aws_sdk_rds::types::error::{
 use aws_sdk_rds::types::{DbCluster, DbClusterMember, DbInstance, Parameter, Tag};
 use aws_sdk_rds::Client;
 use aws_smithy_mocks::{mock, Rule};
-use clonesync::aws::rds::{AwsControlPlane, CloneSettings, SourceCluster};
+use clonesync::aws::rds::AwsControlPlane;
 use clonesync::aws::{AwsClients, Settings, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
 use clonesync::control_plane::ControlPlane;
-use clonesync_tests::aws_mock::{coded, settings, MockRules, CLUSTER_ARN, SECRET_ARN};
-
-const CLONE_ID: &str = "clonesync-orders-dev";
+use clonesync_tests::aws_mock::{coded, orders_plane, settings, MockRules, CLUSTER_ARN};
 
 fn plane<'a>(
     clients: &'a AwsClients,
     settings: &'a Settings,
     kms: Option<&str>,
 ) -> AwsControlPlane<'a> {
-    AwsControlPlane {
-        clients,
-        settings,
-        pipeline_id: "orders_dev".into(),
-        source: SourceCluster {
-            cluster_arn: CLUSTER_ARN.into(),
-            secret_arn: SECRET_ARN.into(),
-            database: "orders".into(),
-            host: None,
-            port: None,
-        },
-        clone: CloneSettings {
-            instance_class: "db.r6g.large".into(),
-            db_subnet_group: Some("private".into()),
-            security_group_ids: vec!["sg-0123456789abcdef0".into()],
-            kms_key_id: kms.map(str::to_string),
-            secret_arn: None,
-        },
-    }
+    orders_plane(clients, settings, CLUSTER_ARN, kms)
 }
+
+const CLONE_ID: &str = "clonesync-orders-dev";
 
 fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
