@@ -301,13 +301,9 @@ async fn an_untagged_cluster_of_the_clone_name_is_never_adopted_or_deleted() {
             .name(),
         "Clone.Conflict"
     );
-    assert_eq!(
-        plane
-            .delete_clone("clonesync-orders-dev")
-            .await
-            .unwrap_err()
-            .name(),
-        "Clone.Conflict"
+    assert!(
+        !plane.delete_clone("clonesync-orders-dev").await.unwrap(),
+        "cleanup finds nothing of ours to delete"
     );
     let still = clients
         .rds

@@ -5,8 +5,8 @@
 //! Idempotent by name and tag: the clone is a cluster named by the pipeline
 //! and tagged `clonesync:pipeline = <id>`. `DBClusterAlreadyExists` (or
 //! `DBInstanceAlreadyExists`) for a resource with that tag is success; for
-//! anything else it is `Clone.Conflict`, and nothing untagged is ever
-//! deleted.
+//! anything else it is `Clone.Conflict`, and nothing without the tag is
+//! ever deleted (deleting it is "nothing of ours to delete").
 
 use crate::aws::fault::classify;
 use crate::aws::secrets::{fetch_login, Login};
@@ -451,7 +451,12 @@ impl ControlPlane for AwsControlPlane<'_> {
         let Some(cluster) = self.clone_cluster(clone_id).await? else {
             return Ok(false);
         };
-        self.ensure_ours(clone_id, cluster.tag_list())?;
+        // A cluster of that name that is not ours was not made by this
+        // pipeline: there is nothing of ours to delete, and theirs stays.
+        if let Err(conflict) = self.ensure_ours(clone_id, cluster.tag_list()) {
+            tracing::warn!(clone = clone_id, reason = %conflict, "not deleting a cluster this pipeline does not own");
+            return Ok(false);
+        }
         for member in cluster.db_cluster_members() {
             let Some(instance) = member.db_instance_identifier() else {
                 continue;
