@@ -269,3 +269,128 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<State> {
         _ => Err(Error::InvalidInput { problems }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn good() -> serde_json::Value {
+        json!({
+            "pipeline": {"id": "orders_dev", "scope": {"kind": "all_tables"}},
+            "source": {
+                "cluster_arn": "arn:aws:rds:eu-west-1:111122223333:cluster:orders-prod",
+                "secret_arn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:repl-AbCdEf",
+                "database": "orders"
+            },
+            "clone": {"instance_class": "db.r6g.large"}
+        })
+    }
+
+    #[test]
+    fn a_good_request_gets_default_names_and_an_empty_created() {
+        let state = validate(good(), "eu-west-1").unwrap();
+        assert_eq!(state.pipeline.slot.as_str(), "clonesync_orders_dev");
+        assert_eq!(state.clone_id, "clonesync-orders-dev");
+        assert_eq!(state.created, CreatedState::default());
+        let text = serde_json::to_value(&state).unwrap();
+        assert_eq!(
+            text["created"],
+            json!({}),
+            "ResultPath $.created.* needs the object"
+        );
+        // Validating the validated input again gives the same state
+        // (the step is idempotent).
+        let again = validate(good(), "eu-west-1").unwrap();
+        assert_eq!(again, state);
+    }
+
+    #[test]
+    fn every_problem_is_named_at_once() {
+        let mut input = good();
+        input["pipeline"]["id"] = json!("Orders-Dev");
+        input["source"]["cluster_arn"] =
+            json!("arn:aws:rds:us-east-1:111122223333:cluster:orders-prod");
+        input["source"]["secret_arn"] = json!("repl");
+        input["clone"]["instance_class"] = json!("r6g.large");
+        input["clone"]["secret_arn"] = json!("nope");
+        let err = validate(input, "eu-west-1").unwrap_err();
+        assert_eq!(err.name(), "Input.Invalid");
+        let Error::InvalidInput { problems } = err else {
+            unreachable!()
+        };
+        for needle in [
+            "pipeline.id",
+            "us-east-1",
+            "source.secret_arn",
+            "instance_class",
+            "clone.secret_arn",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle} not named in {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn shape_problems_of_every_section_are_named() {
+        let input = json!({
+            "pipeline": {"id": "x", "scope": {"kind": "everything"}},
+            "source": {"cluster_arn": "a", "database": "d", "passwrd": "oops"},
+            "extra": 1
+        });
+        let Error::InvalidInput { problems } = validate(input, "eu-west-1").unwrap_err() else {
+            panic!("not Input.Invalid")
+        };
+        for needle in ["extra", "pipeline:", "source:", "clone is missing"] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle} not named in {problems:?}"
+            );
+        }
+        let err = validate(json!(["not", "an", "object"]), "eu-west-1").unwrap_err();
+        assert_eq!(err.name(), "Input.Invalid");
+    }
+
+    #[test]
+    fn names_too_long_for_postgres_or_rds_are_refused() {
+        let mut input = good();
+        input["pipeline"]["id"] = json!("a".repeat(60));
+        let Error::InvalidInput { problems } = validate(input, "eu-west-1").unwrap_err() else {
+            panic!("not Input.Invalid")
+        };
+        assert!(!problems.is_empty());
+        let mut input = good();
+        input["pipeline"]["slot"] = json!("Bad-Slot");
+        assert_eq!(
+            validate(input, "eu-west-1").unwrap_err().name(),
+            "Input.Invalid"
+        );
+        let mut input = good();
+        input["pipeline"]["scope"] = json!({"kind": "schemas", "schemas": []});
+        assert_eq!(
+            validate(input, "eu-west-1").unwrap_err().name(),
+            "Input.Invalid"
+        );
+    }
+
+    #[test]
+    fn cleanup_reads_what_was_created() {
+        let mut state = validate(good(), "eu-west-1").unwrap();
+        assert!(state.created.to_created().is_empty());
+        state.created.source = Some(SourceCreated {
+            publication: false,
+            slot: true,
+            slot_consistent_lsn: Lsn::from(1u64),
+        });
+        state.created.clone = Some(CloneInfo {
+            clone_id: "clonesync-orders-dev".into(),
+            host: String::new(),
+            port: 5432,
+        });
+        let created = state.created.to_created();
+        assert!(created.slot && !created.publication && !created.subscription);
+        assert_eq!(created.clone.as_deref(), Some("clonesync-orders-dev"));
+    }
+}
