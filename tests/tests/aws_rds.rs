@@ -534,3 +534,14 @@ async fn deletion_removes_only_our_clone_and_is_idempotent() {
     assert!(!deleted, "a cluster without our tag is not ours to delete");
     assert_eq!(del_cluster.num_calls(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clone_without_the_aurora_function_is_named_not_guessed() {
+    let server = clonesync_tests::TestServer::start().await;
+    let client = server.client().await;
+    let err = clonesync::aws::rds::aurora_start_lsn(CLONE_ID, &client)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Clone.Failed");
+    assert!(err.to_string().contains("15.2"), "{err}");
+}
