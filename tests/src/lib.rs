@@ -13,6 +13,7 @@ pub mod compare;
 pub mod fixture;
 pub mod moto;
 pub mod pipeline;
+pub mod runtime_api;
 pub mod tls;
 pub mod workload;
 

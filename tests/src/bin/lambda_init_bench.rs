@@ -8,11 +8,9 @@
 //!
 //! Usage: lambda-init-bench <dir with the release binaries> [runs]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use clonesync_tests::runtime_api::FakeLambda;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn functions(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root.join("functions"))
@@ -27,46 +25,29 @@ fn functions(root: &Path) -> Vec<String> {
 
 /// One cold start: spawn, wait for the first "next" request, kill.
 fn cold_start(binary: &Path, ca_file: &Path) -> Duration {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let api = listener.local_addr().expect("addr").to_string();
-    let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", &api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
-        .env("AWS_REGION", "eu-west-1")
-        .env("AWS_ACCESS_KEY_ID", "bench")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .env("CLONESYNC_TARGET_ACCOUNT_ID", "123456789012")
-        .env(
-            "CLONESYNC_SOURCE_ROLE_ARN",
-            "arn:aws:iam::111122223333:role/clonesync-source",
-        )
-        .env("CLONESYNC_REGISTRY_TABLE", "clonesync")
-        .env("CLONESYNC_DB_TLS", "verify-full")
-        .env("CLONESYNC_DB_CA_FILE", ca_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let (stream, _) = listener
-        .accept()
-        .expect("the runtime never called the Runtime API");
-    let mut line = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut line)
-        .expect("request line");
-    let elapsed = started.elapsed();
-    assert!(
-        line.contains("/runtime/invocation/next"),
-        "unexpected first request: {line}"
+    let ca_file = ca_file.display().to_string();
+    let function = FakeLambda::start(
+        binary,
+        &[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "bench"),
+            ("AWS_SECRET_ACCESS_KEY", "bench"),
+            ("CLONESYNC_TARGET_ACCOUNT_ID", "123456789012"),
+            (
+                "CLONESYNC_SOURCE_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/clonesync-source",
+            ),
+            ("CLONESYNC_REGISTRY_TABLE", "clonesync"),
+            ("CLONESYNC_DB_TLS", "verify-full"),
+            ("CLONESYNC_DB_CA_FILE", &ca_file),
+        ],
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    let first = function.next_request(Duration::from_secs(30));
+    let elapsed = function.started.elapsed();
+    assert!(
+        first.path.ends_with("/runtime/invocation/next"),
+        "unexpected first request: {first:?}"
+    );
     elapsed
 }
 
