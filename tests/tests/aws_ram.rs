@@ -415,3 +415,38 @@ async fn without_invitation_the_association_decides_organization_or_not_yet() {
     assert_eq!(err.name(), "Share.NotReady");
     assert!(err.is_transient());
 }
+
+#[tokio::test]
+async fn deleting_a_share_twice_is_once() {
+    use aws_sdk_ram::operation::delete_resource_share::{
+        DeleteResourceShareError, DeleteResourceShareOutput,
+    };
+    use aws_sdk_ram::types::error::UnknownResourceException;
+    let delete = mock!(Client::delete_resource_share)
+        .sequence()
+        .output(|| DeleteResourceShareOutput::builder().build())
+        .error(|| {
+            DeleteResourceShareError::UnknownResourceException(
+                UnknownResourceException::builder()
+                    .message("gone")
+                    .build()
+                    .unwrap(),
+            )
+        })
+        .build();
+    let clients = MockRules {
+        source_ram: vec![&delete],
+        ..Default::default()
+    }
+    .clients();
+    assert!(
+        clonesync::aws::ram::delete_share(&clients.source_ram, SHARE_ARN)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !clonesync::aws::ram::delete_share(&clients.source_ram, SHARE_ARN)
+            .await
+            .unwrap()
+    );
+}

@@ -13,6 +13,7 @@
 
 use aws_sdk_ram::operation::accept_resource_share_invitation::AcceptResourceShareInvitationOutput;
 use aws_sdk_ram::operation::create_resource_share::CreateResourceShareOutput;
+use aws_sdk_ram::operation::delete_resource_share::DeleteResourceShareOutput;
 use aws_sdk_ram::operation::get_resource_share_invitations::GetResourceShareInvitationsOutput;
 use aws_sdk_ram::operation::get_resource_shares::GetResourceSharesOutput;
 use aws_sdk_ram::types::{ResourceShare, ResourceShareInvitation, ResourceShareInvitationStatus};
@@ -167,6 +168,9 @@ fn ram_rules() -> (Vec<Rule>, Vec<Rule>) {
                 .resource_share(share())
                 .build()
         }),
+        mock!(aws_sdk_ram::Client::delete_resource_share)
+            .match_requests(|r| r.resource_share_arn() == Some(SHARE_ARN))
+            .then_output(|| DeleteResourceShareOutput::builder().build()),
     ];
     let target = vec![
         mock!(aws_sdk_ram::Client::get_resource_share_invitations).then_output(|| {
@@ -394,11 +398,12 @@ async fn a_canary_password_never_leaves_the_secret() {
 
     // Cleanup through the Lambda path, then RDS's part of the deletion.
     let clone_log = env.plane.clone_server(CLONE_ID).unwrap().unwrap().log();
-    let cleaned = workflow::cleanup(&plane, &state).await;
+    let cleaned = workflow::cleanup_in_aws(&ctx.clients, &plane, &state).await;
     assert!(
-        cleaned
-            .as_ref()
-            .is_ok_and(|c| c.slot_dropped && c.subscription_dropped),
+        cleaned.as_ref().is_ok_and(|c| c.databases.slot_dropped
+            && c.databases.subscription_dropped
+            && c.databases.clone_deleted
+            && c.share_deleted),
         "{cleaned:?}"
     );
     outputs.push(returned(cleaned));

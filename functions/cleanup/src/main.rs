@@ -1,4 +1,4 @@
-//! Lambda `cleanup`: undo exactly what `created` says this run made, the source slot above all (`clonesync::steps::cleanup`).
+//! Lambda `cleanup`: undo exactly what `created` says this run made, the source slot above all, and the RAM share if this run created it (`clonesync::steps::cleanup`).
 
 use clonesync::lambda::{self, Context};
 use clonesync::workflow::{self, State};
@@ -17,6 +17,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
     let state: State = lambda::parse(payload)?;
-    let result = workflow::cleanup(&ctx.plane(&state), &state).await?;
+    let result = workflow::cleanup_in_aws(&ctx.clients, &ctx.plane(&state), &state).await?;
     Ok(lambda::output(&result)?)
 }

@@ -7,6 +7,9 @@
 //! `clientToken` derived from the pipeline, so a retried create returns the
 //! same share instead of a second one.
 //!
+//! [`delete_share`] undoes a share the failed run created; a share it
+//! reused is left, since a pipeline that already streams may rest on it.
+//!
 //! [`accept_share`] runs in the target account: a pending invitation for
 //! the share is accepted, an accepted one is success. Inside an AWS
 //! Organization with sharing enabled there is no invitation at all; then
@@ -338,6 +341,29 @@ pub async fn share_of_invitation(
             Some(E::ResourceShareInvitationArnNotFoundException(_))
             | Some(E::MalformedArnException(_)) => Ok(None),
             _ => Err(classify(SERVICE, "GetResourceShareInvitations", e)),
+        },
+    }
+}
+
+/// Delete a share this run created (cleanup after a failure). `false` when
+/// it is gone already.
+pub async fn delete_share(ram: &aws_sdk_ram::Client, share_arn: &str) -> Result<bool> {
+    use aws_sdk_ram::operation::delete_resource_share::DeleteResourceShareError as E;
+    match ram
+        .delete_resource_share()
+        .resource_share_arn(share_arn)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(share = share_arn, "resource share deleted");
+            Ok(true)
+        }
+        Err(e) => match e.as_service_error() {
+            Some(E::UnknownResourceException(_)) => Ok(false),
+            // Already being deleted.
+            Some(E::InvalidStateTransitionException(_)) => Ok(true),
+            _ => Err(classify(SERVICE, "DeleteResourceShare", e)),
         },
     }
 }

@@ -177,3 +177,34 @@ pub async fn cleanup<P: ControlPlane>(
     };
     steps::cleanup::run(&source, target.as_ref(), plane, &state.pipeline, &created).await
 }
+
+/// What the AWS cleanup did: the databases and the clone, then the share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsCleanupReport {
+    #[serde(flatten)]
+    pub databases: steps::cleanup::CleanupReport,
+    pub share_deleted: bool,
+}
+
+/// [`cleanup`], then the RAM share if this run created it. Both parts are
+/// attempted; the first error is returned.
+pub async fn cleanup_in_aws<P: ControlPlane>(
+    clients: &AwsClients,
+    plane: &P,
+    state: &State,
+) -> Result<AwsCleanupReport> {
+    let databases = cleanup(plane, state).await;
+    let share = match &state.share {
+        Some(share) if share.created_now => {
+            ram::delete_share(&clients.source_ram, &share.share_arn).await
+        }
+        _ => Ok(false),
+    };
+    match (databases, share) {
+        (Ok(databases), Ok(share_deleted)) => Ok(AwsCleanupReport {
+            databases,
+            share_deleted,
+        }),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
