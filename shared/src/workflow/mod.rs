@@ -193,7 +193,9 @@ pub async fn cleanup_in_aws<P: ControlPlane>(
     plane: &P,
     state: &State,
 ) -> Result<AwsCleanupReport> {
-    let databases = cleanup(plane, state).await;
+    // Boxed: the nested async state machines would otherwise exceed the
+    // compiler's type-layout depth in the cleanup binary.
+    let databases = Box::pin(cleanup(plane, state)).await;
     let share = match &state.share {
         Some(share) if share.created_now => {
             ram::delete_share(&clients.source_ram, &share.share_arn).await
