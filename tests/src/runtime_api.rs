@@ -7,7 +7,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One HTTP request as the runtime client sent it.
@@ -53,6 +54,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
 pub struct FakeLambda {
     child: Child,
     requests: mpsc::Receiver<Request>,
+    early: std::cell::RefCell<std::collections::VecDeque<Request>>,
     events: mpsc::Sender<String>,
     pub started: Instant,
 }
@@ -64,15 +66,18 @@ impl FakeLambda {
         let api = listener.local_addr().expect("addr").to_string();
         let (request_tx, requests) = mpsc::channel();
         let (events, event_rx) = mpsc::channel::<String>();
+        // The runtime's HTTP client may open a new connection for any
+        // request, so every connection draws events from the same queue.
+        // Request ids count across connections.
+        let event_rx = Arc::new(Mutex::new(event_rx));
+        let ids = Arc::new(AtomicU32::new(0));
         std::thread::spawn(move || {
-            let mut event_rx = Some(event_rx);
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let tx = request_tx.clone();
-                // Only one connection serves events at a time; the runtime
-                // keeps its connection alive.
-                let rx = event_rx.take();
-                std::thread::spawn(move || serve(stream, tx, rx));
+                let rx = Arc::clone(&event_rx);
+                let ids = Arc::clone(&ids);
+                std::thread::spawn(move || serve(stream, tx, rx, ids));
             }
         });
         let started = Instant::now();
@@ -94,6 +99,7 @@ impl FakeLambda {
         FakeLambda {
             child,
             requests,
+            early: Default::default(),
             events,
             started,
         }
@@ -106,12 +112,39 @@ impl FakeLambda {
             .expect("the function made no request to the Runtime API in time")
     }
 
+    /// The first request, arrived or to come, that `wanted` accepts. The
+    /// runtime may ask for the next event on another connection while it
+    /// posts the previous answer, so arrival order is not request order.
+    fn wait_for(&self, wanted: impl Fn(&Request) -> bool, timeout: Duration) -> Request {
+        let mut early = self.early.borrow_mut();
+        if let Some(position) = early.iter().position(&wanted) {
+            return early.remove(position).expect("position is in range");
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let request = self
+                .requests
+                .recv_timeout(left)
+                .expect("the function did not make the expected request in time");
+            if wanted(&request) {
+                return request;
+            }
+            early.push_back(request);
+        }
+    }
+
     /// Hand the function one event; returns what it posted back.
     pub fn invoke(&self, event: &serde_json::Value) -> Request {
-        let next = self.next_request(Duration::from_secs(30));
-        assert!(next.path.ends_with("/invocation/next"), "{next:?}");
+        self.wait_for(
+            |r| r.path.ends_with("/invocation/next"),
+            Duration::from_secs(30),
+        );
         self.events.send(event.to_string()).expect("server thread");
-        self.next_request(Duration::from_secs(60))
+        self.wait_for(
+            |r| r.path.ends_with("/response") || r.path.ends_with("/error"),
+            Duration::from_secs(60),
+        )
     }
 
     /// Stop the function; its stdout and stderr.
@@ -139,19 +172,19 @@ impl Drop for FakeLambda {
 fn serve(
     stream: TcpStream,
     requests: mpsc::Sender<Request>,
-    events: Option<mpsc::Receiver<String>>,
+    events: Arc<Mutex<mpsc::Receiver<String>>>,
+    ids: Arc<AtomicU32>,
 ) {
     let mut writer = stream.try_clone().expect("clone stream");
     let mut reader = BufReader::new(stream);
-    let mut id = 0u32;
     while let Some(request) = read_request(&mut reader) {
         let is_next = request.path.ends_with("/invocation/next");
         let _ = requests.send(request);
         let reply = if is_next {
-            let Some(event) = events.as_ref().and_then(|rx| rx.recv().ok()) else {
+            let Some(event) = events.lock().ok().and_then(|rx| rx.recv().ok()) else {
                 return;
             };
-            id += 1;
+            let id = ids.fetch_add(1, Ordering::SeqCst) + 1;
             let deadline = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
