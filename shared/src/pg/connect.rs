@@ -151,11 +151,7 @@ pub async fn connect(endpoint: &Endpoint, settings: &SessionSettings) -> Result<
                 .connect(NoTls)
                 .await
                 .map_err(|e| classify(&operation, e))?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::warn!(endpoint = %target, %error, "database connection ended with an error");
-                }
-            });
+            drive(connection, target);
             Ok(client)
         }
         Tls::VerifyFull(roots) => {
@@ -167,14 +163,23 @@ pub async fn connect(endpoint: &Endpoint, settings: &SessionSettings) -> Result<
                 .connect(tls)
                 .await
                 .map_err(|e| tls::classify_connect(&operation, e))?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::warn!(endpoint = %target, %error, "database connection ended with an error");
-                }
-            });
+            drive(connection, target);
             Ok(client)
         }
     }
+}
+
+/// Run the connection's I/O on its own task until the client is dropped.
+fn drive<S, T>(connection: tokio_postgres::Connection<S, T>, target: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(endpoint = %target, %error, "database connection ended with an error");
+        }
+    });
 }
 
 #[cfg(test)]
