@@ -1,9 +1,12 @@
 //! What every Lambda binary shares: logging, configuration and clients
 //! built once per instance, input parsing, and the errorType mapping.
 
-use crate::aws::rds::AwsControlPlane;
+use crate::aws::ram::{self, Accepted, Share};
+use crate::aws::rds::{self, AwsControlPlane};
 use crate::aws::registry::Registry;
 use crate::aws::{AwsClients, Settings};
+use crate::cloud::Cloud;
+use crate::control_plane::CloneInfo;
 use crate::error::{Error, Result};
 use crate::workflow::State;
 use lambda_runtime::Diagnostic;
@@ -38,9 +41,13 @@ impl Context {
         let clients = AwsClients::from_env(&settings).await;
         Ok(Context { settings, clients })
     }
+}
 
-    /// The AWS control plane for one pipeline's state.
-    pub fn plane(&self, state: &State) -> AwsControlPlane<'_> {
+/// RAM, RDS, DynamoDB and Step Functions, with the clients built once.
+impl Cloud for Context {
+    type Plane<'a> = AwsControlPlane<'a>;
+
+    fn plane<'a>(&'a self, state: &State) -> AwsControlPlane<'a> {
         AwsControlPlane {
             clients: &self.clients,
             settings: &self.settings,
@@ -50,11 +57,51 @@ impl Context {
         }
     }
 
-    pub fn registry(&self) -> Registry<'_> {
+    fn region(&self) -> &str {
+        &self.settings.region
+    }
+
+    fn registry(&self) -> Registry<'_> {
         Registry {
             client: &self.clients.dynamodb,
             table: &self.settings.registry_table,
         }
+    }
+
+    fn sfn(&self) -> &aws_sdk_sfn::Client {
+        &self.clients.sfn
+    }
+
+    async fn share_cluster(&self, pipeline_id: &str, cluster_arn: &str) -> Result<Share> {
+        ram::share_cluster(
+            &self.clients.source_ram,
+            pipeline_id,
+            cluster_arn,
+            &self.settings.target_account,
+        )
+        .await
+    }
+
+    async fn accept_share(&self, share_arn: &str) -> Result<Accepted> {
+        ram::accept_share(
+            &self.clients.ram,
+            &self.clients.source_ram,
+            share_arn,
+            &self.settings.target_account,
+        )
+        .await
+    }
+
+    async fn share_of_invitation(&self, invitation_arn: &str) -> Result<Option<String>> {
+        ram::share_of_invitation(&self.clients.ram, invitation_arn).await
+    }
+
+    async fn delete_share(&self, share_arn: &str) -> Result<bool> {
+        ram::delete_share(&self.clients.source_ram, share_arn).await
+    }
+
+    async fn clone_status(&self, pipeline_id: &str, clone_id: &str) -> Result<CloneInfo> {
+        rds::clone_status(&self.clients.rds, pipeline_id, clone_id).await
     }
 }
 

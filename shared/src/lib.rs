@@ -10,8 +10,10 @@
 //! - [`error`]: the one error type, with stable names.
 
 pub mod aws;
+pub mod cloud;
 pub mod control_plane;
 pub mod error;
+pub mod handlers;
 pub mod lambda;
 pub mod local;
 pub mod pg;

@@ -123,3 +123,12 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// The AWS [`Cloud`](clonesync::cloud::Cloud) a Lambda builds, from the
+/// given clients (moto's, or mocks put in their place).
+pub fn context(clients: &AwsClients, settings: &Settings) -> clonesync::lambda::Context {
+    clonesync::lambda::Context {
+        settings: settings.clone(),
+        clients: clients.clone(),
+    }
+}

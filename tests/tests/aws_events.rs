@@ -99,7 +99,7 @@ async fn a_share_wait_stores_its_token_and_the_invitation_event_completes_it_onc
         state: state.clone(),
     };
     assert_eq!(
-        await_share(&clients, &settings, &registry, &input)
+        await_share(&clonesync_tests::moto::context(&clients, &settings), &input)
             .await
             .unwrap(),
         WaitOutcome::Waiting
@@ -123,9 +123,7 @@ async fn a_share_wait_stores_its_token_and_the_invitation_event_completes_it_onc
         table: TABLE,
     };
     let report = on_ram_event(
-        &clients,
-        &settings,
-        &registry,
+        &clonesync_tests::moto::context(&clients, &settings),
         fixture("ram-invitation.json"),
     )
     .await
@@ -140,9 +138,7 @@ async fn a_share_wait_stores_its_token_and_the_invitation_event_completes_it_onc
 
     // The same event again: nobody waits any more, nothing is sent.
     let report = on_ram_event(
-        &clients,
-        &settings,
-        &registry,
+        &clonesync_tests::moto::context(&clients, &settings),
         fixture("ram-invitation.json"),
     )
     .await
@@ -173,7 +169,7 @@ async fn a_share_ready_at_wait_time_completes_at_once() {
         state: state_with_share(),
     };
     assert_eq!(
-        await_share(&clients, &settings, &registry, &input)
+        await_share(&clonesync_tests::moto::context(&clients, &settings), &input)
             .await
             .unwrap(),
         WaitOutcome::CompletedNow
@@ -201,30 +197,30 @@ async fn ram_events_for_unknown_invitations_or_other_sources_are_ignored_and_gar
         )
     });
     clients.ram = mock_client!(aws_sdk_ram, RuleMode::MatchAny, [&unknown]);
-    let registry = Registry {
-        client: &clients.dynamodb,
-        table: TABLE,
-    };
     let report = on_ram_event(
-        &clients,
-        &settings,
-        &registry,
+        &clonesync_tests::moto::context(&clients, &settings),
         fixture("ram-invitation.json"),
     )
     .await
     .unwrap();
     assert_eq!(report.ignored, [INVITATION_ARN]);
-    let report = on_ram_event(&clients, &settings, &registry, fixture("other-source.json"))
-        .await
-        .unwrap();
+    let report = on_ram_event(
+        &clonesync_tests::moto::context(&clients, &settings),
+        fixture("other-source.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.ignored.len(), 1);
-    let err = on_ram_event(&clients, &settings, &registry, fixture("not-an-event.json"))
-        .await
-        .unwrap_err();
+    let err = on_ram_event(
+        &clonesync_tests::moto::context(&clients, &settings),
+        fixture("not-an-event.json"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.name(), "Event.Malformed");
     let mut empty = fixture("ram-invitation.json");
     empty["resources"] = serde_json::json!([]);
-    let err = on_ram_event(&clients, &settings, &registry, empty)
+    let err = on_ram_event(&clonesync_tests::moto::context(&clients, &settings), empty)
         .await
         .unwrap_err();
     assert_eq!(err.name(), "Event.Malformed");

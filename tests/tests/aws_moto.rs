@@ -341,15 +341,21 @@ async fn rds_events_wake_the_waiting_clone_once_and_ignore_the_rest() {
         .await
         .unwrap();
 
-    let unknown = on_rds_event(&clients, &registry, fixture("rds-unknown-cluster.json"))
-        .await
-        .unwrap();
+    let unknown = on_rds_event(
+        &clonesync_tests::moto::context(&clients, &settings),
+        fixture("rds-unknown-cluster.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(unknown.ignored, ["someone-elses-cluster"]);
     assert!(unknown.woken.is_empty());
 
-    let first = on_rds_event(&clients, &registry, fixture("rds-instance-created.json"))
-        .await
-        .unwrap();
+    let first = on_rds_event(
+        &clonesync_tests::moto::context(&clients, &settings),
+        fixture("rds-instance-created.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(first.woken, ["clonesync-orders-dev"]);
     assert_eq!(
         registry
@@ -360,21 +366,30 @@ async fn rds_events_wake_the_waiting_clone_once_and_ignore_the_rest() {
     );
 
     for duplicate in ["rds-instance-created.json", "rds-cluster-created.json"] {
-        let again = on_rds_event(&clients, &registry, fixture(duplicate))
-            .await
-            .unwrap();
+        let again = on_rds_event(
+            &clonesync_tests::moto::context(&clients, &settings),
+            fixture(duplicate),
+        )
+        .await
+        .unwrap();
         assert!(again.woken.is_empty(), "{duplicate}: {again:?}");
         assert_eq!(again.ignored.len(), 1);
     }
 
-    let foreign = on_rds_event(&clients, &registry, fixture("other-source.json"))
-        .await
-        .unwrap();
+    let foreign = on_rds_event(
+        &clonesync_tests::moto::context(&clients, &settings),
+        fixture("other-source.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(foreign.ignored.len(), 1);
     for malformed in ["not-an-event.json", "rds-detail-without-identifier.json"] {
-        let err = on_rds_event(&clients, &registry, fixture(malformed))
-            .await
-            .unwrap_err();
+        let err = on_rds_event(
+            &clonesync_tests::moto::context(&clients, &settings),
+            fixture(malformed),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.name(), "Event.Malformed", "{malformed}");
     }
 }

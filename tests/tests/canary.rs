@@ -31,6 +31,7 @@ use aws_sdk_rds::types::{DbCluster, DbClusterMember, DbInstance, Parameter, Tag}
 use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessOutput;
 use aws_smithy_mocks::{mock, Rule};
 use clonesync::aws::{AwsClients, Settings, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
+use clonesync::cloud::Cloud;
 use clonesync::control_plane::ControlPlane;
 use clonesync::lambda::{self, Context};
 use clonesync::pg::{Tls, TrustedRoots};
@@ -291,20 +292,12 @@ async fn a_canary_password_never_leaves_the_secret() {
     let prepared = workflow::prepare_source(&plane, &state).await.unwrap();
     outputs.push(returned(Ok(prepared.clone())));
     state.created.source = Some(prepared);
-    let share = workflow::share_cluster(&ctx.clients, &ctx.settings, &state)
-        .await
-        .unwrap();
+    let share = workflow::share_cluster(&ctx, &state).await.unwrap();
     outputs.push(returned(Ok(share.clone())));
     state.share = Some(share);
     let token_input = serde_json::json!({"task_token": "token-share", "state": state});
-    outputs.push(returned(
-        waits::share_task(&ctx.clients, &ctx.settings, &ctx.registry(), token_input).await,
-    ));
-    state.accepted = Some(
-        waits::accept_share(&ctx.clients, &ctx.settings, &state)
-            .await
-            .unwrap(),
-    );
+    outputs.push(returned(waits::share_task(&ctx, token_input).await));
+    state.accepted = Some(waits::accept_share(&ctx, &state).await.unwrap());
 
     // RDS's part, played locally: the clone of the source, taken now, whose
     // start LSN the Aurora function reports.
@@ -328,10 +321,8 @@ async fn a_canary_password_never_leaves_the_secret() {
     outputs.push(returned(Ok(made.clone())));
     state.created.clone = Some(made);
     let token_input = serde_json::json!({"task_token": "token-clone", "state": state});
-    outputs.push(returned(
-        waits::clone_task(&ctx.clients, &ctx.registry(), token_input).await,
-    ));
-    state.clone_info = Some(waits::check_clone(&ctx.clients, &state).await.unwrap());
+    outputs.push(returned(waits::clone_task(&ctx, token_input).await));
+    state.clone_info = Some(waits::check_clone(&ctx, &state).await.unwrap());
     let lsn = workflow::clone_lsn(&plane, &state).await.unwrap();
     assert_eq!(
         lsn.clone_lsn, start_lsn,
@@ -363,7 +354,7 @@ async fn a_canary_password_never_leaves_the_secret() {
         "the subscription connects with sslmode=require"
     );
     outputs.push(returned(verified));
-    outputs.push(returned(workflow::register(&ctx.registry(), &state).await));
+    outputs.push(returned(workflow::register(&ctx, &state).await));
 
     // Failures: a wrong password, and a secret that is not JSON with the
     // canary inside.
@@ -398,7 +389,7 @@ async fn a_canary_password_never_leaves_the_secret() {
 
     // Cleanup through the Lambda path, then RDS's part of the deletion.
     let clone_log = env.plane.clone_server(CLONE_ID).unwrap().unwrap().log();
-    let cleaned = workflow::cleanup_in_aws(&ctx.clients, &plane, &state).await;
+    let cleaned = workflow::cleanup_with_share(&ctx, &state).await;
     assert!(
         cleaned.as_ref().is_ok_and(|c| c.databases.slot_dropped
             && c.databases.subscription_dropped

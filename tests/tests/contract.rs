@@ -241,9 +241,10 @@ fn after_the_first_creation_every_failure_runs_cleanup_and_fails_with_the_origin
 #[test]
 fn the_waits_use_task_tokens_with_bounded_timeouts_and_a_polling_fallback() {
     let asl = asl();
-    for (wait, poll, not_ready) in [
-        ("WaitForShare", "PollShare", "Share.NotReady"),
-        ("WaitForClone", "PollClone", "Clone.NotReady"),
+    let defaults = serde_json::to_value(clonesync::workflow::state::Waits::default()).unwrap();
+    for (wait, poll, not_ready, kind) in [
+        ("WaitForShare", "PollShare", "Share.NotReady", "share"),
+        ("WaitForClone", "PollClone", "Clone.NotReady", "clone"),
     ] {
         let state = &asl["States"][wait];
         assert_eq!(
@@ -254,8 +255,20 @@ fn the_waits_use_task_tokens_with_bounded_timeouts_and_a_polling_fallback() {
             state["Parameters"]["Payload"]["task_token.$"],
             "$$.Task.Token"
         );
-        let heartbeat = state["HeartbeatSeconds"].as_u64().unwrap();
-        let timeout = state["TimeoutSeconds"].as_u64().unwrap();
+        // The limits come from the state (validate-input bounds them and
+        // fills in the defaults), so a local run can shorten them.
+        let heartbeat_field = format!("{kind}_heartbeat_seconds");
+        let timeout_field = format!("{kind}_timeout_seconds");
+        assert_eq!(
+            state["HeartbeatSecondsPath"],
+            format!("$.waits.{heartbeat_field}")
+        );
+        assert_eq!(
+            state["TimeoutSecondsPath"],
+            format!("$.waits.{timeout_field}")
+        );
+        let heartbeat = defaults[&heartbeat_field].as_u64().unwrap();
+        let timeout = defaults[&timeout_field].as_u64().unwrap();
         assert!(heartbeat < timeout, "{wait}");
         let fallback = state["Catch"]
             .as_array()

@@ -1,7 +1,7 @@
 //! Lambda `accept-share`: accept the RAM invitation for the share; with a task token, wait for it (store the token, complete at once if ready).
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::waits;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,5 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    Ok(waits::share_task(&ctx.clients, &ctx.settings, &ctx.registry(), payload).await?)
+    Ok(handlers::accept_share(ctx, payload).await?)
 }

@@ -1,7 +1,7 @@
 //! Lambda `advance-and-enable`: advance the subscription's origin to the clone LSN, then enable it (`clonesync::steps::advance_and_enable`).
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::{self, State};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,7 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    let state: State = lambda::parse(payload)?;
-    let result = workflow::advance_and_enable(&ctx.plane(&state), &state).await?;
-    Ok(lambda::output(&result)?)
+    Ok(handlers::advance_and_enable(ctx, payload).await?)
 }

@@ -1,7 +1,7 @@
 //! Lambda `check-clone`: whether the clone and its writer are available; with a task token, wait for it (store the token, complete at once if ready).
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::waits;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,5 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    Ok(waits::clone_task(&ctx.clients, &ctx.registry(), payload).await?)
+    Ok(handlers::check_clone(ctx, payload).await?)
 }

@@ -1,7 +1,7 @@
 //! Lambda `clean-inherited`: drop the slots, publication and subscriptions the clone inherited (`clonesync::steps::clean_inherited`).
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::{self, State};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,7 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    let state: State = lambda::parse(payload)?;
-    let result = workflow::clean_inherited(&ctx.plane(&state), &state).await?;
-    Ok(lambda::output(&result)?)
+    Ok(handlers::clean_inherited(ctx, payload).await?)
 }

@@ -1,7 +1,7 @@
 //! Lambda `cleanup`: undo exactly what `created` says this run made, the source slot above all, and the RAM share if this run created it (`clonesync::steps::cleanup`).
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::{self, State};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,7 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    let state: State = lambda::parse(payload)?;
-    let result = workflow::cleanup_in_aws(&ctx.clients, &ctx.plane(&state), &state).await?;
-    Ok(lambda::output(&result)?)
+    Ok(handlers::cleanup(ctx, payload).await?)
 }

@@ -1,7 +1,7 @@
 //! Lambda `clone-lsn`: the clone's `aurora_volume_logical_start_lsn()`, checked against the slot and the source (`clonesync::steps::clone_lsn`).
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::{self, State};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,7 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    let state: State = lambda::parse(payload)?;
-    let result = workflow::clone_lsn(&ctx.plane(&state), &state).await?;
-    Ok(lambda::output(&result)?)
+    Ok(handlers::clone_lsn(ctx, payload).await?)
 }

@@ -1,7 +1,7 @@
 //! Lambda `create-clone`: the copy-on-write clone of the shared cluster and its writer instance (`clonesync::steps::clone`).
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::{self, State};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,7 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    let state: State = lambda::parse(payload)?;
-    let result = workflow::create_clone(&ctx.plane(&state), &state).await?;
-    Ok(lambda::output(&result)?)
+    Ok(handlers::create_clone(ctx, payload).await?)
 }

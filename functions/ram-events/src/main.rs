@@ -1,7 +1,7 @@
 //! Lambda `ram-events`: RAM share events: confirm with the API, then wake the step waiting for that share.
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::events;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,7 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    let report =
-        events::on_ram_event(&ctx.clients, &ctx.settings, &ctx.registry(), payload).await?;
-    Ok(lambda::output(&report)?)
+    Ok(handlers::ram_events(ctx, payload).await?)
 }

@@ -1,7 +1,7 @@
 //! Lambda `rds-events`: RDS cluster and instance events: confirm `available` with Describe, then wake the step waiting for that clone.
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::events;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,6 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    let report = events::on_rds_event(&ctx.clients, &ctx.registry(), payload).await?;
-    Ok(lambda::output(&report)?)
+    Ok(handlers::rds_events(ctx, payload).await?)
 }

@@ -1,7 +1,7 @@
 //! Lambda `share-cluster`: share the source cluster with this account through RAM, in the source account (`clonesync::aws::ram`).
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::{self, State};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,7 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    let state: State = lambda::parse(payload)?;
-    let result = workflow::share_cluster(&ctx.clients, &ctx.settings, &state).await?;
-    Ok(lambda::output(&result)?)
+    Ok(handlers::share_cluster(ctx, payload).await?)
 }

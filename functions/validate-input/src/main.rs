@@ -1,7 +1,7 @@
 //! Lambda `validate-input`: check the console input, name every problem at once, and return the state the other steps read.
 
+use clonesync::handlers;
 use clonesync::lambda::{self, Context};
-use clonesync::workflow::{self};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -16,6 +16,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    let state = workflow::state::validate(payload, &ctx.settings.region)?;
-    Ok(lambda::output(&state)?)
+    Ok(handlers::validate_input(ctx, payload).await?)
 }

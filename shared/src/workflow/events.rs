@@ -8,9 +8,8 @@
 //! event finds the wait gone and is ignored too. An event that is not of
 //! the expected shape is `Event.Malformed`, never a panic.
 
-use crate::aws::ram;
-use crate::aws::registry::{Registry, WaitKind};
-use crate::aws::{AwsClients, Settings};
+use crate::aws::registry::WaitKind;
+use crate::cloud::Cloud;
 use crate::error::{Error, Result};
 use crate::workflow::waits::{wake_clone, wake_share, WaitOutcome};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -59,12 +58,7 @@ fn ram_arns(event: &EventBridgeEvent<serde_json::Value>) -> Vec<String> {
     arns
 }
 
-pub async fn on_ram_event(
-    clients: &AwsClients,
-    settings: &Settings,
-    registry: &Registry<'_>,
-    payload: serde_json::Value,
-) -> Result<EventReport> {
+pub async fn on_ram_event<C: Cloud>(cloud: &C, payload: serde_json::Value) -> Result<EventReport> {
     let event = parse(payload)?;
     let mut report = EventReport::default();
     if event.source != RAM_SOURCE || event.detail_type != RAM_DETAIL_TYPE {
@@ -77,7 +71,7 @@ pub async fn on_ram_event(
     let mut shares = Vec::new();
     for arn in ram_arns(&event) {
         if arn.contains(":resource-share-invitation/") {
-            match ram::share_of_invitation(&clients.ram, &arn).await? {
+            match cloud.share_of_invitation(&arn).await? {
                 Some(share) => shares.push(share),
                 None => {
                     tracing::info!(invitation = %arn, "invitation unknown to this account; ignored");
@@ -93,12 +87,12 @@ pub async fn on_ram_event(
     shares.sort();
     shares.dedup();
     for share in shares {
-        match registry.get_wait(WaitKind::Share, &share).await? {
+        match cloud.registry().get_wait(WaitKind::Share, &share).await? {
             None => {
                 tracing::info!(share = %share, "no step waits for this share; ignored");
                 report.ignored.push(share);
             }
-            Some(wait) => match wake_share(clients, settings, registry, &wait).await? {
+            Some(wait) => match wake_share(cloud, &wait).await? {
                 WaitOutcome::CompletedNow => report.woken.push(share),
                 WaitOutcome::Waiting => report.still_waiting.push(share),
             },
@@ -121,11 +115,7 @@ struct RdsDetail {
     event_id: Option<String>,
 }
 
-pub async fn on_rds_event(
-    clients: &AwsClients,
-    registry: &Registry<'_>,
-    payload: serde_json::Value,
-) -> Result<EventReport> {
+pub async fn on_rds_event<C: Cloud>(cloud: &C, payload: serde_json::Value) -> Result<EventReport> {
     let event = parse(payload)?;
     let mut report = EventReport::default();
     if event.source != RDS_SOURCE
@@ -152,14 +142,18 @@ pub async fn on_rds_event(
     } else {
         detail.source_identifier.clone()
     };
-    match registry.get_wait(WaitKind::Clone, &clone_id).await? {
+    match cloud
+        .registry()
+        .get_wait(WaitKind::Clone, &clone_id)
+        .await?
+    {
         None => {
             tracing::info!(resource = %detail.source_identifier, event_id = ?detail.event_id, "no step waits for this resource; ignored");
             report.ignored.push(detail.source_identifier);
         }
         Some(wait) => {
             tracing::info!(clone = %clone_id, event_id = ?detail.event_id, "event for a waiting clone; checking with Describe");
-            match wake_clone(clients, registry, &wait).await? {
+            match wake_clone(cloud, &wait).await? {
                 WaitOutcome::CompletedNow => report.woken.push(clone_id),
                 WaitOutcome::Waiting => report.still_waiting.push(clone_id),
             }

@@ -11,9 +11,9 @@ pub mod events;
 pub mod state;
 pub mod waits;
 
-use crate::aws::ram::{self, Share};
+use crate::aws::ram::Share;
 use crate::aws::registry::{PipelineRecord, Registry};
-use crate::aws::{AwsClients, Settings};
+use crate::cloud::Cloud;
 use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::Result;
 use crate::pg::{connect, Endpoint};
@@ -56,18 +56,10 @@ pub async fn prepare_source<P: ControlPlane>(plane: &P, state: &State) -> Result
     })
 }
 
-pub async fn share_cluster(
-    clients: &AwsClients,
-    settings: &Settings,
-    state: &State,
-) -> Result<Share> {
-    ram::share_cluster(
-        &clients.source_ram,
-        state.pipeline.id.as_str(),
-        &state.source.cluster_arn,
-        &settings.target_account,
-    )
-    .await
+pub async fn share_cluster<C: Cloud>(cloud: &C, state: &State) -> Result<Share> {
+    cloud
+        .share_cluster(state.pipeline.id.as_str(), &state.source.cluster_arn)
+        .await
 }
 
 pub async fn create_clone<P: ControlPlane>(plane: &P, state: &State) -> Result<CloneInfo> {
@@ -138,7 +130,8 @@ pub struct Registered {
 }
 
 /// Record the streaming pipeline for the lag monitor (a put: idempotent).
-pub async fn register(registry: &Registry<'_>, state: &State) -> Result<Registered> {
+pub async fn register<C: Cloud>(cloud: &C, state: &State) -> Result<Registered> {
+    let registry = cloud.registry();
     let record = PipelineRecord {
         pipeline: state.pipeline.clone(),
         source: state.source.clone(),
@@ -178,9 +171,9 @@ pub async fn cleanup<P: ControlPlane>(
     steps::cleanup::run(&source, target.as_ref(), plane, &state.pipeline, &created).await
 }
 
-/// What the AWS cleanup did: the databases and the clone, then the share.
+/// What the cleanup task did: the databases and the clone, then the share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AwsCleanupReport {
+pub struct CleanupTaskReport {
     #[serde(flatten)]
     pub databases: steps::cleanup::CleanupReport,
     pub share_deleted: bool,
@@ -188,22 +181,16 @@ pub struct AwsCleanupReport {
 
 /// [`cleanup`], then the RAM share if this run created it. Both parts are
 /// attempted; the first error is returned.
-pub async fn cleanup_in_aws<P: ControlPlane>(
-    clients: &AwsClients,
-    plane: &P,
-    state: &State,
-) -> Result<AwsCleanupReport> {
+pub async fn cleanup_with_share<C: Cloud>(cloud: &C, state: &State) -> Result<CleanupTaskReport> {
     // Boxed: the nested async state machines would otherwise exceed the
     // compiler's type-layout depth in the cleanup binary.
-    let databases = Box::pin(cleanup(plane, state)).await;
+    let databases = Box::pin(cleanup(&cloud.plane(state), state)).await;
     let share = match &state.share {
-        Some(share) if share.created_now => {
-            ram::delete_share(&clients.source_ram, &share.share_arn).await
-        }
+        Some(share) if share.created_now => cloud.delete_share(&share.share_arn).await,
         _ => Ok(false),
     };
     match (databases, share) {
-        (Ok(databases), Ok(share_deleted)) => Ok(AwsCleanupReport {
+        (Ok(databases), Ok(share_deleted)) => Ok(CleanupTaskReport {
             databases,
             share_deleted,
         }),

@@ -22,6 +22,56 @@ pub struct Request {
     pub pipeline: PipelineRequest,
     pub source: SourceCluster,
     pub clone: CloneSettings,
+    #[serde(default)]
+    pub waits: Waits,
+}
+
+/// How long the two event-driven waits last before the state machine falls
+/// back to polling (`TimeoutSecondsPath` / `HeartbeatSecondsPath` in the
+/// ASL). The defaults suit AWS; a local run shortens them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Waits {
+    pub share_timeout_seconds: u32,
+    pub share_heartbeat_seconds: u32,
+    pub clone_timeout_seconds: u32,
+    pub clone_heartbeat_seconds: u32,
+}
+
+impl Default for Waits {
+    fn default() -> Self {
+        Waits {
+            share_timeout_seconds: 900,
+            share_heartbeat_seconds: 300,
+            clone_timeout_seconds: 3600,
+            clone_heartbeat_seconds: 1200,
+        }
+    }
+}
+
+impl Waits {
+    /// Every problem: each value at least 1 s, at most a day, and a
+    /// heartbeat no longer than its timeout.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("share_timeout_seconds", self.share_timeout_seconds),
+            ("share_heartbeat_seconds", self.share_heartbeat_seconds),
+            ("clone_timeout_seconds", self.clone_timeout_seconds),
+            ("clone_heartbeat_seconds", self.clone_heartbeat_seconds),
+        ] {
+            if !(1..=86_400).contains(&value) {
+                problems.push(format!("waits.{name} must be 1..=86400, not {value}"));
+            }
+        }
+        if self.share_heartbeat_seconds > self.share_timeout_seconds {
+            problems.push("waits.share_heartbeat_seconds exceeds the share timeout".into());
+        }
+        if self.clone_heartbeat_seconds > self.clone_timeout_seconds {
+            problems.push("waits.clone_heartbeat_seconds exceeds the clone timeout".into());
+        }
+        problems
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +126,8 @@ pub struct State {
     /// The clone's DB cluster identifier, derived from the pipeline id.
     pub clone_id: String,
     #[serde(default)]
+    pub waits: Waits,
+    #[serde(default)]
     pub created: CreatedState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<Share>,
@@ -129,7 +181,7 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<State> {
         ));
     };
     for key in object.keys() {
-        if !["pipeline", "source", "clone"].contains(&key.as_str()) {
+        if !["pipeline", "source", "clone", "waits"].contains(&key.as_str()) {
             problems.push(format!("unknown input field {key:?}"));
         }
     }
@@ -153,13 +205,22 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<State> {
     let pipeline = section::<PipelineRequest>(object, "pipeline", &mut problems);
     let source = section::<SourceCluster>(object, "source", &mut problems);
     let clone = section::<CloneSettings>(object, "clone", &mut problems);
-    let (Some(pipeline), Some(source), Some(clone)) = (pipeline, source, clone) else {
+    let waits = match object.get("waits") {
+        None => Some(Waits::default()),
+        Some(_) => section::<Waits>(object, "waits", &mut problems),
+    };
+    if let Some(waits) = &waits {
+        problems.extend(waits.problems());
+    }
+    let (Some(pipeline), Some(source), Some(clone), Some(waits)) = (pipeline, source, clone, waits)
+    else {
         return Err(Error::InvalidInput { problems });
     };
     let request = Request {
         pipeline,
         source,
         clone,
+        waits,
     };
     let mut note = |r: Result<()>| {
         if let Err(e) = r {
@@ -260,6 +321,7 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<State> {
             source: request.source,
             clone: request.clone,
             clone_id,
+            waits: request.waits,
             created: CreatedState::default(),
             share: None,
             accepted: None,
@@ -285,6 +347,29 @@ mod tests {
             },
             "clone": {"instance_class": "db.r6g.large"}
         })
+    }
+
+    #[test]
+    fn waits_default_and_bad_ones_are_named() {
+        let state = validate(good(), "eu-west-1").unwrap();
+        assert_eq!(state.waits, Waits::default());
+        let mut input = good();
+        input["waits"] = json!({"share_timeout_seconds": 0, "clone_heartbeat_seconds": 5000, "clone_timeout_seconds": 60});
+        let Err(Error::InvalidInput { problems }) = validate(input, "eu-west-1") else {
+            panic!("bad waits accepted")
+        };
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("share_timeout_seconds must be")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("clone_heartbeat_seconds exceeds")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,166 @@
+//! The body of every Lambda function: parse the payload, run the step on a
+//! [`Cloud`], encode the result. Each `functions/<name>` binary calls its
+//! own function here; the local Lambda endpoint ([`crate::local::invoke`])
+//! calls the same ones through [`dispatch`], so a local run exercises the
+//! code the Lambdas run.
+
+use crate::cloud::Cloud;
+use crate::error::{Error, Result};
+use crate::workflow::{self, events, waits, State};
+use serde_json::Value;
+
+/// The Lambda functions, by package name (`functions/<name>`).
+pub const FUNCTIONS: [&str; 16] = [
+    "validate-input",
+    "preflight",
+    "prepare-source",
+    "share-cluster",
+    "accept-share",
+    "create-clone",
+    "check-clone",
+    "clone-lsn",
+    "clean-inherited",
+    "create-subscription",
+    "advance-and-enable",
+    "verify",
+    "register-pipeline",
+    "cleanup",
+    "ram-events",
+    "rds-events",
+];
+
+// Each step's future is boxed: nested in lambda_runtime's service layers
+// the async state machines are otherwise deeper than the compiler's
+// type-layout limit.
+
+fn state(payload: Value) -> Result<State> {
+    crate::lambda::parse(payload)
+}
+
+pub async fn validate_input<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    crate::lambda::output(&workflow::state::validate(payload, cloud.region())?)
+}
+
+pub async fn preflight<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(&Box::pin(workflow::preflight(&cloud.plane(&state), &state)).await?)
+}
+
+pub async fn prepare_source<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(&Box::pin(workflow::prepare_source(&cloud.plane(&state), &state)).await?)
+}
+
+pub async fn share_cluster<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(&Box::pin(workflow::share_cluster(cloud, &state)).await?)
+}
+
+/// A poll with the state, a wait when the payload carries a task token.
+pub async fn accept_share<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    Box::pin(waits::share_task(cloud, payload)).await
+}
+
+pub async fn create_clone<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(&Box::pin(workflow::create_clone(&cloud.plane(&state), &state)).await?)
+}
+
+/// A poll with the state, a wait when the payload carries a task token.
+pub async fn check_clone<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    Box::pin(waits::clone_task(cloud, payload)).await
+}
+
+pub async fn clone_lsn<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(&Box::pin(workflow::clone_lsn(&cloud.plane(&state), &state)).await?)
+}
+
+pub async fn clean_inherited<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(&Box::pin(workflow::clean_inherited(&cloud.plane(&state), &state)).await?)
+}
+
+pub async fn create_subscription<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(
+        &Box::pin(workflow::create_subscription(&cloud.plane(&state), &state)).await?,
+    )
+}
+
+pub async fn advance_and_enable<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(
+        &Box::pin(workflow::advance_and_enable(&cloud.plane(&state), &state)).await?,
+    )
+}
+
+pub async fn verify<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(&Box::pin(workflow::verify(&cloud.plane(&state), &state)).await?)
+}
+
+pub async fn register_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(&Box::pin(workflow::register(cloud, &state)).await?)
+}
+
+pub async fn cleanup<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let state = state(payload)?;
+    crate::lambda::output(&Box::pin(workflow::cleanup_with_share(cloud, &state)).await?)
+}
+
+pub async fn ram_events<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    crate::lambda::output(&Box::pin(events::on_ram_event(cloud, payload)).await?)
+}
+
+pub async fn rds_events<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    crate::lambda::output(&Box::pin(events::on_rds_event(cloud, payload)).await?)
+}
+
+/// The package name in a Lambda function name or ARN: the last `:` part,
+/// without a `clonesync-` prefix (`arn:...:function:clonesync-verify` is
+/// `verify`).
+pub fn function_of(name_or_arn: &str) -> Option<&'static str> {
+    let name = name_or_arn.rsplit(':').next().unwrap_or(name_or_arn);
+    let name = name.strip_prefix("clonesync-").unwrap_or(name);
+    FUNCTIONS.iter().copied().find(|f| *f == name)
+}
+
+/// Run the function named `function` (a package name, see [`FUNCTIONS`]).
+pub async fn dispatch<C: Cloud>(cloud: &C, function: &str, payload: Value) -> Result<Value> {
+    match function {
+        "validate-input" => validate_input(cloud, payload).await,
+        "preflight" => preflight(cloud, payload).await,
+        "prepare-source" => prepare_source(cloud, payload).await,
+        "share-cluster" => share_cluster(cloud, payload).await,
+        "accept-share" => accept_share(cloud, payload).await,
+        "create-clone" => create_clone(cloud, payload).await,
+        "check-clone" => check_clone(cloud, payload).await,
+        "clone-lsn" => clone_lsn(cloud, payload).await,
+        "clean-inherited" => clean_inherited(cloud, payload).await,
+        "create-subscription" => create_subscription(cloud, payload).await,
+        "advance-and-enable" => advance_and_enable(cloud, payload).await,
+        "verify" => verify(cloud, payload).await,
+        "register-pipeline" => register_pipeline(cloud, payload).await,
+        "cleanup" => cleanup(cloud, payload).await,
+        "ram-events" => ram_events(cloud, payload).await,
+        "rds-events" => rds_events(cloud, payload).await,
+        other => Err(Error::invalid(format!("no Lambda function {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_from_arns_and_names() {
+        assert_eq!(
+            function_of("arn:aws:lambda:eu-west-1:123456789012:function:clonesync-verify"),
+            Some("verify")
+        );
+        assert_eq!(function_of("clone-lsn"), Some("clone-lsn"));
+        assert_eq!(function_of("clonesync-nothing"), None);
+    }
+}
