@@ -43,6 +43,7 @@ pub struct LocalCloneRecord {
 /// and a temporary slot.
 pub const LOCAL_CLONE_EXTRA_SENDERS: i64 = 2;
 
+#[derive(Clone)]
 pub struct LocalControlPlane {
     /// The source, as the clone's base backup and recovery reach it: a
     /// login with the REPLICATION attribute (a superuser locally). The clone
@@ -54,6 +55,8 @@ pub struct LocalControlPlane {
     session: SessionSettings,
     /// How long to wait for the clone to reach its target and promote.
     pub promote_timeout: Duration,
+    /// The clone's port; a free one when `None`.
+    pub clone_port: Option<u16>,
 }
 
 impl LocalControlPlane {
@@ -73,6 +76,7 @@ impl LocalControlPlane {
             clones_dir: clones_dir.to_path_buf(),
             session: SessionSettings::default(),
             promote_timeout: Duration::from_secs(120),
+            clone_port: None,
         }
     }
 
@@ -143,7 +147,11 @@ impl LocalControlPlane {
         if let Some(run_as) = run_as {
             run_as.own(dir)?;
         }
-        let mut clone = self.server_at(dir.to_path_buf(), crate::local::server::free_port()?);
+        let port = match self.clone_port {
+            Some(port) => port,
+            None => crate::local::server::free_port()?,
+        };
+        let mut clone = self.server_at(dir.to_path_buf(), port);
 
         // 1. The copy. The password goes through the environment, never argv.
         clone

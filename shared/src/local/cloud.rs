@@ -1,0 +1,499 @@
+//! The local cloud: it plays RAM and RDS for a local run, the way AWS
+//! behaves from the workflow's side.
+//!
+//! - **Shares** are records in `shares.json` in the work directory. A new
+//!   share's invitation appears after [`LocalCloud::share_delay`] (RAM's
+//!   association is asynchronous too); then the RAM event AWS sends for an
+//!   invitation is emitted.
+//! - **Clones** are made in the background, like a copy-on-write restore:
+//!   `create_clone` starts the job and returns at once; `clone_status`
+//!   answers `Clone.NotReady` until the clone is promoted, then the RDS
+//!   cluster and instance "created" events are emitted. A failed job
+//!   answers `Clone.Failed` and emits a failure event.
+//! - **Events** go out on a channel with the JSON shapes EventBridge
+//!   delivers; the runtime feeds them to the `ram-events` and `rds-events`
+//!   handlers, which wake the workflow through the Step Functions API.
+//!
+//! The registry and the callbacks are the real DynamoDB and Step Functions
+//! APIs (moto's), so every handler runs unchanged.
+
+use crate::aws::ram::{share_name, Accepted, Share};
+use crate::aws::rds::writer_instance_id;
+use crate::aws::registry::Registry;
+use crate::cloud::Cloud;
+use crate::control_plane::{CloneInfo, ControlPlane};
+use crate::error::{Error, PreflightFailure, Result};
+use crate::local::clone::LocalControlPlane;
+use crate::pg::{Endpoint, Lsn, SessionSettings};
+use crate::workflow::State;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+/// An event for one of the event handlers (`ram-events`, `rds-events`).
+#[derive(Debug, Clone)]
+pub struct CloudEvent {
+    pub function: &'static str,
+    pub event: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+enum CloneJob {
+    Making,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LocalShare {
+    arn: String,
+    name: String,
+    cluster_arn: String,
+    invitation_arn: String,
+    invited: bool,
+    accepted: bool,
+}
+
+/// The share records, read and written whole under a lock.
+struct ShareBook {
+    path: PathBuf,
+    lock: Mutex<()>,
+}
+
+impl ShareBook {
+    fn update<T>(&self, change: impl FnOnce(&mut Vec<LocalShare>) -> T) -> Result<T> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shares: Vec<LocalShare> = match std::fs::read_to_string(&self.path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| Error::local(format!("{}: {e}", self.path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::local(format!("{}: {e}", self.path.display()))),
+        };
+        let result = change(&mut shares);
+        let text = serde_json::to_string_pretty(&shares)
+            .map_err(|e| Error::local(format!("encode shares: {e}")))?;
+        std::fs::write(&self.path, text)
+            .map_err(|e| Error::local(format!("{}: {e}", self.path.display())))?;
+        Ok(result)
+    }
+}
+
+pub struct LocalCloud {
+    plane: LocalControlPlane,
+    region: String,
+    account: String,
+    registry_table: String,
+    sfn: aws_sdk_sfn::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    shares: Arc<ShareBook>,
+    jobs: Arc<Mutex<HashMap<String, CloneJob>>>,
+    events: mpsc::UnboundedSender<CloudEvent>,
+    /// When each clone became available (for the handoff timing).
+    ready_at: Arc<Mutex<HashMap<String, SystemTime>>>,
+    /// How long a new share's invitation takes to appear.
+    pub share_delay: Duration,
+}
+
+/// Ids in events and ARNs: unique within a run.
+fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}-{:x}", std::process::id())
+}
+
+fn now_text() -> String {
+    aws_sdk_sfn::primitives::DateTime::from(SystemTime::now())
+        .fmt(aws_sdk_sfn::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_default()
+}
+
+impl LocalCloud {
+    /// The local cloud for clones of `plane`'s source, keeping its records
+    /// in `work_dir`; events come out of the returned receiver.
+    pub fn new(
+        plane: LocalControlPlane,
+        work_dir: &Path,
+        clients: &crate::aws::AwsClients,
+        region: &str,
+        account: &str,
+        registry_table: &str,
+    ) -> (LocalCloud, mpsc::UnboundedReceiver<CloudEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let cloud = LocalCloud {
+            plane,
+            region: region.to_string(),
+            account: account.to_string(),
+            registry_table: registry_table.to_string(),
+            sfn: clients.sfn.clone(),
+            dynamodb: clients.dynamodb.clone(),
+            shares: Arc::new(ShareBook {
+                path: work_dir.join("shares.json"),
+                lock: Mutex::new(()),
+            }),
+            jobs: Arc::new(Mutex::new(HashMap::new())),
+            events,
+            ready_at: Arc::new(Mutex::new(HashMap::new())),
+            share_delay: Duration::from_millis(300),
+        };
+        (cloud, receiver)
+    }
+
+    pub fn control_plane(&self) -> &LocalControlPlane {
+        &self.plane
+    }
+
+    /// The ARN the local source plays under (input validation wants one).
+    pub fn source_cluster_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:rds:{}:{}:cluster:{name}",
+            self.region, self.account
+        )
+    }
+
+    /// When the clone `clone_id` became available, if it has.
+    pub fn clone_ready_at(&self, clone_id: &str) -> Option<SystemTime> {
+        self.ready_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(clone_id)
+            .copied()
+    }
+
+    fn job(&self, clone_id: &str) -> Option<CloneJob> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(clone_id)
+            .cloned()
+    }
+
+    fn rds_event(
+        &self,
+        detail_type: &str,
+        kind: &str,
+        id: &str,
+        message: &str,
+        event_id: Option<&str>,
+    ) -> CloudEvent {
+        let arn = format!("arn:aws:rds:{}:{}:{kind}:{id}", self.region, self.account);
+        let mut detail = serde_json::json!({
+            "EventCategories": [if event_id.is_some() { "creation" } else { "failure" }],
+            "SourceType": if kind == "cluster" { "CLUSTER" } else { "DB_INSTANCE" },
+            "SourceArn": arn,
+            "Date": now_text(),
+            "Message": message,
+            "SourceIdentifier": id,
+        });
+        if let Some(event_id) = event_id {
+            detail["EventID"] = event_id.into();
+        }
+        CloudEvent {
+            function: "rds-events",
+            event: serde_json::json!({
+                "version": "0",
+                "id": unique_suffix(),
+                "detail-type": detail_type,
+                "source": "aws.rds",
+                "account": self.account,
+                "time": now_text(),
+                "region": self.region,
+                "resources": [arn],
+                "detail": detail,
+            }),
+        }
+    }
+
+    fn ram_event(&self, invitation_arn: &str) -> CloudEvent {
+        CloudEvent {
+            function: "ram-events",
+            event: serde_json::json!({
+                "version": "0",
+                "id": unique_suffix(),
+                "detail-type": crate::workflow::events::RAM_DETAIL_TYPE,
+                "source": crate::workflow::events::RAM_SOURCE,
+                "account": self.account,
+                "time": now_text(),
+                "region": self.region,
+                "resources": [invitation_arn],
+                "detail": {"event": "Resource Share Invitation", "status": "PENDING"},
+            }),
+        }
+    }
+
+    /// Start making the clone in the background unless it exists or is on
+    /// its way.
+    fn start_clone(&self, clone_id: &str) -> Result<()> {
+        {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(jobs.get(clone_id), Some(CloneJob::Making)) {
+                return Ok(());
+            }
+            jobs.insert(clone_id.to_string(), CloneJob::Making);
+        }
+        let plane = self.plane.clone();
+        let jobs = self.jobs.clone();
+        let ready_at = self.ready_at.clone();
+        let clone_id = clone_id.to_string();
+        let created = [
+            self.rds_event(
+                crate::workflow::events::RDS_CLUSTER_EVENT,
+                "cluster",
+                &clone_id,
+                "DB cluster created",
+                Some("RDS-EVENT-0170"),
+            ),
+            self.rds_event(
+                crate::workflow::events::RDS_INSTANCE_EVENT,
+                "db",
+                &writer_instance_id(&clone_id),
+                "DB instance created",
+                Some("RDS-EVENT-0005"),
+            ),
+        ];
+        let failed = self.rds_event(
+            crate::workflow::events::RDS_CLUSTER_EVENT,
+            "cluster",
+            &clone_id,
+            "clone failed",
+            None,
+        );
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = plane.create_clone(&clone_id).await;
+            let mut jobs = jobs.lock().unwrap_or_else(|e| e.into_inner());
+            match result {
+                Ok(_) => {
+                    jobs.remove(&clone_id);
+                    ready_at
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(clone_id.clone(), SystemTime::now());
+                    drop(jobs);
+                    for event in created {
+                        let _ = events.send(event);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(clone = %clone_id, error = %e, "local clone failed");
+                    jobs.insert(clone_id.clone(), CloneJob::Failed(e.to_string()));
+                    drop(jobs);
+                    let _ = events.send(failed);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn status_of(&self, clone_id: &str) -> Result<CloneInfo> {
+        match self.job(clone_id) {
+            Some(CloneJob::Making) => Err(Error::CloneNotReady {
+                clone_id: clone_id.to_string(),
+                status: "creating".into(),
+            }),
+            Some(CloneJob::Failed(reason)) => Err(Error::CloneFailed { reason }),
+            None => self.plane.clone_status(clone_id).await,
+        }
+    }
+}
+
+/// The control plane a step gets: the local one, with the clone made in
+/// the background as in the cloud.
+pub struct LocalCloudPlane<'a> {
+    cloud: &'a LocalCloud,
+}
+
+impl ControlPlane for LocalCloudPlane<'_> {
+    async fn preflight(&self) -> Result<Vec<PreflightFailure>> {
+        self.cloud.plane.preflight().await
+    }
+
+    /// Finished: reuse it (started if stopped). Else start the job and
+    /// answer with the clone's id; its address comes with `clone_status`.
+    async fn create_clone(&self, clone_id: &str) -> Result<CloneInfo> {
+        if self.cloud.job(clone_id).is_none() {
+            if let Ok(info) = self.cloud.plane.clone_status(clone_id).await {
+                return self.cloud.plane.create_clone(&info.clone_id).await;
+            }
+        }
+        self.cloud.start_clone(clone_id)?;
+        Ok(CloneInfo {
+            clone_id: clone_id.to_string(),
+            host: String::new(),
+            port: 0,
+        })
+    }
+
+    async fn clone_start_lsn(&self, clone: &CloneInfo, clone_client: &Client) -> Result<Lsn> {
+        self.cloud.plane.clone_start_lsn(clone, clone_client).await
+    }
+
+    /// Waits for a clone job still running, so its files are not removed
+    /// under it.
+    async fn delete_clone(&self, clone_id: &str) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + self.cloud.plane.promote_timeout * 2;
+        while matches!(self.cloud.job(clone_id), Some(CloneJob::Making)) {
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::local(format!(
+                    "clone {clone_id} is still being made"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.cloud
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(clone_id);
+        self.cloud.plane.delete_clone(clone_id).await
+    }
+
+    async fn clone_status(&self, clone_id: &str) -> Result<CloneInfo> {
+        self.cloud.status_of(clone_id).await
+    }
+
+    async fn source_endpoint(&self) -> Result<Endpoint> {
+        self.cloud.plane.source_endpoint().await
+    }
+
+    async fn clone_endpoint(&self, clone: &CloneInfo) -> Result<Endpoint> {
+        self.cloud.plane.clone_endpoint(clone).await
+    }
+
+    fn session(&self) -> SessionSettings {
+        self.cloud.plane.session()
+    }
+}
+
+impl Cloud for LocalCloud {
+    type Plane<'a> = LocalCloudPlane<'a>;
+
+    fn plane<'a>(&'a self, _state: &State) -> LocalCloudPlane<'a> {
+        LocalCloudPlane { cloud: self }
+    }
+
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn registry(&self) -> Registry<'_> {
+        Registry {
+            client: &self.dynamodb,
+            table: &self.registry_table,
+        }
+    }
+
+    fn sfn(&self) -> &aws_sdk_sfn::Client {
+        &self.sfn
+    }
+
+    async fn share_cluster(&self, pipeline_id: &str, cluster_arn: &str) -> Result<Share> {
+        let name = share_name(pipeline_id);
+        let arn = format!(
+            "arn:aws:ram:{}:{}:resource-share/{}",
+            self.region,
+            self.account,
+            unique_suffix()
+        );
+        let invitation_arn = format!(
+            "arn:aws:ram:{}:{}:resource-share-invitation/{}",
+            self.region,
+            self.account,
+            unique_suffix()
+        );
+        let new = LocalShare {
+            arn,
+            name: name.clone(),
+            cluster_arn: cluster_arn.to_string(),
+            invitation_arn,
+            invited: false,
+            accepted: false,
+        };
+        let (share, created_now) =
+            self.shares
+                .update(|shares| match shares.iter().find(|s| s.name == name) {
+                    Some(existing) => (existing.clone(), false),
+                    None => {
+                        shares.push(new.clone());
+                        (new, true)
+                    }
+                })?;
+        if created_now {
+            // The invitation appears a little later, with its event.
+            let book = self.shares.clone();
+            let delay = self.share_delay;
+            let event = self.ram_event(&share.invitation_arn);
+            let events = self.events.clone();
+            let arn = share.arn.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let invited = book.update(|shares| {
+                    shares
+                        .iter_mut()
+                        .find(|s| s.arn == arn)
+                        .map(|s| s.invited = true)
+                        .is_some()
+                });
+                if matches!(invited, Ok(true)) {
+                    // A closed channel means nobody listens any more: like
+                    // an event EventBridge could not deliver.
+                    let _ = events.send(event);
+                }
+            });
+        }
+        Ok(Share {
+            share_arn: share.arn,
+            name,
+            created_now,
+        })
+    }
+
+    async fn accept_share(&self, share_arn: &str) -> Result<Accepted> {
+        self.shares.update(|shares| {
+            let Some(share) = shares.iter_mut().find(|s| s.arn == share_arn) else {
+                return Err(Error::ShareFailed {
+                    share: share_arn.to_string(),
+                    reason: "no such resource share".into(),
+                });
+            };
+            if !share.invited {
+                return Err(Error::ShareNotReady {
+                    share_arn: share_arn.to_string(),
+                    status: "no invitation yet".into(),
+                });
+            }
+            let invitation_arn = share.invitation_arn.clone();
+            if share.accepted {
+                Ok(Accepted::AlreadyAccepted { invitation_arn })
+            } else {
+                share.accepted = true;
+                Ok(Accepted::AcceptedNow { invitation_arn })
+            }
+        })?
+    }
+
+    async fn share_of_invitation(&self, invitation_arn: &str) -> Result<Option<String>> {
+        self.shares.update(|shares| {
+            shares
+                .iter()
+                .find(|s| s.invitation_arn == invitation_arn)
+                .map(|s| s.arn.clone())
+        })
+    }
+
+    async fn delete_share(&self, share_arn: &str) -> Result<bool> {
+        self.shares.update(|shares| {
+            let before = shares.len();
+            shares.retain(|s| s.arn != share_arn);
+            shares.len() != before
+        })
+    }
+
+    async fn clone_status(&self, _pipeline_id: &str, clone_id: &str) -> Result<CloneInfo> {
+        self.status_of(clone_id).await
+    }
+}

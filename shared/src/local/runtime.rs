@@ -1,0 +1,454 @@
+//! A local run of the real setup state machine: moto's Step Functions
+//! engine executes `statemachine/setup.asl.json`; its Lambda tasks reach
+//! the handlers in this process ([`crate::local::invoke`]); the local cloud
+//! ([`LocalCloud`]) makes the clone and emits the RAM and RDS events, which
+//! the event handlers turn into Step Functions callbacks, as in AWS.
+
+use crate::aws::registry::Registry;
+use crate::cloud::Cloud;
+use crate::error::{Error, Result};
+use crate::handlers;
+use crate::local::clone::LocalControlPlane;
+use crate::local::cloud::{CloudEvent, LocalCloud};
+use crate::local::invoke::{self, Delivery, Faults};
+use crate::local::moto::{self, MotoServer, ACCOUNT, REGION};
+use crate::workflow::events::EventReport;
+use crate::workflow::state::Waits;
+use crate::workflow::{CleanupTaskReport, State};
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The definition, as built into this program.
+pub const SETUP_ASL: &str = include_str!("../../../statemachine/setup.asl.json");
+pub const REGISTRY_TABLE: &str = "clonesync-registry";
+const STATE_MACHINE: &str = "clonesync-setup";
+
+/// `${PreflightArn}` → the ARN of `clonesync-preflight` in moto's account.
+pub fn substitute(definition: &str) -> Result<String> {
+    let mut out = String::with_capacity(definition.len());
+    let mut rest = definition;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| Error::local("unterminated ${ in the definition"))?;
+        let key = &rest[start + 2..start + end];
+        let function = key
+            .strip_suffix("Arn")
+            .map(kebab)
+            .and_then(|name| handlers::function_of(&name))
+            .ok_or_else(|| Error::local(format!("no function for ${{{key}}}")))?;
+        out.push_str(&format!(
+            "arn:aws:lambda:{REGION}:{ACCOUNT}:function:clonesync-{function}"
+        ));
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `RegisterPipeline` → `register-pipeline`.
+fn kebab(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// One event delivered to an event handler.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub function: &'static str,
+    pub report: std::result::Result<EventReport, String>,
+}
+
+/// What the run shows as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    Entered {
+        state: String,
+        at: SystemTime,
+    },
+    Exited {
+        state: String,
+        at: SystemTime,
+        took: Duration,
+    },
+    /// A task answered with an error (the ASL may retry or catch it).
+    TaskFailed {
+        state: String,
+        error: String,
+    },
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub execution_arn: String,
+    pub status: String,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// When each state was exited, in order.
+    pub exits: Vec<(String, SystemTime)>,
+    pub started: SystemTime,
+    pub stopped: SystemTime,
+}
+
+impl RunOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.status == "SUCCEEDED"
+    }
+
+    /// The final state (on success).
+    pub fn state(&self) -> Result<State> {
+        let output = self
+            .output
+            .clone()
+            .ok_or_else(|| Error::local("the execution has no output"))?;
+        serde_json::from_value(output).map_err(|e| Error::local(format!("execution output: {e}")))
+    }
+
+    pub fn exited_at(&self, state: &str) -> Option<SystemTime> {
+        self.exits
+            .iter()
+            .find(|(s, _)| s == state)
+            .map(|(_, at)| *at)
+    }
+}
+
+pub struct LocalRuntime {
+    pub cloud: Arc<LocalCloud>,
+    pub faults: Arc<Faults>,
+    delivered: Arc<Mutex<Vec<Delivered>>>,
+    sfn: aws_sdk_sfn::Client,
+    state_machine_arn: String,
+    tasks: Vec<JoinHandle<()>>,
+    // Last: moto stops after the tasks that call it.
+    _moto: MotoServer,
+}
+
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl LocalRuntime {
+    /// Start moto, the Lambda endpoint and event delivery, and create the
+    /// registry table and the state machine.
+    pub async fn start(plane: LocalControlPlane, work_dir: &Path) -> Result<LocalRuntime> {
+        std::fs::create_dir_all(work_dir)
+            .map_err(|e| Error::local(format!("create {}: {e}", work_dir.display())))?;
+        let listener = invoke::bind().await?;
+        let lambda_port = listener
+            .local_addr()
+            .map_err(|e| Error::local(e.to_string()))?
+            .port();
+        let moto = MotoServer::start(lambda_port)?;
+        moto.enable_execution().await?;
+        let clients = moto.clients().await;
+        moto::create_registry(&clients.dynamodb, REGISTRY_TABLE).await?;
+        let (cloud, events) =
+            LocalCloud::new(plane, work_dir, &clients, REGION, ACCOUNT, REGISTRY_TABLE);
+        let cloud = Arc::new(cloud);
+        let faults = Arc::new(Faults::default());
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let state_machine_arn = clients
+            .sfn
+            .create_state_machine()
+            .name(STATE_MACHINE)
+            .definition(substitute(SETUP_ASL)?)
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/clonesync-local"))
+            .send()
+            .await
+            .map_err(|e| crate::aws::fault::classify("states", "CreateStateMachine", e))?
+            .state_machine_arn;
+        let tasks = vec![
+            invoke::serve(listener, cloud.clone(), faults.clone()),
+            tokio::spawn(deliver(
+                events,
+                cloud.clone(),
+                faults.clone(),
+                delivered.clone(),
+            )),
+        ];
+        Ok(LocalRuntime {
+            cloud,
+            faults,
+            delivered,
+            sfn: clients.sfn.clone(),
+            state_machine_arn,
+            tasks,
+            _moto: moto,
+        })
+    }
+
+    /// The console input for a pipeline of the local source.
+    pub fn request(
+        &self,
+        pipeline_id: &str,
+        scope: serde_json::Value,
+        database: &str,
+        waits: Waits,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "pipeline": {"id": pipeline_id, "scope": scope},
+            "source": {
+                "cluster_arn": self.cloud.source_cluster_arn("local-source"),
+                // Nominal: locally the login comes from the command line
+                // and stays in this process; no secret is read.
+                "secret_arn": format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:clonesync-local-source"),
+                "database": database,
+            },
+            "clone": {"instance_class": "db.local"},
+            "waits": waits,
+        })
+    }
+
+    /// Start an execution and follow it to its end, reporting each state.
+    pub async fn run(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<RunOutcome> {
+        let started = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .map_err(|e| crate::aws::fault::classify("states", "StartExecution", e))?;
+        self.watch(started.execution_arn(), progress).await
+    }
+
+    async fn watch(
+        &self,
+        execution_arn: &str,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<RunOutcome> {
+        let mut seen = 0;
+        let mut entered: Vec<(String, SystemTime)> = Vec::new();
+        let mut exits = Vec::new();
+        loop {
+            let description = self
+                .sfn
+                .describe_execution()
+                .execution_arn(execution_arn)
+                .send()
+                .await
+                .map_err(|e| crate::aws::fault::classify("states", "DescribeExecution", e))?;
+            let history = self.history(execution_arn).await?;
+            for event in history.iter().skip(seen) {
+                let at: SystemTime = event
+                    .timestamp()
+                    .to_owned()
+                    .try_into()
+                    .unwrap_or(SystemTime::now());
+                if let Some(name) = event.state_entered_event_details().map(|d| d.name()) {
+                    entered.push((name.to_string(), at));
+                    progress(&Progress::Entered {
+                        state: name.to_string(),
+                        at,
+                    });
+                } else if let Some(name) = event.state_exited_event_details().map(|d| d.name()) {
+                    let since = entered
+                        .iter()
+                        .rev()
+                        .find(|(s, _)| s == name)
+                        .map(|(_, t)| *t)
+                        .unwrap_or(at);
+                    exits.push((name.to_string(), at));
+                    progress(&Progress::Exited {
+                        state: name.to_string(),
+                        at,
+                        took: at.duration_since(since).unwrap_or_default(),
+                    });
+                } else if let Some(error) = task_error(event) {
+                    let state = entered.last().map(|(s, _)| s.clone()).unwrap_or_default();
+                    progress(&Progress::TaskFailed { state, error });
+                }
+            }
+            seen = history.len();
+            if *description.status() != ExecutionStatus::Running {
+                return Ok(RunOutcome {
+                    execution_arn: execution_arn.to_string(),
+                    status: description.status().as_str().to_string(),
+                    output: description
+                        .output()
+                        .and_then(|o| serde_json::from_str(o).ok()),
+                    error: description.error().map(str::to_string),
+                    cause: description.cause().map(str::to_string),
+                    exits,
+                    started: description
+                        .start_date()
+                        .to_owned()
+                        .try_into()
+                        .unwrap_or(SystemTime::now()),
+                    stopped: description
+                        .stop_date()
+                        .and_then(|d| d.to_owned().try_into().ok())
+                        .unwrap_or(SystemTime::now()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn history(&self, execution_arn: &str) -> Result<Vec<HistoryEvent>> {
+        let mut events = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .sfn
+                .get_execution_history()
+                .execution_arn(execution_arn)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| crate::aws::fault::classify("states", "GetExecutionHistory", e))?;
+            events.extend(page.events().iter().cloned());
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_string()),
+                _ => return Ok(events),
+            }
+        }
+    }
+
+    /// Every event delivered to the event handlers so far.
+    pub fn delivered(&self) -> Vec<Delivered> {
+        self.delivered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn registry(&self) -> Registry<'_> {
+        self.cloud.registry()
+    }
+
+    /// Remove a pipeline that reached streaming: everything it is named
+    /// for (subscription, slot, publication, clone, share) and its
+    /// registry record. Each part is idempotent, so a second teardown
+    /// finds nothing.
+    pub async fn teardown(&self, state: &State) -> Result<CleanupTaskReport> {
+        teardown(&*self.cloud, state).await
+    }
+}
+
+/// [`LocalRuntime::teardown`] on any cloud.
+pub async fn teardown<C: Cloud>(cloud: &C, state: &State) -> Result<CleanupTaskReport> {
+    let mut everything = state.clone();
+    let source = everything
+        .created
+        .source
+        .get_or_insert(crate::workflow::SourceCreated {
+            publication: true,
+            slot: true,
+            slot_consistent_lsn: crate::pg::Lsn::from(0),
+        });
+    source.publication = true;
+    source.slot = true;
+    if everything.created.clone.is_none() {
+        everything.created.clone = everything.clone_info.clone();
+    }
+    if everything.created.subscription.is_none() {
+        // Only its presence matters to cleanup: drop the pipeline's
+        // subscription by name.
+        everything.created.subscription =
+            Some(crate::steps::create_subscription::SubscriptionCreated {
+                subscription_oid: 0,
+                origin: String::new(),
+                created_now: false,
+            });
+    }
+    if let Some(share) = everything.share.as_mut() {
+        share.created_now = true;
+    }
+    let report = crate::workflow::cleanup_with_share(cloud, &everything).await?;
+    cloud
+        .registry()
+        .delete_pipeline(state.pipeline.id.as_str())
+        .await?;
+    Ok(report)
+}
+
+fn task_error(event: &HistoryEvent) -> Option<String> {
+    match event.r#type() {
+        HistoryEventType::LambdaFunctionFailed => event
+            .lambda_function_failed_event_details()
+            .and_then(|d| d.error())
+            .map(str::to_string),
+        HistoryEventType::TaskFailed => event
+            .task_failed_event_details()
+            .and_then(|d| d.error())
+            .map(str::to_string),
+        HistoryEventType::LambdaFunctionTimedOut | HistoryEventType::TaskTimedOut => {
+            Some("States.Timeout".into())
+        }
+        _ => None,
+    }
+}
+
+async fn deliver(
+    mut events: mpsc::UnboundedReceiver<CloudEvent>,
+    cloud: Arc<LocalCloud>,
+    faults: Arc<Faults>,
+    delivered: Arc<Mutex<Vec<Delivered>>>,
+) {
+    while let Some(event) = events.recv().await {
+        let copies = match faults.delivery() {
+            Delivery::Once => 1,
+            Delivery::Twice => 2,
+            Delivery::Never => 0,
+        };
+        if copies == 0 {
+            tracing::info!(function = event.function, "event dropped (local run)");
+        }
+        for _ in 0..copies {
+            let report = handlers::dispatch(&*cloud, event.function, event.event.clone())
+                .await
+                .and_then(|v| {
+                    serde_json::from_value::<EventReport>(v)
+                        .map_err(|e| Error::local(e.to_string()))
+                })
+                .map_err(|e| {
+                    tracing::warn!(function = event.function, error = %e, kind = e.name(), "event handler failed");
+                    e.to_string()
+                });
+            delivered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Delivered {
+                    function: event.function,
+                    report,
+                });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_of_the_definition_names_a_function() {
+        let definition = substitute(SETUP_ASL).unwrap();
+        assert!(!definition.contains("${"));
+        assert!(definition.contains(":function:clonesync-register-pipeline\""));
+        assert!(substitute("{\"Resource\": \"${NoSuchArn}\"}").is_err());
+    }
+}

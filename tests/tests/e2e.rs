@@ -1,0 +1,298 @@
+//! End to end: the real `statemachine/setup.asl.json` executed by moto's
+//! Step Functions engine, its Lambda tasks served by the real handlers in
+//! this process, the local cloud making the clone and emitting the RAM and
+//! RDS events, against real servers under a concurrent write load.
+
+use clonesync::local::invoke::{Delivery, Fault};
+use clonesync::local::runtime::{Progress, RunOutcome};
+use clonesync::local::LocalRuntime;
+use clonesync::workflow::state::Waits;
+use clonesync_tests::fixture::{connect, DB};
+use clonesync_tests::pipeline::slots_and_publications;
+use clonesync_tests::{
+    compare_tables, create_schema, tables_in, wait_for_marker, TestEnv, Workload,
+};
+use serde_json::json;
+use std::time::Duration;
+
+const SCHEMAS: &[&str] = &["public", "Sales Schema"];
+
+/// Short waits, so the polling fallback is reached within a test.
+fn short_waits() -> Waits {
+    Waits {
+        share_timeout_seconds: 4,
+        share_heartbeat_seconds: 3,
+        clone_timeout_seconds: 8,
+        clone_heartbeat_seconds: 6,
+    }
+}
+
+struct Run {
+    env: TestEnv,
+    runtime: LocalRuntime,
+}
+
+async fn setup() -> Run {
+    let env = TestEnv::start().await;
+    create_schema(&env.source_client().await).await;
+    let runtime = LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
+        .await
+        .expect("local runtime");
+    Run { env, runtime }
+}
+
+impl Run {
+    fn input(&self, pipeline: &str) -> serde_json::Value {
+        self.runtime
+            .request(pipeline, json!({"kind": "all_tables"}), DB, short_waits())
+    }
+
+    async fn execute(&self, name: &str, input: &serde_json::Value) -> (RunOutcome, Vec<Progress>) {
+        let mut seen = Vec::new();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(240),
+            self.runtime.run(name, input, &mut |p| seen.push(p.clone())),
+        )
+        .await
+        .expect("the execution ended within 4 minutes")
+        .expect("run");
+        (outcome, seen)
+    }
+
+    /// The source holds no slot or publication; no clone server runs.
+    async fn assert_nothing_left(&self) {
+        let source = self.env.source_client().await;
+        let (slots, publications) = slots_and_publications(&source).await;
+        assert!(slots.is_empty(), "slots left: {slots:?}");
+        assert!(
+            publications.is_empty(),
+            "publications left: {publications:?}"
+        );
+        assert_eq!(self.env.running_servers(), 0, "a clone server still runs");
+    }
+}
+
+fn entered(progress: &[Progress], state: &str) -> usize {
+    progress
+        .iter()
+        .filter(|p| matches!(p, Progress::Entered { state: s, .. } if s == state))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_state_machine_hands_off_under_load_and_teardown_leaves_nothing() {
+    let run = setup().await;
+    let load = Workload::start(run.env.source_endpoint(), 2, 11, Duration::from_millis(2));
+    load.wait_for_more(100).await;
+
+    let (outcome, progress) = run.execute("happy", &run.input("e2e_happy")).await;
+    assert!(
+        outcome.succeeded(),
+        "{} {:?} {:?}",
+        outcome.status,
+        outcome.error,
+        outcome.cause
+    );
+    let state = outcome.state().unwrap();
+    assert!(
+        state.created.source.as_ref().unwrap().slot,
+        "this run made the slot"
+    );
+    assert_eq!(entered(&progress, "WaitForClone"), 1);
+    assert_eq!(entered(&progress, "PollClone"), 0, "events woke the waits");
+    assert_eq!(entered(&progress, "Cleanup"), 0);
+    // The events reached the handlers and woke both waits.
+    let woken: Vec<String> = run
+        .runtime
+        .delivered()
+        .into_iter()
+        .filter_map(|d| d.report.ok())
+        .flat_map(|r| r.woken)
+        .collect();
+    assert!(
+        woken.iter().any(|w| w.contains(":resource-share/")),
+        "{woken:?}"
+    );
+    assert!(woken.contains(&state.clone_id), "{woken:?}");
+    assert!(run
+        .runtime
+        .registry()
+        .get_pipeline("e2e_happy")
+        .await
+        .unwrap()
+        .is_some());
+
+    load.wait_for_more(200).await;
+    let stats = load.stop().await;
+    assert!(stats.committed > 300);
+    let source = run.env.source_client().await;
+    let info = state.clone_info().unwrap();
+    let target = connect(&run.env.plane.clone_login(info)).await;
+    wait_for_marker(&source, &target, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let tables = tables_in(&source, SCHEMAS).await;
+    let (states, differences) = compare_tables(&source, &target, &tables).await;
+    assert_eq!(states.len(), 8, "every table of the schema compared");
+    assert!(differences.is_empty(), "tables differ: {differences:#?}");
+    drop(target);
+
+    let report = run.runtime.teardown(&state).await.unwrap();
+    assert!(report.databases.slot_dropped, "{report:?}");
+    run.assert_nothing_left().await;
+    assert!(run
+        .runtime
+        .registry()
+        .get_pipeline("e2e_happy")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transient_failure_is_retried_and_the_run_succeeds() {
+    let run = setup().await;
+    run.runtime.faults.add(Fault {
+        function: "create-subscription".into(),
+        error_type: "Transient.Database".into(),
+        times: Some(1),
+    });
+    let (outcome, progress) = run.execute("transient", &run.input("e2e_transient")).await;
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    assert!(progress.iter().any(|p| matches!(p,
+        Progress::TaskFailed { state, error } if state == "CreateSubscription" && error == "Transient.Database")));
+    let calls: Vec<_> = run
+        .runtime
+        .faults
+        .invocations()
+        .into_iter()
+        .filter(|i| i.function == "create-subscription")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls[0].injected && calls[1].error_type.is_none());
+    run.runtime
+        .teardown(&outcome.state().unwrap())
+        .await
+        .unwrap();
+    run.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lasting_failure_after_the_slot_runs_cleanup_and_fails_with_its_name() {
+    let run = setup().await;
+    run.runtime.faults.add(Fault {
+        function: "verify".into(),
+        error_type: "Verify.NotStreaming".into(),
+        times: None,
+    });
+    let (outcome, progress) = run.execute("lasting", &run.input("e2e_lasting")).await;
+    assert_eq!(outcome.status, "FAILED");
+    assert_eq!(outcome.error.as_deref(), Some("Verify.NotStreaming"));
+    assert_eq!(entered(&progress, "Cleanup"), 1);
+    assert!(
+        outcome.exited_at("PrepareSource").is_some(),
+        "the slot was made before the failure"
+    );
+    run.assert_nothing_left().await;
+    assert!(
+        run.env.clone_dirs().is_empty(),
+        "{:?}",
+        run.env.clone_dirs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicated_events_are_ignored_the_second_time() {
+    let run = setup().await;
+    run.runtime.faults.set_delivery(Delivery::Twice);
+    let (outcome, _) = run.execute("twice", &run.input("e2e_twice")).await;
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    let delivered = run.runtime.delivered();
+    let woken: usize = delivered
+        .iter()
+        .filter_map(|d| d.report.as_ref().ok())
+        .map(|r| r.woken.len())
+        .sum();
+    let ignored: usize = delivered
+        .iter()
+        .filter_map(|d| d.report.as_ref().ok())
+        .map(|r| r.ignored.len())
+        .sum();
+    assert!(delivered.iter().all(|d| d.report.is_ok()), "{delivered:?}");
+    assert_eq!(woken, 2, "each wait woken once: {delivered:?}");
+    assert!(ignored >= 2, "the copies find no wait: {delivered:?}");
+    run.runtime
+        .teardown(&outcome.state().unwrap())
+        .await
+        .unwrap();
+    run.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_events_the_polling_fallback_finishes_the_run() {
+    let run = setup().await;
+    run.runtime.faults.set_delivery(Delivery::Never);
+    let (outcome, progress) = run.execute("lost", &run.input("e2e_lost")).await;
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    assert_eq!(entered(&progress, "PollShare"), 1, "{progress:?}");
+    assert_eq!(entered(&progress, "PollClone"), 1, "{progress:?}");
+    assert!(run.runtime.delivered().is_empty());
+    run.runtime
+        .teardown(&outcome.state().unwrap())
+        .await
+        .unwrap();
+    run.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn running_the_same_input_again_converges_without_creating_twice() {
+    let run = setup().await;
+    let input = run.input("e2e_again");
+    let (first, _) = run.execute("first", &input).await;
+    assert!(first.succeeded(), "{:?} {:?}", first.error, first.cause);
+    let (second, _) = run.execute("second", &input).await;
+    assert!(second.succeeded(), "{:?} {:?}", second.error, second.cause);
+    let (a, b) = (first.state().unwrap(), second.state().unwrap());
+    // `created.source` says the pipeline owns the slot and publication
+    // (for cleanup), not that this run made them: count them instead.
+    assert!(!b.created.subscription.as_ref().unwrap().created_now);
+    assert!(!b.share.as_ref().unwrap().created_now);
+    assert_eq!(
+        a.share,
+        b.share.as_ref().map(|s| clonesync::aws::ram::Share {
+            created_now: true,
+            ..s.clone()
+        })
+    );
+    assert_eq!(a.clone_info, b.clone_info, "the same clone");
+    assert_eq!(run.env.clone_dirs().len(), 1);
+    let source = run.env.source_client().await;
+    let (slots, publications) = slots_and_publications(&source).await;
+    assert_eq!(slots, ["clonesync_e2e_again"]);
+    assert_eq!(publications, ["clonesync_e2e_again"]);
+    let target = connect(&run.env.plane.clone_login(b.clone_info().unwrap())).await;
+    let subscriptions = target
+        .query_one("SELECT count(*) FROM pg_subscription", &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(subscriptions, 1);
+    drop(target);
+    run.runtime.teardown(&b).await.unwrap();
+    run.assert_nothing_left().await;
+}
