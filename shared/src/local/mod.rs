@@ -8,10 +8,12 @@
 
 pub mod clone;
 pub mod cloud;
+pub mod compare;
 pub mod invoke;
 pub mod moto;
 pub mod runtime;
 pub mod server;
+pub mod workload;
 
 pub use clone::{LocalControlPlane, LOCAL_CLONE_EXTRA_SENDERS};
 pub use cloud::LocalCloud;
