@@ -259,13 +259,13 @@ impl Error {
         )
     }
 
-    pub(crate) fn invalid(problem: impl Into<String>) -> Self {
+    pub fn invalid(problem: impl Into<String>) -> Self {
         Error::InvalidInput {
             problems: vec![problem.into()],
         }
     }
 
-    pub(crate) fn local(reason: impl Into<String>) -> Self {
+    pub fn local(reason: impl Into<String>) -> Self {
         Error::LocalServer {
             reason: reason.into(),
         }

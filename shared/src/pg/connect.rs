@@ -177,7 +177,16 @@ where
 {
     tokio::spawn(async move {
         if let Err(error) = connection.await {
-            tracing::warn!(endpoint = %target, %error, "database connection ended with an error");
+            // A server shutting down (a clone being deleted) ends its
+            // sessions with admin_shutdown: expected, not a warning.
+            let shutdown = error
+                .as_db_error()
+                .is_some_and(|e| e.code() == &tokio_postgres::error::SqlState::ADMIN_SHUTDOWN);
+            if shutdown {
+                tracing::debug!(endpoint = %target, "database connection ended: server shut down");
+            } else {
+                tracing::warn!(endpoint = %target, %error, "database connection ended with an error");
+            }
         }
     });
 }

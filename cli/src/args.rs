@@ -1,0 +1,302 @@
+//! The command line: `clonesync <command> [--option value]...`. A handful
+//! of options per command, so a small strict parser: an unknown option, a
+//! missing value or a bad number is a usage error naming it.
+
+use clonesync::pg::{PgName, TableName};
+use clonesync::scope::Scope;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const USAGE: &str = "\
+clonesync — keep a copy of a PostgreSQL database in sync, set up by the real
+state machine (run locally in moto's Step Functions engine).
+
+Usage:
+  clonesync demo [--duration SECONDS] [--work-dir DIR] [--keep]
+      Start a source server with a schema, data and a write load, run the
+      setup state machine, show progress and lag, replicate until Ctrl-C or
+      --duration, compare every table, tear everything down.
+
+  clonesync local up --source-url URL [--pipeline ID] [--schemas A,B | --tables S.T,...]
+                     [--work-dir DIR] [--clone-dir DIR] [--clone-port PORT]
+      Clone a running local server (a superuser or REPLICATION login; the
+      same major version as this machine's PostgreSQL binaries) and attach
+      the clone to it by logical replication. The clone keeps running.
+  clonesync local status [--work-dir DIR] [--source-url URL]
+  clonesync local down   [--work-dir DIR] [--source-url URL]
+
+  clonesync preflight --source-url URL [--pipeline ID] [--schemas A,B | --tables S.T,...]
+      Every check on the source, as a readable report.
+
+URL: postgres://user[:password]@host:port/dbname. Without a password in it,
+PGPASSWORD is used. The password is never printed or written to disk.
+--work-dir defaults to /var/tmp/clonesync/<pipeline> for `local`.
+Log level: CLONESYNC_LOG=error|warn|info|debug (default warn).
+";
+
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+#[derive(Debug)]
+pub enum Command {
+    Help,
+    Demo(DemoOptions),
+    LocalUp(UpOptions),
+    LocalStatus(PipelineDir),
+    LocalDown(PipelineDir),
+    Preflight(SourceOptions),
+}
+
+#[derive(Debug)]
+pub struct DemoOptions {
+    /// How long to replicate once streaming; `None`: until Ctrl-C.
+    pub duration: Option<Duration>,
+    pub work_dir: Option<PathBuf>,
+    pub keep: bool,
+}
+
+#[derive(Debug)]
+pub struct SourceOptions {
+    pub source_url: String,
+    pub pipeline: String,
+    pub scope: Scope,
+}
+
+#[derive(Debug)]
+pub struct UpOptions {
+    pub source: SourceOptions,
+    pub work_dir: PathBuf,
+    pub clone_dir: Option<PathBuf>,
+    pub clone_port: Option<u16>,
+}
+
+#[derive(Debug)]
+pub struct PipelineDir {
+    pub work_dir: PathBuf,
+    pub source_url: Option<String>,
+}
+
+struct Options(BTreeMap<String, String>);
+
+const FLAG: &str = "";
+
+impl Options {
+    fn parse(args: &[String], with_value: &[&str], flags: &[&str]) -> Result<Options, UsageError> {
+        let mut map = BTreeMap::new();
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_string())),
+                None => (arg.as_str(), None),
+            };
+            let Some(key) = name.strip_prefix("--") else {
+                return Err(UsageError(format!("unexpected argument {arg:?}")));
+            };
+            let value = if flags.contains(&key) {
+                if inline.is_some() {
+                    return Err(UsageError(format!("--{key} takes no value")));
+                }
+                FLAG.to_string()
+            } else if with_value.contains(&key) {
+                match inline {
+                    Some(value) => value,
+                    None => rest
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| UsageError(format!("--{key} needs a value")))?,
+                }
+            } else {
+                return Err(UsageError(format!("unknown option --{key}")));
+            };
+            if map.insert(key.to_string(), value).is_some() {
+                return Err(UsageError(format!("--{key} given twice")));
+            }
+        }
+        Ok(Options(map))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, UsageError> {
+        self.get(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| UsageError(format!("--{key}: {v:?} is not a valid number")))
+            })
+            .transpose()
+    }
+
+    fn source(&self) -> Result<SourceOptions, UsageError> {
+        let source_url = self
+            .get("source-url")
+            .ok_or_else(|| UsageError("--source-url is required".into()))?
+            .to_string();
+        let pipeline = self.get("pipeline").unwrap_or("local").to_string();
+        let scope = match (self.get("schemas"), self.get("tables")) {
+            (Some(_), Some(_)) => {
+                return Err(UsageError("give --schemas or --tables, not both".into()))
+            }
+            (Some(list), None) => Scope::Schemas {
+                schemas: list
+                    .split(',')
+                    .map(|s| PgName::new(s.trim()))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| UsageError(format!("--schemas: {e}")))?,
+            },
+            (None, Some(list)) => Scope::Tables {
+                tables: list
+                    .split(',')
+                    .map(|t| {
+                        let (schema, name) =
+                            t.trim().split_once('.').unwrap_or(("public", t.trim()));
+                        TableName::new(schema, name)
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| UsageError(format!("--tables: {e}")))?,
+            },
+            (None, None) => Scope::AllTables,
+        };
+        Ok(SourceOptions {
+            source_url,
+            pipeline,
+            scope,
+        })
+    }
+}
+
+/// The default work directory of a local pipeline.
+pub fn default_work_dir(pipeline: &str) -> PathBuf {
+    PathBuf::from("/var/tmp/clonesync").join(pipeline)
+}
+
+pub fn parse(args: &[String]) -> Result<Command, UsageError> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        [] | ["help" | "--help" | "-h", ..] => Ok(Command::Help),
+        ["demo", ..] => {
+            let o = Options::parse(&args[1..], &["duration", "work-dir"], &["keep"])?;
+            Ok(Command::Demo(DemoOptions {
+                duration: o.number::<u64>("duration")?.map(Duration::from_secs),
+                work_dir: o.get("work-dir").map(PathBuf::from),
+                keep: o.flag("keep"),
+            }))
+        }
+        ["local", "up", ..] => {
+            let o = Options::parse(
+                &args[2..],
+                &[
+                    "source-url",
+                    "pipeline",
+                    "schemas",
+                    "tables",
+                    "work-dir",
+                    "clone-dir",
+                    "clone-port",
+                ],
+                &[],
+            )?;
+            let source = o.source()?;
+            Ok(Command::LocalUp(UpOptions {
+                work_dir: o
+                    .get("work-dir")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| default_work_dir(&source.pipeline)),
+                clone_dir: o.get("clone-dir").map(PathBuf::from),
+                clone_port: o.number("clone-port")?,
+                source,
+            }))
+        }
+        ["local", which @ ("status" | "down"), ..] => {
+            let o = Options::parse(&args[2..], &["work-dir", "source-url", "pipeline"], &[])?;
+            let dir = PipelineDir {
+                work_dir: o
+                    .get("work-dir")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| default_work_dir(o.get("pipeline").unwrap_or("local"))),
+                source_url: o.get("source-url").map(str::to_string),
+            };
+            Ok(if *which == "status" {
+                Command::LocalStatus(dir)
+            } else {
+                Command::LocalDown(dir)
+            })
+        }
+        ["local", ..] => Err(UsageError("local needs up, status or down".into())),
+        ["preflight", ..] => {
+            let o = Options::parse(
+                &args[1..],
+                &["source-url", "pipeline", "schemas", "tables"],
+                &[],
+            )?;
+            Ok(Command::Preflight(o.source()?))
+        }
+        [other, ..] => Err(UsageError(format!("unknown command {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn demo_options() {
+        let Ok(Command::Demo(o)) = parse(&args("demo --duration 30 --keep")) else {
+            panic!("not a demo")
+        };
+        assert_eq!(o.duration, Some(Duration::from_secs(30)));
+        assert!(o.keep);
+        let Ok(Command::Demo(o)) = parse(&args("demo --duration=5")) else {
+            panic!("not a demo")
+        };
+        assert_eq!(o.duration, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn usage_errors_name_the_problem() {
+        for (line, expected) in [
+            (
+                "demo --duration soon",
+                "--duration: \"soon\" is not a valid number",
+            ),
+            ("demo --fast", "unknown option --fast"),
+            ("demo --duration", "--duration needs a value"),
+            ("local up", "--source-url is required"),
+            ("local sideways", "local needs up, status or down"),
+            (
+                "preflight --source-url u --schemas a --tables b",
+                "not both",
+            ),
+            ("launch", "unknown command \"launch\""),
+            ("demo --keep --keep", "--keep given twice"),
+        ] {
+            let err = parse(&args(line)).unwrap_err();
+            assert!(err.0.contains(expected), "{line}: {}", err.0);
+        }
+    }
+
+    #[test]
+    fn scopes_and_defaults() {
+        let Ok(Command::LocalUp(o)) = parse(&args(
+            "local up --source-url postgres://a@h:1/d --pipeline p1 --tables sales.orders,items",
+        )) else {
+            panic!("not local up")
+        };
+        assert_eq!(o.work_dir, PathBuf::from("/var/tmp/clonesync/p1"));
+        let Scope::Tables { tables } = &o.source.scope else {
+            panic!("not tables")
+        };
+        assert_eq!(tables[0], TableName::new("sales", "orders").unwrap());
+        assert_eq!(tables[1], TableName::new("public", "items").unwrap());
+    }
+}

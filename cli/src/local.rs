@@ -1,0 +1,225 @@
+//! `clonesync local up|status|down` against a server the user runs, and
+//! `clonesync preflight`.
+//!
+//! `up` runs the setup state machine like the demo and leaves the clone
+//! running and subscribed; what `status` and `down` need is kept in
+//! `pipeline.json` in the work directory — identifiers only: the password
+//! is given again (in the URL or `PGPASSWORD`) when it is needed.
+
+use crate::args::{PipelineDir, SourceOptions, UpOptions};
+use crate::show;
+use clonesync::error::{Error, Result};
+use clonesync::local::runtime::LocalRuntime;
+use clonesync::local::{LocalControlPlane, PgBinaries, RunAs, LOCAL_CLONE_EXTRA_SENDERS};
+use clonesync::pg::{self, Endpoint, Secret, SessionSettings};
+use clonesync::pipeline::PipelineSpec;
+use clonesync::steps::{preflight, verify};
+use clonesync::workflow::state::Waits;
+use clonesync::workflow::State;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+const RECORD: &str = "pipeline.json";
+
+/// What `status` and `down` need (no credential).
+#[derive(Debug, Serialize, Deserialize)]
+struct LocalPipeline {
+    source_host: String,
+    source_port: u16,
+    source_database: String,
+    source_user: String,
+    clone_dir: PathBuf,
+    clone_port: Option<u16>,
+    state: State,
+}
+
+/// The source login: the URL's, with `PGPASSWORD` when it has none.
+fn login(url: &str) -> Result<Endpoint> {
+    let mut endpoint = Endpoint::parse(url)?;
+    if endpoint.password.is_none() {
+        endpoint.password = std::env::var("PGPASSWORD").ok().map(Secret::new);
+    }
+    Ok(endpoint)
+}
+
+fn plane(source: Endpoint, clone_dir: &Path, clone_port: Option<u16>) -> Result<LocalControlPlane> {
+    let mut plane =
+        LocalControlPlane::new(source, clone_dir, PgBinaries::locate()?, RunAs::detect()?);
+    plane.clone_port = clone_port;
+    Ok(plane)
+}
+
+pub async fn up(options: UpOptions) -> Result<bool> {
+    let source = login(&options.source.source_url)?;
+    let clone_dir = options
+        .clone_dir
+        .clone()
+        .unwrap_or_else(|| options.work_dir.join("clones"));
+    for dir in [&options.work_dir, &clone_dir] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::local(format!("create {}: {e}", dir.display())))?;
+    }
+    // The clone's server runs as the server account, which owns its files.
+    if let Some(run_as) = RunAs::detect()? {
+        run_as.own(&clone_dir)?;
+    }
+    clonesync::local::moto::ensure_installed()?;
+    let plane = plane(source.clone(), &clone_dir, options.clone_port)?;
+    let runtime = LocalRuntime::start(plane, &options.work_dir.join("cloud")).await?;
+    let scope =
+        serde_json::to_value(&options.source.scope).map_err(|e| Error::local(e.to_string()))?;
+    let input = runtime.request(
+        &options.source.pipeline,
+        scope,
+        &source.dbname,
+        Waits::default(),
+    );
+    let name = format!(
+        "{}-{}",
+        options.source.pipeline.replace('_', "-"),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    );
+    println!("setup: execution {name}");
+    let outcome = runtime
+        .run(&name, &input, &mut show::progress(SystemTime::now()))
+        .await?;
+    show::outcome(&outcome);
+    if !outcome.succeeded() {
+        return Ok(false);
+    }
+    let state = outcome.state()?;
+    let record = LocalPipeline {
+        source_host: source.host.clone(),
+        source_port: source.port,
+        source_database: source.dbname.clone(),
+        source_user: source.user.clone(),
+        clone_dir,
+        clone_port: state.clone_info().ok().map(|c| c.port),
+        state,
+    };
+    let text = serde_json::to_string_pretty(&record).map_err(|e| Error::local(e.to_string()))?;
+    let path = options.work_dir.join(RECORD);
+    std::fs::write(&path, text)
+        .map_err(|e| Error::local(format!("write {}: {e}", path.display())))?;
+    let info = record.state.clone_info()?;
+    println!(
+        "streaming: clone {} on {}:{}, subscription {:?}; `clonesync local status --work-dir {}` shows the lag",
+        info.clone_id,
+        info.host,
+        info.port,
+        record.state.pipeline.subscription.as_str(),
+        options.work_dir.display()
+    );
+    Ok(true)
+}
+
+fn read_record(dir: &PipelineDir) -> Result<(LocalPipeline, Endpoint)> {
+    let path = dir.work_dir.join(RECORD);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::local(format!(
+            "{}: {e} (no pipeline set up there with `clonesync local up`?)",
+            path.display()
+        ))
+    })?;
+    let record: LocalPipeline = serde_json::from_str(&text)
+        .map_err(|e| Error::local(format!("{}: {e}", path.display())))?;
+    let mut source = Endpoint {
+        host: record.source_host.clone(),
+        port: record.source_port,
+        dbname: record.source_database.clone(),
+        user: record.source_user.clone(),
+        password: std::env::var("PGPASSWORD").ok().map(Secret::new),
+    };
+    if let Some(url) = &dir.source_url {
+        let given = login(url)?;
+        if (given.host.as_str(), given.port) != (source.host.as_str(), source.port) {
+            return Err(Error::invalid(format!(
+                "--source-url names {}:{}, the pipeline's source is {}:{}",
+                given.host, given.port, source.host, source.port
+            )));
+        }
+        source = given;
+    }
+    Ok((record, source))
+}
+
+pub async fn status(dir: PipelineDir) -> Result<bool> {
+    let (record, source) = read_record(&dir)?;
+    let plane = plane(source.clone(), &record.clone_dir, record.clone_port)?;
+    let state = &record.state;
+    let info = state.clone_info()?;
+    println!(
+        "pipeline {}: source {}:{}/{}, clone {} on {}:{}",
+        state.pipeline.id,
+        source.host,
+        source.port,
+        source.dbname,
+        info.clone_id,
+        info.host,
+        info.port
+    );
+    let session = SessionSettings::default();
+    let source_client = pg::connect(&source, &session).await?;
+    let clone_client = pg::connect(&plane.clone_login(info), &session)
+        .await
+        .map_err(|e| Error::local(format!("the clone does not answer ({}): {e}", e.name())))?;
+    let reading = verify::measure(&source_client, &clone_client, &state.pipeline).await?;
+    show::streaming(&reading, Duration::ZERO, None);
+    Ok(reading.slot_active && reading.apply_worker_pid > 0)
+}
+
+pub async fn down(dir: PipelineDir) -> Result<bool> {
+    let (record, source) = read_record(&dir)?;
+    let plane = plane(source, &record.clone_dir, record.clone_port)?;
+    let runtime = LocalRuntime::start(plane, &dir.work_dir.join("cloud")).await?;
+    let report = runtime.teardown(&record.state).await?;
+    println!(
+        "down: subscription dropped {}, slot dropped {}, publication dropped {}, clone deleted {}, share deleted {}",
+        report.databases.subscription_dropped,
+        report.databases.slot_dropped,
+        report.databases.publication_dropped,
+        report.databases.clone_deleted,
+        report.share_deleted
+    );
+    drop(runtime);
+    for leftover in [dir.work_dir.join(RECORD), dir.work_dir.join("cloud")] {
+        let _ = std::fs::remove_file(&leftover).or_else(|_| std::fs::remove_dir_all(&leftover));
+    }
+    Ok(true)
+}
+
+pub async fn preflight(options: SourceOptions) -> Result<bool> {
+    let source = login(&options.source_url)?;
+    let spec = PipelineSpec::with_defaults(&options.pipeline, options.scope)?;
+    let plane = plane(source.clone(), &std::env::temp_dir(), None)?;
+    let client = pg::connect(&source, &SessionSettings::default()).await?;
+    println!(
+        "preflight of {}:{}/{} for pipeline {}",
+        source.host, source.port, source.dbname, spec.id
+    );
+    match preflight::run(&client, None, &plane, &spec, LOCAL_CLONE_EXTRA_SENDERS).await {
+        Ok(report) => {
+            println!(
+                "  ok: server version {}, {} tables in scope",
+                report.source_version_num, report.tables_in_scope
+            );
+            for warning in &report.warnings {
+                println!("  warning: {warning}");
+            }
+            Ok(true)
+        }
+        Err(Error::PreflightFailed { failures }) => {
+            println!("  {} problem(s):", failures.len());
+            for failure in failures {
+                println!("  x {}: {}", failure.check, failure.detail);
+                println!("      fix: {}", failure.hint);
+            }
+            Ok(false)
+        }
+        Err(other) => Err(other),
+    }
+}

@@ -1,0 +1,69 @@
+//! `clonesync`: the local demo, local pipelines and preflight (see
+//! [`args::USAGE`]). Exit status: 0 success, 1 the work failed (a failed
+//! check, a failed execution, tables that differ, an error), 2 usage.
+
+mod args;
+mod demo;
+mod local;
+mod show;
+
+use args::Command;
+use std::process::ExitCode;
+
+fn init_logging() {
+    let level = match std::env::var("CLONESYNC_LOG").as_deref() {
+        Ok("error") => tracing::Level::ERROR,
+        Ok("info") => tracing::Level::INFO,
+        Ok("debug") => tracing::Level::DEBUG,
+        _ => tracing::Level::WARN,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let command = match args::parse(&argv) {
+        Ok(command) => command,
+        Err(args::UsageError(problem)) => {
+            eprintln!("clonesync: {problem}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Help = command {
+        print!("{}", args::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("clonesync: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            Command::Help => Ok(true),
+            Command::Demo(options) => demo::run(options).await,
+            Command::LocalUp(options) => local::up(options).await,
+            Command::LocalStatus(dir) => local::status(dir).await,
+            Command::LocalDown(dir) => local::down(dir).await,
+            Command::Preflight(options) => local::preflight(options).await,
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("clonesync: {} ({})", error, error.name());
+            ExitCode::FAILURE
+        }
+    }
+}
