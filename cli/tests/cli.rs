@@ -1,0 +1,251 @@
+//! The `clonesync` program as a user runs it: the demo end to end, a local
+//! pipeline against a server already running, preflight, and usage errors.
+//! Each checks the exit status, what is printed, and what is left behind.
+
+use clonesync::local::{LocalServer, PgBinaries, RunAs};
+use clonesync::pg::Secret;
+use clonesync_tests::fixture::SUPERUSER;
+use clonesync_tests::pipeline::slots_and_publications;
+use clonesync_tests::{create_schema, TestServer};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn clonesync(args: &[&str], password: Option<&Secret>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clonesync"));
+    command.args(args).env_remove("PGPASSWORD");
+    if let Some(password) = password {
+        command.env("PGPASSWORD", password.expose());
+    }
+    command.output().expect("run clonesync")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Postgres server processes whose command line names a path under `dir`.
+fn servers_under(dir: &Path) -> usize {
+    let dir = dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+                .filter(|cmd| cmd.contains("postgres") && cmd.contains(&dir))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Stops any server left under a directory when a test ends early.
+struct StopServersUnder(PathBuf);
+
+impl Drop for StopServersUnder {
+    fn drop(&mut self) {
+        let (Ok(bins), Ok(run_as)) = (PgBinaries::locate(), RunAs::detect()) else {
+            return;
+        };
+        for dir in std::fs::read_dir(self.0.join("clones"))
+            .map(|e| e.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            LocalServer::open(dir, 0, SUPERUSER, Secret::new(""), bins.clone(), run_as).stop_now();
+        }
+    }
+}
+
+#[test]
+fn the_demo_runs_for_30_seconds_compares_equal_and_leaves_nothing() {
+    let root = tempfile::Builder::new()
+        .prefix("clonesync-cli-demo-")
+        .tempdir()
+        .unwrap();
+    let work = root.path().join("work");
+    let _guard = StopServersUnder(work.clone());
+    let output = clonesync(
+        &[
+            "demo",
+            "--duration",
+            "30",
+            "--work-dir",
+            work.to_str().unwrap(),
+        ],
+        None,
+    );
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    for expected in [
+        "ok Streaming",
+        "execution SUCCEEDED",
+        "clone available -> subscription streaming",
+        "lag          0 B",
+        "slot dropped true",
+        "clone deleted true",
+    ] {
+        assert!(
+            printed.contains(expected),
+            "missing {expected:?}:\n{printed}"
+        );
+    }
+    let compared: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.trim_end().ends_with("equal") || l.contains("DIFFERS"))
+        .collect();
+    assert_eq!(compared.len(), 8, "every table compared:\n{printed}");
+    assert!(compared.iter().all(|l| l.ends_with("equal")), "{printed}");
+    // The streaming phase printed a reading each second.
+    let readings = printed
+        .lines()
+        .filter(|l| l.contains("writes committed"))
+        .count();
+    assert!(readings >= 25, "{readings} readings:\n{printed}");
+    assert!(!work.exists(), "the work directory is removed");
+    assert_eq!(servers_under(&work), 0);
+    assert!(!printed.contains("password"), "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_up_status_down_against_a_running_server() {
+    let server = TestServer::start().await;
+    create_schema(&server.client().await).await;
+    let endpoint = server.endpoint();
+    let password = endpoint.password.clone().unwrap();
+    // The URL without the password: it comes through PGPASSWORD.
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        endpoint.user, endpoint.host, endpoint.port, endpoint.dbname
+    );
+    let work = server.root().join("work");
+    let _guard = StopServersUnder(work.clone());
+    let work_arg = work.to_str().unwrap();
+
+    let up = clonesync(
+        &[
+            "local",
+            "up",
+            "--source-url",
+            &url,
+            "--pipeline",
+            "cli_local",
+            "--work-dir",
+            work_arg,
+        ],
+        Some(&password),
+    );
+    let printed = text(&up);
+    assert!(up.status.success(), "{printed}");
+    assert!(
+        printed.contains("streaming: clone clonesync-cli-local"),
+        "{printed}"
+    );
+    let record = std::fs::read_to_string(work.join("pipeline.json")).unwrap();
+    assert!(
+        !record.contains(password.expose()),
+        "pipeline.json holds no password"
+    );
+    assert!(!printed.contains(password.expose()));
+    assert_eq!(servers_under(&work), 1, "the clone keeps running");
+
+    // A change on the source reaches the clone.
+    let source = server.client().await;
+    source
+        .execute(
+            "UPDATE public.sync_marker SET token = 'after up' WHERE id = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let status = clonesync(
+        &["local", "status", "--work-dir", work_arg],
+        Some(&password),
+    );
+    let printed = text(&status);
+    assert!(status.status.success(), "{printed}");
+    assert!(
+        printed.contains("slot active") && printed.contains("apply worker pid"),
+        "{printed}"
+    );
+    assert!(!printed.contains(password.expose()));
+
+    let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
+    let printed = text(&down);
+    assert!(down.status.success(), "{printed}");
+    assert!(
+        printed.contains("slot dropped true") && printed.contains("clone deleted true"),
+        "{printed}"
+    );
+    let (slots, publications) = slots_and_publications(&source).await;
+    assert!(
+        slots.is_empty() && publications.is_empty(),
+        "{slots:?} {publications:?}"
+    );
+    assert_eq!(servers_under(&work), 0);
+    assert!(!work.join("pipeline.json").exists());
+
+    // Status of a pipeline that is gone is a named failure.
+    let gone = clonesync(
+        &["local", "status", "--work-dir", work_arg],
+        Some(&password),
+    );
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        text(&gone).contains("no pipeline set up there"),
+        "{}",
+        text(&gone)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_reports_every_problem_readably() {
+    let server =
+        TestServer::start_with(&[("wal_level", "replica"), ("max_replication_slots", "0")]).await;
+    let endpoint = server.endpoint();
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        endpoint.user, endpoint.host, endpoint.port, endpoint.dbname
+    );
+    let output = clonesync(
+        &["preflight", "--source-url", &url],
+        endpoint.password.as_ref(),
+    );
+    let printed = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(printed.contains("x logical_decoding: wal_level is replica"), "{printed}");
+    assert!(printed.contains("max_replication_slots"), "{printed}");
+    assert!(printed.contains("fix:"), "{printed}");
+
+    let good = TestServer::start().await;
+    let endpoint = good.endpoint();
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        endpoint.user, endpoint.host, endpoint.port, endpoint.dbname
+    );
+    let output = clonesync(
+        &["preflight", "--source-url", &url],
+        endpoint.password.as_ref(),
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("ok: server version"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_problem() {
+    let output = clonesync(&["demo", "--duration", "soon"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).contains("--duration: \"soon\" is not a valid number"));
+    let output = clonesync(&["local", "up"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).contains("--source-url is required"));
+    let output = clonesync(&["--help"], None);
+    assert!(output.status.success());
+    assert!(text(&output).contains("clonesync demo"));
+}
