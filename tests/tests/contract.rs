@@ -428,3 +428,33 @@ fn the_template_sets_every_variable_the_functions_read() {
         );
     }
 }
+
+#[test]
+fn the_cli_installs_the_moto_the_tools_pin() {
+    let requirements = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/requirements.txt"),
+    )
+    .unwrap();
+    assert!(
+        requirements
+            .lines()
+            .any(|l| l.trim() == clonesync::local::moto::MOTO_REQUIREMENT),
+        "tools/requirements.txt lacks {}",
+        clonesync::local::moto::MOTO_REQUIREMENT
+    );
+}
+
+#[test]
+fn the_local_dispatch_knows_every_lambda_package() {
+    let mut packages: Vec<String> = std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    packages.sort();
+    let mut known: Vec<String> = clonesync::handlers::FUNCTIONS
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    known.sort();
+    assert_eq!(packages, known);
+}
