@@ -101,6 +101,9 @@ impl Drop for WorkDir {
 
 pub async fn run(options: DemoOptions) -> Result<bool> {
     let wall = Instant::now();
+    if !moto::moto_server().is_file() {
+        println!("installing {} (once) ...", moto::MOTO_REQUIREMENT);
+    }
     moto::ensure_installed()?;
     let work = WorkDir::create(options.work_dir.as_deref(), options.keep)?;
     println!("clonesync demo in {}", work.path.display());

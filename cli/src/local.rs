@@ -64,6 +64,9 @@ pub async fn up(options: UpOptions) -> Result<bool> {
     if let Some(run_as) = RunAs::detect()? {
         run_as.own(&clone_dir)?;
     }
+    if !clonesync::local::moto::moto_server().is_file() {
+        println!("installing {} (once) ...", clonesync::local::moto::MOTO_REQUIREMENT);
+    }
     clonesync::local::moto::ensure_installed()?;
     let plane = plane(source.clone(), &clone_dir, options.clone_port)?;
     let runtime = LocalRuntime::start(plane, &options.work_dir.join("cloud")).await?;
