@@ -65,7 +65,10 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         run_as.own(&clone_dir)?;
     }
     if !clonesync::local::moto::moto_server().is_file() {
-        println!("installing {} (once) ...", clonesync::local::moto::MOTO_REQUIREMENT);
+        println!(
+            "installing {} (once) ...",
+            clonesync::local::moto::MOTO_REQUIREMENT
+        );
     }
     clonesync::local::moto::ensure_installed()?;
     let plane = plane(source.clone(), &clone_dir, options.clone_port)?;

@@ -215,7 +215,10 @@ async fn preflight_reports_every_problem_readably() {
     );
     let printed = text(&output);
     assert_eq!(output.status.code(), Some(1), "{printed}");
-    assert!(printed.contains("x logical_decoding: wal_level is replica"), "{printed}");
+    assert!(
+        printed.contains("x logical_decoding: wal_level is replica"),
+        "{printed}"
+    );
     assert!(printed.contains("max_replication_slots"), "{printed}");
     assert!(printed.contains("fix:"), "{printed}");
 

@@ -265,8 +265,12 @@ async fn running_the_same_input_again_converges_without_creating_twice() {
     let input = run.input("e2e_again");
     let (first, _) = run.execute("first", &input).await;
     assert!(first.succeeded(), "{:?} {:?}", first.error, first.cause);
-    let (second, _) = run.execute("second", &input).await;
+    let (second, progress) = run.execute("second", &input).await;
     assert!(second.succeeded(), "{:?} {:?}", second.error, second.cause);
+    // Share and clone are ready already: each wait completes its own task,
+    // no timeout, no poll.
+    assert_eq!(entered(&progress, "PollShare"), 0, "{progress:?}");
+    assert_eq!(entered(&progress, "PollClone"), 0, "{progress:?}");
     let (a, b) = (first.state().unwrap(), second.state().unwrap());
     // `created.source` says the pipeline owns the slot and publication
     // (for cleanup), not that this run made them: count them instead.

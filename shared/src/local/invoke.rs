@@ -192,7 +192,16 @@ async fn invoke(
             }
         }
     };
+    let task_token = payload
+        .get("task_token")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
     let result = handlers::dispatch(&*cloud, function, payload).await;
+    if let (Ok(output), Some(token)) = (&result, task_token) {
+        if output == "completed_now" {
+            tokio::spawn(nudge(cloud.clone(), token));
+        }
+    }
     faults.record(Invocation {
         function: function.to_string(),
         error_type: result.as_ref().err().map(|e| e.name().to_string()),
@@ -212,6 +221,23 @@ async fn invoke(
             function_error(error.name(), &error.to_string())
         }
     })
+}
+
+/// moto 5.2.5's engine misses a task success sent *during* the Lambda
+/// invocation of a `.waitForTaskToken` task with a heartbeat: it sets up the
+/// heartbeat wait only after the invocation returns and reads the outcome
+/// only when a heartbeat arrives, so the task would end in
+/// `States.HeartbeatTimeout` (AWS completes it at once). After a wait
+/// Lambda reports it completed its task itself, send heartbeats until one
+/// lands, which makes the engine read the outcome.
+async fn nudge(cloud: Arc<LocalCloud>, token: String) {
+    use crate::cloud::Cloud;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if let Ok(true) = crate::aws::sfn::send_heartbeat(cloud.sfn(), &token).await {
+            return;
+        }
+    }
 }
 
 /// Bind the endpoint's port now (moto must be told it before it starts).
