@@ -23,8 +23,10 @@ pub trait ControlPlane: Sync {
     fn preflight(&self) -> impl Future<Output = Result<Vec<PreflightFailure>>> + Send;
 
     /// Make (or find, when it already exists) a copy-on-write clone of the
-    /// source that is taken *now*: after this returns, the clone's start LSN
-    /// is fixed.
+    /// source as of now. It may still be on its way when this returns (an
+    /// Aurora restore; the local cloud's background copy): `clone_status`
+    /// says when it is available. Its start LSN is after the slot's
+    /// consistent point either way, because the slot was made first.
     fn create_clone(&self, clone_id: &str) -> impl Future<Output = Result<CloneInfo>> + Send;
 
     /// The LSN the clone's data corresponds to: on Aurora
