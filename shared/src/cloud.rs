@@ -9,6 +9,7 @@
 //! moto), so the handlers in [`crate::handlers`] run unchanged on both.
 
 use crate::aws::ram::{Accepted, Share};
+use crate::aws::rds::{CloneSettings, SourceCluster};
 use crate::aws::registry::Registry;
 use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::Result;
@@ -16,12 +17,22 @@ use crate::workflow::State;
 use std::future::Future;
 
 pub trait Cloud: Sync {
-    /// The control plane for one pipeline's state.
+    /// The control plane for one pipeline.
     type Plane<'a>: ControlPlane
     where
         Self: 'a;
 
-    fn plane<'a>(&'a self, state: &State) -> Self::Plane<'a>;
+    fn plane_for<'a>(
+        &'a self,
+        pipeline_id: &str,
+        source: &SourceCluster,
+        clone: &CloneSettings,
+    ) -> Self::Plane<'a>;
+
+    /// The control plane for one pipeline's state.
+    fn plane<'a>(&'a self, state: &State) -> Self::Plane<'a> {
+        self.plane_for(state.pipeline.id.as_str(), &state.source, &state.clone)
+    }
 
     /// The Region the steps run in (input ARNs must be in it).
     fn region(&self) -> &str;

@@ -10,7 +10,7 @@ use crate::workflow::{self, events, waits, State};
 use serde_json::Value;
 
 /// The Lambda functions, by package name (`functions/<name>`).
-pub const FUNCTIONS: [&str; 16] = [
+pub const FUNCTIONS: [&str; 17] = [
     "validate-input",
     "preflight",
     "prepare-source",
@@ -27,6 +27,7 @@ pub const FUNCTIONS: [&str; 16] = [
     "cleanup",
     "ram-events",
     "rds-events",
+    "lag-monitor",
 ];
 
 // Each step's future is boxed: nested in lambda_runtime's service layers
@@ -118,6 +119,27 @@ pub async fn rds_events<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     crate::lambda::output(&Box::pin(events::on_rds_event(cloud, payload)).await?)
 }
 
+/// Every registered pipeline's lag and slots, printed as Embedded Metric
+/// Format lines on stdout (CloudWatch Logs makes them metrics); returns
+/// the counts. A database that cannot be read is a metric and an error
+/// line for its pipelines, not a failed run.
+pub async fn lag_monitor<C: Cloud>(cloud: &C, _payload: Value) -> Result<Value> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let (report, lines) = Box::pin(crate::monitor::run(cloud, now_ms)).await?;
+    for line in &lines {
+        println!("{line}");
+    }
+    Ok(serde_json::json!({
+        "pipelines": report.pipelines.len(),
+        "errors": report.errors.len(),
+        "connections": report.connections,
+        "took_ms": report.took_ms,
+    }))
+}
+
 /// The package name in a Lambda function name or ARN: the last `:` part,
 /// without a `clonesync-` prefix (`arn:...:function:clonesync-verify` is
 /// `verify`).
@@ -146,6 +168,7 @@ pub async fn dispatch<C: Cloud>(cloud: &C, function: &str, payload: Value) -> Re
         "cleanup" => cleanup(cloud, payload).await,
         "ram-events" => ram_events(cloud, payload).await,
         "rds-events" => rds_events(cloud, payload).await,
+        "lag-monitor" => lag_monitor(cloud, payload).await,
         other => Err(Error::invalid(format!("no Lambda function {other:?}"))),
     }
 }

@@ -2,13 +2,12 @@
 //! built once per instance, input parsing, and the errorType mapping.
 
 use crate::aws::ram::{self, Accepted, Share};
-use crate::aws::rds::{self, AwsControlPlane};
+use crate::aws::rds::{self, AwsControlPlane, CloneSettings, SourceCluster};
 use crate::aws::registry::Registry;
 use crate::aws::{AwsClients, Settings};
 use crate::cloud::Cloud;
 use crate::control_plane::CloneInfo;
 use crate::error::{Error, Result};
-use crate::workflow::State;
 use lambda_runtime::Diagnostic;
 use serde::de::DeserializeOwned;
 
@@ -47,13 +46,18 @@ impl Context {
 impl Cloud for Context {
     type Plane<'a> = AwsControlPlane<'a>;
 
-    fn plane<'a>(&'a self, state: &State) -> AwsControlPlane<'a> {
+    fn plane_for<'a>(
+        &'a self,
+        pipeline_id: &str,
+        source: &SourceCluster,
+        clone: &CloneSettings,
+    ) -> AwsControlPlane<'a> {
         AwsControlPlane {
             clients: &self.clients,
             settings: &self.settings,
-            pipeline_id: state.pipeline.id.to_string(),
-            source: state.source.clone(),
-            clone: state.clone.clone(),
+            pipeline_id: pipeline_id.to_string(),
+            source: source.clone(),
+            clone: clone.clone(),
         }
     }
 

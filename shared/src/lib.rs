@@ -16,6 +16,7 @@ pub mod error;
 pub mod handlers;
 pub mod lambda;
 pub mod local;
+pub mod monitor;
 pub mod pg;
 pub mod pipeline;
 pub mod scope;

@@ -387,6 +387,7 @@ fn the_database_functions_run_in_the_vpc_and_the_others_do_not() {
         "AdvanceAndEnable",
         "Verify",
         "Cleanup",
+        "LagMonitor",
     ];
     for (logical, function) in functions(&template) {
         let has_vpc = !function["Properties"]["VpcConfig"].is_null();

@@ -18,14 +18,13 @@
 //! APIs (moto's), so every handler runs unchanged.
 
 use crate::aws::ram::{share_name, Accepted, Share};
-use crate::aws::rds::writer_instance_id;
+use crate::aws::rds::{writer_instance_id, CloneSettings, SourceCluster};
 use crate::aws::registry::Registry;
 use crate::cloud::Cloud;
 use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::{Error, PreflightFailure, Result};
 use crate::local::clone::LocalControlPlane;
 use crate::pg::{Endpoint, Lsn, SessionSettings};
-use crate::workflow::State;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -372,7 +371,13 @@ impl ControlPlane for LocalCloudPlane<'_> {
 impl Cloud for LocalCloud {
     type Plane<'a> = LocalCloudPlane<'a>;
 
-    fn plane<'a>(&'a self, _state: &State) -> LocalCloudPlane<'a> {
+    /// One local source: every pipeline's plane is the same.
+    fn plane_for<'a>(
+        &'a self,
+        _pipeline_id: &str,
+        _source: &SourceCluster,
+        _clone: &CloneSettings,
+    ) -> LocalCloudPlane<'a> {
         LocalCloudPlane { cloud: self }
     }
 

@@ -1,0 +1,297 @@
+//! A [`MonitorReport`] as CloudWatch Embedded Metric Format documents, one
+//! JSON object per line on stdout: CloudWatch Logs turns them into metrics,
+//! so the monitor needs no CloudWatch API call.
+//!
+//! The structure follows the specification
+//! (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>):
+//! a root member `_aws` with `Timestamp` (ms since the epoch) and
+//! `CloudWatchMetrics`, a list of directives of `Namespace`, `Dimensions`
+//! (dimension sets, at most 30 keys each) and `Metrics` (at most 100
+//! definitions, each a `Name` and a `Unit`); every dimension key is a
+//! string member of the root and every metric name a number member.
+//! Documents with more metrics are split.
+//!
+//! Namespace `clonesync`. Documents and their dimensions:
+//!
+//! | dimensions | metrics | when |
+//! | --- | --- | --- |
+//! | `Pipeline`, `Slot` | `SlotActive`, `SlotLagBytes`, `SlotRetainedBytes`, `SlotSafeWalBytes` | each pipeline's slot |
+//! | `Source`, `Slot` | the same | each logical slot no pipeline owns (property `Owned: false`) |
+//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `MonitorErrors` | each pipeline |
+//! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying` | once per run, also with no pipeline (the alarms' metrics) |
+//!
+//! A figure that could not be read is left out, never written as null.
+
+use crate::monitor::MonitorReport;
+use serde_json::{json, Map, Value};
+
+pub const NAMESPACE: &str = "clonesync";
+pub const SERVICE: &str = "clonesync";
+/// The specification's limits.
+pub const MAX_METRICS_PER_DIRECTIVE: usize = 100;
+pub const MAX_KEYS_PER_DIMENSION_SET: usize = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Seconds,
+    Count,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Bytes => "Bytes",
+            Unit::Seconds => "Seconds",
+            Unit::Count => "Count",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub unit: Unit,
+    pub value: f64,
+}
+
+fn metric(name: &str, unit: Unit, value: impl Into<Option<f64>>) -> Option<Metric> {
+    value.into().map(|value| Metric {
+        name: name.to_string(),
+        unit,
+        value,
+    })
+}
+
+fn flag(value: bool) -> f64 {
+    if value {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Documents for one set of dimension values: the metrics split in chunks
+/// the specification allows, each chunk carrying the dimensions and the
+/// properties.
+pub fn documents(
+    dimensions: &[(&str, &str)],
+    metrics: &[Metric],
+    properties: &[(&str, Value)],
+    timestamp_ms: u64,
+) -> Vec<String> {
+    let keys: Vec<&str> = dimensions
+        .iter()
+        .map(|(k, _)| *k)
+        .take(MAX_KEYS_PER_DIMENSION_SET)
+        .collect();
+    metrics
+        .chunks(MAX_METRICS_PER_DIRECTIVE)
+        .map(|chunk| {
+            let mut root = Map::new();
+            for (key, value) in properties {
+                root.insert(key.to_string(), value.clone());
+            }
+            for (key, value) in dimensions {
+                root.insert(key.to_string(), json!(value));
+            }
+            for m in chunk {
+                root.insert(m.name.clone(), json!(m.value));
+            }
+            root.insert(
+                "_aws".into(),
+                json!({
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": NAMESPACE,
+                        "Dimensions": [keys],
+                        "Metrics": chunk
+                            .iter()
+                            .map(|m| json!({"Name": m.name, "Unit": m.unit.as_str()}))
+                            .collect::<Vec<_>>(),
+                    }],
+                }),
+            );
+            Value::Object(root).to_string()
+        })
+        .collect()
+}
+
+/// Every line of one monitor run.
+pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    for (source, slot) in report.slots() {
+        let metrics: Vec<Metric> = [
+            metric("SlotActive", Unit::Count, flag(slot.active)),
+            metric(
+                "SlotLagBytes",
+                Unit::Bytes,
+                slot.lag_bytes.map(|v| v as f64),
+            ),
+            metric(
+                "SlotRetainedBytes",
+                Unit::Bytes,
+                slot.retained_bytes.map(|v| v as f64),
+            ),
+            metric(
+                "SlotSafeWalBytes",
+                Unit::Bytes,
+                slot.safe_wal_size.map(|v| v as f64),
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut properties = vec![
+            ("Owned", json!(slot.pipeline.is_some())),
+            ("Database", json!(slot.database)),
+        ];
+        if let Some(status) = &slot.wal_status {
+            properties.push(("WalStatus", json!(status)));
+        }
+        let dimensions: Vec<(&str, &str)> = match &slot.pipeline {
+            Some(pipeline) => vec![("Pipeline", pipeline), ("Slot", &slot.slot)],
+            None => vec![("Source", source), ("Slot", &slot.slot)],
+        };
+        if slot.pipeline.is_some() {
+            properties.push(("Source", json!(source)));
+        }
+        out.extend(documents(&dimensions, &metrics, &properties, timestamp_ms));
+    }
+    for pipeline in &report.pipelines {
+        let target = report.targets.iter().find(|t| &t.pipeline == pipeline);
+        let errors = report
+            .errors
+            .iter()
+            .filter(|e| &e.pipeline == pipeline)
+            .count();
+        let metrics: Vec<Metric> = [
+            target.and_then(|t| metric("ApplyWorkerRunning", Unit::Count, flag(t.apply_worker))),
+            target.and_then(|t| metric("SubscriptionEnabled", Unit::Count, flag(t.enabled))),
+            target.and_then(|t| metric("ApplyLagSeconds", Unit::Seconds, t.apply_lag_seconds)),
+            target.and_then(|t| {
+                metric(
+                    "SecondsSinceLastMessage",
+                    Unit::Seconds,
+                    t.seconds_since_last_message,
+                )
+            }),
+            metric("MonitorErrors", Unit::Count, errors as f64),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let failed: Vec<Value> = report
+            .errors
+            .iter()
+            .filter(|e| &e.pipeline == pipeline)
+            .map(|e| json!({"Side": e.side, "ErrorType": e.error_type}))
+            .collect();
+        out.extend(documents(
+            &[("Pipeline", pipeline)],
+            &metrics,
+            &[("Errors", Value::Array(failed))],
+            timestamp_ms,
+        ));
+    }
+    out.extend(documents(
+        &[("Service", SERVICE)],
+        &summary(report),
+        &[
+            ("TookMs", json!(report.took_ms)),
+            ("Connections", json!(report.connections)),
+        ],
+        timestamp_ms,
+    ));
+    out
+}
+
+/// The run's figures the alarms watch: worst lag, most WAL retained, any
+/// inactive slot, any error. Zero when there is nothing to watch, so a
+/// missing value means the monitor did not run.
+pub fn summary(report: &MonitorReport) -> Vec<Metric> {
+    let max = |values: &mut dyn Iterator<Item = f64>| values.fold(0.0_f64, f64::max);
+    let owned_lag = max(&mut report
+        .slots()
+        .filter(|(_, s)| s.pipeline.is_some())
+        .filter_map(|(_, s)| s.lag_bytes.map(|v| v as f64)));
+    let retained = max(&mut report
+        .slots()
+        .filter_map(|(_, s)| s.retained_bytes.map(|v| v as f64)));
+    let apply_lag = max(&mut report.targets.iter().filter_map(|t| t.apply_lag_seconds));
+    let inactive = report.slots().filter(|(_, s)| !s.active).count();
+    let unowned = report.slots().filter(|(_, s)| s.pipeline.is_none()).count();
+    let not_applying = report.targets.iter().filter(|t| !t.apply_worker).count();
+    vec![
+        Metric {
+            name: "PipelinesChecked".into(),
+            unit: Unit::Count,
+            value: report.pipelines.len() as f64,
+        },
+        Metric {
+            name: "MonitorErrors".into(),
+            unit: Unit::Count,
+            value: report.errors.len() as f64,
+        },
+        Metric {
+            name: "MaxLagBytes".into(),
+            unit: Unit::Bytes,
+            value: owned_lag,
+        },
+        Metric {
+            name: "MaxRetainedBytes".into(),
+            unit: Unit::Bytes,
+            value: retained,
+        },
+        Metric {
+            name: "MaxApplyLagSeconds".into(),
+            unit: Unit::Seconds,
+            value: apply_lag,
+        },
+        Metric {
+            name: "InactiveSlots".into(),
+            unit: Unit::Count,
+            value: inactive as f64,
+        },
+        Metric {
+            name: "UnownedSlots".into(),
+            unit: Unit::Count,
+            value: unowned as f64,
+        },
+        Metric {
+            name: "PipelinesNotApplying".into(),
+            unit: Unit::Count,
+            value: not_applying as f64,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_than_100_metrics_are_split_and_keep_their_dimensions() {
+        let metrics: Vec<Metric> = (0..250)
+            .map(|i| Metric {
+                name: format!("M{i}"),
+                unit: Unit::Count,
+                value: i as f64,
+            })
+            .collect();
+        let docs = documents(&[("Pipeline", "p")], &metrics, &[], 1);
+        assert_eq!(docs.len(), 3);
+        let counts: Vec<usize> = docs
+            .iter()
+            .map(|d| {
+                let v: Value = serde_json::from_str(d).unwrap();
+                assert_eq!(v["Pipeline"], "p");
+                v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        assert_eq!(counts, [100, 100, 50]);
+    }
+}

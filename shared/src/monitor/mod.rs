@@ -1,0 +1,333 @@
+//! The lag monitor: how far behind each pipeline is, and whether a slot —
+//! any logical slot on a source, not only ours — is holding WAL that will
+//! fill the disk.
+//!
+//! One connection per source server and one query: every logical slot on
+//! it, with its lag (`pg_current_wal_lsn() - confirmed_flush_lsn`), the WAL
+//! it retains (`- restart_lsn`), `wal_status` and `safe_wal_size` where the
+//! server has them. A slot named as a registered pipeline's slot is that
+//! pipeline's; any other is reported as not owned. One connection per
+//! target and one query: the subscription's apply worker and its times
+//! from `pg_stat_subscription`.
+//!
+//! Every source and target is read concurrently, each within a deadline.
+//! One that cannot be read yields an error for its pipelines
+//! ([`MonitorError`]), never a failure of the whole run. Reads only.
+//! [`emf`] turns a report into CloudWatch metrics; `clonesync local status`
+//! prints the same report.
+
+pub mod emf;
+
+use crate::aws::registry::PipelineRecord;
+use crate::cloud::Cloud;
+use crate::control_plane::ControlPlane;
+use crate::error::{Error, Result};
+use crate::pg::{self, sqlstate::classify};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio_postgres::Client;
+
+/// How long one source or target may take before it counts as unreachable.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A logical slot on a source server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotReading {
+    pub slot: String,
+    pub database: Option<String>,
+    /// The registered pipeline this slot belongs to; `None`: not
+    /// clonesync's (the usual forgotten slot).
+    pub pipeline: Option<String>,
+    pub active: bool,
+    /// `pg_current_wal_lsn() - confirmed_flush_lsn`; `None` before the
+    /// slot is consistent.
+    pub lag_bytes: Option<u64>,
+    /// `pg_current_wal_lsn() - restart_lsn`: WAL the server keeps for it.
+    pub retained_bytes: Option<u64>,
+    /// `reserved`, `extended`, `unreserved` or `lost`.
+    pub wal_status: Option<String>,
+    /// Bytes that can still be written before the slot is in danger of
+    /// losing WAL; `None` when `max_slot_wal_keep_size` is unlimited.
+    pub safe_wal_size: Option<i64>,
+}
+
+/// Every logical slot of one source server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceReading {
+    /// The source cluster's identifier (from its ARN).
+    pub source: String,
+    pub slots: Vec<SlotReading>,
+}
+
+/// A pipeline's subscription on its target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetReading {
+    pub pipeline: String,
+    pub subscription: String,
+    /// The subscription exists and is enabled.
+    pub enabled: bool,
+    /// An apply worker runs for it.
+    pub apply_worker: bool,
+    /// `now() - last_msg_receipt_time`: anything at all heard from the
+    /// source (data or keepalive).
+    pub seconds_since_last_message: Option<f64>,
+    /// `now() - latest_end_time`: since the source last reported its WAL
+    /// end to a caught-up worker. The source sends that report (a
+    /// keepalive) only when it has nothing else to send, so this grows
+    /// while the worker is behind; when idle it stays under half of
+    /// `wal_sender_timeout`.
+    pub apply_lag_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Source,
+    Target,
+}
+
+/// A database that could not be read, per pipeline it serves. The message
+/// names the pipeline and the error, never a connection string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorError {
+    pub pipeline: String,
+    pub side: Side,
+    /// The stable error name (`Transient.Database`, `Secret.Invalid`, ...).
+    pub error_type: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonitorReport {
+    pub pipelines: Vec<String>,
+    pub sources: Vec<SourceReading>,
+    pub targets: Vec<TargetReading>,
+    pub errors: Vec<MonitorError>,
+    /// Database connections this run opened.
+    pub connections: usize,
+    pub took_ms: u64,
+}
+
+impl MonitorReport {
+    /// Every slot with the source it is on.
+    pub fn slots(&self) -> impl Iterator<Item = (&str, &SlotReading)> {
+        self.sources
+            .iter()
+            .flat_map(|s| s.slots.iter().map(move |slot| (s.source.as_str(), slot)))
+    }
+}
+
+/// The source's identifier in metrics: the cluster name of its ARN.
+pub fn source_label(record: &PipelineRecord) -> String {
+    crate::aws::ClusterArn::parse(&record.source.cluster_arn)
+        .map(|arn| arn.cluster_id)
+        .unwrap_or_else(|_| record.source.cluster_arn.clone())
+}
+
+const SLOTS_SQL: &str = "\
+SELECT s.slot_name::text, s.database::text, s.active, \
+       pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint, \
+       pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint, \
+       to_jsonb(s) ->> 'wal_status', \
+       (to_jsonb(s) ->> 'safe_wal_size')::bigint \
+FROM pg_replication_slots s WHERE s.slot_type = 'logical' ORDER BY 1";
+// wal_status and safe_wal_size are read through to_jsonb so the query also
+// runs on a server without them (they appeared in PostgreSQL 13).
+
+const SUBSCRIPTIONS_SQL: &str = "\
+SELECT s.subname::text, s.subenabled, w.pid IS NOT NULL, \
+       extract(epoch FROM now() - w.last_msg_receipt_time)::float8, \
+       extract(epoch FROM now() - w.latest_end_time)::float8 \
+FROM pg_subscription s \
+LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL \
+WHERE s.subname = ANY($1)";
+
+fn non_negative(value: Option<i64>) -> Option<u64> {
+    value.map(|v| v.max(0) as u64)
+}
+
+/// Every logical slot on the server `client` is connected to, with the
+/// pipeline each belongs to (`owners`: slot name → pipeline id).
+pub async fn read_slots(
+    client: &Client,
+    owners: &BTreeMap<String, String>,
+) -> Result<Vec<SlotReading>> {
+    let rows = client
+        .query(SLOTS_SQL, &[])
+        .await
+        .map_err(|e| classify("read replication slots", e))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let slot: String = row.get(0);
+            SlotReading {
+                pipeline: owners.get(&slot).cloned(),
+                slot,
+                database: row.get(1),
+                active: row.get(2),
+                lag_bytes: non_negative(row.get(3)),
+                retained_bytes: non_negative(row.get(4)),
+                wal_status: row.get(5),
+                safe_wal_size: row.get(6),
+            }
+        })
+        .collect())
+}
+
+/// The named subscriptions on the target `client` is connected to
+/// (`subscriptions`: subscription name → pipeline id). A subscription that
+/// does not exist reads as not enabled, no worker.
+pub async fn read_subscriptions(
+    client: &Client,
+    subscriptions: &BTreeMap<String, String>,
+) -> Result<Vec<TargetReading>> {
+    let names: Vec<&str> = subscriptions.keys().map(String::as_str).collect();
+    let rows = client
+        .query(SUBSCRIPTIONS_SQL, &[&names])
+        .await
+        .map_err(|e| classify("read pg_stat_subscription", e))?;
+    Ok(subscriptions
+        .iter()
+        .map(|(name, pipeline)| {
+            let row = rows.iter().find(|r| r.get::<_, String>(0) == *name);
+            TargetReading {
+                pipeline: pipeline.clone(),
+                subscription: name.clone(),
+                enabled: row.is_some_and(|r| r.get(1)),
+                apply_worker: row.is_some_and(|r| r.get(2)),
+                seconds_since_last_message: row.and_then(|r| r.get(3)),
+                apply_lag_seconds: row.and_then(|r| r.get(4)),
+            }
+        })
+        .collect())
+}
+
+async fn within<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(DEADLINE, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::TransientDatabase {
+                operation: "monitor".into(),
+                message: format!("no answer within {DEADLINE:?}"),
+            })
+        })
+}
+
+/// Pipelines that share a source server (same host and port), and the
+/// login of the first.
+struct SourceGroup<'r> {
+    endpoint: crate::pg::Endpoint,
+    records: Vec<&'r PipelineRecord>,
+}
+
+async fn check_source<C: Cloud>(cloud: &C, group: &SourceGroup<'_>) -> Result<SourceReading> {
+    let first = group.records[0];
+    let plane = cloud.plane_for(first.pipeline.id.as_str(), &first.source, &first.clone);
+    let client = pg::connect(&group.endpoint, &plane.session()).await?;
+    let owners = group
+        .records
+        .iter()
+        .map(|r| (r.pipeline.slot.to_string(), r.pipeline.id.to_string()))
+        .collect();
+    Ok(SourceReading {
+        source: source_label(first),
+        slots: read_slots(&client, &owners).await?,
+    })
+}
+
+async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Vec<TargetReading>> {
+    let plane = cloud.plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+    let endpoint = plane.clone_endpoint(&record.clone_info).await?;
+    let client = pg::connect(&endpoint, &plane.session()).await?;
+    let subscriptions = BTreeMap::from([(
+        record.pipeline.subscription.to_string(),
+        record.pipeline.id.to_string(),
+    )]);
+    read_subscriptions(&client, &subscriptions).await
+}
+
+fn error_for(pipeline: &str, side: Side, error: &Error) -> MonitorError {
+    MonitorError {
+        pipeline: pipeline.to_string(),
+        side,
+        error_type: error.name().to_string(),
+        message: error.to_string(),
+    }
+}
+
+/// Read every pipeline's source and target, concurrently.
+pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorReport {
+    let started = Instant::now();
+    // Pipelines on one source server share its connection: the slot query
+    // covers the whole server. Servers are told apart by where each
+    // pipeline's login points.
+    let logins = futures_util::future::join_all(records.iter().map(|record| async move {
+        let plane = cloud.plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+        (record, within(plane.source_endpoint()).await)
+    }))
+    .await;
+    let mut groups: BTreeMap<(String, u16), SourceGroup<'_>> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (record, login) in logins {
+        match login {
+            Ok(endpoint) => groups
+                .entry((endpoint.host.clone(), endpoint.port))
+                .or_insert_with(|| SourceGroup {
+                    endpoint,
+                    records: Vec::new(),
+                })
+                .records
+                .push(record),
+            Err(e) => errors.push(error_for(record.pipeline.id.as_str(), Side::Source, &e)),
+        }
+    }
+    let source_reads = futures_util::future::join_all(
+        groups
+            .values()
+            .map(|group| async move { (group, within(check_source(cloud, group)).await) }),
+    );
+    let target_reads = futures_util::future::join_all(
+        records
+            .iter()
+            .map(|record| async move { (record, within(check_target(cloud, record)).await) }),
+    );
+    let (source_reads, target_reads) = tokio::join!(source_reads, target_reads);
+
+    let mut report = MonitorReport {
+        pipelines: records.iter().map(|r| r.pipeline.id.to_string()).collect(),
+        connections: groups.len() + records.len(),
+        ..MonitorReport::default()
+    };
+    for (group, read) in source_reads {
+        match read {
+            Ok(reading) => report.sources.push(reading),
+            Err(e) => {
+                for record in &group.records {
+                    errors.push(error_for(record.pipeline.id.as_str(), Side::Source, &e));
+                }
+            }
+        }
+    }
+    for (record, read) in target_reads {
+        match read {
+            Ok(readings) => report.targets.extend(readings),
+            Err(e) => errors.push(error_for(record.pipeline.id.as_str(), Side::Target, &e)),
+        }
+    }
+    for error in &errors {
+        tracing::error!(pipeline = %error.pipeline, side = ?error.side, kind = %error.error_type, error = %error.message, "lag monitor could not read a database");
+    }
+    report.errors = errors;
+    report.took_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+/// The lag monitor's run: every registered pipeline, then the report as
+/// Embedded Metric Format lines (what the Lambda prints to stdout).
+pub async fn run<C: Cloud>(cloud: &C, timestamp_ms: u64) -> Result<(MonitorReport, Vec<String>)> {
+    let records = cloud.registry().list_pipelines().await?;
+    let report = check(cloud, &records).await;
+    let lines = emf::lines(&report, timestamp_ms);
+    Ok((report, lines))
+}
