@@ -1,0 +1,382 @@
+//! The lag monitor against real servers: a stalled subscription shows as
+//! growing lag and retained WAL on an inactive slot, and recovers; a slot
+//! nobody registered is reported as not owned; an unreachable source costs
+//! only its own pipeline's figures; every output line is Embedded Metric
+//! Format by the specification, and none holds a password or a connection
+//! string.
+
+use clonesync::aws::rds::{CloneSettings, SourceCluster};
+use clonesync::aws::registry::{PipelineRecord, Registry};
+use clonesync::control_plane::CloneInfo;
+use clonesync::local::LocalRuntime;
+use clonesync::monitor::{self, MonitorReport, Side};
+use clonesync::pipeline::PipelineSpec;
+use clonesync::scope::Scope;
+use clonesync::workflow::state::Waits;
+use clonesync_tests::capture::Captured;
+use clonesync_tests::fixture::{connect, DB};
+use clonesync_tests::moto::{context, Moto, TABLE};
+use clonesync_tests::{create_schema, TestEnv, TestServer, Workload};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+const UNITS: &[&str] = &[
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+];
+
+/// Check one line against the Embedded Metric Format specification; return
+/// the document.
+fn assert_emf(line: &str) -> Value {
+    assert!(line.len() < 256 * 1024, "a log event is at most 256 KB");
+    assert!(!line.contains('\n'), "one document per line");
+    let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let root = doc.as_object().expect("the root is an object");
+    let aws = root["_aws"].as_object().expect("_aws metadata");
+    assert!(
+        aws["Timestamp"].as_u64().is_some(),
+        "Timestamp in ms: {line}"
+    );
+    let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+    assert!(!directives.is_empty());
+    for directive in directives {
+        let directive = directive.as_object().unwrap();
+        let keys: BTreeSet<&str> = directive.keys().map(String::as_str).collect();
+        assert!(
+            keys.is_subset(&BTreeSet::from(["Namespace", "Dimensions", "Metrics"])),
+            "{line}"
+        );
+        assert_eq!(directive["Namespace"], "clonesync");
+        for set in directive["Dimensions"].as_array().unwrap() {
+            let set = set.as_array().unwrap();
+            assert!(!set.is_empty() && set.len() <= 30, "{line}");
+            for key in set {
+                let key = key.as_str().unwrap();
+                assert!(
+                    root[key].is_string(),
+                    "dimension {key} is a string member: {line}"
+                );
+            }
+        }
+        let metrics = directive["Metrics"].as_array().unwrap();
+        assert!(!metrics.is_empty() && metrics.len() <= 100, "{line}");
+        for m in metrics {
+            let m = m.as_object().unwrap();
+            assert!(m
+                .keys()
+                .all(|k| ["Name", "Unit", "StorageResolution"].contains(&k.as_str())));
+            let name = m["Name"].as_str().unwrap();
+            assert!(!name.is_empty() && name.len() <= 255);
+            assert!(UNITS.contains(&m["Unit"].as_str().unwrap()), "{line}");
+            assert!(
+                root[name].is_number(),
+                "metric {name} is a number member: {line}"
+            );
+        }
+    }
+    doc
+}
+
+/// The document carrying `metric` for these dimension values.
+fn find<'a>(docs: &'a [Value], dims: &[(&str, &str)], metric: &str) -> Option<&'a Value> {
+    docs.iter().find(|d| {
+        dims.iter().all(|(k, v)| d[*k] == *v) && d.get(metric).is_some_and(Value::is_number)
+    })
+}
+
+fn number(doc: Option<&Value>, metric: &str) -> f64 {
+    doc.and_then(|d| d[metric].as_f64())
+        .unwrap_or_else(|| panic!("no {metric}"))
+}
+
+async fn read(runtime: &LocalRuntime) -> (MonitorReport, Vec<Value>) {
+    let (report, lines) = monitor::run(&*runtime.cloud, 1_795_000_000_000)
+        .await
+        .unwrap();
+    let docs = lines.iter().map(|l| assert_emf(l)).collect();
+    (report, docs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disabled_subscription_shows_growing_lag_then_recovers_and_foreign_slots_are_named() {
+    let env = TestEnv::start().await;
+    let source = env.source_client().await;
+    create_schema(&source).await;
+    let runtime = LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
+        .await
+        .unwrap();
+    let input = runtime.request("mon", json!({"kind": "all_tables"}), DB, Waits::default());
+    let outcome = runtime.run("mon", &input, &mut |_| {}).await.unwrap();
+    assert!(outcome.succeeded(), "{:?}", outcome.cause);
+    let state = outcome.state().unwrap();
+    // A slot nobody registered: the usual forgotten one.
+    source
+        .execute(
+            "SELECT pg_create_logical_replication_slot('forgotten', 'pgoutput')",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let (report, docs) = read(&runtime).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        report.connections, 2,
+        "one per source server, one per target"
+    );
+    let ours = [("Pipeline", "mon"), ("Slot", "clonesync_mon")];
+    assert_eq!(number(find(&docs, &ours, "SlotActive"), "SlotActive"), 1.0);
+    let foreign = find(&docs, &[("Slot", "forgotten")], "SlotActive").expect("the foreign slot");
+    assert_eq!(foreign["Owned"], false);
+    assert_eq!(foreign["Source"], "local-source");
+    assert!(foreign.get("Pipeline").is_none());
+    assert_eq!(foreign["SlotActive"], 0.0);
+    let summary = find(&docs, &[("Service", "clonesync")], "UnownedSlots");
+    assert_eq!(number(summary, "UnownedSlots"), 1.0);
+    assert_eq!(number(summary, "InactiveSlots"), 1.0);
+    assert_eq!(number(summary, "PipelinesChecked"), 1.0);
+    assert_eq!(number(summary, "MonitorErrors"), 0.0);
+
+    // Stall the subscriber; write on the source.
+    let target = connect(
+        &runtime
+            .cloud
+            .control_plane()
+            .clone_login(state.clone_info().unwrap()),
+    )
+    .await;
+    target
+        .batch_execute("ALTER SUBSCRIPTION clonesync_mon DISABLE")
+        .await
+        .unwrap();
+    let stalled = wait_for(&runtime, "the slot to go inactive", |r| {
+        r.slots()
+            .any(|(_, s)| s.slot == "clonesync_mon" && !s.active)
+    })
+    .await;
+    let before = slot(&stalled, "clonesync_mon");
+    let load = Workload::start(env.source_endpoint(), 2, 5, Duration::ZERO);
+    load.wait_for_more(300).await;
+    load.stop().await;
+    let (report, docs) = read(&runtime).await;
+    let after = slot(&report, "clonesync_mon");
+    assert!(!after.active);
+    assert!(
+        after.lag_bytes.unwrap() > before.lag_bytes.unwrap() + 100_000,
+        "{before:?} {after:?}"
+    );
+    assert!(after.retained_bytes.unwrap() > before.retained_bytes.unwrap() + 100_000);
+    assert_eq!(after.wal_status.as_deref(), Some("reserved"));
+    let pipeline = find(&docs, &[("Pipeline", "mon")], "ApplyWorkerRunning");
+    assert_eq!(number(pipeline, "ApplyWorkerRunning"), 0.0);
+    assert_eq!(number(pipeline, "SubscriptionEnabled"), 0.0);
+    let metric_lag = number(find(&docs, &ours, "SlotLagBytes"), "SlotLagBytes");
+    assert_eq!(metric_lag, after.lag_bytes.unwrap() as f64);
+    let summary = find(&docs, &[("Service", "clonesync")], "MaxLagBytes");
+    assert_eq!(number(summary, "MaxLagBytes"), metric_lag);
+    assert_eq!(number(summary, "InactiveSlots"), 2.0);
+
+    // Enable again: the lag returns to zero, the worker runs.
+    target
+        .batch_execute("ALTER SUBSCRIPTION clonesync_mon ENABLE")
+        .await
+        .unwrap();
+    let recovered = wait_for(&runtime, "the lag to return to zero", |r| {
+        let s = slot(r, "clonesync_mon");
+        s.active && s.lag_bytes == Some(0) && r.targets.iter().all(|t| t.apply_worker)
+    })
+    .await;
+    let t = &recovered.targets[0];
+    assert!(t.enabled && t.apply_worker);
+    assert!(t.seconds_since_last_message.unwrap() >= 0.0);
+    assert!(t.apply_lag_seconds.is_some());
+    runtime.teardown(&state).await.unwrap();
+}
+
+fn slot(report: &MonitorReport, name: &str) -> clonesync::monitor::SlotReading {
+    report
+        .slots()
+        .find(|(_, s)| s.slot == name)
+        .map(|(_, s)| s.clone())
+        .unwrap_or_else(|| panic!("no slot {name}: {report:?}"))
+}
+
+async fn wait_for(
+    runtime: &LocalRuntime,
+    what: &str,
+    done: impl Fn(&MonitorReport) -> bool,
+) -> MonitorReport {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (report, _) = read(runtime).await;
+        if done(&report) {
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited a minute for {what}: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn record(id: &str, secret_arn: &str, host: &str, port: u16) -> PipelineRecord {
+    PipelineRecord {
+        pipeline: PipelineSpec::with_defaults(id, Scope::AllTables).unwrap(),
+        source: SourceCluster {
+            cluster_arn: format!("arn:aws:rds:eu-west-1:123456789012:cluster:{id}-source"),
+            secret_arn: secret_arn.to_string(),
+            database: DB.to_string(),
+            host: Some(host.to_string()),
+            port: Some(port),
+        },
+        clone: CloneSettings {
+            instance_class: "db.r6g.large".into(),
+            db_subnet_group: None,
+            security_group_ids: vec![],
+            kms_key_id: None,
+            secret_arn: None,
+        },
+        clone_info: CloneInfo {
+            clone_id: format!("clonesync-{id}"),
+            host: host.to_string(),
+            port,
+        },
+        registered_at: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_source_costs_only_its_own_pipeline_and_nothing_leaks() {
+    let captured = Captured::install();
+    let server = TestServer::start().await;
+    let login = server.endpoint();
+    let password = login.password.clone().unwrap();
+    server
+        .client()
+        .await
+        .execute(
+            "SELECT pg_create_logical_replication_slot('clonesync_alive', 'pgoutput')",
+            &[],
+        )
+        .await
+        .unwrap();
+    // The AWS path, as the Lambda runs it: logins from Secrets Manager and
+    // the pipelines from the registry (moto).
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    moto.create_registry(&clients).await;
+    let secret = clients
+        .secrets
+        .create_secret()
+        .name("clonesync/monitor")
+        .secret_string(format!(
+            r#"{{"username":"{}","password":"{}"}}"#,
+            login.user,
+            password.expose()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let secret_arn = secret.arn().unwrap();
+    let registry = Registry {
+        client: &clients.dynamodb,
+        table: TABLE,
+    };
+    // Port 1 on the loopback: nothing listens there.
+    for record in [
+        record("alive", secret_arn, "127.0.0.1", login.port),
+        record("gone", secret_arn, "127.0.0.1", 1),
+    ] {
+        registry.put_pipeline(&record).await.unwrap();
+    }
+    let ctx = context(&clients, &moto.settings());
+
+    let (report, lines) = monitor::run(&ctx, 1_795_000_000_000).await.unwrap();
+    let docs: Vec<Value> = lines.iter().map(|l| assert_emf(l)).collect();
+    assert_eq!(report.pipelines.len(), 2);
+    let alive = find(
+        &docs,
+        &[("Pipeline", "alive"), ("Slot", "clonesync_alive")],
+        "SlotLagBytes",
+    );
+    assert_eq!(number(alive, "SlotActive"), 0.0);
+    // Its target has no such subscription: read, and reported as not running.
+    let alive_target = find(&docs, &[("Pipeline", "alive")], "ApplyWorkerRunning");
+    assert_eq!(number(alive_target, "MonitorErrors"), 0.0);
+    assert_eq!(number(alive_target, "SubscriptionEnabled"), 0.0);
+    let gone = find(&docs, &[("Pipeline", "gone")], "MonitorErrors").unwrap();
+    assert_eq!(
+        gone["MonitorErrors"], 2.0,
+        "source and target unreachable: {gone}"
+    );
+    assert!(
+        gone.get("ApplyWorkerRunning").is_none(),
+        "nothing made up for it"
+    );
+    let sides: BTreeSet<String> = gone["Errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Side"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sides, BTreeSet::from(["source".into(), "target".into()]));
+    assert!(report
+        .errors
+        .iter()
+        .all(|e| e.pipeline == "gone" && e.error_type == "Transient.Database"));
+    assert!(report.errors.iter().any(|e| e.side == Side::Source));
+    let summary = find(&docs, &[("Service", "clonesync")], "MonitorErrors");
+    assert_eq!(number(summary, "MonitorErrors"), 2.0);
+    assert_eq!(number(summary, "PipelinesChecked"), 2.0);
+
+    // No password, no connection string: not in a metric line, not in the
+    // report, not in any log line (every level).
+    let everything = format!(
+        "{}\n{}\n{:?}\n{}",
+        lines.join("\n"),
+        serde_json::to_string(&report).unwrap(),
+        report,
+        captured.text()
+    );
+    assert!(captured
+        .text()
+        .contains("lag monitor could not read a database"));
+    for forbidden in [
+        password.expose(),
+        "postgres://",
+        "password=",
+        "postgresql://",
+    ] {
+        assert!(
+            !everything.contains(forbidden),
+            "{forbidden:?} leaked:\n{everything}"
+        );
+    }
+}
