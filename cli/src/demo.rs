@@ -11,8 +11,8 @@ use clonesync::local::compare::{compare_tables, tables_in, wait_for_marker};
 use clonesync::local::runtime::LocalRuntime;
 use clonesync::local::workload::{create_schema, Workload};
 use clonesync::local::{moto, LocalControlPlane, LocalServer, RunAs};
+use clonesync::monitor;
 use clonesync::pg::{self, Secret, SessionSettings};
-use clonesync::steps::verify;
 use clonesync::workflow::state::Waits;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -191,15 +191,31 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
         &session,
     )
     .await?;
-    let spec = &state.pipeline;
+    let pipeline = state.pipeline.id.as_str();
+    // The lag monitor's own run (registry, then every slot and the
+    // subscription), as the lag-monitor function does it each minute.
+    let monitor = || async {
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        monitor::run(&*runtime.cloud, now_ms)
+            .await
+            .map(|(report, _)| report)
+    };
     let streaming_since = Instant::now();
     while !stop.load(Ordering::Relaxed)
         && options
             .duration
             .is_none_or(|d| streaming_since.elapsed() < d)
     {
-        let reading = verify::measure(&admin, &target, spec).await?;
-        show::streaming(&reading, streaming_since.elapsed(), Some(load.committed()));
+        let report = monitor().await?;
+        show::streaming(
+            &report,
+            pipeline,
+            streaming_since.elapsed(),
+            Some(load.committed()),
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
@@ -215,9 +231,10 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
     // feedback interval: show the lag reaching zero.
     let settle = Instant::now();
     loop {
-        let reading = verify::measure(&admin, &target, spec).await?;
-        show::streaming(&reading, streaming_since.elapsed(), None);
-        if reading.lag_bytes == 0 || settle.elapsed() > Duration::from_secs(15) {
+        let report = monitor().await?;
+        show::streaming(&report, pipeline, streaming_since.elapsed(), None);
+        let (slot, _) = show::pipeline_figures(&report, pipeline);
+        if slot.and_then(|s| s.lag_bytes) == Some(0) || settle.elapsed() > Duration::from_secs(15) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

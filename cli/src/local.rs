@@ -8,17 +8,20 @@
 
 use crate::args::{PipelineDir, SourceOptions, UpOptions};
 use crate::show;
+use clonesync::aws::registry::PipelineRecord;
 use clonesync::error::{Error, Result};
 use clonesync::local::runtime::LocalRuntime;
+use clonesync::local::LocalCloud;
 use clonesync::local::{LocalControlPlane, PgBinaries, RunAs, LOCAL_CLONE_EXTRA_SENDERS};
+use clonesync::monitor;
 use clonesync::pg::{self, Endpoint, Secret, SessionSettings};
 use clonesync::pipeline::PipelineSpec;
-use clonesync::steps::{preflight, verify};
+use clonesync::steps::preflight;
 use clonesync::workflow::state::Waits;
 use clonesync::workflow::State;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 const RECORD: &str = "pipeline.json";
 
@@ -153,6 +156,8 @@ fn read_record(dir: &PipelineDir) -> Result<(LocalPipeline, Endpoint)> {
     Ok((record, source))
 }
 
+/// The lag monitor's reading of this pipeline (the figures the
+/// lag-monitor function publishes), read with the same code.
 pub async fn status(dir: PipelineDir) -> Result<bool> {
     let (record, source) = read_record(&dir)?;
     let plane = plane(source.clone(), &record.clone_dir, record.clone_port)?;
@@ -168,14 +173,20 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         info.host,
         info.port
     );
-    let session = SessionSettings::default();
-    let source_client = pg::connect(&source, &session).await?;
-    let clone_client = pg::connect(&plane.clone_login(info), &session)
-        .await
-        .map_err(|e| Error::local(format!("the clone does not answer ({}): {e}", e.name())))?;
-    let reading = verify::measure(&source_client, &clone_client, &state.pipeline).await?;
-    show::streaming(&reading, Duration::ZERO, None);
-    Ok(reading.slot_active && reading.apply_worker_pid > 0)
+    let cloud = LocalCloud::offline(plane, &dir.work_dir.join("cloud"));
+    let registered = PipelineRecord {
+        pipeline: state.pipeline.clone(),
+        source: state.source.clone(),
+        clone: state.clone.clone(),
+        clone_info: info.clone(),
+        registered_at: 0,
+    };
+    let report = monitor::check(&cloud, &[registered]).await;
+    show::report(&report);
+    let (slot, target) = show::pipeline_figures(&report, state.pipeline.id.as_str());
+    Ok(report.errors.is_empty()
+        && slot.is_some_and(|s| s.active)
+        && target.is_some_and(|t| t.apply_worker))
 }
 
 pub async fn down(dir: PipelineDir) -> Result<bool> {

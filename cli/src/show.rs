@@ -4,7 +4,7 @@
 
 use clonesync::local::compare::TableState;
 use clonesync::local::runtime::{Progress, RunOutcome};
-use clonesync::steps::verify::Verification;
+use clonesync::monitor::{MonitorReport, SlotReading, TargetReading};
 use std::time::{Duration, SystemTime};
 
 pub fn millis(d: Duration) -> String {
@@ -62,21 +62,107 @@ pub fn outcome(outcome: &RunOutcome) {
     }
 }
 
-pub fn streaming(v: &Verification, elapsed: Duration, committed: Option<u64>) {
+fn seconds(value: Option<f64>) -> String {
+    value
+        .map(|v| format!("{v:.1} s"))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn optional_bytes(value: Option<u64>) -> String {
+    value.map(bytes).unwrap_or_else(|| "-".into())
+}
+
+/// The pipeline's slot and subscription in `report`.
+pub fn pipeline_figures<'r>(
+    report: &'r MonitorReport,
+    pipeline: &str,
+) -> (Option<&'r SlotReading>, Option<&'r TargetReading>) {
+    let slot = report
+        .slots()
+        .map(|(_, s)| s)
+        .find(|s| s.pipeline.as_deref() == Some(pipeline));
+    let target = report.targets.iter().find(|t| t.pipeline == pipeline);
+    (slot, target)
+}
+
+/// One line per reading while streaming: the monitor's figures for the
+/// pipeline (the same the lag-monitor function publishes).
+pub fn streaming(
+    report: &MonitorReport,
+    pipeline: &str,
+    elapsed: Duration,
+    committed: Option<u64>,
+) {
+    let (slot, target) = pipeline_figures(report, pipeline);
     let writes = committed
         .map(|c| format!("  writes committed {c}"))
         .unwrap_or_default();
     println!(
-        "  {:>5}s  lag {:>12}  slot {}  apply worker {}  apply errors {}{writes}",
+        "  {:>5}s  lag {:>12}  retained {:>12}  slot {}  worker {}  apply lag {}{writes}",
         elapsed.as_secs(),
-        bytes(v.lag_bytes),
-        if v.slot_active { "active" } else { "INACTIVE" },
-        if v.apply_worker_pid > 0 {
-            format!("pid {}", v.apply_worker_pid)
-        } else {
-            "NOT RUNNING".into()
+        optional_bytes(slot.and_then(|s| s.lag_bytes)),
+        optional_bytes(slot.and_then(|s| s.retained_bytes)),
+        match slot {
+            Some(s) if s.active => "active",
+            Some(_) => "INACTIVE",
+            None => "MISSING",
         },
-        v.apply_errors,
+        if target.is_some_and(|t| t.apply_worker) {
+            "running"
+        } else {
+            "NOT RUNNING"
+        },
+        seconds(target.and_then(|t| t.apply_lag_seconds)),
+    );
+    for error in &report.errors {
+        println!(
+            "         could not read the {:?}: {} ({})",
+            error.side, error.message, error.error_type
+        );
+    }
+}
+
+/// Everything the monitor read: every logical slot on the source (ours or
+/// not), the subscription, what could not be read.
+pub fn report(report: &MonitorReport) {
+    for (source, slot) in report.slots() {
+        let owner = match &slot.pipeline {
+            Some(p) => format!("pipeline {p}"),
+            None => "NOT clonesync's".into(),
+        };
+        println!(
+            "  slot {:<28} {:<20} {:<9} lag {:>12}  retained {:>12}  wal {}  (source {source})",
+            slot.slot,
+            owner,
+            if slot.active { "active" } else { "INACTIVE" },
+            optional_bytes(slot.lag_bytes),
+            optional_bytes(slot.retained_bytes),
+            slot.wal_status.as_deref().unwrap_or("-"),
+        );
+    }
+    for t in &report.targets {
+        println!(
+            "  subscription {:<20} {}  apply worker {}  last message {} ago  apply lag {}",
+            t.subscription,
+            if t.enabled { "enabled" } else { "DISABLED" },
+            if t.apply_worker {
+                "running"
+            } else {
+                "NOT RUNNING"
+            },
+            seconds(t.seconds_since_last_message),
+            seconds(t.apply_lag_seconds),
+        );
+    }
+    for error in &report.errors {
+        println!(
+            "  could not read the {:?} of {}: {} ({})",
+            error.side, error.pipeline, error.message, error.error_type
+        );
+    }
+    println!(
+        "  read with {} connections in {} ms",
+        report.connections, report.took_ms
     );
 }
 

@@ -166,10 +166,11 @@ async fn local_up_status_down_against_a_running_server() {
     );
     let printed = text(&status);
     assert!(status.status.success(), "{printed}");
-    assert!(
-        printed.contains("slot active") && printed.contains("apply worker pid"),
-        "{printed}"
-    );
+    // The lag monitor's figures: the pipeline's slot, the subscription.
+    assert!(printed.contains("slot clonesync_cli_local"), "{printed}");
+    assert!(printed.contains("pipeline cli_local   active"), "{printed}");
+    assert!(printed.contains("apply worker running"), "{printed}");
+    assert!(printed.contains("read with 2 connections"), "{printed}");
     assert!(!printed.contains(password.expose()));
 
     let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));

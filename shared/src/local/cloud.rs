@@ -142,6 +142,28 @@ impl LocalCloud {
         (cloud, receiver)
     }
 
+    /// A local cloud without the AWS services behind it, for reading the
+    /// databases only (the lag monitor's [`crate::monitor::check`]). Its
+    /// registry and Step Functions clients point at a closed port: a call
+    /// to them fails, it never reaches anything.
+    pub fn offline(plane: LocalControlPlane, work_dir: &Path) -> LocalCloud {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(crate::local::moto::REGION))
+            .endpoint_url("http://127.0.0.1:1")
+            .build();
+        let clients = crate::aws::AwsClients::from_configs(&config, &config);
+        let (cloud, _events) = LocalCloud::new(
+            plane,
+            work_dir,
+            &clients,
+            crate::local::moto::REGION,
+            crate::local::moto::ACCOUNT,
+            crate::local::runtime::REGISTRY_TABLE,
+        );
+        cloud
+    }
+
     pub fn control_plane(&self) -> &LocalControlPlane {
         &self.plane
     }
