@@ -137,11 +137,14 @@ FROM pg_replication_slots s WHERE s.slot_type = 'logical' ORDER BY 1";
 
 const SUBSCRIPTIONS_SQL: &str = "\
 SELECT s.subname::text, s.subenabled, w.pid IS NOT NULL, \
-       extract(epoch FROM now() - w.last_msg_receipt_time)::float8, \
-       extract(epoch FROM now() - w.latest_end_time)::float8 \
+       greatest(0, extract(epoch FROM now() - w.last_msg_receipt_time))::float8, \
+       greatest(0, extract(epoch FROM now() - w.latest_end_time))::float8 \
 FROM pg_subscription s \
 LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL \
 WHERE s.subname = ANY($1)";
+// now() is the target's transaction start and latest_end_time the source's
+// clock: a reading just after the start, or a little clock skew, would be
+// negative; it counts as zero.
 
 fn non_negative(value: Option<i64>) -> Option<u64> {
     value.map(|v| v.max(0) as u64)
