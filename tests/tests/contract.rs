@@ -459,3 +459,53 @@ fn the_local_dispatch_knows_every_lambda_package() {
     known.sort();
     assert_eq!(packages, known);
 }
+
+#[test]
+fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
+    use clonesync::monitor::{emf, MonitorReport};
+    let template = template();
+    let written: BTreeSet<String> = emf::summary(&MonitorReport::default())
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    let mut watched = BTreeSet::new();
+    for (name, resource) in resources(&template) {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let p = &resource["Properties"];
+        assert!(!p["AlarmActions"].is_null(), "{name:?} notifies the topic");
+        if p["Namespace"].as_str() != Some(emf::NAMESPACE) {
+            assert_eq!(p["Namespace"].as_str(), Some("AWS/Lambda"), "{name:?}");
+            continue;
+        }
+        let metric = p["MetricName"].as_str().unwrap().to_string();
+        assert!(
+            written.contains(&metric),
+            "{name:?} watches {metric}, never written"
+        );
+        assert_eq!(p["Dimensions"][0]["Name"].as_str(), Some("Service"));
+        assert_eq!(p["Dimensions"][0]["Value"].as_str(), Some(emf::SERVICE));
+        // Written every run, so missing data means the monitor is down.
+        assert_eq!(
+            p["TreatMissingData"].as_str(),
+            Some("breaching"),
+            "{name:?}"
+        );
+        watched.insert(metric);
+    }
+    for metric in [
+        "MaxLagBytes",
+        "MaxApplyLagSeconds",
+        "InactiveSlots",
+        "MaxRetainedBytes",
+        "MonitorErrors",
+    ] {
+        assert!(watched.contains(metric), "no alarm on {metric}");
+    }
+    let monitor = &resources(&template)["LagMonitor"];
+    assert_eq!(
+        monitor["Properties"]["Events"]["Every"]["Type"].as_str(),
+        Some("Schedule")
+    );
+}
