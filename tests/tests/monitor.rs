@@ -1,10 +1,12 @@
 //! The lag monitor against real servers: a stalled subscription shows as
 //! growing lag and retained WAL on an inactive slot, and recovers; a slot
 //! nobody registered is reported as not owned; an unreachable source costs
-//! only its own pipeline's figures; every output line is Embedded Metric
+//! only its own pipeline's figures, and so does a damaged registry record;
+//! every output line is Embedded Metric
 //! Format by the specification, and none holds a password or a connection
 //! string.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use clonesync::aws::rds::{CloneSettings, SourceCluster};
 use clonesync::aws::registry::{PipelineRecord, Registry};
 use clonesync::control_plane::CloneInfo;
@@ -316,11 +318,24 @@ async fn an_unreachable_source_costs_only_its_own_pipeline_and_nothing_leaks() {
     ] {
         registry.put_pipeline(&record).await.unwrap();
     }
+    // A record that does not decode (damaged, or from another version).
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(TABLE)
+        .item("pk", AttributeValue::S("pipeline#damaged".into()))
+        .item("record", AttributeValue::S("{not json".into()))
+        .send()
+        .await
+        .unwrap();
     let ctx = context(&clients, &moto.settings());
 
     let (report, lines) = monitor::run(&ctx, 1_795_000_000_000).await.unwrap();
     let docs: Vec<Value> = lines.iter().map(|l| assert_emf(l)).collect();
-    assert_eq!(report.pipelines.len(), 2);
+    assert_eq!(report.pipelines.len(), 3);
+    let damaged = find(&docs, &[("Pipeline", "damaged")], "MonitorErrors").unwrap();
+    assert_eq!(damaged["MonitorErrors"], 1.0);
+    assert_eq!(damaged["Errors"][0]["Side"], "registry");
     let alive = find(
         &docs,
         &[("Pipeline", "alive"), ("Slot", "clonesync_alive")],
@@ -347,14 +362,19 @@ async fn an_unreachable_source_costs_only_its_own_pipeline_and_nothing_leaks() {
         .map(|e| e["Side"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(sides, BTreeSet::from(["source".into(), "target".into()]));
-    assert!(report
+    let gone_errors: Vec<_> = report
         .errors
         .iter()
-        .all(|e| e.pipeline == "gone" && e.error_type == "Transient.Database"));
+        .filter(|e| e.pipeline == "gone")
+        .collect();
+    assert_eq!(gone_errors.len(), 2);
+    assert!(gone_errors
+        .iter()
+        .all(|e| e.error_type == "Transient.Database"));
     assert!(report.errors.iter().any(|e| e.side == Side::Source));
     let summary = find(&docs, &[("Service", "clonesync")], "MonitorErrors");
-    assert_eq!(number(summary, "MonitorErrors"), 2.0);
-    assert_eq!(number(summary, "PipelinesChecked"), 2.0);
+    assert_eq!(number(summary, "MonitorErrors"), 3.0);
+    assert_eq!(number(summary, "PipelinesChecked"), 3.0);
 
     // No password, no connection string: not in a metric line, not in the
     // report, not in any log line (every level).

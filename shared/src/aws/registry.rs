@@ -195,9 +195,22 @@ impl Registry<'_> {
             .transpose()
     }
 
-    /// Every registered pipeline (the lag monitor's list).
+    /// Every registered pipeline; a record that does not decode (damaged,
+    /// or written by another version) fails the call.
     pub async fn list_pipelines(&self) -> Result<Vec<PipelineRecord>> {
+        let (records, unreadable) = self.scan_pipelines().await?;
+        match unreadable.into_iter().next() {
+            Some((_, error)) => Err(error),
+            None => Ok(records),
+        }
+    }
+
+    /// Every registered pipeline, and apart the ids of records that do not
+    /// decode with why: the lag monitor reports those and goes on with the
+    /// others.
+    pub async fn scan_pipelines(&self) -> Result<(Vec<PipelineRecord>, Vec<(String, Error)>)> {
         let mut records = Vec::new();
+        let mut unreadable = Vec::new();
         let mut pages = self
             .client
             .scan()
@@ -209,12 +222,26 @@ impl Registry<'_> {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify(SERVICE, "Scan", e))?;
             for item in page.items() {
-                if let Some(json) = text(item, "record") {
-                    records.push(decode(json)?);
+                let id = text(item, "pk")
+                    .and_then(|pk| pk.strip_prefix("pipeline#"))
+                    .unwrap_or("?")
+                    .to_string();
+                match text(item, "record").map(decode) {
+                    Some(Ok(record)) => records.push(record),
+                    Some(Err(error)) => unreadable.push((id, error)),
+                    None => unreadable.push((
+                        id,
+                        Error::Aws {
+                            service: SERVICE.into(),
+                            operation: "Scan".into(),
+                            code: "Decode".into(),
+                            message: "pipeline item has no record".into(),
+                        },
+                    )),
                 }
             }
         }
-        Ok(records)
+        Ok((records, unreadable))
     }
 
     pub async fn delete_pipeline(&self, id: &str) -> Result<()> {

@@ -85,6 +85,8 @@ pub struct TargetReading {
 pub enum Side {
     Source,
     Target,
+    /// The pipeline's registry record does not decode.
+    Registry,
 }
 
 /// A database that could not be read, per pipeline it serves. The message
@@ -329,8 +331,15 @@ pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorRe
 /// The lag monitor's run: every registered pipeline, then the report as
 /// Embedded Metric Format lines (what the Lambda prints to stdout).
 pub async fn run<C: Cloud>(cloud: &C, timestamp_ms: u64) -> Result<(MonitorReport, Vec<String>)> {
-    let records = cloud.registry().list_pipelines().await?;
-    let report = check(cloud, &records).await;
+    let (records, unreadable) = cloud.registry().scan_pipelines().await?;
+    let mut report = check(cloud, &records).await;
+    for (pipeline, error) in unreadable {
+        tracing::error!(pipeline = %pipeline, kind = error.name(), error = %error, "lag monitor could not read a pipeline's registry record");
+        report
+            .errors
+            .push(error_for(&pipeline, Side::Registry, &error));
+        report.pipelines.push(pipeline);
+    }
     let lines = emf::lines(&report, timestamp_ms);
     Ok((report, lines))
 }
