@@ -4,10 +4,10 @@
 
 use clonesync::local::{LocalServer, PgBinaries, RunAs};
 use clonesync::pg::Secret;
-use clonesync_tests::fixture::SUPERUSER;
+use clonesync_tests::fixture::{servers_under, url_without_password, SUPERUSER};
 use clonesync_tests::pipeline::slots_and_publications;
 use clonesync_tests::{create_schema, TestServer};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn clonesync(args: &[&str], password: Option<&Secret>) -> Output {
@@ -25,21 +25,6 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-/// Postgres server processes whose command line names a path under `dir`.
-fn servers_under(dir: &Path) -> usize {
-    let dir = dir.to_string_lossy().to_string();
-    std::fs::read_dir("/proc")
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-                .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-                .filter(|cmd| cmd.contains("postgres") && cmd.contains(&dir))
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 /// Stops any server left under a directory when a test ends early.
@@ -115,11 +100,7 @@ async fn local_up_status_down_against_a_running_server() {
     create_schema(&server.client().await).await;
     let endpoint = server.endpoint();
     let password = endpoint.password.clone().unwrap();
-    // The URL without the password: it comes through PGPASSWORD.
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        endpoint.user, endpoint.host, endpoint.port, endpoint.dbname
-    );
+    let url = url_without_password(&endpoint);
     let work = server.root().join("work");
     let _guard = StopServersUnder(work.clone());
     let work_arg = work.to_str().unwrap();
@@ -206,10 +187,7 @@ async fn preflight_reports_every_problem_readably() {
     let server =
         TestServer::start_with(&[("wal_level", "replica"), ("max_replication_slots", "0")]).await;
     let endpoint = server.endpoint();
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        endpoint.user, endpoint.host, endpoint.port, endpoint.dbname
-    );
+    let url = url_without_password(&endpoint);
     let output = clonesync(
         &["preflight", "--source-url", &url],
         endpoint.password.as_ref(),
@@ -225,10 +203,7 @@ async fn preflight_reports_every_problem_readably() {
 
     let good = TestServer::start().await;
     let endpoint = good.endpoint();
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        endpoint.user, endpoint.host, endpoint.port, endpoint.dbname
-    );
+    let url = url_without_password(&endpoint);
     let output = clonesync(
         &["preflight", "--source-url", &url],
         endpoint.password.as_ref(),

@@ -238,19 +238,32 @@ impl TestEnv {
     /// Clone servers still running: postmasters whose command line names a
     /// data directory under this environment's clones directory.
     pub fn running_servers(&self) -> usize {
-        let clones = self.root_path.join("clones");
-        let clones = clones.to_string_lossy();
-        std::fs::read_dir("/proc")
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-                    .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-                    .filter(|cmd| cmd.contains("postgres") && cmd.contains(clones.as_ref()))
-                    .count()
-            })
-            .unwrap_or(0)
+        servers_under(&self.root_path.join("clones"))
     }
+}
+
+/// PostgreSQL processes whose command line names a path under `dir`.
+pub fn servers_under(dir: &Path) -> usize {
+    let dir = dir.to_string_lossy();
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+                .filter(|cmd| cmd.contains("postgres") && cmd.contains(dir.as_ref()))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A URL for `endpoint` without its password (which the caller passes in
+/// `PGPASSWORD`, as a user would, to keep it out of the process list).
+pub fn url_without_password(endpoint: &Endpoint) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        endpoint.user, endpoint.host, endpoint.port, endpoint.dbname
+    )
 }
 
 impl Drop for TestEnv {

@@ -59,6 +59,15 @@ impl Run {
         (outcome, seen)
     }
 
+    /// Tear the streaming pipeline down; then nothing may be left.
+    async fn teardown(&self, outcome: &RunOutcome) {
+        self.runtime
+            .teardown(&outcome.state().unwrap())
+            .await
+            .unwrap();
+        self.assert_nothing_left().await;
+    }
+
     /// The source holds no slot or publication; no clone server runs.
     async fn assert_nothing_left(&self) {
         let source = self.env.source_client().await;
@@ -175,11 +184,7 @@ async fn a_transient_failure_is_retried_and_the_run_succeeds() {
         .collect();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert!(calls[0].injected && calls[1].error_type.is_none());
-    run.runtime
-        .teardown(&outcome.state().unwrap())
-        .await
-        .unwrap();
-    run.assert_nothing_left().await;
+    run.teardown(&outcome).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -231,11 +236,7 @@ async fn duplicated_events_are_ignored_the_second_time() {
     assert!(delivered.iter().all(|d| d.report.is_ok()), "{delivered:?}");
     assert_eq!(woken, 2, "each wait woken once: {delivered:?}");
     assert!(ignored >= 2, "the copies find no wait: {delivered:?}");
-    run.runtime
-        .teardown(&outcome.state().unwrap())
-        .await
-        .unwrap();
-    run.assert_nothing_left().await;
+    run.teardown(&outcome).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -252,11 +253,7 @@ async fn without_events_the_polling_fallback_finishes_the_run() {
     assert_eq!(entered(&progress, "PollShare"), 1, "{progress:?}");
     assert_eq!(entered(&progress, "PollClone"), 1, "{progress:?}");
     assert!(run.runtime.delivered().is_empty());
-    run.runtime
-        .teardown(&outcome.state().unwrap())
-        .await
-        .unwrap();
-    run.assert_nothing_left().await;
+    run.teardown(&outcome).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
