@@ -16,8 +16,7 @@ use clonesync::pg::{self, Secret, SessionSettings};
 use clonesync::workflow::state::Waits;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 const DATABASE: &str = "shop";
@@ -101,6 +100,12 @@ impl Drop for WorkDir {
 
 pub async fn run(options: DemoOptions) -> Result<bool> {
     let wall = Instant::now();
+    // Ctrl-C is handled from the start: it ends the replication phase, and
+    // before that it lets the current phase finish, so that teardown always
+    // runs and nothing is left half-made.
+    let stop = crate::interrupt::on_ctrl_c(
+        "Ctrl-C: finishing the current step, then comparing and tearing down",
+    );
     if !moto::moto_server().is_file() {
         println!("installing {} (once) ...", moto::MOTO_REQUIREMENT);
     }
@@ -129,6 +134,10 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
     let tables = tables_in(&admin, SCHEMAS).await?;
     let load = Workload::start(endpoint.clone(), 3, 7, Duration::from_millis(5));
     load.wait_for_more(50).await?;
+    if stop.load(Ordering::Relaxed) {
+        load.stop().await?;
+        return Ok(false);
+    }
     println!(
         "  source: PostgreSQL on 127.0.0.1:{}, database {DATABASE:?}, {} tables, write load of 3 writers running",
         source.port,
@@ -172,13 +181,6 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
     }
 
     // 3. Replicate until Ctrl-C or the duration.
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::Relaxed);
-        }
-    });
     match options.duration {
         Some(d) => println!("replicating for {} s (Ctrl-C ends it sooner)", d.as_secs()),
         None => println!("replicating until Ctrl-C"),

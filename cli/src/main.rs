@@ -4,6 +4,7 @@
 
 mod args;
 mod demo;
+mod interrupt;
 mod local;
 mod show;
 

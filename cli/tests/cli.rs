@@ -94,6 +94,69 @@ fn the_demo_runs_for_30_seconds_compares_equal_and_leaves_nothing() {
     assert!(!printed.contains("password"), "{printed}");
 }
 
+#[test]
+fn ctrl_c_ends_the_demo_with_comparison_and_teardown() {
+    use std::io::{BufRead, BufReader};
+    let root = tempfile::Builder::new()
+        .prefix("clonesync-cli-ctrl-c-")
+        .tempdir()
+        .unwrap();
+    let work = root.path().join("work");
+    let _guard = StopServersUnder(work.clone());
+    // In its own process group, signalled as a whole, as a terminal's
+    // Ctrl-C does: every child left in the group gets SIGINT too.
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clonesync"))
+        .args(["demo", "--work-dir", work.to_str().unwrap()])
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    // Two readings into the replication phase, then Ctrl-C (SIGINT).
+    let mut readings = 0;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("writes committed") {
+            readings += 1;
+            if readings == 2 {
+                break;
+            }
+        }
+    }
+    assert_eq!(readings, 2, "{printed}");
+    let kill = Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    for line in lines {
+        printed.push_str(&line.unwrap());
+        printed.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{printed}");
+    for expected in [
+        "Ctrl-C: finishing the current step",
+        "lag          0 B",
+        "slot dropped true",
+        "clone deleted true",
+        "demo finished",
+    ] {
+        assert!(
+            printed.contains(expected),
+            "missing {expected:?}:\n{printed}"
+        );
+    }
+    assert!(!printed.contains("DIFFERS"), "{printed}");
+    assert!(!work.exists());
+    assert_eq!(servers_under(&work), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_up_status_down_against_a_running_server() {
     let server = TestServer::start().await;

@@ -13,6 +13,7 @@
 use crate::aws::AwsClients;
 use crate::error::{Error, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -93,9 +94,12 @@ impl MotoServer {
     pub fn start(lambda_port: u16) -> Result<MotoServer> {
         let port = crate::local::server::free_port()?;
         let program = moto_server();
+        // Its own process group: a Ctrl-C at the terminal goes to clonesync
+        // alone, which still needs moto to tear down in order.
         let child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_PORT", lambda_port.to_string())
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
