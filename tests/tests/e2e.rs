@@ -81,6 +81,16 @@ impl Run {
     }
 }
 
+fn assert_succeeded(outcome: &RunOutcome) {
+    assert!(
+        outcome.succeeded(),
+        "{} {:?} {:?}",
+        outcome.status,
+        outcome.error,
+        outcome.cause
+    );
+}
+
 fn entered(progress: &[Progress], state: &str) -> usize {
     progress
         .iter()
@@ -95,13 +105,7 @@ async fn the_state_machine_hands_off_under_load_and_teardown_leaves_nothing() {
     load.wait_for_more(100).await;
 
     let (outcome, progress) = run.execute("happy", &run.input("e2e_happy")).await;
-    assert!(
-        outcome.succeeded(),
-        "{} {:?} {:?}",
-        outcome.status,
-        outcome.error,
-        outcome.cause
-    );
+    assert_succeeded(&outcome);
     let state = outcome.state().unwrap();
     assert!(
         state.created.source.as_ref().unwrap().slot,
@@ -167,12 +171,7 @@ async fn a_transient_failure_is_retried_and_the_run_succeeds() {
         times: Some(1),
     });
     let (outcome, progress) = run.execute("transient", &run.input("e2e_transient")).await;
-    assert!(
-        outcome.succeeded(),
-        "{:?} {:?}",
-        outcome.error,
-        outcome.cause
-    );
+    assert_succeeded(&outcome);
     assert!(progress.iter().any(|p| matches!(p,
         Progress::TaskFailed { state, error } if state == "CreateSubscription" && error == "Transient.Database")));
     let calls: Vec<_> = run
@@ -216,12 +215,7 @@ async fn duplicated_events_are_ignored_the_second_time() {
     let run = setup().await;
     run.runtime.faults.set_delivery(Delivery::Twice);
     let (outcome, _) = run.execute("twice", &run.input("e2e_twice")).await;
-    assert!(
-        outcome.succeeded(),
-        "{:?} {:?}",
-        outcome.error,
-        outcome.cause
-    );
+    assert_succeeded(&outcome);
     let delivered = run.runtime.delivered();
     let woken: usize = delivered
         .iter()
@@ -233,9 +227,11 @@ async fn duplicated_events_are_ignored_the_second_time() {
         .filter_map(|d| d.report.as_ref().ok())
         .map(|r| r.ignored.len())
         .sum();
+    // One RAM event and two RDS events (cluster, instance), each twice.
+    assert_eq!(delivered.len(), 6, "{delivered:?}");
     assert!(delivered.iter().all(|d| d.report.is_ok()), "{delivered:?}");
     assert_eq!(woken, 2, "each wait woken once: {delivered:?}");
-    assert!(ignored >= 2, "the copies find no wait: {delivered:?}");
+    assert_eq!(ignored, 4, "every other copy finds no wait: {delivered:?}");
     run.teardown(&outcome).await;
 }
 
@@ -244,12 +240,7 @@ async fn without_events_the_polling_fallback_finishes_the_run() {
     let run = setup().await;
     run.runtime.faults.set_delivery(Delivery::Never);
     let (outcome, progress) = run.execute("lost", &run.input("e2e_lost")).await;
-    assert!(
-        outcome.succeeded(),
-        "{:?} {:?}",
-        outcome.error,
-        outcome.cause
-    );
+    assert_succeeded(&outcome);
     assert_eq!(entered(&progress, "PollShare"), 1, "{progress:?}");
     assert_eq!(entered(&progress, "PollClone"), 1, "{progress:?}");
     assert!(run.runtime.delivered().is_empty());
@@ -261,9 +252,9 @@ async fn running_the_same_input_again_converges_without_creating_twice() {
     let run = setup().await;
     let input = run.input("e2e_again");
     let (first, _) = run.execute("first", &input).await;
-    assert!(first.succeeded(), "{:?} {:?}", first.error, first.cause);
+    assert_succeeded(&first);
     let (second, progress) = run.execute("second", &input).await;
-    assert!(second.succeeded(), "{:?} {:?}", second.error, second.cause);
+    assert_succeeded(&second);
     // Share and clone are ready already: each wait completes its own task,
     // no timeout, no poll.
     assert_eq!(entered(&progress, "PollShare"), 0, "{progress:?}");
