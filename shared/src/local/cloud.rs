@@ -16,6 +16,12 @@
 //!
 //! The registry and the callbacks are the real DynamoDB and Step Functions
 //! APIs (moto's), so every handler runs unchanged.
+//!
+//! Idempotent as the AWS calls are: a share is found again by its name
+//! (`created_now: false`); accepting an accepted share is
+//! `AlreadyAccepted`; `create_clone` on a clone being made starts nothing
+//! new, and on a finished one reuses it (started if stopped); deleting
+//! what is gone answers `false`.
 
 use crate::aws::ram::{share_name, Accepted, Share};
 use crate::aws::rds::{writer_instance_id, CloneSettings, SourceCluster};
