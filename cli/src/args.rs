@@ -3,7 +3,7 @@
 //! missing value or a bad number is a usage error naming it.
 
 use clonesync::pg::{PgName, TableName};
-use clonesync::scope::Scope;
+use clonesync::pipeline::Scope;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,24 +143,21 @@ impl Options {
             (Some(_), Some(_)) => {
                 return Err(UsageError("give --schemas or --tables, not both".into()))
             }
-            (Some(list), None) => Scope::Schemas {
-                schemas: list
-                    .split(',')
-                    .map(|s| PgName::new(s.trim()))
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| UsageError(format!("--schemas: {e}")))?,
-            },
-            (None, Some(list)) => Scope::Tables {
-                tables: list
-                    .split(',')
-                    .map(|t| {
-                        let (schema, name) =
-                            t.trim().split_once('.').unwrap_or(("public", t.trim()));
-                        TableName::new(schema, name)
-                    })
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| UsageError(format!("--tables: {e}")))?,
-            },
+            (Some(list), None) => list
+                .split(',')
+                .map(|s| PgName::new(s.trim()))
+                .collect::<Result<_, _>>()
+                .and_then(Scope::schemas)
+                .map_err(|e| UsageError(format!("--schemas: {e}")))?,
+            (None, Some(list)) => list
+                .split(',')
+                .map(|t| {
+                    let (schema, name) = t.trim().split_once('.').unwrap_or(("public", t.trim()));
+                    TableName::new(schema, name)
+                })
+                .collect::<Result<_, _>>()
+                .and_then(Scope::tables)
+                .map_err(|e| UsageError(format!("--tables: {e}")))?,
             (None, None) => Scope::AllTables,
         };
         Ok(SourceOptions {

@@ -7,13 +7,13 @@
 use crate::args::DemoOptions;
 use crate::show;
 use clonesync::error::{Error, Result};
-use clonesync::local::compare::{compare_tables, tables_in, wait_for_marker};
-use clonesync::local::runtime::LocalRuntime;
-use clonesync::local::workload::{create_schema, Workload};
-use clonesync::local::{moto, LocalControlPlane, LocalServer, RunAs};
 use clonesync::monitor;
 use clonesync::pg::{self, Secret, SessionSettings};
-use clonesync::workflow::state::Waits;
+use clonesync::pipeline::Waits;
+use clonesync_local::compare::{compare_tables, tables_in, wait_for_marker};
+use clonesync_local::runtime::LocalRuntime;
+use clonesync_local::workload::{create_schema, Workload};
+use clonesync_local::{moto, LocalControlPlane, LocalServer, RunAs};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -67,18 +67,17 @@ impl WorkDir {
                     .unwrap_or(0)
             )),
         };
-        std::fs::create_dir_all(&path)
-            .map_err(|e| Error::local(format!("create {}: {e}", path.display())))?;
+        std::fs::create_dir_all(&path).map_err(|e| Error::local_file("create", &path, e))?;
         // The servers run as another account, which must enter it.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711))
-            .map_err(|e| Error::local(format!("chmod {}: {e}", path.display())))?;
+            .map_err(|e| Error::local_file("chmod", &path, e))?;
         Ok(WorkDir { path, keep })
     }
 }
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        let Ok(bins) = clonesync::local::PgBinaries::locate() else {
+        let Ok(bins) = clonesync_local::PgBinaries::locate() else {
             return;
         };
         let run_as = RunAs::detect().ok().flatten();
@@ -146,8 +145,7 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
 
     // 2. The local cloud and the state machine.
     let clones = work.path.join("clones");
-    std::fs::create_dir_all(&clones)
-        .map_err(|e| Error::local(format!("create {}: {e}", clones.display())))?;
+    std::fs::create_dir_all(&clones).map_err(|e| Error::local_file("create", &clones, e))?;
     if let Some(run_as) = source.run_as() {
         run_as.own(&clones)?;
     }

@@ -8,17 +8,17 @@
 
 use crate::args::{PipelineDir, SourceOptions, UpOptions};
 use crate::show;
-use clonesync::aws::registry::PipelineRecord;
 use clonesync::error::{Error, Result};
-use clonesync::local::runtime::LocalRuntime;
-use clonesync::local::LocalCloud;
-use clonesync::local::{LocalControlPlane, PgBinaries, RunAs, LOCAL_CLONE_EXTRA_SENDERS};
 use clonesync::monitor;
 use clonesync::pg::{self, Endpoint, Secret, SessionSettings};
+use clonesync::pipeline::PipelineRecord;
 use clonesync::pipeline::PipelineSpec;
+use clonesync::pipeline::Waits;
 use clonesync::steps::preflight;
-use clonesync::workflow::state::Waits;
 use clonesync::workflow::State;
+use clonesync_local::runtime::LocalRuntime;
+use clonesync_local::LocalCloud;
+use clonesync_local::{LocalControlPlane, PgBinaries, RunAs, LOCAL_CLONE_EXTRA_SENDERS};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -60,24 +60,23 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         .clone()
         .unwrap_or_else(|| options.work_dir.join("clones"));
     for dir in [&options.work_dir, &clone_dir] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::local(format!("create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::local_file("create", dir, e))?;
     }
     // The clone's server runs as the server account, which owns its files.
     if let Some(run_as) = RunAs::detect()? {
         run_as.own(&clone_dir)?;
     }
-    if !clonesync::local::moto::moto_server().is_file() {
+    if !clonesync_local::moto::moto_server().is_file() {
         println!(
             "installing {} (once) ...",
-            clonesync::local::moto::MOTO_REQUIREMENT
+            clonesync_local::moto::MOTO_REQUIREMENT
         );
     }
-    clonesync::local::moto::ensure_installed()?;
+    clonesync_local::moto::ensure_installed()?;
     let plane = plane(source.clone(), &clone_dir, options.clone_port)?;
     let runtime = LocalRuntime::start(plane, &options.work_dir.join("cloud")).await?;
     let scope =
-        serde_json::to_value(&options.source.scope).map_err(|e| Error::local(e.to_string()))?;
+        serde_json::to_value(&options.source.scope).map_err(|e| Error::local_record("scope", e))?;
     let input = runtime.request(
         &options.source.pipeline,
         scope,
@@ -115,10 +114,10 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         clone_port: state.clone_info().ok().map(|c| c.port),
         state,
     };
-    let text = serde_json::to_string_pretty(&record).map_err(|e| Error::local(e.to_string()))?;
     let path = options.work_dir.join(RECORD);
-    std::fs::write(&path, text)
-        .map_err(|e| Error::local(format!("write {}: {e}", path.display())))?;
+    let text = serde_json::to_string_pretty(&record)
+        .map_err(|e| Error::local_record(path.display().to_string(), e))?;
+    std::fs::write(&path, text).map_err(|e| Error::local_file("write", &path, e))?;
     let info = record.state.clone_info()?;
     println!(
         "streaming: clone {} on {}:{}, subscription {:?}; `clonesync local status --work-dir {}` shows the lag",
@@ -134,13 +133,14 @@ pub async fn up(options: UpOptions) -> Result<bool> {
 fn read_record(dir: &PipelineDir) -> Result<(LocalPipeline, Endpoint)> {
     let path = dir.work_dir.join(RECORD);
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::local(format!(
-            "{}: {e} (no pipeline set up there with `clonesync local up`?)",
-            path.display()
-        ))
+        Error::local_file(
+            "read the record (no pipeline set up there with `clonesync local up`?)",
+            &path,
+            e,
+        )
     })?;
     let record: LocalPipeline = serde_json::from_str(&text)
-        .map_err(|e| Error::local(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::local_record(path.display().to_string(), e))?;
     let mut source = Endpoint {
         host: record.source_host.clone(),
         port: record.source_port,
@@ -223,7 +223,7 @@ pub async fn preflight(options: SourceOptions) -> Result<bool> {
         "preflight of {}:{}/{} for pipeline {}",
         source.host, source.port, source.dbname, spec.id
     );
-    match preflight::run(&client, None, &plane, &spec, LOCAL_CLONE_EXTRA_SENDERS).await {
+    match preflight::run(&plane, &client, None, &spec, LOCAL_CLONE_EXTRA_SENDERS).await {
         Ok(report) => {
             println!(
                 "  ok: server version {}, {} tables in scope",

@@ -2,9 +2,9 @@
 //! figures, the per-table comparison. Never a password or a connection
 //! string.
 
-use clonesync::local::compare::TableState;
-use clonesync::local::runtime::{Progress, RunOutcome};
 use clonesync::monitor::{MonitorReport, SlotReading, TargetReading};
+use clonesync_local::compare::TableState;
+use clonesync_local::runtime::{Progress, RunOutcome};
 use std::time::{Duration, SystemTime};
 
 pub fn millis(d: Duration) -> String {

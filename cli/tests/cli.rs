@@ -2,8 +2,8 @@
 //! pipeline against a server already running, preflight, and usage errors.
 //! Each checks the exit status, what is printed, and what is left behind.
 
-use clonesync::local::{LocalServer, PgBinaries, RunAs};
 use clonesync::pg::Secret;
+use clonesync_local::{LocalServer, PgBinaries, RunAs};
 use clonesync_tests::fixture::{servers_under, url_without_password, SUPERUSER};
 use clonesync_tests::pipeline::slots_and_publications;
 use clonesync_tests::{create_schema, TestServer};

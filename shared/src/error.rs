@@ -6,10 +6,17 @@
 //! Everything whose name starts with `Transient.` is safe to retry as is.
 //!
 //! Messages carry identifiers and LSNs only: never a password, a connection
-//! string or a row value.
+//! string or a row value. Where a library error (the database driver, an
+//! AWS SDK call, the file system) caused one, it is kept as the error's
+//! `source()`, so a caller can walk the chain; the message already carries
+//! what an operator needs.
 
 use crate::pg::Lsn;
 use std::fmt;
+use std::path::PathBuf;
+
+/// The library error behind one of ours.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// One failed preflight check, with what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -96,17 +103,32 @@ pub enum Error {
 
     /// The database refused for lack of privilege.
     #[error("permission denied during {operation}: {message}")]
-    PermissionDenied { operation: String, message: String },
+    PermissionDenied {
+        operation: String,
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 
     /// A connection problem, a timeout, a lock or serialization conflict:
     /// retrying the same step is safe.
     #[error("transient database error during {operation}: {message}")]
-    TransientDatabase { operation: String, message: String },
+    TransientDatabase {
+        operation: String,
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 
     /// TLS to a database failed: no TLS offered, or a certificate that does
     /// not verify against the trusted roots or name the host.
     #[error("TLS failure during {operation}: {message}")]
-    TlsFailed { operation: String, message: String },
+    TlsFailed {
+        operation: String,
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 
     /// Any other database error (carries the SQLSTATE).
     #[error("database error during {operation} (SQLSTATE {sqlstate}): {message}")]
@@ -114,11 +136,82 @@ pub enum Error {
         operation: String,
         sqlstate: String,
         message: String,
+        #[source]
+        cause: Option<Cause>,
     },
 
-    /// Starting, stopping or copying a local PostgreSQL server failed.
+    /// A local PostgreSQL server program (initdb, pg_ctl, pg_basebackup)
+    /// failed, or a local server did not come up.
     #[error("local server: {reason}")]
-    LocalServer { reason: String },
+    LocalServer {
+        reason: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+
+    /// The PostgreSQL programs a local run needs are not on this machine.
+    #[error("local PostgreSQL binaries: {reason}")]
+    LocalBinariesMissing { reason: String },
+
+    /// Running as root, the OS account the servers must run as is missing.
+    #[error("local OS account: {reason}")]
+    LocalAccountMissing { reason: String },
+
+    /// A local file or directory could not be created, read, written,
+    /// removed or handed over.
+    #[error("local file: cannot {action} {}: {cause}", .path.display())]
+    LocalFile {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
+
+    /// A local record (a clone's, the shares', a pipeline's, an execution's
+    /// output) does not decode or encode.
+    #[error("local record {what}: {reason}")]
+    LocalRecordInvalid {
+        what: String,
+        reason: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+
+    /// Installing the local AWS emulator (moto) failed.
+    #[error("installing the emulator: {reason}")]
+    LocalInstallFailed {
+        reason: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+
+    /// The local AWS emulator did not start or answer.
+    #[error("the emulator: {reason}")]
+    LocalEmulatorFailed {
+        reason: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+
+    /// No local port could be had (a free one, or one to listen on).
+    #[error("local port: {reason}")]
+    LocalPortUnavailable {
+        reason: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+
+    /// The state machine definition cannot be prepared for a local run.
+    #[error("state machine definition: {reason}")]
+    LocalDefinitionInvalid { reason: String },
+
+    /// The demo's write load failed or stalled.
+    #[error("write load: {reason}")]
+    LocalWorkloadFailed { reason: String },
+
+    /// A local wait ran out of time (a table catching up, a clone job).
+    #[error("timed out: {what}")]
+    LocalTimedOut { what: String },
 
     /// The resource share is not accepted yet (no invitation has arrived,
     /// or it is still pending); ask again later.
@@ -158,6 +251,8 @@ pub enum Error {
         service: String,
         operation: String,
         message: String,
+        #[source]
+        cause: Option<Cause>,
     },
 
     /// Throttling, a 5xx, a timeout or a network failure talking to AWS:
@@ -167,6 +262,8 @@ pub enum Error {
         service: String,
         operation: String,
         message: String,
+        #[source]
+        cause: Option<Cause>,
     },
 
     /// Any other AWS error (carries its error code).
@@ -176,6 +273,8 @@ pub enum Error {
         operation: String,
         code: String,
         message: String,
+        #[source]
+        cause: Option<Cause>,
     },
 }
 
@@ -201,6 +300,16 @@ impl Error {
         "Database.TlsFailed",
         "Database.Failed",
         "Local.ServerFailed",
+        "Local.BinariesMissing",
+        "Local.AccountMissing",
+        "Local.FileFailed",
+        "Local.RecordInvalid",
+        "Local.InstallFailed",
+        "Local.EmulatorFailed",
+        "Local.PortUnavailable",
+        "Local.DefinitionInvalid",
+        "Local.WorkloadFailed",
+        "Local.TimedOut",
         "Share.NotReady",
         "Share.Failed",
         "Clone.Conflict",
@@ -233,6 +342,16 @@ impl Error {
             Error::TlsFailed { .. } => "Database.TlsFailed",
             Error::Database { .. } => "Database.Failed",
             Error::LocalServer { .. } => "Local.ServerFailed",
+            Error::LocalBinariesMissing { .. } => "Local.BinariesMissing",
+            Error::LocalAccountMissing { .. } => "Local.AccountMissing",
+            Error::LocalFile { .. } => "Local.FileFailed",
+            Error::LocalRecordInvalid { .. } => "Local.RecordInvalid",
+            Error::LocalInstallFailed { .. } => "Local.InstallFailed",
+            Error::LocalEmulatorFailed { .. } => "Local.EmulatorFailed",
+            Error::LocalPortUnavailable { .. } => "Local.PortUnavailable",
+            Error::LocalDefinitionInvalid { .. } => "Local.DefinitionInvalid",
+            Error::LocalWorkloadFailed { .. } => "Local.WorkloadFailed",
+            Error::LocalTimedOut { .. } => "Local.TimedOut",
             Error::ShareNotReady { .. } => "Share.NotReady",
             Error::ShareFailed { .. } => "Share.Failed",
             Error::CloneConflict { .. } => "Clone.Conflict",
@@ -265,9 +384,33 @@ impl Error {
         }
     }
 
-    pub fn local(reason: impl Into<String>) -> Self {
+    /// A local server failure with nothing below it.
+    pub fn local_server(reason: impl Into<String>) -> Self {
         Error::LocalServer {
             reason: reason.into(),
+            cause: None,
+        }
+    }
+
+    /// A file-system call on `path` failed.
+    pub fn local_file(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        cause: std::io::Error,
+    ) -> Self {
+        Error::LocalFile {
+            action,
+            path: path.into(),
+            cause,
+        }
+    }
+
+    /// A local record that does not decode or encode.
+    pub fn local_record(what: impl Into<String>, cause: serde_json::Error) -> Self {
+        Error::LocalRecordInvalid {
+            what: what.into(),
+            reason: cause.to_string(),
+            cause: Some(Box::new(cause)),
         }
     }
 }
@@ -313,21 +456,48 @@ mod tests {
             Error::PermissionDenied {
                 operation: s(),
                 message: s(),
+                cause: None,
             },
             Error::TransientDatabase {
                 operation: s(),
                 message: s(),
+                cause: None,
             },
             Error::TlsFailed {
                 operation: s(),
                 message: s(),
+                cause: None,
             },
             Error::Database {
                 operation: s(),
                 sqlstate: s(),
                 message: s(),
+                cause: None,
             },
-            Error::LocalServer { reason: s() },
+            Error::local_server(s()),
+            Error::LocalBinariesMissing { reason: s() },
+            Error::LocalAccountMissing { reason: s() },
+            Error::local_file("read", "x", std::io::Error::other("x")),
+            Error::LocalRecordInvalid {
+                what: s(),
+                reason: s(),
+                cause: None,
+            },
+            Error::LocalInstallFailed {
+                reason: s(),
+                cause: None,
+            },
+            Error::LocalEmulatorFailed {
+                reason: s(),
+                cause: None,
+            },
+            Error::LocalPortUnavailable {
+                reason: s(),
+                cause: None,
+            },
+            Error::LocalDefinitionInvalid { reason: s() },
+            Error::LocalWorkloadFailed { reason: s() },
+            Error::LocalTimedOut { what: s() },
             Error::ShareNotReady {
                 share_arn: s(),
                 status: s(),
@@ -354,17 +524,20 @@ mod tests {
                 service: s(),
                 operation: s(),
                 message: s(),
+                cause: None,
             },
             Error::TransientAws {
                 service: s(),
                 operation: s(),
                 message: s(),
+                cause: None,
             },
             Error::Aws {
                 service: s(),
                 operation: s(),
                 code: s(),
                 message: s(),
+                cause: None,
             },
         ]
     }
@@ -395,6 +568,17 @@ mod tests {
                 error.name()
             );
         }
+    }
+
+    #[test]
+    fn a_cause_is_kept_as_the_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let error = Error::local_file("create", "/x/y", io);
+        assert_eq!(error.name(), "Local.FileFailed");
+        assert!(error.to_string().contains("/x/y"), "{error}");
+        let cause = error.source().expect("the io error is the source");
+        assert_eq!(cause.to_string(), "denied");
     }
 
     #[test]

@@ -1,12 +1,16 @@
-//! The body of every Lambda function: parse the payload, run the step on a
-//! [`Cloud`], encode the result. Each `functions/<name>` binary calls its
-//! own function here; the local Lambda endpoint ([`crate::local::invoke`])
-//! calls the same ones through [`dispatch`], so a local run exercises the
-//! code the Lambdas run.
+//! The body of every Lambda function, and the only place JSON is read or
+//! written: parse the payload into the task's typed input, run the
+//! workflow on a [`Cloud`], encode the result. Each `functions/<name>`
+//! binary serves its own function here ([`crate::lambda_function!`]); the
+//! local application's Lambda endpoint calls the same ones through
+//! [`dispatch`], so a local run exercises the code the Lambdas run.
 
-use crate::cloud::Cloud;
 use crate::error::{Error, Result};
-use crate::workflow::{self, events, waits, State};
+use crate::ports::Cloud;
+use crate::workflow::events::{self, EventReport};
+use crate::workflow::waits::{self, TokenInput};
+use crate::workflow::{self, State};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// The Lambda functions, by package name (`functions/<name>`).
@@ -34,89 +38,156 @@ pub const FUNCTIONS: [&str; 17] = [
 // the async state machines are otherwise deeper than the compiler's
 // type-layout limit.
 
-fn state(payload: Value) -> Result<State> {
-    crate::lambda::parse(payload)
+/// Parse a task's input; a bad one is `Input.Invalid`.
+pub fn parse<T: DeserializeOwned>(payload: Value) -> Result<T> {
+    serde_json::from_value(payload).map_err(|e| Error::InvalidInput {
+        problems: vec![format!("task input: {e}")],
+    })
 }
 
+/// Encode a task's output.
+pub fn output<T: serde::Serialize>(value: &T) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| Error::invalid(format!("encode output: {e}")))
+}
+
+fn state(payload: Value) -> Result<State> {
+    parse(payload)
+}
+
+/// An EventBridge event's envelope; anything else is `Event.Malformed`.
+fn event(payload: Value) -> Result<events::Event> {
+    serde_json::from_value(payload).map_err(|e| Error::EventMalformed {
+        reason: format!("not an EventBridge event: {e}"),
+    })
+}
+
+/// The console input, checked whole (every problem named at once).
 pub async fn validate_input<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
-    crate::lambda::output(&workflow::state::validate(payload, cloud.region())?)
+    output(&workflow::state::validate(payload, cloud.region())?)
 }
 
 pub async fn preflight<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(&Box::pin(workflow::preflight(&cloud.plane(&state), &state)).await?)
+    output(&Box::pin(workflow::preflight(&workflow::plane(cloud, &state), &state)).await?)
 }
 
 pub async fn prepare_source<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(&Box::pin(workflow::prepare_source(&cloud.plane(&state), &state)).await?)
+    output(
+        &Box::pin(workflow::prepare_source(
+            &workflow::plane(cloud, &state),
+            &state,
+        ))
+        .await?,
+    )
 }
 
 pub async fn share_cluster<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(&Box::pin(workflow::share_cluster(cloud, &state)).await?)
+    output(&Box::pin(workflow::share_cluster(cloud, &state)).await?)
 }
 
 /// A poll with the state, a wait when the payload carries a task token.
 pub async fn accept_share<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
-    Box::pin(waits::share_task(cloud, payload)).await
+    if payload.get("task_token").is_some() {
+        let input: TokenInput = parse(payload)?;
+        output(&Box::pin(waits::await_share(cloud, &input)).await?)
+    } else {
+        output(&Box::pin(waits::accept_share(cloud, &state(payload)?)).await?)
+    }
 }
 
 pub async fn create_clone<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(&Box::pin(workflow::create_clone(&cloud.plane(&state), &state)).await?)
+    output(
+        &Box::pin(workflow::create_clone(
+            &workflow::plane(cloud, &state),
+            &state,
+        ))
+        .await?,
+    )
 }
 
 /// A poll with the state, a wait when the payload carries a task token.
 pub async fn check_clone<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
-    Box::pin(waits::clone_task(cloud, payload)).await
+    if payload.get("task_token").is_some() {
+        let input: TokenInput = parse(payload)?;
+        output(&Box::pin(waits::await_clone(cloud, &input)).await?)
+    } else {
+        output(&Box::pin(waits::check_clone(cloud, &state(payload)?)).await?)
+    }
 }
 
 pub async fn clone_lsn<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(&Box::pin(workflow::clone_lsn(&cloud.plane(&state), &state)).await?)
+    output(&Box::pin(workflow::clone_lsn(&workflow::plane(cloud, &state), &state)).await?)
 }
 
 pub async fn clean_inherited<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(&Box::pin(workflow::clean_inherited(&cloud.plane(&state), &state)).await?)
+    output(
+        &Box::pin(workflow::clean_inherited(
+            &workflow::plane(cloud, &state),
+            &state,
+        ))
+        .await?,
+    )
 }
 
 pub async fn create_subscription<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(
-        &Box::pin(workflow::create_subscription(&cloud.plane(&state), &state)).await?,
+    output(
+        &Box::pin(workflow::create_subscription(
+            &workflow::plane(cloud, &state),
+            &state,
+        ))
+        .await?,
     )
 }
 
 pub async fn advance_and_enable<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(
-        &Box::pin(workflow::advance_and_enable(&cloud.plane(&state), &state)).await?,
+    output(
+        &Box::pin(workflow::advance_and_enable(
+            &workflow::plane(cloud, &state),
+            &state,
+        ))
+        .await?,
     )
 }
 
 pub async fn verify<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(&Box::pin(workflow::verify(&cloud.plane(&state), &state)).await?)
+    output(&Box::pin(workflow::verify(&workflow::plane(cloud, &state), &state)).await?)
 }
 
 pub async fn register_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(&Box::pin(workflow::register(cloud, &state)).await?)
+    output(&Box::pin(workflow::register(cloud, &state)).await?)
 }
 
 pub async fn cleanup<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    crate::lambda::output(&Box::pin(workflow::cleanup_with_share(cloud, &state)).await?)
+    let plan = state.undo_plan();
+    output(&Box::pin(workflow::undo(cloud, &state, &plan)).await?)
 }
 
 pub async fn ram_events<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
-    crate::lambda::output(&Box::pin(events::on_ram_event(cloud, payload)).await?)
+    output(&Box::pin(on_ram_event(cloud, payload)).await?)
 }
 
 pub async fn rds_events<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
-    crate::lambda::output(&Box::pin(events::on_rds_event(cloud, payload)).await?)
+    output(&Box::pin(on_rds_event(cloud, payload)).await?)
+}
+
+/// The `ram-events` body before its output is encoded.
+pub async fn on_ram_event<C: Cloud>(cloud: &C, payload: Value) -> Result<EventReport> {
+    events::on_ram_event(cloud, &event(payload)?).await
+}
+
+/// The `rds-events` body before its output is encoded.
+pub async fn on_rds_event<C: Cloud>(cloud: &C, payload: Value) -> Result<EventReport> {
+    events::on_rds_event(cloud, &event(payload)?).await
 }
 
 /// Every registered pipeline's lag and slots, printed as Embedded Metric

@@ -1,15 +1,23 @@
-//! What every Lambda binary shares: logging, configuration and clients
-//! built once per instance, input parsing, and the errorType mapping.
+//! The Lambda glue, at the top of the library: logging, the AWS cloud
+//! built once per instance, the runtime loop, and the errorType mapping.
+//! A function's `main.rs` is one line, [`crate::lambda_function!`] naming
+//! its body in [`crate::handlers`].
 
-use crate::aws::ram::{self, Accepted, Share};
-use crate::aws::rds::{self, AwsControlPlane, CloneSettings, SourceCluster};
-use crate::aws::registry::Registry;
-use crate::aws::{AwsClients, Settings};
-use crate::cloud::Cloud;
-use crate::control_plane::CloneInfo;
+use crate::aws::AwsCloud;
 use crate::error::{Error, Result};
-use lambda_runtime::Diagnostic;
-use serde::de::DeserializeOwned;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A Lambda event's payload.
+pub type Payload = Value;
+
+/// What a function's `main` returns.
+pub type LambdaError = lambda_runtime::Error;
+
+/// A handler's answer, boxed so every function has one `serve`.
+pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Value>> + Send + 'a>>;
 
 /// The stable name is the errorType, so ASL `Retry`/`Catch` can match it.
 impl From<Error> for Diagnostic {
@@ -28,95 +36,42 @@ pub fn init_tracing() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
-/// Built once per function instance.
-pub struct Context {
-    pub settings: Settings,
-    pub clients: AwsClients,
-}
-
-impl Context {
-    pub async fn from_env() -> Result<Self> {
-        let settings = Settings::from_env()?;
-        let clients = AwsClients::from_env(&settings).await;
-        Ok(Context { settings, clients })
-    }
-}
-
-/// RAM, RDS, DynamoDB and Step Functions, with the clients built once.
-impl Cloud for Context {
-    type Plane<'a> = AwsControlPlane<'a>;
-
-    fn plane_for<'a>(
-        &'a self,
-        pipeline_id: &str,
-        source: &SourceCluster,
-        clone: &CloneSettings,
-    ) -> AwsControlPlane<'a> {
-        AwsControlPlane {
-            clients: &self.clients,
-            settings: &self.settings,
-            pipeline_id: pipeline_id.to_string(),
-            source: source.clone(),
-            clone: clone.clone(),
-        }
-    }
-
-    fn region(&self) -> &str {
-        &self.settings.region
-    }
-
-    fn registry(&self) -> Registry<'_> {
-        Registry {
-            client: &self.clients.dynamodb,
-            table: &self.settings.registry_table,
-        }
-    }
-
-    fn sfn(&self) -> &aws_sdk_sfn::Client {
-        &self.clients.sfn
-    }
-
-    async fn share_cluster(&self, pipeline_id: &str, cluster_arn: &str) -> Result<Share> {
-        ram::share_cluster(
-            &self.clients.source_ram,
-            pipeline_id,
-            cluster_arn,
-            &self.settings.target_account,
-        )
+/// A function's whole life: logging, the cloud from the environment (a
+/// misconfigured function fails its init with `Config.Invalid`), then one
+/// `handler` call per event, its error as the errorType.
+pub fn serve(handler: for<'a> fn(&'a AwsCloud, Value) -> Reply<'a>) -> Result<(), LambdaError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        init_tracing();
+        let cloud = AwsCloud::from_env().await?;
+        let cloud = &cloud;
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |event: LambdaEvent<Value>| async move {
+                handler(cloud, event.payload)
+                    .await
+                    .map_err(Diagnostic::from)
+            },
+        ))
         .await
-    }
-
-    async fn accept_share(&self, share_arn: &str) -> Result<Accepted> {
-        ram::accept_share(
-            &self.clients.ram,
-            &self.clients.source_ram,
-            share_arn,
-            &self.settings.target_account,
-        )
-        .await
-    }
-
-    async fn share_of_invitation(&self, invitation_arn: &str) -> Result<Option<String>> {
-        ram::share_of_invitation(&self.clients.ram, invitation_arn).await
-    }
-
-    async fn delete_share(&self, share_arn: &str) -> Result<bool> {
-        ram::delete_share(&self.clients.source_ram, share_arn).await
-    }
-
-    async fn clone_status(&self, pipeline_id: &str, clone_id: &str) -> Result<CloneInfo> {
-        rds::clone_status(&self.clients.rds, pipeline_id, clone_id).await
-    }
-}
-
-/// Parse a task's input; a bad one is `Input.Invalid`.
-pub fn parse<T: DeserializeOwned>(payload: serde_json::Value) -> Result<T> {
-    serde_json::from_value(payload).map_err(|e| Error::InvalidInput {
-        problems: vec![format!("task input: {e}")],
     })
 }
 
-/// Encode a task's output.
-pub fn output<T: serde::Serialize>(value: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(value).map_err(|e| Error::invalid(format!("encode output: {e}")))
+/// The `main` of a Lambda function whose body is `$handler` (a function of
+/// [`crate::handlers`]): `clonesync::lambda_function!(clonesync::handlers::verify);`
+#[macro_export]
+macro_rules! lambda_function {
+    ($handler:path) => {
+        fn handle(
+            cloud: &$crate::aws::AwsCloud,
+            payload: $crate::lambda::Payload,
+        ) -> $crate::lambda::Reply<'_> {
+            ::std::boxed::Box::pin($handler(cloud, payload))
+        }
+
+        fn main() -> ::std::result::Result<(), $crate::lambda::LambdaError> {
+            $crate::lambda::serve(handle)
+        }
+    };
 }

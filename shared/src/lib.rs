@@ -3,23 +3,33 @@
 //! copy-on-write clone, and a subscription attached to the slot at exactly
 //! the WAL position the clone was taken at.
 //!
-//! - [`steps`]: the procedure, one idempotent step per module.
-//! - [`pg`]: the PostgreSQL adapter.
-//! - [`control_plane`]: the cloud side behind a trait; [`local`] implements
-//!   it with local servers.
-//! - [`error`]: the one error type, with stable names.
+//! The layers, bottom to top (a module imports only from layers below it,
+//! which a contract test checks):
+//!
+//! 1. [`error`] and PostgreSQL's value types ([`pg::name`], [`pg::lsn`],
+//!    [`pg::secret`], [`pg::quote`]).
+//! 2. [`pipeline`]: the domain — request, names, scope, undo plan, records.
+//! 3. [`pg`]: the PostgreSQL adapter (sessions, catalog queries; all SQL).
+//! 4. [`ports`]: what the workflow needs from the cloud, by role.
+//! 5. [`aws`]: the AWS adapters behind the ports.
+//! 6. [`steps`]: the procedure, one idempotent step per module (pg and
+//!    ports only).
+//! 7. [`workflow`]: what each state machine task runs, on typed values.
+//! 8. [`monitor`]: the lag monitor.
+//! 9. [`handlers`] (the JSON boundary) and [`lambda`] (the Lambda glue).
+//!
+//! The local application (servers, clones, the stand-in RAM and RDS, the
+//! Invoke endpoint, moto, the demo) is the `clonesync-local` crate; no
+//! Lambda function links it.
 
 pub mod aws;
-pub mod cloud;
-pub mod control_plane;
 pub mod error;
 pub mod handlers;
 pub mod lambda;
-pub mod local;
 pub mod monitor;
 pub mod pg;
 pub mod pipeline;
-pub mod scope;
+pub mod ports;
 pub mod steps;
 pub mod workflow;
 

@@ -2,8 +2,9 @@
 //! really deserializes each modeled error and the adapters' mapping runs.
 
 use aws_smithy_mocks::{mock_client, Rule, RuleMode};
-use clonesync::aws::rds::{AwsControlPlane, CloneSettings, SourceCluster};
+use clonesync::aws::rds::AwsControlPlane;
 use clonesync::aws::{AwsClients, Settings};
+use clonesync::pipeline::{CloneSettings, SourceCluster};
 
 pub const SOURCE_ACCOUNT: &str = "111122223333";
 pub const TARGET_ACCOUNT: &str = "444455556666";

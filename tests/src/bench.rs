@@ -9,7 +9,7 @@ use crate::fixture::{connect, TestServer, LOGICAL};
 use crate::TestEnv;
 use clonesync::pg::{Endpoint, TableName};
 use clonesync::pipeline::PipelineSpec;
-use clonesync::scope::Scope;
+use clonesync::pipeline::Scope;
 use clonesync::steps::{clone, prepare_source};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

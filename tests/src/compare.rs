@@ -1,8 +1,8 @@
-//! [`clonesync::local::compare`] for tests: a failure to read is a panic.
+//! [`clonesync_local::compare`] for tests: a failure to read is a panic.
 
-use clonesync::local::compare as shared;
-pub use clonesync::local::compare::{wait_for_marker, wait_for_token, TableState};
 use clonesync::pg::TableName;
+use clonesync_local::compare as shared;
+pub use clonesync_local::compare::{wait_for_marker, wait_for_token, TableState};
 use tokio_postgres::Client;
 
 pub async fn tables_in(client: &Client, schemas: &[&str]) -> Vec<TableName> {

@@ -1,9 +1,9 @@
 //! Throwaway servers and the local control plane around them.
 
-use clonesync::local::{LocalControlPlane, LocalServer, LOCAL_CLONE_EXTRA_SENDERS};
 use clonesync::pg::{self, Endpoint, Secret, SessionSettings};
 use clonesync::pipeline::PipelineSpec;
 use clonesync::steps::preflight::{self, PreflightReport};
+use clonesync_local::{LocalControlPlane, LocalServer, LOCAL_CLONE_EXTRA_SENDERS};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -78,14 +78,14 @@ fn reap_orphans() {
             continue;
         }
         for data in find_data_dirs(&path) {
-            if let Ok(bins) = clonesync::local::PgBinaries::locate() {
+            if let Ok(bins) = clonesync_local::PgBinaries::locate() {
                 let server = LocalServer::open(
                     data.parent().unwrap_or(&path).to_path_buf(),
                     0,
                     SUPERUSER,
                     Secret::new(""),
                     bins,
-                    clonesync::local::RunAs::detect().ok().flatten(),
+                    clonesync_local::RunAs::detect().ok().flatten(),
                 );
                 server.stop_now();
             }
@@ -221,7 +221,7 @@ impl TestEnv {
         source: &Client,
         spec: &PipelineSpec,
     ) -> clonesync::Result<PreflightReport> {
-        preflight::run(source, None, &self.plane, spec, LOCAL_CLONE_EXTRA_SENDERS).await
+        preflight::run(&self.plane, source, None, spec, LOCAL_CLONE_EXTRA_SENDERS).await
     }
 
     pub async fn source_client(&self) -> Client {

@@ -1,9 +1,9 @@
-//! A moto server per test ([`clonesync::local::moto::MotoServer`]), on a
+//! A moto server per test ([`clonesync_local::moto::MotoServer`]), on a
 //! free port, killed on drop.
 
 use clonesync::aws::{AwsClients, Settings};
-use clonesync::local::moto::{create_registry, MotoServer};
-pub use clonesync::local::moto::{ACCOUNT, REGION};
+use clonesync_local::moto::{create_registry, MotoServer};
+pub use clonesync_local::moto::{ACCOUNT, REGION};
 use std::ops::Deref;
 
 pub const TABLE: &str = "clonesync-registry";
@@ -45,10 +45,10 @@ impl Moto {
     }
 }
 
-/// The AWS [`Cloud`](clonesync::cloud::Cloud) a Lambda builds, from the
+/// The AWS [`Cloud`](clonesync::ports::Cloud) a Lambda builds, from the
 /// given clients (moto's, or mocks put in their place).
-pub fn context(clients: &AwsClients, settings: &Settings) -> clonesync::lambda::Context {
-    clonesync::lambda::Context {
+pub fn context(clients: &AwsClients, settings: &Settings) -> clonesync::aws::AwsCloud {
+    clonesync::aws::AwsCloud {
         settings: settings.clone(),
         clients: clients.clone(),
     }

@@ -2,9 +2,10 @@
 //! stage created, as the state machine will.
 
 use crate::fixture::{connect, TestEnv};
-use clonesync::control_plane::{CloneInfo, ControlPlane};
 use clonesync::pg::{Lsn, Secret};
-use clonesync::pipeline::{Created, PipelineSpec};
+use clonesync::pipeline::CloneInfo;
+use clonesync::pipeline::{PipelineSpec, UndoPlan};
+use clonesync::ports::ControlPlane;
 use clonesync::steps::{
     advance_and_enable, clean_inherited, clone, clone_lsn, create_subscription, prepare_source,
     verify,
@@ -35,9 +36,9 @@ pub async fn run_until(
     env: &TestEnv,
     spec: &PipelineSpec,
     stage: Stage,
-) -> (Created, Option<(CloneInfo, Client)>) {
+) -> (UndoPlan, Option<(CloneInfo, Client)>) {
     let mut source = env.source_client().await;
-    let mut created = Created::default();
+    let mut created = UndoPlan::default();
     env.preflight(&source, spec).await.expect("preflight");
     let prepared = prepare_source::run(&mut source, spec)
         .await
@@ -57,8 +58,8 @@ pub async fn run_until(
         &env.plane,
         &source,
         &target,
-        &info,
         spec,
+        &info,
         prepared.consistent_lsn,
     )
     .await
@@ -126,7 +127,7 @@ pub async fn attach<P: ControlPlane>(
     slot_consistent_lsn: Lsn,
     source_conninfo: &Secret,
 ) -> Attached {
-    let range = clone_lsn::run(plane, source, target, info, spec, slot_consistent_lsn)
+    let range = clone_lsn::run(plane, source, target, spec, info, slot_consistent_lsn)
         .await
         .expect("clone LSN in range");
     let cleaned = clean_inherited::run(target, spec)

@@ -1,6 +1,6 @@
 //! A throwaway certificate authority, and TLS switched on for a test server.
 
-use clonesync::local::server::LocalServer;
+use clonesync_local::server::LocalServer;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -1,9 +1,9 @@
-//! [`clonesync::local::workload`] for tests: a load that stalls or fails
+//! [`clonesync_local::workload`] for tests: a load that stalls or fails
 //! is a panic.
 
-use clonesync::local::workload as shared;
-pub use clonesync::local::workload::WorkloadStats;
 use clonesync::pg::Endpoint;
+use clonesync_local::workload as shared;
+pub use clonesync_local::workload::WorkloadStats;
 use std::time::Duration;
 use tokio_postgres::Client;
 

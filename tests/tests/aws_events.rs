@@ -14,9 +14,10 @@ use aws_sdk_sfn::operation::send_task_heartbeat::SendTaskHeartbeatOutput;
 use aws_sdk_sfn::operation::send_task_success::{SendTaskSuccessError, SendTaskSuccessOutput};
 use aws_sdk_sfn::types::error::TaskTimedOut;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
-use clonesync::aws::registry::{Registry, WaitKind};
+use clonesync::aws::registry::Registry;
 use clonesync::aws::{secrets, sfn};
-use clonesync::workflow::events::on_ram_event;
+use clonesync::handlers::on_ram_event;
+use clonesync::pipeline::WaitKind;
 use clonesync::workflow::state::validate;
 use clonesync::workflow::waits::{await_share, TokenInput, WaitOutcome};
 use clonesync_tests::aws_mock::coded;
@@ -42,7 +43,7 @@ fn state_with_share() -> clonesync::workflow::State {
     input["source"]["cluster_arn"] =
         serde_json::json!("arn:aws:rds:eu-west-1:111122223333:cluster:orders-prod");
     let mut state = validate(input, "eu-west-1").unwrap();
-    state.share = Some(clonesync::aws::ram::Share {
+    state.share = Some(clonesync::pipeline::Share {
         share_arn: SHARE_ARN.into(),
         name: "clonesync-orders_dev".into(),
         created_now: true,

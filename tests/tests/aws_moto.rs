@@ -4,14 +4,18 @@
 //! restore: those are covered with mocks in aws_ram.rs / aws_events.rs.)
 
 use aws_sdk_rds::types::Tag;
-use clonesync::aws::rds::{AwsControlPlane, CloneSettings};
-use clonesync::aws::registry::{PipelineRecord, Registry, Wait, WaitKind};
+use clonesync::aws::rds::AwsControlPlane;
+use clonesync::aws::registry::Registry;
 use clonesync::aws::secrets::fetch_login;
-use clonesync::aws::{AwsClients, Settings, TAG_PIPELINE};
-use clonesync::control_plane::{CloneInfo, ControlPlane};
+use clonesync::aws::{AwsClients, Settings};
+use clonesync::handlers::on_rds_event;
+use clonesync::pipeline::names::TAG_PIPELINE;
+use clonesync::pipeline::CloneInfo;
+use clonesync::pipeline::CloneSettings;
 use clonesync::pipeline::PipelineSpec;
-use clonesync::scope::Scope;
-use clonesync::workflow::events::on_rds_event;
+use clonesync::pipeline::Scope;
+use clonesync::pipeline::{PipelineRecord, Wait, WaitKind};
+use clonesync::ports::ControlPlane;
 use clonesync_tests::aws_mock::orders_plane;
 use clonesync_tests::moto::{Moto, ACCOUNT, REGION, TABLE};
 use std::time::Duration;

@@ -21,8 +21,9 @@ use aws_sdk_ram::types::{
 };
 use aws_sdk_ram::Client;
 use aws_smithy_mocks::mock;
-use clonesync::aws::ram::{accept_share, share_cluster, Accepted};
-use clonesync::aws::TAG_PIPELINE;
+use clonesync::aws::ram::{accept_share, share_cluster};
+use clonesync::pipeline::names::TAG_PIPELINE;
+use clonesync::pipeline::Accepted;
 use clonesync_tests::aws_mock::{coded, MockRules, CLUSTER_ARN, TARGET_ACCOUNT};
 
 const SHARE_ARN: &str =

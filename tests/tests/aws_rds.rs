@@ -19,8 +19,9 @@ use aws_sdk_rds::types::{DbCluster, DbClusterMember, DbInstance, Parameter, Tag}
 use aws_sdk_rds::Client;
 use aws_smithy_mocks::{mock, Rule};
 use clonesync::aws::rds::AwsControlPlane;
-use clonesync::aws::{AwsClients, Settings, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
-use clonesync::control_plane::ControlPlane;
+use clonesync::aws::{AwsClients, Settings};
+use clonesync::pipeline::names::{TAG_PIPELINE, TAG_SOURCE_CLUSTER};
+use clonesync::ports::ControlPlane;
 use clonesync_tests::aws_mock::{coded, orders_plane, settings, MockRules, CLUSTER_ARN};
 
 fn plane<'a>(

@@ -1,8 +1,8 @@
 //! Bad input gets a named error and leaves nothing behind.
 
 use clonesync::pg::{PgName, SlotName, TableName};
-use clonesync::pipeline::{Created, PipelineSpec};
-use clonesync::scope::Scope;
+use clonesync::pipeline::Scope;
+use clonesync::pipeline::{PipelineSpec, UndoPlan};
 use clonesync::steps::{cleanup, clone, clone_lsn, prepare_source};
 use clonesync::Error;
 use clonesync_tests::fixture::connect;
@@ -51,13 +51,7 @@ fn names_over_63_bytes_are_refused_everywhere() {
         r#"{{"id":"x","publication":"{long}","slot":"s","subscription":"s","scope":{{"kind":"all_tables"}}}}"#
     );
     assert!(serde_json::from_str::<PipelineSpec>(&json).is_err());
-    assert_eq!(
-        Scope::Schemas { schemas: vec![] }
-            .validate()
-            .unwrap_err()
-            .name(),
-        "Input.Invalid"
-    );
+    assert_eq!(Scope::schemas(vec![]).unwrap_err().name(), "Input.Invalid");
 }
 
 #[test]
@@ -101,9 +95,7 @@ async fn injection_attempts_in_names_are_inert() {
         publication: PgName::new("p\"; DROP TABLE public.accounts; --").unwrap(),
         slot: SlotName::new("clonesync_inj").unwrap(),
         subscription: PgName::new("s'); DROP TABLE public.documents; --").unwrap(),
-        scope: Scope::Tables {
-            tables: tables.clone(),
-        },
+        scope: Scope::tables(tables.clone()).unwrap(),
     };
     let mut source = env.source_client().await;
     env.preflight(&source, &spec).await.unwrap();
@@ -141,13 +133,14 @@ async fn injection_attempts_in_names_are_inert() {
     assert_eq!(states.len(), 8);
     assert!(differences.is_empty(), "{differences:#?}");
 
-    let created = Created {
+    let created = UndoPlan {
         publication: true,
         slot: true,
         clone: Some(info.clone_id),
         subscription: true,
+        share: None,
     };
-    cleanup::run(&source, Some(&target), &env.plane, &spec, &created)
+    cleanup::run(&env.plane, &source, Some(&target), &spec, &created)
         .await
         .unwrap();
     assert_nothing_left(&source).await;
@@ -168,18 +161,14 @@ async fn a_table_without_a_key_in_scope_fails_preflight_and_leaves_nothing() {
     // The same table outside the scope is fine.
     let scoped = PipelineSpec::with_defaults(
         "scoped",
-        Scope::Tables {
-            tables: vec![TableName::new("public", "accounts").unwrap()],
-        },
+        Scope::tables(vec![TableName::new("public", "accounts").unwrap()]).unwrap(),
     )
     .unwrap();
     env.preflight(&source, &scoped).await.unwrap();
     // A missing table in a list is reported too.
     let missing = PipelineSpec::with_defaults(
         "missing",
-        Scope::Tables {
-            tables: vec![TableName::new("public", "nope").unwrap()],
-        },
+        Scope::tables(vec![TableName::new("public", "nope").unwrap()]).unwrap(),
     )
     .unwrap();
     let error = env.preflight(&source, &missing).await.unwrap_err();
@@ -301,9 +290,7 @@ async fn a_publication_with_another_table_set_is_a_conflict_and_is_not_touched()
     // reused and not claimed: cleanup would leave it.
     let same_set = PipelineSpec::with_defaults(
         "pubconflict",
-        Scope::Tables {
-            tables: vec![TableName::new("public", "accounts").unwrap()],
-        },
+        Scope::tables(vec![TableName::new("public", "accounts").unwrap()]).unwrap(),
     )
     .unwrap();
     let prepared = prepare_source::run(&mut source, &same_set).await.unwrap();
@@ -328,22 +315,23 @@ async fn a_clone_taken_before_the_slot_is_out_of_range() {
         &env.plane,
         &source,
         &target,
-        &info,
         &spec,
+        &info,
         prepared.consistent_lsn,
     )
     .await
     .unwrap_err();
     assert_eq!(error.name(), "Clone.LsnOutOfRange", "{error}");
     // The check created nothing; cleanup of what the run made leaves nothing.
-    let created = Created {
+    let created = UndoPlan {
         publication: true,
         slot: true,
         clone: Some(info.clone_id),
         subscription: false,
+        share: None,
     };
     drop(target);
-    cleanup::run(&source, None, &env.plane, &spec, &created)
+    cleanup::run(&env.plane, &source, None, &spec, &created)
         .await
         .unwrap();
     assert_nothing_left(&source).await;
@@ -370,7 +358,7 @@ async fn cleanup_after_a_failure_at_each_stage_leaves_no_slot_and_no_publication
             } else {
                 None
             };
-            let report = cleanup::run(&source, target, &env.plane, &spec, &created)
+            let report = cleanup::run(&env.plane, &source, target, &spec, &created)
                 .await
                 .unwrap();
             assert!(report.slot_dropped, "{stage:?}: {report:?}");
@@ -430,7 +418,7 @@ async fn what_the_clone_inherits_is_dropped_and_nothing_else() {
         .unwrap()
         .get(0);
     assert_eq!(subs, 1);
-    cleanup::run(&source, Some(&target), &env.plane, &spec, &created)
+    cleanup::run(&env.plane, &source, Some(&target), &spec, &created)
         .await
         .unwrap();
 }

@@ -1,5 +1,5 @@
 //! A full run of the setup through the Lambda code (the `workflow` calls
-//! each function's handler makes, with its `Context`, input parsing, output
+//! each function's handler makes, with its `AwsCloud`, input parsing, output
 //! encoding and errorType mapping) with a canary password in the source
 //! secret: it must appear in no output, no error, no log line at any level,
 //! and no server log.
@@ -30,11 +30,12 @@ use aws_sdk_rds::types::error::DbClusterNotFoundFault;
 use aws_sdk_rds::types::{DbCluster, DbClusterMember, DbInstance, Parameter, Tag};
 use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessOutput;
 use aws_smithy_mocks::{mock, Rule};
-use clonesync::aws::{AwsClients, Settings, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
-use clonesync::cloud::Cloud;
-use clonesync::control_plane::ControlPlane;
-use clonesync::lambda::{self, Context};
+use clonesync::aws::AwsCloud;
+use clonesync::aws::{AwsClients, Settings};
+use clonesync::handlers;
 use clonesync::pg::{Tls, TrustedRoots};
+use clonesync::pipeline::names::{TAG_PIPELINE, TAG_SOURCE_CLUSTER};
+use clonesync::ports::ControlPlane;
 use clonesync::workflow::{self, waits, State};
 use clonesync_tests::aws_mock::MockRules;
 use clonesync_tests::capture::Captured;
@@ -201,7 +202,7 @@ async fn context(
     rules: &[Rule],
     ram: &(Vec<Rule>, Vec<Rule>),
     sfn: &Rule,
-) -> Context {
+) -> AwsCloud {
     let source_rules = source_cluster_rules();
     let mocked = MockRules {
         rds: rules.iter().collect(),
@@ -213,7 +214,7 @@ async fn context(
     }
     .clients();
     let real = moto.clients().await;
-    Context {
+    AwsCloud {
         settings: Settings {
             db_tls: tls.clone(),
             ..moto.settings()
@@ -229,7 +230,7 @@ async fn context(
 
 /// What a handler returns to Lambda: the output JSON, or the Diagnostic.
 fn returned<T: serde::Serialize>(result: clonesync::Result<T>) -> String {
-    match result.and_then(|v| lambda::output(&v)) {
+    match result.and_then(|v| handlers::output(&v)) {
         Ok(value) => value.to_string(),
         Err(e) => {
             let d = Diagnostic::from(e);
@@ -287,7 +288,7 @@ async fn a_canary_password_never_leaves_the_secret() {
     });
     let mut state: State = workflow::state::validate(input, REGION).unwrap();
     outputs.push(returned(Ok(state.clone())));
-    let plane = ctx.plane(&state);
+    let plane = workflow::plane(&ctx, &state);
     outputs.push(returned(workflow::preflight(&plane, &state).await));
     let prepared = workflow::prepare_source(&plane, &state).await.unwrap();
     outputs.push(returned(Ok(prepared.clone())));
@@ -296,7 +297,7 @@ async fn a_canary_password_never_leaves_the_secret() {
     outputs.push(returned(Ok(share.clone())));
     state.share = Some(share);
     let token_input = serde_json::json!({"task_token": "token-share", "state": state});
-    outputs.push(returned(waits::share_task(&ctx, token_input).await));
+    outputs.push(returned(handlers::accept_share(&ctx, token_input).await));
     state.accepted = Some(waits::accept_share(&ctx, &state).await.unwrap());
 
     // RDS's part, played locally: the clone of the source, taken now, whose
@@ -316,12 +317,12 @@ async fn a_canary_password_never_leaves_the_secret() {
         .unwrap();
     let after = target_rules(Some(local.port));
     let ctx = context(&moto, &tls, &after, &ram, &sfn_success).await;
-    let plane = ctx.plane(&state);
+    let plane = workflow::plane(&ctx, &state);
     let made = workflow::create_clone(&plane, &state).await.unwrap();
     outputs.push(returned(Ok(made.clone())));
     state.created.clone = Some(made);
     let token_input = serde_json::json!({"task_token": "token-clone", "state": state});
-    outputs.push(returned(waits::clone_task(&ctx, token_input).await));
+    outputs.push(returned(handlers::check_clone(&ctx, token_input).await));
     state.clone_info = Some(waits::check_clone(&ctx, &state).await.unwrap());
     let lsn = workflow::clone_lsn(&plane, &state).await.unwrap();
     assert_eq!(
@@ -371,7 +372,8 @@ async fn a_canary_password_never_leaves_the_secret() {
         .unwrap();
     let mut bad_state = state.clone();
     bad_state.source.secret_arn = wrong.arn().unwrap().to_string();
-    let failed = returned(workflow::preflight(&ctx.plane(&bad_state), &bad_state).await);
+    let failed =
+        returned(workflow::preflight(&workflow::plane(&ctx, &bad_state), &bad_state).await);
     assert!(failed.starts_with("Database.PermissionDenied"), "{failed}");
     outputs.push(failed);
     let garbage = real
@@ -383,13 +385,14 @@ async fn a_canary_password_never_leaves_the_secret() {
         .await
         .unwrap();
     bad_state.source.secret_arn = garbage.arn().unwrap().to_string();
-    let failed = returned(workflow::prepare_source(&ctx.plane(&bad_state), &bad_state).await);
+    let failed =
+        returned(workflow::prepare_source(&workflow::plane(&ctx, &bad_state), &bad_state).await);
     assert!(failed.starts_with("Secret.Invalid"), "{failed}");
     outputs.push(failed);
 
     // Cleanup through the Lambda path, then RDS's part of the deletion.
     let clone_log = env.plane.clone_server(CLONE_ID).unwrap().unwrap().log();
-    let cleaned = workflow::cleanup_with_share(&ctx, &state).await;
+    let cleaned = workflow::undo(&ctx, &state, &state.undo_plan()).await;
     assert!(
         cleaned.as_ref().is_ok_and(|c| c.databases.slot_dropped
             && c.databases.subscription_dropped

@@ -7,7 +7,7 @@
 
 use clonesync::pg::Lsn;
 use clonesync::pipeline::PipelineSpec;
-use clonesync::scope::Scope;
+use clonesync::pipeline::Scope;
 use clonesync::steps::{clone, prepare_source};
 use clonesync_tests::fixture::connect;
 use clonesync_tests::pipeline::attach;

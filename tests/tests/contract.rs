@@ -241,7 +241,7 @@ fn after_the_first_creation_every_failure_runs_cleanup_and_fails_with_the_origin
 #[test]
 fn the_waits_use_task_tokens_with_bounded_timeouts_and_a_polling_fallback() {
     let asl = asl();
-    let defaults = serde_json::to_value(clonesync::workflow::state::Waits::default()).unwrap();
+    let defaults = serde_json::to_value(clonesync::pipeline::Waits::default()).unwrap();
     for (wait, poll, not_ready, kind) in [
         ("WaitForShare", "PollShare", "Share.NotReady", "share"),
         ("WaitForClone", "PollClone", "Clone.NotReady", "clone"),
@@ -439,9 +439,9 @@ fn the_cli_installs_the_moto_the_tools_pin() {
     assert!(
         requirements
             .lines()
-            .any(|l| l.trim() == clonesync::local::moto::MOTO_REQUIREMENT),
+            .any(|l| l.trim() == clonesync_local::moto::MOTO_REQUIREMENT),
         "tools/requirements.txt lacks {}",
-        clonesync::local::moto::MOTO_REQUIREMENT
+        clonesync_local::moto::MOTO_REQUIREMENT
     );
 }
 

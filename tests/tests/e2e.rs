@@ -3,10 +3,10 @@
 //! this process, the local cloud making the clone and emitting the RAM and
 //! RDS events, against real servers under a concurrent write load.
 
-use clonesync::local::invoke::{Delivery, Fault};
-use clonesync::local::runtime::{Progress, RunOutcome};
-use clonesync::local::LocalRuntime;
-use clonesync::workflow::state::Waits;
+use clonesync::pipeline::Waits;
+use clonesync_local::invoke::{Delivery, Fault};
+use clonesync_local::runtime::{Progress, RunOutcome};
+use clonesync_local::LocalRuntime;
 use clonesync_tests::fixture::{connect, DB};
 use clonesync_tests::pipeline::slots_and_publications;
 use clonesync_tests::{
@@ -266,7 +266,7 @@ async fn running_the_same_input_again_converges_without_creating_twice() {
     assert!(!b.share.as_ref().unwrap().created_now);
     assert_eq!(
         a.share,
-        b.share.as_ref().map(|s| clonesync::aws::ram::Share {
+        b.share.as_ref().map(|s| clonesync::pipeline::Share {
             created_now: true,
             ..s.clone()
         })

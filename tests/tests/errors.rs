@@ -4,7 +4,7 @@
 
 use clonesync::pg::{self, Secret, SessionSettings, TableName};
 use clonesync::pipeline::PipelineSpec;
-use clonesync::scope::Scope;
+use clonesync::pipeline::Scope;
 use clonesync::steps::prepare_source;
 use clonesync_tests::pipeline::slots_and_publications;
 use clonesync_tests::{create_schema, TestServer};
@@ -26,9 +26,7 @@ async fn a_table_lock_held_elsewhere_is_transient_and_leaves_nothing() {
     let mut source = pg::connect(&server.endpoint(), &settings).await.unwrap();
     let spec = PipelineSpec::with_defaults(
         "locked",
-        Scope::Tables {
-            tables: vec![TableName::new("public", "accounts").unwrap()],
-        },
+        Scope::tables(vec![TableName::new("public", "accounts").unwrap()]).unwrap(),
     )
     .unwrap();
     let error = prepare_source::run(&mut source, &spec).await.unwrap_err();
@@ -44,7 +42,7 @@ async fn a_table_lock_held_elsewhere_is_transient_and_leaves_nothing() {
 async fn a_closed_port_is_transient_and_a_wrong_password_is_permission_denied() {
     let server = TestServer::start().await;
     let closed = pg::Endpoint {
-        port: clonesync::local::server::free_port().unwrap(),
+        port: clonesync_local::server::free_port().unwrap(),
         ..server.endpoint()
     };
     let settings = SessionSettings {

@@ -3,11 +3,11 @@
 //! the clone plus the subscription end up equal to the source, table by
 //! table, by content — nothing lost, nothing applied twice.
 
-use clonesync::local::clone::current_wal_lsn;
 use clonesync::pg::{subscription, PgName};
 use clonesync::pipeline::PipelineSpec;
-use clonesync::scope::Scope;
+use clonesync::pipeline::Scope;
 use clonesync::steps::{clone, prepare_source};
+use clonesync_local::clone::current_wal_lsn;
 use clonesync_tests::fixture::connect;
 use clonesync_tests::pipeline::attach;
 use clonesync_tests::{
@@ -25,12 +25,10 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     let tables = tables_in(&source, SCHEMAS).await;
     let scope = match scope_kind {
         "all" => Scope::AllTables,
-        "schemas" => Scope::Schemas {
-            schemas: SCHEMAS.iter().map(|s| PgName::new(*s).unwrap()).collect(),
-        },
-        _ => Scope::Tables {
-            tables: tables.clone(),
-        },
+        "schemas" => {
+            Scope::schemas(SCHEMAS.iter().map(|s| PgName::new(*s).unwrap()).collect()).unwrap()
+        }
+        _ => Scope::tables(tables.clone()).unwrap(),
     };
     let spec = PipelineSpec::with_defaults(&format!("handoff_{scope_kind}"), scope).unwrap();
 

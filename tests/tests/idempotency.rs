@@ -3,8 +3,8 @@
 //! origin that never moves backwards.
 
 use clonesync::pg::subscription;
-use clonesync::pipeline::{Created, PipelineSpec};
-use clonesync::scope::Scope;
+use clonesync::pipeline::Scope;
+use clonesync::pipeline::{PipelineSpec, UndoPlan};
 use clonesync::steps::{
     advance_and_enable, clean_inherited, cleanup, clone, clone_lsn, create_subscription,
     prepare_source, verify,
@@ -48,8 +48,8 @@ async fn every_step_twice_is_the_same_as_once() {
         &env.plane,
         &source,
         &target,
-        &info,
         &spec,
+        &info,
         prepared.consistent_lsn,
     )
     .await
@@ -59,8 +59,8 @@ async fn every_step_twice_is_the_same_as_once() {
         &env.plane,
         &source,
         &target,
-        &info,
         &spec,
+        &info,
         prepared.consistent_lsn,
     )
     .await
@@ -125,8 +125,8 @@ async fn every_step_twice_is_the_same_as_once() {
         &env.plane,
         &source,
         &target,
-        &info,
         &spec,
+        &info,
         prepared.consistent_lsn,
     )
     .await
@@ -176,18 +176,19 @@ async fn every_step_twice_is_the_same_as_once() {
     assert_eq!(left, 0);
 
     // Cleanup twice: the second finds nothing to do and succeeds.
-    let created = Created {
+    let created = UndoPlan {
         publication: true,
         slot: true,
         clone: Some(info.clone_id.clone()),
         subscription: true,
+        share: None,
     };
-    let report = cleanup::run(&source, Some(&target), &env.plane, &spec, &created)
+    let report = cleanup::run(&env.plane, &source, Some(&target), &spec, &created)
         .await
         .unwrap();
     assert!(report.slot_dropped && report.publication_dropped && report.clone_deleted);
     drop(target);
-    let report_again = cleanup::run(&source, None, &env.plane, &spec, &created)
+    let report_again = cleanup::run(&env.plane, &source, None, &spec, &created)
         .await
         .unwrap();
     assert_eq!(report_again, cleanup::CleanupReport::default());

@@ -7,14 +7,15 @@
 //! string.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use clonesync::aws::rds::{CloneSettings, SourceCluster};
-use clonesync::aws::registry::{PipelineRecord, Registry};
-use clonesync::control_plane::CloneInfo;
-use clonesync::local::LocalRuntime;
+use clonesync::aws::registry::Registry;
 use clonesync::monitor::{self, MonitorReport, Side};
+use clonesync::pipeline::CloneInfo;
+use clonesync::pipeline::PipelineRecord;
 use clonesync::pipeline::PipelineSpec;
-use clonesync::scope::Scope;
-use clonesync::workflow::state::Waits;
+use clonesync::pipeline::Scope;
+use clonesync::pipeline::Waits;
+use clonesync::pipeline::{CloneSettings, SourceCluster};
+use clonesync_local::LocalRuntime;
 use clonesync_tests::capture::Captured;
 use clonesync_tests::fixture::{connect, DB};
 use clonesync_tests::moto::{context, Moto, TABLE};

@@ -3,8 +3,8 @@
 //! included (so the check can fail).
 
 use clonesync::pg::{Endpoint, PgName, Secret};
-use clonesync::pipeline::{Created, PipelineSpec};
-use clonesync::scope::Scope;
+use clonesync::pipeline::Scope;
+use clonesync::pipeline::{PipelineSpec, UndoPlan};
 use clonesync::steps::{cleanup, clone, create_subscription, prepare_source};
 use clonesync_tests::capture::Captured;
 use clonesync_tests::fixture::connect;
@@ -74,11 +74,12 @@ async fn no_password_in_logs_errors_outputs_or_server_logs() {
         .unwrap_err();
     keep(format!("{error} {error:?}"));
 
-    let created = Created {
+    let created = UndoPlan {
         publication: true,
         slot: true,
         clone: Some(info.clone_id.clone()),
         subscription: true,
+        share: None,
     };
     let clone_log = env
         .plane
@@ -88,7 +89,7 @@ async fn no_password_in_logs_errors_outputs_or_server_logs() {
         .log();
     keep(
         serde_json::to_string(
-            &cleanup::run(&source, Some(&target), &env.plane, &spec, &created)
+            &cleanup::run(&env.plane, &source, Some(&target), &spec, &created)
                 .await
                 .unwrap(),
         )

@@ -1,20 +1,3 @@
 //! Lambda `accept-share`: accept the RAM invitation for the share; with a task token, wait for it (store the token, complete at once if ready).
 
-use clonesync::handlers;
-use clonesync::lambda::{self, Context};
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use serde_json::Value;
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let ctx = Context::from_env().await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        handle(&ctx, event.payload)
-    }))
-    .await
-}
-
-async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    Ok(handlers::accept_share(ctx, payload).await?)
-}
+clonesync::lambda_function!(clonesync::handlers::accept_share);

@@ -1,20 +1,3 @@
 //! Lambda `create-subscription`: the disabled subscription on the clone, attached to the source slot (`clonesync::steps::create_subscription`).
 
-use clonesync::handlers;
-use clonesync::lambda::{self, Context};
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use serde_json::Value;
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let ctx = Context::from_env().await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        handle(&ctx, event.payload)
-    }))
-    .await
-}
-
-async fn handle(ctx: &Context, payload: Value) -> Result<Value, Diagnostic> {
-    Ok(handlers::create_subscription(ctx, payload).await?)
-}
+clonesync::lambda_function!(clonesync::handlers::create_subscription);

@@ -6,7 +6,7 @@
 //! Adapters match the modeled errors they expect (already exists, not
 //! found) before falling back to this.
 
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use aws_sdk_rds::config::http::HttpResponse as Response;
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 
@@ -47,13 +47,15 @@ const DENIED: &[&str] = &[
     "UnrecognizedClientException",
 ];
 
-/// The classification itself, on an error code and HTTP status.
+/// The classification itself, on an error code and HTTP status; `cause`
+/// is kept as the error's source.
 pub fn classify_code(
     service: &str,
     operation: &str,
     code: Option<&str>,
     status: Option<u16>,
     message: &str,
+    cause: Option<Cause>,
 ) -> Error {
     let (service, operation, message) = (
         service.to_string(),
@@ -65,22 +67,26 @@ pub fn classify_code(
             service,
             operation,
             message: format!("{code}: {message}"),
+            cause,
         },
         Some(code) if DENIED.contains(&code) => Error::AwsAccessDenied {
             service,
             operation,
             message: format!("{code}: {message}"),
+            cause,
         },
         _ if status.is_some_and(|s| s >= 500 || s == 429) => Error::TransientAws {
             service,
             operation,
             message: format!("HTTP {}: {message}", status.unwrap_or_default()),
+            cause,
         },
         _ => Error::Aws {
             service,
             operation,
             code: code.unwrap_or("Unknown").to_string(),
             message,
+            cause,
         },
     }
 }
@@ -98,13 +104,22 @@ where
                 .message()
                 .map(str::to_string)
                 .unwrap_or_else(|| inner.to_string());
-            classify_code(service, operation, inner.code(), Some(status), &message)
+            let code = inner.code().map(str::to_string);
+            classify_code(
+                service,
+                operation,
+                code.as_deref(),
+                Some(status),
+                &message,
+                Some(Box::new(err)),
+            )
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             Error::TransientAws {
                 service: service.to_string(),
                 operation: operation.to_string(),
                 message: describe_chain(&err),
+                cause: Some(Box::new(err)),
             }
         }
         _ => Error::Aws {
@@ -112,6 +127,7 @@ where
             operation: operation.to_string(),
             code: "Client".into(),
             message: describe_chain(&err),
+            cause: Some(Box::new(err)),
         },
     }
 }
@@ -141,9 +157,17 @@ mod tests {
             Some("Throttling"),
             Some(400),
             "slow",
+            None,
         );
         assert_eq!(e.name(), "Transient.Aws");
-        let e = classify_code("ram", "GetResourceShares", Some("Whatever"), Some(503), "x");
+        let e = classify_code(
+            "ram",
+            "GetResourceShares",
+            Some("Whatever"),
+            Some(503),
+            "x",
+            None,
+        );
         assert_eq!(e.name(), "Transient.Aws");
     }
 
@@ -155,6 +179,7 @@ mod tests {
             Some("AccessDenied"),
             Some(403),
             "no",
+            None,
         );
         assert_eq!(e.name(), "Aws.AccessDenied");
         let e = classify_code(
@@ -163,6 +188,7 @@ mod tests {
             Some("InvalidParameterValue"),
             Some(400),
             "bad",
+            None,
         );
         assert_eq!(e.name(), "Aws.Failed");
         assert!(e.to_string().contains("InvalidParameterValue"));

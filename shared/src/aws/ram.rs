@@ -17,40 +17,15 @@
 //! the share is usable. Neither trusts an event: both ask the API.
 
 use crate::aws::fault::classify;
-use crate::aws::TAG_PIPELINE;
 use crate::error::{Error, Result};
+use crate::pipeline::names::{self, TAG_PIPELINE};
+use crate::pipeline::{Accepted, Share};
 use aws_sdk_ram::types::{
     ResourceOwner, ResourceShareAssociationStatus, ResourceShareAssociationType,
     ResourceShareInvitationStatus, ResourceShareStatus, Tag,
 };
-use serde::{Deserialize, Serialize};
 
 const SERVICE: &str = "ram";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Share {
-    pub share_arn: String,
-    pub name: String,
-    /// False when an existing share of ours was reused.
-    pub created_now: bool,
-}
-
-/// How the target account came to hold the share.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Accepted {
-    /// This call accepted the pending invitation.
-    AcceptedNow { invitation_arn: String },
-    /// The invitation had been accepted before (a retry or a duplicate event).
-    AlreadyAccepted { invitation_arn: String },
-    /// No invitation: shared within the organization, already associated.
-    NoInvitationNeeded,
-}
-
-/// The share's name for a pipeline.
-pub fn share_name(pipeline_id: &str) -> String {
-    format!("clonesync-{pipeline_id}")
-}
 
 pub async fn share_cluster(
     ram: &aws_sdk_ram::Client,
@@ -58,7 +33,7 @@ pub async fn share_cluster(
     cluster_arn: &str,
     target_account: &str,
 ) -> Result<Share> {
-    let name = share_name(pipeline_id);
+    let name = names::share_name(pipeline_id);
     let found = ram
         .get_resource_shares()
         .resource_owner(ResourceOwner::SelfValue)

@@ -10,59 +10,17 @@
 
 use crate::aws::fault::classify;
 use crate::aws::secrets::{fetch_login, Login};
-use crate::aws::{AwsClients, ClusterArn, Settings, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
-use crate::control_plane::{CloneInfo, ControlPlane};
+use crate::aws::{AwsClients, Settings};
 use crate::error::{Error, PreflightFailure, Result};
-use crate::pg::{sqlstate, Endpoint, Lsn, SessionSettings};
+use crate::pg::{Endpoint, Lsn, SessionSettings};
+use crate::pipeline::names::{writer_instance_id, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
+use crate::pipeline::{CloneInfo, CloneSettings, ClusterArn, SourceCluster};
+use crate::ports::ControlPlane;
 use aws_sdk_rds::types::{DbCluster, Filter, Tag};
-use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 const SERVICE: &str = "rds";
 const ENGINE: &str = "aurora-postgresql";
-
-/// The source: the shared cluster, the login to use and the database.
-/// Identifiers only; the login is read from the secret when connecting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceCluster {
-    pub cluster_arn: String,
-    /// Secrets Manager secret in the source account with a login that has
-    /// the REPLICATION privilege (`rds_replication` on Aurora).
-    pub secret_arn: String,
-    pub database: String,
-    /// Connect here instead of the cluster's writer endpoint (for example
-    /// when the endpoint's name does not resolve across the VPC peering).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-}
-
-/// How to make the clone in the target account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CloneSettings {
-    /// DB instance class of the clone's writer, e.g. `db.r6g.large`.
-    pub instance_class: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub db_subnet_group: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub security_group_ids: Vec<String>,
-    /// Key in the target account to encrypt the clone with (required when
-    /// the source is encrypted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kms_key_id: Option<String>,
-    /// Login for the clone, if not the source's (the clone has the
-    /// source's roles and passwords, so by default the source secret is used).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_arn: Option<String>,
-}
-
-/// The clone's writer instance is named after its cluster.
-pub fn writer_instance_id(clone_id: &str) -> String {
-    format!("{clone_id}-writer")
-}
 
 pub struct AwsControlPlane<'a> {
     pub clients: &'a AwsClients,
@@ -91,6 +49,11 @@ pub fn version_offers_start_lsn(version: &str) -> bool {
 }
 
 impl AwsControlPlane<'_> {
+    /// [`clone_status`] of this pipeline's clone `clone_id`.
+    pub async fn clone_status(&self, clone_id: &str) -> Result<CloneInfo> {
+        clone_status(&self.clients.rds, &self.pipeline_id, clone_id).await
+    }
+
     fn source_arn(&self) -> Result<ClusterArn> {
         ClusterArn::parse(&self.source.cluster_arn)
     }
@@ -426,6 +389,7 @@ impl ControlPlane for AwsControlPlane<'_> {
                         service: SERVICE.into(),
                         operation: "RestoreDBClusterToPointInTime".into(),
                         message: "the KMS key is not usable from the target account".into(),
+                        cause: None,
                     })
                 }
                 _ => return Err(classify(SERVICE, "RestoreDBClusterToPointInTime", e)),
@@ -501,14 +465,11 @@ impl ControlPlane for AwsControlPlane<'_> {
                     message: format!(
                         "{clone_id} cannot be deleted yet (instances still being deleted)"
                     ),
+                    cause: None,
                 }),
                 _ => Err(classify(SERVICE, "DeleteDBCluster", e)),
             },
         }
-    }
-
-    async fn clone_status(&self, clone_id: &str) -> Result<CloneInfo> {
-        clone_status(&self.clients.rds, &self.pipeline_id, clone_id).await
     }
 
     async fn source_endpoint(&self) -> Result<Endpoint> {
@@ -607,28 +568,14 @@ pub async fn clone_status(
 /// `aurora_volume_logical_start_lsn()` on the clone, after checking that
 /// the function exists (an engine version before 15.2, or not Aurora).
 pub async fn aurora_start_lsn(clone_id: &str, clone: &Client) -> Result<Lsn> {
-    let exists: bool = clone
-        .query_one(
-            "SELECT to_regprocedure('aurora_volume_logical_start_lsn()') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(|e| sqlstate::classify("look up aurora_volume_logical_start_lsn", e))?
-        .get(0);
-    if !exists {
-        return Err(Error::CloneFailed {
+    crate::pg::server::aurora_volume_logical_start_lsn(clone)
+        .await?
+        .ok_or_else(|| Error::CloneFailed {
             reason: format!(
                 "aurora_volume_logical_start_lsn() does not exist on clone {clone_id}: \
                  Aurora PostgreSQL 15.2 or later is needed"
             ),
-        });
-    }
-    let lsn: postgres_types::PgLsn = clone
-        .query_one("SELECT aurora_volume_logical_start_lsn()", &[])
-        .await
-        .map_err(|e| sqlstate::classify("read aurora_volume_logical_start_lsn", e))?
-        .get(0);
-    Ok(Lsn::from(lsn))
+        })
 }
 
 #[cfg(test)]

@@ -12,63 +12,24 @@
 //! Writes are puts of whole items: running one twice leaves one item.
 
 use crate::aws::fault::classify;
-use crate::aws::rds::{CloneSettings, SourceCluster};
-use crate::control_plane::CloneInfo;
 use crate::error::{Error, Result};
-use crate::pipeline::PipelineSpec;
+use crate::pipeline::{PipelineRecord, Wait, WaitKind};
+use crate::ports::coordination::Scanned;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SERVICE: &str = "dynamodb";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WaitKind {
-    Share,
-    Clone,
-}
-
-impl WaitKind {
-    fn key(self, resource: &str) -> String {
-        match self {
-            WaitKind::Share => format!("wait#share#{resource}"),
-            WaitKind::Clone => format!("wait#clone#{resource}"),
-        }
+/// The registry item key of a wait.
+fn wait_key(kind: WaitKind, resource: &str) -> String {
+    match kind {
+        WaitKind::Share => format!("wait#share#{resource}"),
+        WaitKind::Clone => format!("wait#clone#{resource}"),
     }
 }
 
-/// A step waiting on a resource. The token is not logged.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Wait {
-    pub kind: WaitKind,
-    pub resource: String,
-    pub pipeline_id: String,
-    pub task_token: String,
-}
-
-impl std::fmt::Debug for Wait {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wait")
-            .field("kind", &self.kind)
-            .field("resource", &self.resource)
-            .field("pipeline_id", &self.pipeline_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What the lag monitor reads about a streaming pipeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PipelineRecord {
-    pub pipeline: PipelineSpec,
-    pub source: SourceCluster,
-    pub clone: CloneSettings,
-    pub clone_info: CloneInfo,
-    /// Seconds since the Unix epoch.
-    pub registered_at: u64,
-}
-
+/// The DynamoDB table, with the client to reach it.
 pub struct Registry<'a> {
     pub client: &'a aws_sdk_dynamodb::Client,
     pub table: &'a str,
@@ -96,7 +57,7 @@ impl Registry<'_> {
         self.client
             .put_item()
             .table_name(self.table)
-            .item("pk", s(wait.kind.key(&wait.resource)))
+            .item("pk", s(wait_key(wait.kind, &wait.resource)))
             .item("pipeline", s(&wait.pipeline_id))
             .item("resource", s(&wait.resource))
             .item("task_token", s(&wait.task_token))
@@ -115,7 +76,7 @@ impl Registry<'_> {
             .client
             .get_item()
             .table_name(self.table)
-            .key("pk", s(kind.key(resource)))
+            .key("pk", s(wait_key(kind, resource)))
             .consistent_read(true)
             .send()
             .await
@@ -146,7 +107,7 @@ impl Registry<'_> {
             .client
             .delete_item()
             .table_name(self.table)
-            .key("pk", s(wait.kind.key(&wait.resource)))
+            .key("pk", s(wait_key(wait.kind, &wait.resource)))
             .condition_expression("task_token = :token")
             .expression_attribute_values(":token", s(&wait.task_token))
             .send()
@@ -166,6 +127,7 @@ impl Registry<'_> {
             operation: "PutItem".into(),
             code: "Encode".into(),
             message: e.to_string(),
+            cause: None,
         })?;
         self.client
             .put_item()
@@ -208,7 +170,7 @@ impl Registry<'_> {
     /// Every registered pipeline, and apart the ids of records that do not
     /// decode with why: the lag monitor reports those and goes on with the
     /// others.
-    pub async fn scan_pipelines(&self) -> Result<(Vec<PipelineRecord>, Vec<(String, Error)>)> {
+    pub async fn scan_pipelines(&self) -> Result<Scanned> {
         let mut records = Vec::new();
         let mut unreadable = Vec::new();
         let mut pages = self
@@ -236,6 +198,7 @@ impl Registry<'_> {
                             operation: "Scan".into(),
                             code: "Decode".into(),
                             message: "pipeline item has no record".into(),
+                            cause: None,
                         },
                     )),
                 }
@@ -266,5 +229,6 @@ fn decode(json: &str) -> Result<PipelineRecord> {
         operation: "GetItem".into(),
         code: "Decode".into(),
         message: format!("pipeline record does not decode: {e}"),
+        cause: None,
     })
 }

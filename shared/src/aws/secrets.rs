@@ -53,6 +53,7 @@ pub async fn fetch_login(
                     message: format!(
                         "cannot decrypt secret {secret_arn}: check the KMS key policy"
                     ),
+                    cause: None,
                 },
                 _ => classify("secretsmanager", "GetSecretValue", e),
             })

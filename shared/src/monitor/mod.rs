@@ -18,11 +18,10 @@
 
 pub mod emf;
 
-use crate::aws::registry::PipelineRecord;
-use crate::cloud::Cloud;
-use crate::control_plane::ControlPlane;
 use crate::error::{Error, Result};
-use crate::pg::{self, sqlstate::classify};
+use crate::pg::{self, lag};
+use crate::pipeline::{ClusterArn, PipelineRecord};
+use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -122,34 +121,9 @@ impl MonitorReport {
 
 /// The source's identifier in metrics: the cluster name of its ARN.
 pub fn source_label(record: &PipelineRecord) -> String {
-    crate::aws::ClusterArn::parse(&record.source.cluster_arn)
+    ClusterArn::parse(&record.source.cluster_arn)
         .map(|arn| arn.cluster_id)
         .unwrap_or_else(|_| record.source.cluster_arn.clone())
-}
-
-const SLOTS_SQL: &str = "\
-SELECT s.slot_name::text, s.database::text, s.active, \
-       pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint, \
-       pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint, \
-       to_jsonb(s) ->> 'wal_status', \
-       (to_jsonb(s) ->> 'safe_wal_size')::bigint \
-FROM pg_replication_slots s WHERE s.slot_type = 'logical' ORDER BY 1";
-// wal_status and safe_wal_size are read through to_jsonb so the query also
-// runs on a server without them (they appeared in PostgreSQL 13).
-
-const SUBSCRIPTIONS_SQL: &str = "\
-SELECT s.subname::text, s.subenabled, w.pid IS NOT NULL, \
-       greatest(0, extract(epoch FROM now() - w.last_msg_receipt_time))::float8, \
-       greatest(0, extract(epoch FROM now() - w.latest_end_time))::float8 \
-FROM pg_subscription s \
-LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL \
-WHERE s.subname = ANY($1)";
-// now() is the target's transaction start and latest_end_time the source's
-// clock: a reading just after the start, or a little clock skew, would be
-// negative; it counts as zero.
-
-fn non_negative(value: Option<i64>) -> Option<u64> {
-    value.map(|v| v.max(0) as u64)
 }
 
 /// Every logical slot on the server `client` is connected to, with the
@@ -158,24 +132,18 @@ pub async fn read_slots(
     client: &Client,
     owners: &BTreeMap<String, String>,
 ) -> Result<Vec<SlotReading>> {
-    let rows = client
-        .query(SLOTS_SQL, &[])
-        .await
-        .map_err(|e| classify("read replication slots", e))?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let slot: String = row.get(0);
-            SlotReading {
-                pipeline: owners.get(&slot).cloned(),
-                slot,
-                database: row.get(1),
-                active: row.get(2),
-                lag_bytes: non_negative(row.get(3)),
-                retained_bytes: non_negative(row.get(4)),
-                wal_status: row.get(5),
-                safe_wal_size: row.get(6),
-            }
+    Ok(lag::slot_lags(client, None)
+        .await?
+        .into_iter()
+        .map(|slot| SlotReading {
+            pipeline: owners.get(&slot.slot).cloned(),
+            lag_bytes: slot.lag_bytes(),
+            retained_bytes: slot.retained_bytes(),
+            slot: slot.slot,
+            database: slot.database,
+            active: slot.active,
+            wal_status: slot.wal_status,
+            safe_wal_size: slot.safe_wal_size,
         })
         .collect())
 }
@@ -188,21 +156,18 @@ pub async fn read_subscriptions(
     subscriptions: &BTreeMap<String, String>,
 ) -> Result<Vec<TargetReading>> {
     let names: Vec<&str> = subscriptions.keys().map(String::as_str).collect();
-    let rows = client
-        .query(SUBSCRIPTIONS_SQL, &[&names])
-        .await
-        .map_err(|e| classify("read pg_stat_subscription", e))?;
+    let found = lag::subscription_lags(client, &names).await?;
     Ok(subscriptions
         .iter()
         .map(|(name, pipeline)| {
-            let row = rows.iter().find(|r| r.get::<_, String>(0) == *name);
+            let lag = found.iter().find(|s| s.subscription == *name);
             TargetReading {
                 pipeline: pipeline.clone(),
                 subscription: name.clone(),
-                enabled: row.is_some_and(|r| r.get(1)),
-                apply_worker: row.is_some_and(|r| r.get(2)),
-                seconds_since_last_message: row.and_then(|r| r.get(3)),
-                apply_lag_seconds: row.and_then(|r| r.get(4)),
+                enabled: lag.is_some_and(|s| s.enabled),
+                apply_worker: lag.is_some_and(|s| s.apply_worker_pid.is_some()),
+                seconds_since_last_message: lag.and_then(|s| s.seconds_since_last_message),
+                apply_lag_seconds: lag.and_then(|s| s.apply_lag_seconds),
             }
         })
         .collect())
@@ -215,6 +180,7 @@ async fn within<T>(work: impl std::future::Future<Output = Result<T>>) -> Result
             Err(Error::TransientDatabase {
                 operation: "monitor".into(),
                 message: format!("no answer within {DEADLINE:?}"),
+                cause: None,
             })
         })
 }
@@ -228,7 +194,9 @@ struct SourceGroup<'r> {
 
 async fn check_source<C: Cloud>(cloud: &C, group: &SourceGroup<'_>) -> Result<SourceReading> {
     let first = group.records[0];
-    let plane = cloud.plane_for(first.pipeline.id.as_str(), &first.source, &first.clone);
+    let plane = cloud
+        .clones()
+        .plane_for(first.pipeline.id.as_str(), &first.source, &first.clone);
     let client = pg::connect(&group.endpoint, &plane.session()).await?;
     let owners = group
         .records
@@ -242,7 +210,10 @@ async fn check_source<C: Cloud>(cloud: &C, group: &SourceGroup<'_>) -> Result<So
 }
 
 async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Vec<TargetReading>> {
-    let plane = cloud.plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+    let plane =
+        cloud
+            .clones()
+            .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
     let endpoint = plane.clone_endpoint(&record.clone_info).await?;
     let client = pg::connect(&endpoint, &plane.session()).await?;
     let subscriptions = BTreeMap::from([(
@@ -268,7 +239,10 @@ pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorRe
     // covers the whole server. Servers are told apart by where each
     // pipeline's login points.
     let logins = futures_util::future::join_all(records.iter().map(|record| async move {
-        let plane = cloud.plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+        let plane =
+            cloud
+                .clones()
+                .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
         (record, within(plane.source_endpoint()).await)
     }))
     .await;
@@ -331,7 +305,7 @@ pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorRe
 /// The lag monitor's run: every registered pipeline, then the report as
 /// Embedded Metric Format lines (what the Lambda prints to stdout).
 pub async fn run<C: Cloud>(cloud: &C, timestamp_ms: u64) -> Result<(MonitorReport, Vec<String>)> {
-    let (records, unreadable) = cloud.registry().scan_pipelines().await?;
+    let (records, unreadable) = cloud.coordination().scan_pipelines().await?;
     let mut report = check(cloud, &records).await;
     for (pipeline, error) in unreadable {
         tracing::error!(pipeline = %pipeline, kind = error.name(), error = %error, "lag monitor could not read a pipeline's registry record");

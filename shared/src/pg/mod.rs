@@ -1,7 +1,15 @@
 //! The PostgreSQL adapter: sessions, names, quoting, LSNs, catalog queries,
-//! and SQLSTATE classification, each done once here.
+//! and SQLSTATE classification, each done once here. Every SQL statement
+//! clonesync runs is in this module.
+//!
+//! Two layers: the value types ([`name`], [`lsn`], [`secret`], [`quote`])
+//! sit at the bottom of the library beside [`crate::error`], so the domain
+//! ([`crate::pipeline`]) can use them; the rest (sessions and catalog
+//! queries) is the adapter, which may import the domain but nothing above
+//! it.
 
 pub mod connect;
+pub mod lag;
 pub mod lsn;
 pub mod name;
 pub mod publication;

@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::pg::sqlstate::{classify, code_of, DUPLICATE_OBJECT};
 use crate::pg::{quote, PgName, TableName};
-use crate::scope::Scope;
+use crate::pipeline::Scope;
 use std::collections::BTreeSet;
 use tokio_postgres::Client;
 
@@ -47,12 +47,12 @@ impl PublicationInfo {
             Scope::Schemas { schemas } => {
                 !self.all_tables
                     && self.tables.is_empty()
-                    && self.schemas == schemas.iter().cloned().collect()
+                    && self.schemas == schemas.iter().cloned().collect::<BTreeSet<_>>()
             }
             Scope::Tables { tables } => {
                 !self.all_tables
                     && self.schemas.is_empty()
-                    && self.tables == tables.iter().cloned().collect()
+                    && self.tables == tables.iter().cloned().collect::<BTreeSet<_>>()
             }
         };
         (!matches).then(|| {
@@ -133,7 +133,7 @@ pub async fn create_publication(
     let ddl = format!(
         "CREATE PUBLICATION {} {}; COMMENT ON PUBLICATION {} IS {}",
         name.quoted(),
-        scope.publication_clause(),
+        publication_clause(scope),
         name.quoted(),
         quote::literal(comment)
     );
@@ -144,6 +144,22 @@ pub async fn create_publication(
     }
     tx.commit().await.map_err(|e| classify(op, e))?;
     Ok(true)
+}
+
+/// The `FOR ...` clause of `CREATE PUBLICATION`, every name quoted.
+pub fn publication_clause(scope: &Scope) -> String {
+    let list = |names: Vec<String>| names.join(", ");
+    match scope {
+        Scope::AllTables => "FOR ALL TABLES".to_string(),
+        Scope::Schemas { schemas } => format!(
+            "FOR TABLES IN SCHEMA {}",
+            list(schemas.iter().map(PgName::quoted).collect())
+        ),
+        Scope::Tables { tables } => format!(
+            "FOR TABLE {}",
+            list(tables.iter().map(TableName::quoted).collect())
+        ),
+    }
 }
 
 /// Returns whether a publication was dropped.
@@ -161,4 +177,21 @@ pub async fn drop_publication_if_exists(client: &Client, name: &PgName) -> Resul
         .await
         .map_err(|e| classify("drop publication", e))?;
     Ok(existed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clauses_quote_every_name() {
+        let scope = Scope::tables(vec![TableName::new("Sales Schema", "a\"b").unwrap()]).unwrap();
+        assert_eq!(
+            publication_clause(&scope),
+            r#"FOR TABLE "Sales Schema"."a""b""#
+        );
+        let scope = Scope::schemas(vec![PgName::new("s;1").unwrap()]).unwrap();
+        assert_eq!(publication_clause(&scope), r#"FOR TABLES IN SCHEMA "s;1""#);
+        assert_eq!(publication_clause(&Scope::AllTables), "FOR ALL TABLES");
+    }
 }

@@ -72,6 +72,73 @@ pub async fn facts(client: &Client) -> Result<ServerFacts> {
     })
 }
 
+/// The database this session is connected to.
+pub async fn current_database(client: &Client) -> Result<String> {
+    let row = client
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .map_err(|e| classify("read current database", e))?;
+    Ok(row.get(0))
+}
+
+/// Which of `names` are schemas of this database.
+pub async fn existing_schemas(client: &Client, names: &[String]) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname = ANY($1)",
+            &[&names],
+        )
+        .await
+        .map_err(|e| classify("read schemas", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Whether the server is still recovering (a standby, or a clone before
+/// its promotion).
+pub async fn in_recovery(client: &Client) -> Result<bool> {
+    let row = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .map_err(|e| classify("read recovery state", e))?;
+    Ok(row.get(0))
+}
+
+/// Write a non-transactional logical message (which pgoutput skips unless
+/// asked for messages): a WAL record at or after the current position,
+/// for a recovery target to stop before even when the server is idle.
+pub async fn emit_wal_marker(client: &Client, content: &str) -> Result<()> {
+    client
+        .execute(
+            "SELECT pg_logical_emit_message(false, 'clonesync', $1)",
+            &[&content],
+        )
+        .await
+        .map_err(|e| classify("emit a WAL marker", e))?;
+    Ok(())
+}
+
+/// `aurora_volume_logical_start_lsn()`: the LSN an Aurora clone's data
+/// corresponds to; `None` when the server has no such function (not
+/// Aurora, or an engine version before 15.2).
+pub async fn aurora_volume_logical_start_lsn(client: &Client) -> Result<Option<Lsn>> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regprocedure('aurora_volume_logical_start_lsn()') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| classify("look up aurora_volume_logical_start_lsn", e))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_one("SELECT aurora_volume_logical_start_lsn()", &[])
+        .await
+        .map_err(|e| classify("read aurora_volume_logical_start_lsn", e))?;
+    Ok(Some(Lsn::from(row.get::<_, PgLsn>(0))))
+}
+
 /// The WAL position flushed to disk on a primary.
 pub async fn flush_lsn(client: &Client) -> Result<Lsn> {
     let row = client

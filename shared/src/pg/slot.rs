@@ -61,6 +61,19 @@ pub async fn logical_slots(client: &Client) -> Result<Vec<SlotInfo>> {
     Ok(rows.iter().map(slot_from_row).collect())
 }
 
+/// The `application_name` of the WAL sender process `pid` (a
+/// subscription's apply worker connects with its subscription's name).
+pub async fn consumer_name(client: &Client, pid: i32) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "SELECT application_name FROM pg_stat_replication WHERE pid = $1",
+            &[&pid],
+        )
+        .await
+        .map_err(|e| classify("read slot consumer", e))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// Outcome of trying to create a slot.
 pub enum SlotCreation {
     Created { consistent_lsn: Lsn },
@@ -134,5 +147,6 @@ pub async fn drop_slot_if_exists(client: &Client, name: &str) -> Result<bool> {
     Err(Error::TransientDatabase {
         operation: "drop replication slot".into(),
         message: format!("slot {name:?} stayed in use"),
+        cause: None,
     })
 }

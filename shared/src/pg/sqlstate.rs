@@ -4,7 +4,7 @@
 //! meaning "already done") look at it first with [`code_of`]; everything else
 //! goes through [`classify`].
 
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use std::error::Error as _;
 
 pub const DUPLICATE_OBJECT: &str = "42710";
@@ -35,18 +35,29 @@ pub fn is_transient_code(code: &str) -> bool {
 pub fn classify(operation: &str, error: tokio_postgres::Error) -> Error {
     let operation = operation.to_string();
     if let Some(db) = error.as_db_error() {
-        let code = db.code().code();
+        let code = db.code().code().to_string();
+        let code = code.as_str();
         let message = db.message().to_string();
+        let cause = Some(Box::new(error) as Cause);
         if is_transient_code(code) {
-            return Error::TransientDatabase { operation, message };
+            return Error::TransientDatabase {
+                operation,
+                message,
+                cause,
+            };
         }
         if code == "42501" || code.starts_with("28") {
-            return Error::PermissionDenied { operation, message };
+            return Error::PermissionDenied {
+                operation,
+                message,
+                cause,
+            };
         }
         return Error::Database {
             operation,
             sqlstate: code.to_string(),
             message,
+            cause,
         };
     }
     // No SQLSTATE: the connection broke, timed out or never opened. Those are
@@ -64,16 +75,21 @@ pub fn classify(operation: &str, error: tokio_postgres::Error) -> Error {
         found
     };
     let text = error.to_string();
-    if error.is_closed() || io_cause || text.contains("timeout") || text.contains("connect") {
+    let transient =
+        error.is_closed() || io_cause || text.contains("timeout") || text.contains("connect");
+    let cause = Some(Box::new(error) as Cause);
+    if transient {
         Error::TransientDatabase {
             operation,
             message: text,
+            cause,
         }
     } else {
         Error::Database {
             operation,
             sqlstate: "none".into(),
             message: text,
+            cause,
         }
     }
 }

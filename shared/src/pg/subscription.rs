@@ -173,41 +173,14 @@ pub async fn enable(client: &Client, name: &str) -> Result<()> {
         .map_err(|e| classify("enable subscription", e))
 }
 
-/// The running apply worker of a subscription, from `pg_stat_subscription`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApplyWorker {
-    pub pid: i32,
-    pub received_lsn: Option<Lsn>,
-    pub latest_end_lsn: Option<Lsn>,
-}
-
-pub async fn apply_worker(client: &Client, name: &str) -> Result<Option<ApplyWorker>> {
-    // relid IS NULL picks the apply worker, not table-sync workers.
-    let row = client
-        .query_opt(
-            "SELECT pid, received_lsn, latest_end_lsn FROM pg_stat_subscription \
-             WHERE subname = $1 AND relid IS NULL AND pid IS NOT NULL",
-            &[&name],
-        )
-        .await
-        .map_err(|e| classify("read pg_stat_subscription", e))?;
-    Ok(row.map(|r| ApplyWorker {
-        pid: r.get(0),
-        received_lsn: r.get::<_, Option<PgLsn>>(1).map(Lsn::from),
-        latest_end_lsn: r.get::<_, Option<PgLsn>>(2).map(Lsn::from),
-    }))
-}
-
-/// Apply errors counted by `pg_stat_subscription_stats` (PostgreSQL 15+).
+/// Apply errors counted by `pg_stat_subscription_stats` (PostgreSQL 15+),
+/// from the same reading as the lag ([`crate::pg::lag`]).
 pub async fn apply_error_count(client: &Client, name: &str) -> Result<i64> {
-    let row = client
-        .query_opt(
-            "SELECT apply_error_count FROM pg_stat_subscription_stats WHERE subname = $1",
-            &[&name],
-        )
-        .await
-        .map_err(|e| classify("read pg_stat_subscription_stats", e))?;
-    row.map(|r| r.get(0))
+    crate::pg::lag::subscription_lags(client, &[name])
+        .await?
+        .into_iter()
+        .next()
+        .map(|s| s.apply_error_count.unwrap_or(0))
         .ok_or_else(|| Error::SubscriptionMissing {
             subscription: name.to_string(),
         })

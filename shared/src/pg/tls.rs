@@ -111,10 +111,12 @@ pub(crate) fn classify_connect(operation: &str, error: tokio_postgres::Error) ->
         Some(message) => Error::TlsFailed {
             operation: operation.to_string(),
             message,
+            cause: Some(Box::new(error)),
         },
         None if text.contains("TLS") => Error::TlsFailed {
             operation: operation.to_string(),
             message: text,
+            cause: Some(Box::new(error)),
         },
         None => sqlstate::classify(operation, error),
     }

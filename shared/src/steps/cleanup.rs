@@ -10,10 +10,10 @@
 //! WAL sender is terminated first if the subscriber is still attached).
 //! Idempotent: dropping what is already gone is success.
 
-use crate::control_plane::ControlPlane;
 use crate::error::Result;
 use crate::pg::{publication, slot, subscription};
-use crate::pipeline::{Created, PipelineSpec};
+use crate::pipeline::{PipelineSpec, UndoPlan};
+use crate::ports::ControlPlane;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
@@ -25,12 +25,14 @@ pub struct CleanupReport {
     pub clone_deleted: bool,
 }
 
+/// Undo `created`'s databases and clone (the share is the workflow's: it
+/// is an account-level resource, not the control plane's).
 pub async fn run<P: ControlPlane>(
+    plane: &P,
     source: &Client,
     target: Option<&Client>,
-    plane: &P,
     spec: &PipelineSpec,
-    created: &Created,
+    created: &UndoPlan,
 ) -> Result<CleanupReport> {
     let mut report = CleanupReport::default();
     let mut first_error = None;

@@ -10,17 +10,18 @@
 //!
 //! Leaves behind: the clone (recorded as created), until cleanup deletes it.
 
-use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::Result;
-use crate::pipeline::PipelineSpec;
+use crate::pipeline::{CloneInfo, PipelineSpec};
+use crate::ports::ControlPlane;
 
-/// The clone id a pipeline uses.
+/// The clone id a pipeline uses (the naming rule is
+/// [`crate::pipeline::names::clone_id`]).
 pub fn clone_id(spec: &PipelineSpec) -> String {
-    format!("clonesync-{}", spec.id.as_str().replace('_', "-"))
+    spec.clone_id()
 }
 
 pub async fn run<P: ControlPlane>(plane: &P, spec: &PipelineSpec) -> Result<CloneInfo> {
-    let id = clone_id(spec);
+    let id = spec.clone_id();
     let info = plane.create_clone(&id).await?;
     tracing::info!(pipeline = %spec.id, clone = %info.clone_id, port = info.port, "clone ready");
     Ok(info)

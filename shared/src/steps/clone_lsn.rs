@@ -12,10 +12,10 @@
 //!
 //! Leaves behind: nothing.
 
-use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::{Error, Result};
 use crate::pg::{server, slot, subscription, Lsn};
-use crate::pipeline::PipelineSpec;
+use crate::pipeline::{CloneInfo, PipelineSpec};
+use crate::ports::ControlPlane;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
@@ -31,8 +31,8 @@ pub async fn run<P: ControlPlane>(
     plane: &P,
     source: &Client,
     clone: &Client,
-    clone_info: &CloneInfo,
     spec: &PipelineSpec,
+    clone_info: &CloneInfo,
     slot_consistent_lsn: Lsn,
 ) -> Result<CloneLsn> {
     let clone_lsn = plane.clone_start_lsn(clone_info, clone).await?;

@@ -13,9 +13,16 @@
 //! [`cleanup`] undoes what a failed run created.
 //!
 //! Every step is idempotent: running it again after it succeeded returns
-//! the same result and changes nothing.
+//! the same result and changes nothing. [`checks`] holds the checks two
+//! steps share.
+//!
+//! Steps talk to the databases through [`crate::pg`] and to the cloud
+//! through [`crate::ports`], never to an AWS adapter or the workflow. Their
+//! arguments come in one order: the control plane, the source session, the
+//! target session, the pipeline, then what the step alone needs.
 
 pub mod advance_and_enable;
+pub mod checks;
 pub mod clean_inherited;
 pub mod cleanup;
 pub mod clone;
@@ -24,15 +31,3 @@ pub mod create_subscription;
 pub mod preflight;
 pub mod prepare_source;
 pub mod verify;
-
-use crate::error::Result;
-use crate::pg::sqlstate::classify;
-use tokio_postgres::Client;
-
-pub(crate) async fn current_database(client: &Client) -> Result<String> {
-    let row = client
-        .query_one("SELECT current_database()::text", &[])
-        .await
-        .map_err(|e| classify("read current database", e))?;
-    Ok(row.get(0))
-}

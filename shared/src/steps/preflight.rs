@@ -9,13 +9,12 @@
 //! clone starts with its source's settings, so before the clone exists they
 //! are checked on the source.
 
-use crate::control_plane::ControlPlane;
 use crate::error::{Error, PreflightFailure, Result};
 use crate::pg::server::{self, ServerFacts};
 use crate::pg::{publication, slot};
-use crate::pipeline::PipelineSpec;
-use crate::scope::Scope;
-use crate::steps::prepare_source::slot_conflict;
+use crate::pipeline::{PipelineSpec, Scope};
+use crate::ports::ControlPlane;
+use crate::steps::checks::{logical_decoding, slot_conflict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use tokio_postgres::Client;
@@ -35,13 +34,12 @@ pub const MIN_VERSION_NUM: i32 = 150000;
 /// `extra_senders`: replication slots and WAL senders the control plane
 /// needs beyond the pipeline's own (the local clone's base backup uses two).
 pub async fn run<P: ControlPlane>(
+    plane: &P,
     source: &Client,
     target: Option<&Client>,
-    plane: &P,
     spec: &PipelineSpec,
     extra_senders: i64,
 ) -> Result<PreflightReport> {
-    spec.validate()?;
     let mut failures = Vec::new();
     let mut warnings = Vec::new();
     let mut fail = |check: &str, detail: String, hint: &str| {
@@ -53,7 +51,7 @@ pub async fn run<P: ControlPlane>(
     };
 
     let facts = server::facts(source).await?;
-    let database = crate::steps::current_database(source).await?;
+    let database = server::current_database(source).await?;
 
     if facts.version_num < MIN_VERSION_NUM {
         fail(
@@ -149,30 +147,6 @@ pub async fn run<P: ControlPlane>(
     }
 }
 
-/// Whether the server can decode logically; shared with `prepare_source`,
-/// which must not make a publication for a slot that cannot exist.
-pub(crate) fn logical_decoding(facts: &ServerFacts) -> Option<PreflightFailure> {
-    let failure = |detail: String, hint: &str| PreflightFailure {
-        check: "logical_decoding".into(),
-        detail,
-        hint: hint.into(),
-    };
-    if let Some(rds) = &facts.rds_logical_replication {
-        if !matches!(rds.as_str(), "on" | "1") {
-            return Some(failure(
-                format!("rds.logical_replication is {rds}"),
-                "set rds.logical_replication = 1 in the cluster parameter group and reboot the writer",
-            ));
-        }
-    }
-    (facts.wal_level != "logical").then(|| {
-        failure(
-            format!("wal_level is {}", facts.wal_level),
-            "set wal_level = logical and restart the server",
-        )
-    })
-}
-
 fn subscriber_limits(
     facts: &ServerFacts,
     inherited: bool,
@@ -232,14 +206,10 @@ async fn scope_checks(
         Scope::AllTables => server::table_identities(source, None, None).await?,
         Scope::Schemas { schemas } => {
             let names: Vec<String> = schemas.iter().map(|s| s.as_str().to_string()).collect();
-            let rows = source
-                .query(
-                    "SELECT nspname::text FROM pg_namespace WHERE nspname = ANY($1)",
-                    &[&names],
-                )
-                .await
-                .map_err(|e| crate::pg::sqlstate::classify("read schemas", e))?;
-            let found: BTreeSet<String> = rows.iter().map(|r| r.get(0)).collect();
+            let found: BTreeSet<String> = server::existing_schemas(source, &names)
+                .await?
+                .into_iter()
+                .collect();
             for missing in names.iter().filter(|n| !found.contains(*n)) {
                 fail(
                     "scope_exists",

@@ -22,10 +22,10 @@
 //! dropped again before the error is returned.
 
 use crate::error::{Error, Result};
-use crate::pg::slot::{self, SlotCreation, SlotInfo};
-use crate::pg::sqlstate::classify;
-use crate::pg::{publication, Lsn, PgName, SlotName};
+use crate::pg::slot::{self, SlotCreation};
+use crate::pg::{publication, server, Lsn, PgName, SlotName};
 use crate::pipeline::PipelineSpec;
+use crate::steps::checks::{logical_decoding, slot_conflict};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
@@ -42,15 +42,14 @@ pub struct SourcePrepared {
 }
 
 pub async fn run(source: &mut Client, spec: &PipelineSpec) -> Result<SourcePrepared> {
-    spec.validate()?;
     // A publication made for a slot that cannot exist would be left behind.
-    let facts = crate::pg::server::facts(source).await?;
-    if let Some(failure) = crate::steps::preflight::logical_decoding(&facts) {
+    let facts = server::facts(source).await?;
+    if let Some(failure) = logical_decoding(&facts) {
         return Err(Error::PreflightFailed {
             failures: vec![failure],
         });
     }
-    let database = crate::steps::current_database(source).await?;
+    let database = server::current_database(source).await?;
     let (publication_created, made_now) = ensure_publication(source, spec).await?;
     let consistent_lsn = match ensure_slot(source, spec, &database).await {
         Ok(lsn) => lsn,
@@ -129,51 +128,4 @@ async fn ensure_slot(source: &Client, spec: &PipelineSpec, database: &str) -> Re
         slot: spec.slot.to_string(),
         reason: "it was created and dropped concurrently".into(),
     })
-}
-
-/// Why an existing slot of the pipeline's name is not the pipeline's, if it
-/// isn't: wrong kind, plugin or database, temporary, or consumed by a WAL
-/// sender that is not this pipeline's subscription.
-pub(crate) async fn slot_conflict(
-    source: &Client,
-    info: &SlotInfo,
-    database: &str,
-    spec: &PipelineSpec,
-) -> Result<Option<String>> {
-    if info.slot_type != "logical" {
-        return Ok(Some(format!("it is a {} slot", info.slot_type)));
-    }
-    if info.plugin.as_deref() != Some("pgoutput") {
-        return Ok(Some(format!(
-            "it uses plugin {:?}, not pgoutput",
-            info.plugin.as_deref().unwrap_or("")
-        )));
-    }
-    if info.database.as_deref() != Some(database) {
-        return Ok(Some(format!(
-            "it belongs to database {:?}, not {database:?}",
-            info.database.as_deref().unwrap_or("")
-        )));
-    }
-    if info.temporary {
-        return Ok(Some("it is a temporary slot".into()));
-    }
-    if let Some(pid) = info.active_pid {
-        // The apply worker connects with application_name = subscription name.
-        let consumer: Option<String> = source
-            .query_opt(
-                "SELECT application_name FROM pg_stat_replication WHERE pid = $1",
-                &[&pid],
-            )
-            .await
-            .map_err(|e| classify("read slot consumer", e))?
-            .map(|r| r.get(0));
-        if consumer.as_deref() != Some(spec.subscription.as_str()) {
-            return Ok(Some(format!(
-                "it is in use by process {pid} ({:?})",
-                consumer.unwrap_or_default()
-            )));
-        }
-    }
-    Ok(None)
 }

@@ -6,10 +6,8 @@
 //! nothing.
 
 use crate::error::{Error, Result};
-use crate::pg::sqlstate::classify;
-use crate::pg::{slot, subscription, Lsn};
+use crate::pg::{lag, Lsn};
 use crate::pipeline::PipelineSpec;
-use postgres_types::PgLsn;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
@@ -25,29 +23,31 @@ pub struct Verification {
     pub apply_errors: i64,
 }
 
-/// One reading, without waiting.
+/// One reading, without waiting: the lag monitor's reading
+/// ([`crate::pg::lag`]) of this pipeline's slot and subscription.
 pub async fn measure(source: &Client, clone: &Client, spec: &PipelineSpec) -> Result<Verification> {
-    let slot = slot::slot_info(source, spec.slot.as_str())
+    let slot = lag::slot_lags(source, Some(spec.slot.as_str()))
         .await?
+        .into_iter()
+        .next()
         .ok_or_else(|| Error::SlotMissing {
             slot: spec.slot.to_string(),
         })?;
-    let source_lsn: PgLsn = source
-        .query_one("SELECT pg_current_wal_lsn()", &[])
-        .await
-        .map_err(|e| classify("read current LSN", e))?
-        .get(0);
-    let source_lsn = Lsn::from(source_lsn);
+    let subscription = lag::subscription_lags(clone, &[spec.subscription.as_str()])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::SubscriptionMissing {
+            subscription: spec.subscription.to_string(),
+        })?;
     let confirmed = slot.confirmed_flush_lsn.unwrap_or(Lsn::from(0u64));
-    let worker = subscription::apply_worker(clone, spec.subscription.as_str()).await?;
-    let apply_errors = subscription::apply_error_count(clone, spec.subscription.as_str()).await?;
     Ok(Verification {
-        apply_worker_pid: worker.map(|w| w.pid).unwrap_or(0),
+        apply_worker_pid: subscription.apply_worker_pid.unwrap_or(0),
         slot_active: slot.active,
-        source_lsn,
+        source_lsn: slot.current_lsn,
         confirmed_flush_lsn: confirmed,
-        lag_bytes: confirmed.bytes_until(source_lsn),
-        apply_errors,
+        lag_bytes: confirmed.bytes_until(slot.current_lsn),
+        apply_errors: subscription.apply_error_count.unwrap_or(0),
     })
 }
 

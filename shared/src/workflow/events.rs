@@ -6,14 +6,19 @@
 //! the API whether the resource is really ready before completing the task.
 //! A resource nobody waits for is logged and ignored; a second copy of an
 //! event finds the wait gone and is ignored too. An event that is not of
-//! the expected shape is `Event.Malformed`, never a panic.
+//! the expected shape is `Event.Malformed`, never a panic (the envelope is
+//! read by [`crate::handlers`], the detail here).
 
-use crate::aws::registry::WaitKind;
-use crate::cloud::Cloud;
 use crate::error::{Error, Result};
+use crate::pipeline::names;
+use crate::pipeline::WaitKind;
+use crate::ports::{Cloud, Coordination, ResourceShare};
 use crate::workflow::waits::{wake_clone, wake_share, WaitOutcome};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
+
+/// An EventBridge event as delivered, its detail not yet read.
+pub type Event = EventBridgeEvent<serde_json::Value>;
 
 pub const RAM_SOURCE: &str = "aws.ram";
 pub const RAM_DETAIL_TYPE: &str = "Resource Sharing State Change";
@@ -32,14 +37,8 @@ pub struct EventReport {
     pub ignored: Vec<String>,
 }
 
-fn parse(payload: serde_json::Value) -> Result<EventBridgeEvent<serde_json::Value>> {
-    serde_json::from_value(payload).map_err(|e| Error::EventMalformed {
-        reason: format!("not an EventBridge event: {e}"),
-    })
-}
-
 /// Every RAM ARN the event names, in `resources` or anywhere in `detail`.
-fn ram_arns(event: &EventBridgeEvent<serde_json::Value>) -> Vec<String> {
+fn ram_arns(event: &Event) -> Vec<String> {
     fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
         match value {
             serde_json::Value::String(s) if s.starts_with("arn:") && s.contains(":ram:") => {
@@ -58,8 +57,7 @@ fn ram_arns(event: &EventBridgeEvent<serde_json::Value>) -> Vec<String> {
     arns
 }
 
-pub async fn on_ram_event<C: Cloud>(cloud: &C, payload: serde_json::Value) -> Result<EventReport> {
-    let event = parse(payload)?;
+pub async fn on_ram_event<C: Cloud>(cloud: &C, event: &Event) -> Result<EventReport> {
     let mut report = EventReport::default();
     if event.source != RAM_SOURCE || event.detail_type != RAM_DETAIL_TYPE {
         tracing::info!(source = %event.source, detail_type = %event.detail_type, "not a RAM share event; ignored");
@@ -69,9 +67,9 @@ pub async fn on_ram_event<C: Cloud>(cloud: &C, payload: serde_json::Value) -> Re
         return Ok(report);
     }
     let mut shares = Vec::new();
-    for arn in ram_arns(&event) {
+    for arn in ram_arns(event) {
         if arn.contains(":resource-share-invitation/") {
-            match cloud.share_of_invitation(&arn).await? {
+            match cloud.share().share_of_invitation(&arn).await? {
                 Some(share) => shares.push(share),
                 None => {
                     tracing::info!(invitation = %arn, "invitation unknown to this account; ignored");
@@ -87,7 +85,11 @@ pub async fn on_ram_event<C: Cloud>(cloud: &C, payload: serde_json::Value) -> Re
     shares.sort();
     shares.dedup();
     for share in shares {
-        match cloud.registry().get_wait(WaitKind::Share, &share).await? {
+        match cloud
+            .coordination()
+            .get_wait(WaitKind::Share, &share)
+            .await?
+        {
             None => {
                 tracing::info!(share = %share, "no step waits for this share; ignored");
                 report.ignored.push(share);
@@ -115,8 +117,7 @@ struct RdsDetail {
     event_id: Option<String>,
 }
 
-pub async fn on_rds_event<C: Cloud>(cloud: &C, payload: serde_json::Value) -> Result<EventReport> {
-    let event = parse(payload)?;
+pub async fn on_rds_event<C: Cloud>(cloud: &C, event: &Event) -> Result<EventReport> {
     let mut report = EventReport::default();
     if event.source != RDS_SOURCE
         || ![RDS_CLUSTER_EVENT, RDS_INSTANCE_EVENT].contains(&event.detail_type.as_str())
@@ -134,16 +135,14 @@ pub async fn on_rds_event<C: Cloud>(cloud: &C, payload: serde_json::Value) -> Re
     // Our writer instance is named "<clone id>-writer"; an instance event
     // is mapped to its cluster by that name, then confirmed by Describe.
     let clone_id = if event.detail_type == RDS_INSTANCE_EVENT {
-        detail
-            .source_identifier
-            .strip_suffix("-writer")
+        names::clone_of_writer(&detail.source_identifier)
             .unwrap_or(&detail.source_identifier)
             .to_string()
     } else {
         detail.source_identifier.clone()
     };
     match cloud
-        .registry()
+        .coordination()
         .get_wait(WaitKind::Clone, &clone_id)
         .await?
     {

@@ -1,8 +1,9 @@
 //! What each state of `statemachine/setup.asl.json` runs: one function per
-//! Lambda task, taking the state and returning the piece the ASL puts at
-//! its `ResultPath`. The functions are generic over the control plane, so
-//! the same code runs against AWS ([`crate::aws::rds::AwsControlPlane`])
-//! and against local servers.
+//! Lambda task, taking the typed state and returning the piece the ASL
+//! puts at its `ResultPath` (JSON is [`crate::handlers`]' business). The
+//! functions are generic over the ports ([`crate::ports`]), so the same
+//! code runs against AWS ([`crate::aws::AwsCloud`]) and against local
+//! servers.
 //!
 //! Idempotency is the steps' own (see each `steps::*` module): every task
 //! may be retried or run again on the same state.
@@ -11,12 +12,10 @@ pub mod events;
 pub mod state;
 pub mod waits;
 
-use crate::aws::ram::Share;
-use crate::aws::registry::{PipelineRecord, Registry};
-use crate::cloud::Cloud;
-use crate::control_plane::{CloneInfo, ControlPlane};
 use crate::error::Result;
 use crate::pg::{connect, Endpoint};
+use crate::pipeline::{CloneInfo, PipelineRecord, Share, UndoPlan};
+use crate::ports::{Clones, Cloud, ControlPlane, Coordination, ResourceShare};
 use crate::steps;
 use serde::{Deserialize, Serialize};
 pub use state::{CreatedState, SourceCreated, State};
@@ -25,6 +24,13 @@ use tokio_postgres::Client;
 
 /// How long `verify` waits for the apply worker and the slot to be active.
 pub const VERIFY_WAIT: Duration = Duration::from_secs(60);
+
+/// The control plane for the pipeline of `state`.
+pub fn plane<'a, C: Cloud>(cloud: &'a C, state: &State) -> <C::Clones as Clones>::Plane<'a> {
+    cloud
+        .clones()
+        .plane_for(state.pipeline.id.as_str(), &state.source, &state.clone)
+}
 
 async fn open<P: ControlPlane>(plane: &P, endpoint: &Endpoint) -> Result<Client> {
     connect(endpoint, &plane.session()).await
@@ -43,7 +49,7 @@ pub async fn preflight<P: ControlPlane>(
     state: &State,
 ) -> Result<steps::preflight::PreflightReport> {
     let source = source(plane).await?;
-    steps::preflight::run(&source, None, plane, &state.pipeline, 0).await
+    steps::preflight::run(plane, &source, None, &state.pipeline, 0).await
 }
 
 pub async fn prepare_source<P: ControlPlane>(plane: &P, state: &State) -> Result<SourceCreated> {
@@ -58,6 +64,7 @@ pub async fn prepare_source<P: ControlPlane>(plane: &P, state: &State) -> Result
 
 pub async fn share_cluster<C: Cloud>(cloud: &C, state: &State) -> Result<Share> {
     cloud
+        .share()
         .share_cluster(state.pipeline.id.as_str(), &state.source.cluster_arn)
         .await
 }
@@ -76,8 +83,8 @@ pub async fn clone_lsn<P: ControlPlane>(
         plane,
         &source,
         &target,
-        state.clone_info()?,
         &state.pipeline,
+        state.clone_info()?,
         state.slot_consistent_lsn()?,
     )
     .await
@@ -131,15 +138,14 @@ pub struct Registered {
 
 /// Record the streaming pipeline for the lag monitor (a put: idempotent).
 pub async fn register<C: Cloud>(cloud: &C, state: &State) -> Result<Registered> {
-    let registry = cloud.registry();
     let record = PipelineRecord {
         pipeline: state.pipeline.clone(),
         source: state.source.clone(),
         clone: state.clone.clone(),
         clone_info: state.clone_info()?.clone(),
-        registered_at: Registry::registered_now(),
+        registered_at: seconds_now(),
     };
-    registry.put_pipeline(&record).await?;
+    cloud.coordination().put_pipeline(&record).await?;
     tracing::info!(pipeline = %state.pipeline.id, "pipeline registered for monitoring");
     Ok(Registered {
         pipeline: state.pipeline.id.to_string(),
@@ -147,15 +153,23 @@ pub async fn register<C: Cloud>(cloud: &C, state: &State) -> Result<Registered> 
     })
 }
 
-/// Undo what `created` says this run made. The target is optional: an
-/// unreachable clone must never keep the source slot alive.
+fn seconds_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Undo the databases and clone of `created` (see [`undo`] for the
+/// share). The target is optional: an unreachable clone must never keep
+/// the source slot alive.
 pub async fn cleanup<P: ControlPlane>(
     plane: &P,
     state: &State,
+    created: &UndoPlan,
 ) -> Result<steps::cleanup::CleanupReport> {
-    let created = state.created.to_created();
     let source = source(plane).await?;
-    let target = match (&created.subscription, state.clone_info()) {
+    let target = match (created.subscription, state.clone_info()) {
         (true, Ok(info)) => match plane.clone_endpoint(info).await {
             Ok(endpoint) => open(plane, &endpoint)
                 .await
@@ -168,7 +182,7 @@ pub async fn cleanup<P: ControlPlane>(
         },
         _ => None,
     };
-    steps::cleanup::run(&source, target.as_ref(), plane, &state.pipeline, &created).await
+    steps::cleanup::run(plane, &source, target.as_ref(), &state.pipeline, created).await
 }
 
 /// What the cleanup task did: the databases and the clone, then the share.
@@ -179,15 +193,20 @@ pub struct CleanupTaskReport {
     pub share_deleted: bool,
 }
 
-/// [`cleanup`], then the RAM share if this run created it. Both parts are
-/// attempted; the first error is returned.
-pub async fn cleanup_with_share<C: Cloud>(cloud: &C, state: &State) -> Result<CleanupTaskReport> {
+/// Carry out an undo plan: [`cleanup`], then the RAM share it names. Both
+/// parts are attempted; the first error is returned. The setup's cleanup
+/// task undoes [`State::undo_plan`]; a teardown, [`State::undo_everything`].
+pub async fn undo<C: Cloud>(
+    cloud: &C,
+    state: &State,
+    plan: &UndoPlan,
+) -> Result<CleanupTaskReport> {
     // Boxed: the nested async state machines would otherwise exceed the
     // compiler's type-layout depth in the cleanup binary.
-    let databases = Box::pin(cleanup(&cloud.plane(state), state)).await;
-    let share = match &state.share {
-        Some(share) if share.created_now => cloud.delete_share(&share.share_arn).await,
-        _ => Ok(false),
+    let databases = Box::pin(cleanup(&plane(cloud, state), state, plan)).await;
+    let share = match &plan.share {
+        Some(share_arn) => cloud.share().delete_share(share_arn).await,
+        None => Ok(false),
     };
     match (databases, share) {
         (Ok(databases), Ok(share_deleted)) => Ok(CleanupTaskReport {

@@ -2,90 +2,15 @@
 //! each step adds. Identifiers and ARNs only; a test proves no credential
 //! can be put here.
 
-use crate::aws::ram::{Accepted, Share};
-use crate::aws::rds::{CloneSettings, SourceCluster};
-use crate::aws::{arn, ClusterArn};
-use crate::control_plane::CloneInfo;
 use crate::error::{Error, Result};
-use crate::pg::{Lsn, PgName, SlotName};
-use crate::pipeline::{Created, PipelineSpec};
-use crate::scope::Scope;
-use crate::steps::clone::clone_id;
+use crate::pg::Lsn;
+use crate::pipeline::request::{self, ValidRequest};
+use crate::pipeline::{
+    Accepted, CloneInfo, CloneSettings, PipelineSpec, Share, SourceCluster, UndoPlan, Waits,
+};
+use crate::steps::clone_lsn::CloneLsn;
 use crate::steps::create_subscription::SubscriptionCreated;
 use serde::{Deserialize, Serialize};
-
-/// The console input: the pipeline's id and scope (object names default
-/// from the id), the source and how to make the clone.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Request {
-    pub pipeline: PipelineRequest,
-    pub source: SourceCluster,
-    pub clone: CloneSettings,
-    #[serde(default)]
-    pub waits: Waits,
-}
-
-/// How long the two event-driven waits last before the state machine falls
-/// back to polling (`TimeoutSecondsPath` / `HeartbeatSecondsPath` in the
-/// ASL). The defaults suit AWS; a local run shortens them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Waits {
-    pub share_timeout_seconds: u32,
-    pub share_heartbeat_seconds: u32,
-    pub clone_timeout_seconds: u32,
-    pub clone_heartbeat_seconds: u32,
-}
-
-impl Default for Waits {
-    fn default() -> Self {
-        Waits {
-            share_timeout_seconds: 900,
-            share_heartbeat_seconds: 300,
-            clone_timeout_seconds: 3600,
-            clone_heartbeat_seconds: 1200,
-        }
-    }
-}
-
-impl Waits {
-    /// Every problem: each value at least 1 s, at most a day, and a
-    /// heartbeat no longer than its timeout.
-    fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        for (name, value) in [
-            ("share_timeout_seconds", self.share_timeout_seconds),
-            ("share_heartbeat_seconds", self.share_heartbeat_seconds),
-            ("clone_timeout_seconds", self.clone_timeout_seconds),
-            ("clone_heartbeat_seconds", self.clone_heartbeat_seconds),
-        ] {
-            if !(1..=86_400).contains(&value) {
-                problems.push(format!("waits.{name} must be 1..=86400, not {value}"));
-            }
-        }
-        if self.share_heartbeat_seconds > self.share_timeout_seconds {
-            problems.push("waits.share_heartbeat_seconds exceeds the share timeout".into());
-        }
-        if self.clone_heartbeat_seconds > self.clone_timeout_seconds {
-            problems.push("waits.clone_heartbeat_seconds exceeds the clone timeout".into());
-        }
-        problems
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PipelineRequest {
-    pub id: String,
-    pub scope: Scope,
-    #[serde(default)]
-    pub publication: Option<String>,
-    #[serde(default)]
-    pub slot: Option<String>,
-    #[serde(default)]
-    pub subscription: Option<String>,
-}
 
 /// What the source side of a run made (owned, so cleanup may drop it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,17 +29,6 @@ pub struct CreatedState {
     pub clone: Option<CloneInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription: Option<SubscriptionCreated>,
-}
-
-impl CreatedState {
-    pub fn to_created(&self) -> Created {
-        Created {
-            publication: self.source.as_ref().is_some_and(|s| s.publication),
-            slot: self.source.as_ref().is_some_and(|s| s.slot),
-            clone: self.clone.as_ref().map(|c| c.clone_id.clone()),
-            subscription: self.subscription.is_some(),
-        }
-    }
 }
 
 /// The state after `validate-input`; later steps add their results.
@@ -137,10 +51,62 @@ pub struct State {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_info: Option<CloneInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clone_lsn: Option<crate::steps::clone_lsn::CloneLsn>,
+    pub clone_lsn: Option<CloneLsn>,
+}
+
+impl From<ValidRequest> for State {
+    fn from(request: ValidRequest) -> State {
+        State {
+            pipeline: request.pipeline,
+            source: request.source,
+            clone: request.clone,
+            clone_id: request.clone_id,
+            waits: request.waits,
+            created: CreatedState::default(),
+            share: None,
+            accepted: None,
+            clone_info: None,
+            clone_lsn: None,
+        }
+    }
+}
+
+/// Check the whole console request ([`request::validate`]) and start the
+/// state from it.
+pub fn validate(input: serde_json::Value, region: &str) -> Result<State> {
+    request::validate(input, region).map(State::from)
 }
 
 impl State {
+    /// What this run created, from `$.created.*` and the share: what its
+    /// cleanup undoes.
+    pub fn undo_plan(&self) -> UndoPlan {
+        UndoPlan {
+            publication: self.created.source.as_ref().is_some_and(|s| s.publication),
+            slot: self.created.source.as_ref().is_some_and(|s| s.slot),
+            clone: self.created.clone.as_ref().map(|c| c.clone_id.clone()),
+            subscription: self.created.subscription.is_some(),
+            share: self
+                .share
+                .as_ref()
+                .filter(|s| s.created_now)
+                .map(|s| s.share_arn.clone()),
+        }
+    }
+
+    /// Everything a pipeline that reached streaming is named for (its
+    /// teardown owns it all, whoever made it).
+    pub fn undo_everything(&self) -> UndoPlan {
+        UndoPlan::everything(
+            self.created
+                .clone
+                .as_ref()
+                .or(self.clone_info.as_ref())
+                .map(|c| c.clone_id.clone()),
+            self.share.as_ref().map(|s| s.share_arn.clone()),
+        )
+    }
+
     /// The clone to connect to: the available one, else the one created.
     pub fn clone_info(&self) -> Result<&CloneInfo> {
         self.clone_info
@@ -169,166 +135,6 @@ impl State {
             .as_ref()
             .map(|s| s.share_arn.as_str())
             .ok_or_else(|| Error::invalid("the state has no resource share (share)"))
-    }
-}
-
-/// Check the whole request and name every problem in one `Input.Invalid`.
-pub fn validate(input: serde_json::Value, region: &str) -> Result<State> {
-    let mut problems = Vec::new();
-    let Some(object) = input.as_object() else {
-        return Err(Error::invalid(
-            "the input must be a JSON object with pipeline, source and clone",
-        ));
-    };
-    for key in object.keys() {
-        if !["pipeline", "source", "clone", "waits"].contains(&key.as_str()) {
-            problems.push(format!("unknown input field {key:?}"));
-        }
-    }
-    // Each section is read on its own so one bad section does not hide
-    // the problems of the others.
-    fn section<T: serde::de::DeserializeOwned>(
-        object: &serde_json::Map<String, serde_json::Value>,
-        name: &str,
-        problems: &mut Vec<String>,
-    ) -> Option<T> {
-        match object.get(name) {
-            None => {
-                problems.push(format!("{name} is missing"));
-                None
-            }
-            Some(value) => serde_json::from_value(value.clone())
-                .map_err(|e| problems.push(format!("{name}: {e}")))
-                .ok(),
-        }
-    }
-    let pipeline = section::<PipelineRequest>(object, "pipeline", &mut problems);
-    let source = section::<SourceCluster>(object, "source", &mut problems);
-    let clone = section::<CloneSettings>(object, "clone", &mut problems);
-    let waits = match object.get("waits") {
-        None => Some(Waits::default()),
-        Some(_) => section::<Waits>(object, "waits", &mut problems),
-    };
-    if let Some(waits) = &waits {
-        problems.extend(waits.problems());
-    }
-    let (Some(pipeline), Some(source), Some(clone), Some(waits)) = (pipeline, source, clone, waits)
-    else {
-        return Err(Error::InvalidInput { problems });
-    };
-    let request = Request {
-        pipeline,
-        source,
-        clone,
-        waits,
-    };
-    let mut note = |r: Result<()>| {
-        if let Err(e) = r {
-            match e {
-                Error::InvalidInput { problems: p } => problems.extend(p),
-                other => problems.push(other.to_string()),
-            }
-        }
-    };
-    let p = &request.pipeline;
-    let default_name = format!("clonesync_{}", p.id);
-    let publication = PgName::new(
-        p.publication
-            .clone()
-            .unwrap_or_else(|| default_name.clone()),
-    );
-    let slot = SlotName::new(p.slot.clone().unwrap_or_else(|| default_name.clone()));
-    let subscription = PgName::new(
-        p.subscription
-            .clone()
-            .unwrap_or_else(|| default_name.clone()),
-    );
-    let id = PgName::new(p.id.clone());
-    if !p
-        .id
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        || !p.id.starts_with(|c: char| c.is_ascii_lowercase())
-    {
-        note(Err(Error::invalid(format!(
-            "pipeline.id {:?} must start with a lowercase letter and hold only a-z, 0-9 and _",
-            p.id
-        ))));
-    }
-    note(p.scope.validate());
-    match ClusterArn::parse(&request.source.cluster_arn) {
-        Ok(arn) if arn.region != region => note(Err(Error::invalid(format!(
-            "source.cluster_arn is in {} but this stack runs in {region}",
-            arn.region
-        )))),
-        Ok(_) => {}
-        Err(e) => note(Err(e)),
-    }
-    if !request.source.secret_arn.starts_with("arn:")
-        || !request.source.secret_arn.contains(":secretsmanager:")
-    {
-        note(Err(Error::invalid(
-            "source.secret_arn must be a Secrets Manager secret ARN",
-        )));
-    }
-    if let Some(arn) = &request.clone.secret_arn {
-        if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
-            note(Err(Error::invalid(
-                "clone.secret_arn must be a Secrets Manager secret ARN",
-            )));
-        }
-    }
-    note(PgName::new(request.source.database.clone()).map(|_| ()));
-    if !request.clone.instance_class.starts_with("db.") {
-        note(Err(Error::invalid(format!(
-            "clone.instance_class {:?} is not a DB instance class (db.*)",
-            request.clone.instance_class
-        ))));
-    }
-    let names = (id, publication, slot, subscription);
-    let (id, publication, slot, subscription) = match names {
-        (Ok(a), Ok(b), Ok(c), Ok(d)) => (Some(a), Some(b), Some(c), Some(d)),
-        (a, b, c, d) => {
-            note(a.map(|_| ()));
-            note(b.map(|_| ()));
-            note(c.map(|_| ()));
-            note(d.map(|_| ()));
-            (None, None, None, None)
-        }
-    };
-    let spec = match (id, publication, slot, subscription) {
-        (Some(id), Some(publication), Some(slot), Some(subscription)) => Some(PipelineSpec {
-            id,
-            publication,
-            slot,
-            subscription,
-            scope: p.scope.clone(),
-        }),
-        _ => None,
-    };
-    let clone_id = spec.as_ref().map(clone_id);
-    if let Some(clone_id) = &clone_id {
-        // The writer instance adds "-writer" to the cluster's name.
-        if !arn::valid_db_identifier(&crate::aws::rds::writer_instance_id(clone_id)) {
-            note(Err(Error::invalid(format!(
-                "the clone id {clone_id:?} derived from pipeline.id is not a valid DB identifier (too long?)"
-            ))));
-        }
-    }
-    match (spec, clone_id) {
-        (Some(pipeline), Some(clone_id)) if problems.is_empty() => Ok(State {
-            pipeline,
-            source: request.source,
-            clone: request.clone,
-            clone_id,
-            waits: request.waits,
-            created: CreatedState::default(),
-            share: None,
-            accepted: None,
-            clone_info: None,
-            clone_lsn: None,
-        }),
-        _ => Err(Error::InvalidInput { problems }),
     }
 }
 
@@ -463,7 +269,7 @@ mod tests {
     #[test]
     fn cleanup_reads_what_was_created() {
         let mut state = validate(good(), "eu-west-1").unwrap();
-        assert!(state.created.to_created().is_empty());
+        assert!(state.undo_plan().is_empty());
         state.created.source = Some(SourceCreated {
             publication: false,
             slot: true,
@@ -474,8 +280,19 @@ mod tests {
             host: String::new(),
             port: 5432,
         });
-        let created = state.created.to_created();
+        state.share = Some(Share {
+            share_arn: "arn:aws:ram:eu-west-1:111122223333:resource-share/x".into(),
+            name: "clonesync-orders_dev".into(),
+            created_now: false,
+        });
+        let created = state.undo_plan();
         assert!(created.slot && !created.publication && !created.subscription);
         assert_eq!(created.clone.as_deref(), Some("clonesync-orders-dev"));
+        assert_eq!(created.share, None, "a reused share is not this run's");
+        state.share.as_mut().unwrap().created_now = true;
+        assert!(state.undo_plan().share.is_some());
+        let everything = state.undo_everything();
+        assert!(everything.publication && everything.slot && everything.subscription);
+        assert!(everything.share.is_some());
     }
 }

@@ -7,12 +7,12 @@
 //! registry (DynamoDB in moto), one source connection and query, one
 //! connection and query per target, the EMF lines.
 
-use clonesync::aws::registry::PipelineRecord;
-use clonesync::control_plane::CloneInfo;
-use clonesync::local::LocalRuntime;
 use clonesync::monitor;
+use clonesync::pipeline::CloneInfo;
+use clonesync::pipeline::PipelineRecord;
 use clonesync::pipeline::PipelineSpec;
-use clonesync::scope::Scope;
+use clonesync::pipeline::Scope;
+use clonesync_local::LocalRuntime;
 use clonesync_tests::TestEnv;
 use std::time::Instant;
 
@@ -68,7 +68,7 @@ async fn bench(runs: usize) {
                 Default::default(),
             );
             let state =
-                clonesync::workflow::state::validate(request, clonesync::local::moto::REGION)
+                clonesync::workflow::state::validate(request, clonesync_local::moto::REGION)
                     .expect("valid request");
             registry
                 .put_pipeline(&PipelineRecord {

@@ -8,11 +8,11 @@
 //!
 //! moto's Step Functions engine sends every Lambda task to
 //! `http://localhost:$MOTO_PORT`; [`MotoServer::start`] sets that to the
-//! port of the local Lambda endpoint ([`crate::local::invoke`]).
+//! port of the local Lambda endpoint ([`crate::invoke`]).
 
-use crate::aws::AwsClients;
-use crate::error::{Error, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use clonesync::aws::AwsClients;
+use clonesync::error::{Cause, Error, Result};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 /// (a contract test checks). 5.2.1 runs only one execution per process.
 pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
 /// moto's default account: one account plays source and target locally.
+/// The registry table a local run creates in moto.
+pub const REGISTRY_TABLE: &str = "clonesync-registry";
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "eu-west-1";
 
@@ -29,6 +31,14 @@ fn tools_dir() -> PathBuf {
     PathBuf::from(
         std::env::var("CLONESYNC_TOOLS").unwrap_or_else(|_| "/var/cache/clonesync-tools".into()),
     )
+}
+
+fn install_failed(reason: String, cause: Option<Cause>) -> Error {
+    Error::LocalInstallFailed { reason, cause }
+}
+
+fn emulator_failed(reason: String, cause: Option<Cause>) -> Error {
+    Error::LocalEmulatorFailed { reason, cause }
 }
 
 /// The `moto_server` to run.
@@ -51,15 +61,15 @@ pub fn ensure_installed() -> Result<PathBuf> {
     let run = |command: &mut Command, what: &str| -> Result<()> {
         let status = command
             .status()
-            .map_err(|e| Error::local(format!("{what}: {e}")))?;
+            .map_err(|e| install_failed(format!("{what}: cannot start"), Some(Box::new(e))))?;
         if status.success() {
             Ok(())
         } else {
-            Err(Error::local(format!("{what} failed ({status})")))
+            Err(install_failed(format!("{what} failed ({status})"), None))
         }
     };
     std::fs::create_dir_all(tools_dir())
-        .map_err(|e| Error::local(format!("create {}: {e}", tools_dir().display())))?;
+        .map_err(|e| Error::local_file("create", tools_dir(), e))?;
     run(
         Command::new("python3").args(["-m", "venv"]).arg(&venv),
         "python3 -m venv",
@@ -76,10 +86,13 @@ pub fn ensure_installed() -> Result<PathBuf> {
     if server.is_file() {
         Ok(server)
     } else {
-        Err(Error::local(format!(
-            "{} is still missing after installing moto",
-            server.display()
-        )))
+        Err(install_failed(
+            format!(
+                "{} is still missing after installing moto",
+                server.display()
+            ),
+            None,
+        ))
     }
 }
 
@@ -92,7 +105,7 @@ pub struct MotoServer {
 impl MotoServer {
     /// Start moto with its Lambda calls going to `lambda_port`.
     pub fn start(lambda_port: u16) -> Result<MotoServer> {
-        let port = crate::local::server::free_port()?;
+        let port = crate::server::free_port()?;
         let program = moto_server();
         // Its own process group: a Ctrl-C at the terminal goes to clonesync
         // alone, which still needs moto to tear down in order.
@@ -104,18 +117,22 @@ impl MotoServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| {
-                Error::local(format!(
-                    "start {}: {e} (install it with tools/install, or set CLONESYNC_MOTO_SERVER)",
-                    program.display()
-                ))
+                emulator_failed(
+                    format!(
+                        "start {}: {e} (install it with tools/install, or set CLONESYNC_MOTO_SERVER)",
+                        program.display()
+                    ),
+                    Some(Box::new(e)),
+                )
             })?;
         let moto = MotoServer { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
-                return Err(Error::local(format!(
-                    "moto_server did not listen on {port} within 30 s"
-                )));
+                return Err(emulator_failed(
+                    format!("moto_server did not listen on {port} within 30 s"),
+                    None,
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -164,7 +181,7 @@ async fn post(port: u16, path: &str, body: &str) -> Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
-        .map_err(|e| Error::local(format!("connect to moto: {e}")))?;
+        .map_err(|e| emulator_failed(format!("connect to moto: {e}"), Some(Box::new(e))))?;
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -173,20 +190,23 @@ async fn post(port: u16, path: &str, body: &str) -> Result<()> {
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| Error::local(format!("write to moto: {e}")))?;
+        .map_err(|e| emulator_failed(format!("write to moto: {e}"), Some(Box::new(e))))?;
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
         .await
-        .map_err(|e| Error::local(format!("read from moto: {e}")))?;
+        .map_err(|e| emulator_failed(format!("read from moto: {e}"), Some(Box::new(e))))?;
     let status = response.split_whitespace().nth(1).unwrap_or("");
     if status.starts_with('2') {
         Ok(())
     } else {
-        Err(Error::local(format!(
-            "moto {path}: {}",
-            response.lines().next().unwrap_or("no response")
-        )))
+        Err(emulator_failed(
+            format!(
+                "moto {path}: {}",
+                response.lines().next().unwrap_or("no response")
+            ),
+            None,
+        ))
     }
 }
 
@@ -195,7 +215,9 @@ pub async fn create_registry(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    let build = |e: aws_sdk_dynamodb::error::BuildError| Error::local(e.to_string());
+    let build = |e: aws_sdk_dynamodb::error::BuildError| {
+        emulator_failed(format!("the registry table: {e}"), Some(Box::new(e)))
+    };
     dynamodb
         .create_table()
         .table_name(table)
@@ -216,6 +238,6 @@ pub async fn create_registry(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -
         )
         .send()
         .await
-        .map_err(|e| crate::aws::fault::classify("dynamodb", "CreateTable", e))?;
+        .map_err(|e| clonesync::aws::fault::classify("dynamodb", "CreateTable", e))?;
     Ok(())
 }

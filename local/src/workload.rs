@@ -12,8 +12,8 @@
 //! The demo loads it and runs the load; the tests use it to prove the
 //! handoff loses and repeats nothing.
 
-use crate::error::{Error, Result};
-use crate::pg::{self, Endpoint, SessionSettings};
+use clonesync::error::{Error, Result};
+use clonesync::pg::{self, Endpoint, SessionSettings};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -223,12 +223,14 @@ impl Workload {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while self.committed() < goal {
             if std::time::Instant::now() > deadline {
-                return Err(Error::local(format!(
-                    "the load did not commit {more} transactions within a minute"
-                )));
+                return Err(Error::LocalWorkloadFailed {
+                    reason: format!("the load did not commit {more} transactions within a minute"),
+                });
             }
             if self.workers.iter().all(|w| w.is_finished()) {
-                return Err(Error::local("every load worker has stopped"));
+                return Err(Error::LocalWorkloadFailed {
+                    reason: "every load worker has stopped".into(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -241,8 +243,10 @@ impl Workload {
         for worker in self.workers {
             worker
                 .await
-                .map_err(|e| Error::local(format!("load worker: {e}")))?
-                .map_err(Error::local)?;
+                .map_err(|e| Error::LocalWorkloadFailed {
+                    reason: format!("load worker: {e}"),
+                })?
+                .map_err(|reason| Error::LocalWorkloadFailed { reason })?;
         }
         Ok(WorkloadStats {
             committed: self.committed.load(Ordering::Relaxed),

@@ -1,22 +1,40 @@
-//! The cloud side of the procedure, behind one trait: the local
-//! implementation makes clones of local servers; the AWS one (RDS, RAM)
-//! implements the same calls.
+//! The clone control plane: making, finding and removing a pipeline's
+//! copy-on-write clone, and the logins to its two databases.
+//!
+//! [`Clones`] is the account-level side (one per cloud): it hands out each
+//! pipeline's [`ControlPlane`] and answers whether a clone is available,
+//! which an event handler asks knowing only the pipeline and clone ids.
+//! AWS: `crate::aws::AwsCloud` (RDS); locally: the local crate's cloud.
 
 use crate::error::{PreflightFailure, Result};
 use crate::pg::{Endpoint, Lsn, SessionSettings};
-use serde::{Deserialize, Serialize};
+use crate::pipeline::{CloneInfo, CloneSettings, SourceCluster};
 use std::future::Future;
 use tokio_postgres::Client;
 
-/// Where a clone can be reached. No credentials: the clone is reached with
-/// the same login as its source (a copy has the same roles).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CloneInfo {
-    pub clone_id: String,
-    pub host: String,
-    pub port: u16,
+pub trait Clones: Sync {
+    /// The control plane for one pipeline.
+    type Plane<'a>: ControlPlane
+    where
+        Self: 'a;
+
+    fn plane_for<'a>(
+        &'a self,
+        pipeline_id: &str,
+        source: &SourceCluster,
+        clone: &CloneSettings,
+    ) -> Self::Plane<'a>;
+
+    /// The clone when it accepts connections; `Clone.NotReady` while it is
+    /// still being made, `Clone.Failed` when making it failed for good.
+    fn clone_status(
+        &self,
+        pipeline_id: &str,
+        clone_id: &str,
+    ) -> impl Future<Output = Result<CloneInfo>> + Send;
 }
 
+/// One pipeline's view of the clone control plane.
 pub trait ControlPlane: Sync {
     /// Checks only the control plane can make (parameter groups, KMS,
     /// binaries, ...). Failures are collected, not raised.
@@ -24,9 +42,10 @@ pub trait ControlPlane: Sync {
 
     /// Make (or find, when it already exists) a copy-on-write clone of the
     /// source as of now. It may still be on its way when this returns (an
-    /// Aurora restore; the local cloud's background copy): `clone_status`
-    /// says when it is available. Its start LSN is after the slot's
-    /// consistent point either way, because the slot was made first.
+    /// Aurora restore; the local cloud's background copy):
+    /// [`Clones::clone_status`] says when it is available. Its start LSN
+    /// is after the slot's consistent point either way, because the slot
+    /// was made first.
     fn create_clone(&self, clone_id: &str) -> impl Future<Output = Result<CloneInfo>> + Send;
 
     /// The LSN the clone's data corresponds to: on Aurora
@@ -39,10 +58,6 @@ pub trait ControlPlane: Sync {
 
     /// Remove the clone; `false` when there was none.
     fn delete_clone(&self, clone_id: &str) -> impl Future<Output = Result<bool>> + Send;
-
-    /// The clone when it accepts connections; `Clone.NotReady` while it is
-    /// still being made.
-    fn clone_status(&self, clone_id: &str) -> impl Future<Output = Result<CloneInfo>> + Send;
 
     /// How to log in to the source (credentials fetched now, not stored).
     fn source_endpoint(&self) -> impl Future<Output = Result<Endpoint>> + Send;

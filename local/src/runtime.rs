@@ -1,21 +1,21 @@
 //! A local run of the real setup state machine: moto's Step Functions
 //! engine executes `statemachine/setup.asl.json`; its Lambda tasks reach
-//! the handlers in this process ([`crate::local::invoke`]); the local cloud
+//! the handlers in this process ([`crate::invoke`]); the local cloud
 //! ([`LocalCloud`]) makes the clone and emits the RAM and RDS events, which
 //! the event handlers turn into Step Functions callbacks, as in AWS.
 
-use crate::aws::registry::Registry;
-use crate::cloud::Cloud;
-use crate::error::{Error, Result};
-use crate::handlers;
-use crate::local::clone::LocalControlPlane;
-use crate::local::cloud::{CloudEvent, LocalCloud};
-use crate::local::invoke::{self, Delivery, Faults};
-use crate::local::moto::{self, MotoServer, ACCOUNT, REGION};
-use crate::workflow::events::EventReport;
-use crate::workflow::state::Waits;
-use crate::workflow::{CleanupTaskReport, State};
+use crate::clone::LocalControlPlane;
+use crate::cloud::{CloudEvent, LocalCloud};
+use crate::invoke::{self, Delivery, Faults};
+use crate::moto::{self, MotoServer, ACCOUNT, REGION, REGISTRY_TABLE};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
+use clonesync::aws::registry::Registry;
+use clonesync::error::{Error, Result};
+use clonesync::handlers;
+use clonesync::pipeline::Waits;
+use clonesync::ports::{Cloud, Coordination};
+use clonesync::workflow::events::EventReport;
+use clonesync::workflow::{self, CleanupTaskReport, State};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -23,8 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The definition, as built into this program.
-pub const SETUP_ASL: &str = include_str!("../../../statemachine/setup.asl.json");
-pub const REGISTRY_TABLE: &str = "clonesync-registry";
+pub const SETUP_ASL: &str = include_str!("../../statemachine/setup.asl.json");
 const STATE_MACHINE: &str = "clonesync-setup";
 
 /// `${PreflightArn}` → the ARN of `clonesync-preflight` in moto's account.
@@ -35,13 +34,17 @@ pub fn substitute(definition: &str) -> Result<String> {
         out.push_str(&rest[..start]);
         let end = rest[start..]
             .find('}')
-            .ok_or_else(|| Error::local("unterminated ${ in the definition"))?;
+            .ok_or_else(|| Error::LocalDefinitionInvalid {
+                reason: "unterminated ${ in the definition".into(),
+            })?;
         let key = &rest[start + 2..start + end];
         let function = key
             .strip_suffix("Arn")
             .map(kebab)
             .and_then(|name| handlers::function_of(&name))
-            .ok_or_else(|| Error::local(format!("no function for ${{{key}}}")))?;
+            .ok_or_else(|| Error::LocalDefinitionInvalid {
+                reason: format!("no function for ${{{key}}}"),
+            })?;
         out.push_str(&format!(
             "arn:aws:lambda:{REGION}:{ACCOUNT}:function:clonesync-{function}"
         ));
@@ -113,8 +116,12 @@ impl RunOutcome {
         let output = self
             .output
             .clone()
-            .ok_or_else(|| Error::local("the execution has no output"))?;
-        serde_json::from_value(output).map_err(|e| Error::local(format!("execution output: {e}")))
+            .ok_or_else(|| Error::LocalRecordInvalid {
+                what: "execution output".into(),
+                reason: "the execution has no output".into(),
+                cause: None,
+            })?;
+        serde_json::from_value(output).map_err(|e| Error::local_record("execution output", e))
     }
 
     pub fn exited_at(&self, state: &str) -> Option<SystemTime> {
@@ -148,12 +155,14 @@ impl LocalRuntime {
     /// Start moto, the Lambda endpoint and event delivery, and create the
     /// registry table and the state machine.
     pub async fn start(plane: LocalControlPlane, work_dir: &Path) -> Result<LocalRuntime> {
-        std::fs::create_dir_all(work_dir)
-            .map_err(|e| Error::local(format!("create {}: {e}", work_dir.display())))?;
+        std::fs::create_dir_all(work_dir).map_err(|e| Error::local_file("create", work_dir, e))?;
         let listener = invoke::bind().await?;
         let lambda_port = listener
             .local_addr()
-            .map_err(|e| Error::local(e.to_string()))?
+            .map_err(|e| Error::LocalPortUnavailable {
+                reason: format!("the Lambda endpoint's address: {e}"),
+                cause: Some(Box::new(e)),
+            })?
             .port();
         let moto = MotoServer::start(lambda_port)?;
         moto.enable_execution().await?;
@@ -172,7 +181,7 @@ impl LocalRuntime {
             .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/clonesync-local"))
             .send()
             .await
-            .map_err(|e| crate::aws::fault::classify("states", "CreateStateMachine", e))?
+            .map_err(|e| clonesync::aws::fault::classify("states", "CreateStateMachine", e))?
             .state_machine_arn;
         let tasks = vec![
             invoke::serve(listener, cloud.clone(), faults.clone()),
@@ -231,7 +240,7 @@ impl LocalRuntime {
             .input(input.to_string())
             .send()
             .await
-            .map_err(|e| crate::aws::fault::classify("states", "StartExecution", e))?;
+            .map_err(|e| clonesync::aws::fault::classify("states", "StartExecution", e))?;
         self.watch(started.execution_arn(), progress).await
     }
 
@@ -250,7 +259,7 @@ impl LocalRuntime {
                 .execution_arn(execution_arn)
                 .send()
                 .await
-                .map_err(|e| crate::aws::fault::classify("states", "DescribeExecution", e))?;
+                .map_err(|e| clonesync::aws::fault::classify("states", "DescribeExecution", e))?;
             let history = self.history(execution_arn).await?;
             for event in history.iter().skip(seen) {
                 let at: SystemTime = event
@@ -319,7 +328,7 @@ impl LocalRuntime {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| crate::aws::fault::classify("states", "GetExecutionHistory", e))?;
+                .map_err(|e| clonesync::aws::fault::classify("states", "GetExecutionHistory", e))?;
             events.extend(page.events().iter().cloned());
             match page.next_token() {
                 Some(next) if !next.is_empty() => token = Some(next.to_string()),
@@ -349,38 +358,12 @@ impl LocalRuntime {
     }
 }
 
-/// [`LocalRuntime::teardown`] on any cloud.
+/// [`LocalRuntime::teardown`] on any cloud: the undo plan of everything
+/// the pipeline is named for, then its registry record.
 pub async fn teardown<C: Cloud>(cloud: &C, state: &State) -> Result<CleanupTaskReport> {
-    let mut everything = state.clone();
-    let source = everything
-        .created
-        .source
-        .get_or_insert(crate::workflow::SourceCreated {
-            publication: true,
-            slot: true,
-            slot_consistent_lsn: crate::pg::Lsn::from(0),
-        });
-    source.publication = true;
-    source.slot = true;
-    if everything.created.clone.is_none() {
-        everything.created.clone = everything.clone_info.clone();
-    }
-    if everything.created.subscription.is_none() {
-        // Only its presence matters to cleanup: drop the pipeline's
-        // subscription by name.
-        everything.created.subscription =
-            Some(crate::steps::create_subscription::SubscriptionCreated {
-                subscription_oid: 0,
-                origin: String::new(),
-                created_now: false,
-            });
-    }
-    if let Some(share) = everything.share.as_mut() {
-        share.created_now = true;
-    }
-    let report = crate::workflow::cleanup_with_share(cloud, &everything).await?;
+    let report = workflow::undo(cloud, state, &state.undo_everything()).await?;
     cloud
-        .registry()
+        .coordination()
         .delete_pipeline(state.pipeline.id.as_str())
         .await?;
     Ok(report)
@@ -423,7 +406,7 @@ async fn deliver(
                 .await
                 .and_then(|v| {
                     serde_json::from_value::<EventReport>(v)
-                        .map_err(|e| Error::local(e.to_string()))
+                        .map_err(|e| Error::local_record("event report", e))
                 })
                 .map_err(|e| {
                     tracing::warn!(function = event.function, error = %e, kind = e.name(), "event handler failed");

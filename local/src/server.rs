@@ -6,8 +6,8 @@
 //! one named by `CLONESYNC_PG_OS_USER`), and the directory is handed to it.
 //! Logins use SCRAM passwords over TCP on 127.0.0.1, as in the cloud.
 
-use crate::error::{Error, Result};
-use crate::pg::{Endpoint, Secret};
+use clonesync::error::{Error, Result};
+use clonesync::pg::{Endpoint, Secret};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -34,18 +34,18 @@ impl PgBinaries {
                 .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
                 .filter(|dir| dir.join("initdb").is_file())
                 .or_else(newest_debian_bindir)
-                .ok_or_else(|| {
-                    Error::local(
-                        "no PostgreSQL server binaries found; install postgresql-15 (or later) or set PG_BIN",
-                    )
+                .ok_or_else(|| Error::LocalBinariesMissing {
+                    reason: "no PostgreSQL server binaries found; install postgresql-15 (or later) or set PG_BIN".into(),
                 })?,
         };
         for program in ["initdb", "pg_ctl", "postgres", "pg_basebackup"] {
             if !dir.join(program).is_file() {
-                return Err(Error::local(format!(
-                    "{program} not found in {}; install postgresql-15 (or later) or set PG_BIN",
-                    dir.display()
-                )));
+                return Err(Error::LocalBinariesMissing {
+                    reason: format!(
+                        "{program} not found in {}; install postgresql-15 (or later) or set PG_BIN",
+                        dir.display()
+                    ),
+                });
             }
         }
         Ok(PgBinaries { dir })
@@ -82,13 +82,13 @@ impl RunAs {
     pub fn detect() -> Result<Option<RunAs>> {
         let euid = std::fs::metadata("/proc/self")
             .map(|m| m.uid())
-            .map_err(|e| Error::local(format!("cannot read /proc/self: {e}")))?;
+            .map_err(|e| Error::local_file("read", "/proc/self", e))?;
         if euid != 0 {
             return Ok(None);
         }
         let user = std::env::var("CLONESYNC_PG_OS_USER").unwrap_or_else(|_| "postgres".into());
         let passwd = std::fs::read_to_string("/etc/passwd")
-            .map_err(|e| Error::local(format!("cannot read /etc/passwd: {e}")))?;
+            .map_err(|e| Error::local_file("read", "/etc/passwd", e))?;
         passwd
             .lines()
             .map(|line| line.split(':').collect::<Vec<_>>())
@@ -100,17 +100,17 @@ impl RunAs {
                 })
             })
             .map(Some)
-            .ok_or_else(|| {
-                Error::local(format!(
+            .ok_or_else(|| Error::LocalAccountMissing {
+                reason: format!(
                     "running as root and OS user {user:?} does not exist; PostgreSQL refuses to run as root"
-                ))
+                ),
             })
     }
 
     /// Give a path (not recursively) to this account.
     pub fn own(&self, path: &Path) -> Result<()> {
         std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
-            .map_err(|e| Error::local(format!("chown {}: {e}", path.display())))
+            .map_err(|e| Error::local_file("hand over (chown)", path, e))
     }
 }
 
@@ -119,7 +119,10 @@ pub fn free_port() -> Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| Error::local(format!("no free port: {e}")))
+        .map_err(|e| Error::LocalPortUnavailable {
+            reason: format!("no free port: {e}"),
+            cause: Some(Box::new(e)),
+        })
 }
 
 /// Quote a value for postgresql.conf.
@@ -168,8 +171,7 @@ impl LocalServer {
     ) -> Result<Self> {
         let bins = PgBinaries::locate()?;
         let run_as = RunAs::detect()?;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::local(format!("create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::local_file("create", dir, e))?;
         if let Some(run_as) = run_as {
             run_as.own(dir)?;
         }
@@ -257,7 +259,7 @@ impl LocalServer {
             .append(true)
             .open(&path)
             .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| Error::local(format!("write {}: {e}", path.display())))
+            .map_err(|e| Error::local_file("write", &path, e))
     }
 
     fn set_port(&self, port: u16) -> Result<()> {
@@ -290,11 +292,14 @@ impl LocalServer {
                         last_error = Some(e);
                         continue;
                     }
-                    return Err(Error::local(format!("{e}; server log:\n{log}")));
+                    return Err(Error::LocalServer {
+                        reason: format!("{e}; server log:\n{log}"),
+                        cause: Some(Box::new(e)),
+                    });
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| Error::local("could not start server")))
+        Err(last_error.unwrap_or_else(|| Error::local_server("could not start server")))
     }
 
     /// Fast shutdown (waits for clients to be disconnected). No error when
@@ -373,14 +378,14 @@ impl LocalServer {
                 .env("HOME", &self.dir);
         }
         command.current_dir(&self.dir).kill_on_drop(true);
-        let output = command
-            .output()
-            .await
-            .map_err(|e| Error::local(format!("{what}: cannot start: {e}")))?;
+        let output = command.output().await.map_err(|e| Error::LocalServer {
+            reason: format!("{what}: cannot start: {e}"),
+            cause: Some(Box::new(e)),
+        })?;
         if output.status.success() {
             Ok(output)
         } else {
-            Err(Error::local(format!(
+            Err(Error::local_server(format!(
                 "{what} failed ({}): {}",
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim()
@@ -393,7 +398,7 @@ impl LocalServer {
 pub(crate) fn write_private(path: &Path, text: &str, run_as: Option<RunAs>) -> Result<()> {
     std::fs::write(path, text)
         .and_then(|_| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)))
-        .map_err(|e| Error::local(format!("write {}: {e}", path.display())))?;
+        .map_err(|e| Error::local_file("write", path, e))?;
     if let Some(run_as) = run_as {
         run_as.own(path)?;
     }

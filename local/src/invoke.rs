@@ -1,6 +1,6 @@
 //! The Lambda Invoke API, served in-process for moto's Step Functions
 //! engine: `POST /2015-03-31/functions/{name}/invocations` runs the
-//! function's handler ([`crate::handlers::dispatch`]) on the local cloud and
+//! function's handler ([`clonesync::handlers::dispatch`]) on the local cloud and
 //! answers as Lambda does — the output as the body, or a function error
 //! (`X-Amz-Function-Error: Unhandled`, body `{"errorType", "errorMessage"}`)
 //! whose errorType the ASL's Retry and Catch match.
@@ -8,10 +8,10 @@
 //! [`Faults`] lets a test make a function fail before it runs (once, or
 //! every time) and make event delivery drop or duplicate events.
 
-use crate::error::{Error, Result};
-use crate::handlers;
-use crate::local::cloud::LocalCloud;
+use crate::cloud::LocalCloud;
 use bytes::Bytes;
+use clonesync::error::{Error, Result};
+use clonesync::handlers;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -231,10 +231,10 @@ async fn invoke(
 /// Lambda reports it completed its task itself, send heartbeats until one
 /// lands, which makes the engine read the outcome.
 async fn nudge(cloud: Arc<LocalCloud>, token: String) {
-    use crate::cloud::Cloud;
+    use clonesync::ports::{Cloud, Coordination};
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if let Ok(true) = crate::aws::sfn::send_heartbeat(cloud.sfn(), &token).await {
+        if let Ok(true) = cloud.coordination().send_heartbeat(&token).await {
             return;
         }
     }
@@ -244,7 +244,10 @@ async fn nudge(cloud: Arc<LocalCloud>, token: String) {
 pub async fn bind() -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
-        .map_err(|e| Error::local(format!("bind the Lambda endpoint: {e}")))
+        .map_err(|e| Error::LocalPortUnavailable {
+            reason: format!("bind the Lambda endpoint: {e}"),
+            cause: Some(Box::new(e)),
+        })
 }
 
 /// Serve invocations on `listener` until the task is aborted.

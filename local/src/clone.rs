@@ -20,10 +20,11 @@
 //! Idempotent: a finished clone (its `clone.json` written last) is reused
 //! and started if stopped; a half-made one is discarded and made anew.
 
-use crate::control_plane::{CloneInfo, ControlPlane};
-use crate::error::{Error, PreflightFailure, Result};
-use crate::local::server::{wait_until, write_private, LocalServer, PgBinaries, RunAs};
-use crate::pg::{self, server, Endpoint, Lsn, Secret, SessionSettings};
+use crate::server::{wait_until, write_private, LocalServer, PgBinaries, RunAs};
+use clonesync::error::{Error, PreflightFailure, Result};
+use clonesync::pg::{self, server, Endpoint, Lsn, Secret, SessionSettings};
+use clonesync::pipeline::CloneInfo;
+use clonesync::ports::ControlPlane;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -142,14 +143,13 @@ impl LocalControlPlane {
         F: AsyncFnOnce(&Client) -> Result<Lsn>,
     {
         let run_as = self.run_as;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::local(format!("create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::local_file("create", dir, e))?;
         if let Some(run_as) = run_as {
             run_as.own(dir)?;
         }
         let port = match self.clone_port {
             Some(port) => port,
-            None => crate::local::server::free_port()?,
+            None => crate::server::free_port()?,
         };
         let mut clone = self.server_at(dir.to_path_buf(), port);
 
@@ -217,11 +217,7 @@ impl LocalControlPlane {
         let session = self.session.clone();
         let promoted = wait_until(self.promote_timeout, || async {
             match pg::connect(&endpoint, &session).await {
-                Ok(c) => c
-                    .query_one("SELECT pg_is_in_recovery()", &[])
-                    .await
-                    .map(|r| !r.get::<_, bool>(0))
-                    .unwrap_or(false),
+                Ok(c) => matches!(server::in_recovery(&c).await, Ok(false)),
                 Err(_) => false,
             }
         })
@@ -280,7 +276,7 @@ impl LocalControlPlane {
                     tracing::warn!(clone = clone_id, "discarding a half-made clone");
                     self.server_at(dir.clone(), 0).stop_now();
                     std::fs::remove_dir_all(&dir)
-                        .map_err(|e| Error::local(format!("remove {}: {e}", dir.display())))?;
+                        .map_err(|e| Error::local_file("remove", &dir, e))?;
                 }
                 match self.make_clone(clone_id, &dir, choose_target).await {
                     Ok(record) => record,
@@ -309,25 +305,20 @@ impl LocalControlPlane {
 /// for messages).
 pub async fn current_wal_lsn(source: &Client) -> Result<Lsn> {
     let lsn = server::current_lsn(source).await?;
-    source
-        .execute(
-            "SELECT pg_logical_emit_message(false, 'clonesync', 'clone target')",
-            &[],
-        )
-        .await
-        .map_err(|e| pg::sqlstate::classify("emit WAL after the clone target", e))?;
+    server::emit_wal_marker(source, "clone target").await?;
     Ok(lsn)
 }
 
 const RECORD_FILE: &str = "clone.json";
 
 fn read_record(dir: &Path) -> Result<Option<LocalCloneRecord>> {
-    match std::fs::read_to_string(dir.join(RECORD_FILE)) {
+    let path = dir.join(RECORD_FILE);
+    match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| Error::local(format!("{}: {e}", dir.join(RECORD_FILE).display()))),
+            .map_err(|e| Error::local_record(path.display().to_string(), e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::local(format!("read clone record: {e}"))),
+        Err(e) => Err(Error::local_file("read", path, e)),
     }
 }
 
@@ -335,11 +326,11 @@ fn write_record(dir: &Path, record: &LocalCloneRecord) -> Result<()> {
     // Written to a temporary name and renamed: the record's presence is what
     // marks the clone as finished.
     let tmp = dir.join("clone.json.tmp");
-    let text = serde_json::to_string_pretty(record)
-        .map_err(|e| Error::local(format!("encode clone record: {e}")))?;
+    let text =
+        serde_json::to_string_pretty(record).map_err(|e| Error::local_record("clone record", e))?;
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, dir.join(RECORD_FILE)))
-        .map_err(|e| Error::local(format!("write clone record: {e}")))
+        .map_err(|e| Error::local_file("write", dir.join(RECORD_FILE), e))
 }
 
 impl ControlPlane for LocalControlPlane {
@@ -379,13 +370,23 @@ impl ControlPlane for LocalControlPlane {
             server.stop_now();
             Ok::<(), Error>(())
         })?;
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| Error::local(format!("remove {}: {e}", dir.display())))?;
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::local_file("remove", &dir, e))?;
         Ok(true)
     }
 
-    /// A local clone is ready once its record is written (after promote).
-    async fn clone_status(&self, clone_id: &str) -> Result<CloneInfo> {
+    async fn source_endpoint(&self) -> Result<Endpoint> {
+        Ok(self.source.clone())
+    }
+
+    async fn clone_endpoint(&self, clone: &CloneInfo) -> Result<Endpoint> {
+        Ok(self.clone_login(clone))
+    }
+}
+
+impl LocalControlPlane {
+    /// A local clone is ready once its record is written (after promote);
+    /// `Clone.NotReady` before.
+    pub async fn clone_status(&self, clone_id: &str) -> Result<CloneInfo> {
         let dir = self.clone_dir(clone_id)?;
         match read_record(&dir)? {
             Some(record) => Ok(CloneInfo {
@@ -398,13 +399,5 @@ impl ControlPlane for LocalControlPlane {
                 status: "no finished local clone".into(),
             }),
         }
-    }
-
-    async fn source_endpoint(&self) -> Result<Endpoint> {
-        Ok(self.source.clone())
-    }
-
-    async fn clone_endpoint(&self, clone: &CloneInfo) -> Result<Endpoint> {
-        Ok(self.clone_login(clone))
     }
 }

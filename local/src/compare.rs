@@ -1,9 +1,9 @@
 //! Comparing tables between two servers by content, and waiting for the
 //! target to catch up.
 
-use crate::error::{Error, Result};
-use crate::pg::sqlstate::classify;
-use crate::pg::{quote, TableName};
+use clonesync::error::{Error, Result};
+use clonesync::pg::sqlstate::classify;
+use clonesync::pg::{quote, TableName};
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
@@ -135,7 +135,7 @@ pub async fn wait_for_token(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(Error::local(format!(
-        "{table} did not catch up within {timeout:?}"
-    )))
+    Err(Error::LocalTimedOut {
+        what: format!("{table} did not catch up within {timeout:?}"),
+    })
 }

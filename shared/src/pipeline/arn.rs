@@ -52,17 +52,6 @@ impl fmt::Display for ClusterArn {
     }
 }
 
-/// Whether `id` is a valid DB cluster / instance identifier: 1-63 letters,
-/// digits or hyphens, starting with a letter, no `--`, no trailing hyphen.
-pub fn valid_db_identifier(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 63
-        && id.starts_with(|c: char| c.is_ascii_alphabetic())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !id.contains("--")
-        && !id.ends_with('-')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,14 +77,6 @@ mod tests {
         ] {
             let err = ClusterArn::parse(text).unwrap_err();
             assert_eq!(err.name(), "Input.Invalid", "{text}");
-        }
-    }
-
-    #[test]
-    fn db_identifiers() {
-        assert!(valid_db_identifier("clonesync-orders-dev"));
-        for bad in ["", "1abc", "a--b", "a-", "a_b", &"a".repeat(64)] {
-            assert!(!valid_db_identifier(bad), "{bad}");
         }
     }
 }

@@ -23,14 +23,18 @@
 //! new, and on a finished one reuses it (started if stopped); deleting
 //! what is gone answers `false`.
 
-use crate::aws::ram::{share_name, Accepted, Share};
-use crate::aws::rds::{writer_instance_id, CloneSettings, SourceCluster};
-use crate::aws::registry::Registry;
-use crate::cloud::Cloud;
-use crate::control_plane::{CloneInfo, ControlPlane};
-use crate::error::{Error, PreflightFailure, Result};
-use crate::local::clone::LocalControlPlane;
-use crate::pg::{Endpoint, Lsn, SessionSettings};
+use crate::clone::LocalControlPlane;
+use crate::moto::{ACCOUNT, REGION, REGISTRY_TABLE};
+use clonesync::aws::registry::Registry;
+use clonesync::aws::{AwsClients, StepFunctionsCoordination};
+use clonesync::error::{Error, PreflightFailure, Result};
+use clonesync::pg::{Endpoint, Lsn, SessionSettings};
+use clonesync::pipeline::names::{share_name, writer_instance_id};
+use clonesync::pipeline::{Accepted, CloneInfo, CloneSettings, Share, SourceCluster};
+use clonesync::ports::{Clones, Cloud, ControlPlane, ResourceShare};
+use clonesync::workflow::events::{
+    RAM_DETAIL_TYPE, RAM_SOURCE, RDS_CLUSTER_EVENT, RDS_INSTANCE_EVENT,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -71,17 +75,16 @@ struct ShareBook {
 impl ShareBook {
     fn update<T>(&self, change: impl FnOnce(&mut Vec<LocalShare>) -> T) -> Result<T> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let what = || self.path.display().to_string();
         let mut shares: Vec<LocalShare> = match std::fs::read_to_string(&self.path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| Error::local(format!("{}: {e}", self.path.display())))?,
+            Ok(text) => serde_json::from_str(&text).map_err(|e| Error::local_record(what(), e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::local(format!("{}: {e}", self.path.display()))),
+            Err(e) => return Err(Error::local_file("read", &self.path, e)),
         };
         let result = change(&mut shares);
-        let text = serde_json::to_string_pretty(&shares)
-            .map_err(|e| Error::local(format!("encode shares: {e}")))?;
-        std::fs::write(&self.path, text)
-            .map_err(|e| Error::local(format!("{}: {e}", self.path.display())))?;
+        let text =
+            serde_json::to_string_pretty(&shares).map_err(|e| Error::local_record(what(), e))?;
+        std::fs::write(&self.path, text).map_err(|e| Error::local_file("write", &self.path, e))?;
         Ok(result)
     }
 }
@@ -123,7 +126,7 @@ impl LocalCloud {
     pub fn new(
         plane: LocalControlPlane,
         work_dir: &Path,
-        clients: &crate::aws::AwsClients,
+        clients: &AwsClients,
         region: &str,
         account: &str,
         registry_table: &str,
@@ -149,25 +152,27 @@ impl LocalCloud {
     }
 
     /// A local cloud without the AWS services behind it, for reading the
-    /// databases only (the lag monitor's [`crate::monitor::check`]). Its
+    /// databases only (the lag monitor's [`clonesync::monitor::check`]). Its
     /// registry and Step Functions clients point at a closed port: a call
     /// to them fails, it never reaches anything.
     pub fn offline(plane: LocalControlPlane, work_dir: &Path) -> LocalCloud {
         let config = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(crate::local::moto::REGION))
+            .region(aws_config::Region::new(REGION))
             .endpoint_url("http://127.0.0.1:1")
             .build();
-        let clients = crate::aws::AwsClients::from_configs(&config, &config);
-        let (cloud, _events) = LocalCloud::new(
-            plane,
-            work_dir,
-            &clients,
-            crate::local::moto::REGION,
-            crate::local::moto::ACCOUNT,
-            crate::local::runtime::REGISTRY_TABLE,
-        );
+        let clients = AwsClients::from_configs(&config, &config);
+        let (cloud, _events) =
+            LocalCloud::new(plane, work_dir, &clients, REGION, ACCOUNT, REGISTRY_TABLE);
         cloud
+    }
+
+    /// The registry table in moto.
+    pub fn registry(&self) -> Registry<'_> {
+        Registry {
+            client: &self.dynamodb,
+            table: &self.registry_table,
+        }
     }
 
     pub fn control_plane(&self) -> &LocalControlPlane {
@@ -241,8 +246,8 @@ impl LocalCloud {
             event: serde_json::json!({
                 "version": "0",
                 "id": unique_suffix(),
-                "detail-type": crate::workflow::events::RAM_DETAIL_TYPE,
-                "source": crate::workflow::events::RAM_SOURCE,
+                "detail-type": RAM_DETAIL_TYPE,
+                "source": RAM_SOURCE,
                 "account": self.account,
                 "time": now_text(),
                 "region": self.region,
@@ -268,14 +273,14 @@ impl LocalCloud {
         let clone_id = clone_id.to_string();
         let created = [
             self.rds_event(
-                crate::workflow::events::RDS_CLUSTER_EVENT,
+                RDS_CLUSTER_EVENT,
                 "cluster",
                 &clone_id,
                 "DB cluster created",
                 Some("RDS-EVENT-0170"),
             ),
             self.rds_event(
-                crate::workflow::events::RDS_INSTANCE_EVENT,
+                RDS_INSTANCE_EVENT,
                 "db",
                 &writer_instance_id(&clone_id),
                 "DB instance created",
@@ -283,7 +288,7 @@ impl LocalCloud {
             ),
         ];
         let failed = self.rds_event(
-            crate::workflow::events::RDS_CLUSTER_EVENT,
+            RDS_CLUSTER_EVENT,
             "cluster",
             &clone_id,
             "clone failed",
@@ -365,9 +370,9 @@ impl ControlPlane for LocalCloudPlane<'_> {
         let deadline = tokio::time::Instant::now() + self.cloud.plane.promote_timeout * 2;
         while matches!(self.cloud.job(clone_id), Some(CloneJob::Making)) {
             if tokio::time::Instant::now() > deadline {
-                return Err(Error::local(format!(
-                    "clone {clone_id} is still being made"
-                )));
+                return Err(Error::LocalTimedOut {
+                    what: format!("clone {clone_id} is still being made"),
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -377,10 +382,6 @@ impl ControlPlane for LocalCloudPlane<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .remove(clone_id);
         self.cloud.plane.delete_clone(clone_id).await
-    }
-
-    async fn clone_status(&self, clone_id: &str) -> Result<CloneInfo> {
-        self.cloud.status_of(clone_id).await
     }
 
     async fn source_endpoint(&self) -> Result<Endpoint> {
@@ -397,6 +398,32 @@ impl ControlPlane for LocalCloudPlane<'_> {
 }
 
 impl Cloud for LocalCloud {
+    type Clones = LocalCloud;
+    type Share = LocalCloud;
+    type Coordination<'a> = StepFunctionsCoordination<'a>;
+
+    fn clones(&self) -> &LocalCloud {
+        self
+    }
+
+    fn share(&self) -> &LocalCloud {
+        self
+    }
+
+    /// The real DynamoDB and Step Functions code, against moto.
+    fn coordination(&self) -> StepFunctionsCoordination<'_> {
+        StepFunctionsCoordination {
+            registry: self.registry(),
+            sfn: &self.sfn,
+        }
+    }
+
+    fn region(&self) -> &str {
+        &self.region
+    }
+}
+
+impl Clones for LocalCloud {
     type Plane<'a> = LocalCloudPlane<'a>;
 
     /// One local source: every pipeline's plane is the same.
@@ -409,21 +436,13 @@ impl Cloud for LocalCloud {
         LocalCloudPlane { cloud: self }
     }
 
-    fn region(&self) -> &str {
-        &self.region
+    async fn clone_status(&self, _pipeline_id: &str, clone_id: &str) -> Result<CloneInfo> {
+        self.status_of(clone_id).await
     }
+}
 
-    fn registry(&self) -> Registry<'_> {
-        Registry {
-            client: &self.dynamodb,
-            table: &self.registry_table,
-        }
-    }
-
-    fn sfn(&self) -> &aws_sdk_sfn::Client {
-        &self.sfn
-    }
-
+/// RAM, played locally: shares in `shares.json`.
+impl ResourceShare for LocalCloud {
     async fn share_cluster(&self, pipeline_id: &str, cluster_arn: &str) -> Result<Share> {
         let name = share_name(pipeline_id);
         let arn = format!(
@@ -524,9 +543,5 @@ impl Cloud for LocalCloud {
             shares.retain(|s| s.arn != share_arn);
             shares.len() != before
         })
-    }
-
-    async fn clone_status(&self, _pipeline_id: &str, clone_id: &str) -> Result<CloneInfo> {
-        self.status_of(clone_id).await
     }
 }

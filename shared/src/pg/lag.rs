@@ -1,0 +1,129 @@
+//! How far behind replication is: the one reading of slots (on a source)
+//! and subscriptions (on a target) that `verify` and the lag monitor share.
+
+use crate::error::Result;
+use crate::pg::sqlstate::classify;
+use crate::pg::Lsn;
+use postgres_types::PgLsn;
+use tokio_postgres::Client;
+
+/// A logical slot and the server's current WAL position, read together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotLag {
+    pub slot: String,
+    pub database: Option<String>,
+    pub active: bool,
+    /// `pg_current_wal_lsn()` when the row was read.
+    pub current_lsn: Lsn,
+    pub confirmed_flush_lsn: Option<Lsn>,
+    pub restart_lsn: Option<Lsn>,
+    /// `reserved`, `extended`, `unreserved` or `lost`.
+    pub wal_status: Option<String>,
+    /// Bytes that can still be written before the slot is in danger of
+    /// losing WAL; `None` when `max_slot_wal_keep_size` is unlimited.
+    pub safe_wal_size: Option<i64>,
+}
+
+impl SlotLag {
+    /// `pg_current_wal_lsn() - confirmed_flush_lsn`; `None` before the
+    /// slot is consistent.
+    pub fn lag_bytes(&self) -> Option<u64> {
+        self.confirmed_flush_lsn
+            .map(|lsn| lsn.bytes_until(self.current_lsn))
+    }
+
+    /// `pg_current_wal_lsn() - restart_lsn`: WAL the server keeps for it.
+    pub fn retained_bytes(&self) -> Option<u64> {
+        self.restart_lsn
+            .map(|lsn| lsn.bytes_until(self.current_lsn))
+    }
+}
+
+// wal_status and safe_wal_size are read through to_jsonb so the query also
+// runs on a server without them (they appeared in PostgreSQL 13).
+const SLOTS_SQL: &str = "\
+SELECT s.slot_name::text, s.database::text, s.active, pg_current_wal_lsn(), \
+       s.confirmed_flush_lsn, s.restart_lsn, \
+       to_jsonb(s) ->> 'wal_status', \
+       (to_jsonb(s) ->> 'safe_wal_size')::bigint \
+FROM pg_replication_slots s \
+WHERE s.slot_type = 'logical' AND ($1::text IS NULL OR s.slot_name = $1) ORDER BY 1";
+
+/// Every logical slot on the server `client` is connected to, or only the
+/// one named `only`.
+pub async fn slot_lags(client: &Client, only: Option<&str>) -> Result<Vec<SlotLag>> {
+    let rows = client
+        .query(SLOTS_SQL, &[&only])
+        .await
+        .map_err(|e| classify("read replication slots", e))?;
+    Ok(rows
+        .iter()
+        .map(|row| SlotLag {
+            slot: row.get(0),
+            database: row.get(1),
+            active: row.get(2),
+            current_lsn: Lsn::from(row.get::<_, PgLsn>(3)),
+            confirmed_flush_lsn: row.get::<_, Option<PgLsn>>(4).map(Lsn::from),
+            restart_lsn: row.get::<_, Option<PgLsn>>(5).map(Lsn::from),
+            wal_status: row.get(6),
+            safe_wal_size: row.get(7),
+        })
+        .collect())
+}
+
+/// A subscription of the target's current database and its apply worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionLag {
+    pub subscription: String,
+    pub enabled: bool,
+    /// The apply worker's process, when one runs.
+    pub apply_worker_pid: Option<i32>,
+    /// `now() - last_msg_receipt_time`: anything at all heard from the
+    /// source (data or keepalive).
+    pub seconds_since_last_message: Option<f64>,
+    /// `now() - latest_end_time`: since the source last reported its WAL
+    /// end to a caught-up worker. The source sends that report (a
+    /// keepalive) only when it has nothing else to send, so this grows
+    /// while the worker is behind; when idle it stays under half of
+    /// `wal_sender_timeout`.
+    pub apply_lag_seconds: Option<f64>,
+    /// `pg_stat_subscription_stats.apply_error_count` (PostgreSQL 15+).
+    pub apply_error_count: Option<i64>,
+}
+
+// now() is the target's transaction start and latest_end_time the source's
+// clock: a reading just after the start, or a little clock skew, would be
+// negative; it counts as zero. relid IS NULL and no leader_pid pick the
+// apply worker, not table-sync or (PostgreSQL 16+) parallel apply workers;
+// leader_pid is read through to_jsonb so the query runs on 15 too.
+const SUBSCRIPTIONS_SQL: &str = "\
+SELECT s.subname::text, s.subenabled, w.pid, \
+       greatest(0, extract(epoch FROM now() - w.last_msg_receipt_time))::float8, \
+       greatest(0, extract(epoch FROM now() - w.latest_end_time))::float8, \
+       st.apply_error_count \
+FROM pg_subscription s \
+JOIN pg_database d ON d.oid = s.subdbid AND d.datname = current_database() \
+LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL \
+     AND to_jsonb(w) ->> 'leader_pid' IS NULL \
+LEFT JOIN pg_stat_subscription_stats st ON st.subid = s.oid \
+WHERE s.subname = ANY($1) ORDER BY 1";
+
+/// The named subscriptions that exist on the target (absent ones are
+/// simply not in the result).
+pub async fn subscription_lags(client: &Client, names: &[&str]) -> Result<Vec<SubscriptionLag>> {
+    let rows = client
+        .query(SUBSCRIPTIONS_SQL, &[&names])
+        .await
+        .map_err(|e| classify("read pg_stat_subscription", e))?;
+    Ok(rows
+        .iter()
+        .map(|row| SubscriptionLag {
+            subscription: row.get(0),
+            enabled: row.get(1),
+            apply_worker_pid: row.get(2),
+            seconds_since_last_message: row.get(3),
+            apply_lag_seconds: row.get(4),
+            apply_error_count: row.get(5),
+        })
+        .collect())
+}

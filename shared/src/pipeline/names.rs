@@ -1,0 +1,122 @@
+//! Every name a pipeline derives from its id, and the marks that say an
+//! object is a pipeline's. One place, so the steps, the AWS adapters, the
+//! event handlers and the local cloud cannot disagree on a rule.
+//!
+//! | what | rule | example for `orders_dev` |
+//! | --- | --- | --- |
+//! | publication, slot, subscription (defaults) | `clonesync_<id>` | `clonesync_orders_dev` |
+//! | clone (DB cluster) | `clonesync-<id, _ as ->` | `clonesync-orders-dev` |
+//! | the clone's writer instance | `<clone>-writer` | `clonesync-orders-dev-writer` |
+//! | RAM share | `clonesync-<id>` | `clonesync-orders_dev` |
+//! | AWS tags | `clonesync:pipeline = <id>`, `clonesync:source-cluster = <ARN>` | |
+//! | publication comment | `clonesync pipeline <id>` | |
+
+use crate::error::{Error, Result};
+
+/// Tag keys clonesync puts on what it creates in AWS; a resource carrying
+/// `clonesync:pipeline = <id>` is that pipeline's and may be reused or
+/// deleted by it, anything else is left alone.
+pub const TAG_PIPELINE: &str = "clonesync:pipeline";
+pub const TAG_SOURCE_CLUSTER: &str = "clonesync:source-cluster";
+
+const WRITER_SUFFIX: &str = "-writer";
+
+/// A pipeline id: a lowercase letter, then `a-z`, `0-9` and `_`, so that it
+/// is a valid slot name itself and every derived name is a valid
+/// identifier in PostgreSQL and RDS.
+pub fn check_pipeline_id(id: &str) -> Result<()> {
+    let shaped = id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if shaped {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "pipeline.id {id:?} must start with a lowercase letter and hold only a-z, 0-9 and _"
+        )))
+    }
+}
+
+/// The default name of the pipeline's publication, slot and subscription.
+pub fn default_object_name(pipeline_id: &str) -> String {
+    format!("clonesync_{pipeline_id}")
+}
+
+/// The clone's DB cluster identifier (RDS identifiers take no `_`).
+pub fn clone_id(pipeline_id: &str) -> String {
+    format!("clonesync-{}", pipeline_id.replace('_', "-"))
+}
+
+/// The clone's writer instance is named after its cluster.
+pub fn writer_instance_id(clone_id: &str) -> String {
+    format!("{clone_id}{WRITER_SUFFIX}")
+}
+
+/// The clone a writer instance belongs to, by the rule above; `None` for
+/// an identifier that is not a writer's name.
+pub fn clone_of_writer(instance_id: &str) -> Option<&str> {
+    instance_id.strip_suffix(WRITER_SUFFIX)
+}
+
+/// The RAM share's name.
+pub fn share_name(pipeline_id: &str) -> String {
+    format!("clonesync-{pipeline_id}")
+}
+
+/// The comment that marks a publication as made by this pipeline.
+pub fn ownership_mark(pipeline_id: &str) -> String {
+    format!("clonesync pipeline {pipeline_id}")
+}
+
+/// Whether `id` is a valid DB cluster / instance identifier: 1-63 letters,
+/// digits or hyphens, starting with a letter, no `--`, no trailing hyphen.
+pub fn valid_db_identifier(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 63
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.contains("--")
+        && !id.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_for_one_id() {
+        assert_eq!(default_object_name("orders_dev"), "clonesync_orders_dev");
+        assert_eq!(clone_id("orders_dev"), "clonesync-orders-dev");
+        assert_eq!(
+            writer_instance_id("clonesync-orders-dev"),
+            "clonesync-orders-dev-writer"
+        );
+        assert_eq!(
+            clone_of_writer("clonesync-orders-dev-writer"),
+            Some("clonesync-orders-dev")
+        );
+        assert_eq!(clone_of_writer("clonesync-orders-dev"), None);
+        assert_eq!(share_name("orders_dev"), "clonesync-orders_dev");
+        assert_eq!(
+            ownership_mark("orders_dev"),
+            "clonesync pipeline orders_dev"
+        );
+    }
+
+    #[test]
+    fn pipeline_ids() {
+        assert!(check_pipeline_id("orders_dev2").is_ok());
+        for bad in ["", "Orders", "2x", "a-b", "a b"] {
+            assert_eq!(check_pipeline_id(bad).unwrap_err().name(), "Input.Invalid");
+        }
+    }
+
+    #[test]
+    fn db_identifiers() {
+        assert!(valid_db_identifier("clonesync-orders-dev"));
+        for bad in ["", "1abc", "a--b", "a-", "a_b", &"a".repeat(64)] {
+            assert!(!valid_db_identifier(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The console request: the pipeline's id and scope (object names default
+//! from the id), the source and how to make the clone, and how long the
+//! event-driven waits last. [`validate`] reads it and names every problem
+//! at once.
+
+use crate::error::{Error, Result};
+use crate::pg::{PgName, SlotName};
+use crate::pipeline::arn::ClusterArn;
+use crate::pipeline::names;
+use crate::pipeline::{PipelineSpec, Scope};
+use serde::{Deserialize, Serialize};
+
+/// The source: the shared cluster, the login to use and the database.
+/// Identifiers only; the login is read from the secret when connecting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceCluster {
+    pub cluster_arn: String,
+    /// Secrets Manager secret in the source account with a login that has
+    /// the REPLICATION privilege (`rds_replication` on Aurora).
+    pub secret_arn: String,
+    pub database: String,
+    /// Connect here instead of the cluster's writer endpoint (for example
+    /// when the endpoint's name does not resolve across the VPC peering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// How to make the clone in the target account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloneSettings {
+    /// DB instance class of the clone's writer, e.g. `db.r6g.large`.
+    pub instance_class: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_subnet_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
+    /// Key in the target account to encrypt the clone with (required when
+    /// the source is encrypted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// Login for the clone, if not the source's (the clone has the
+    /// source's roles and passwords, so by default the source secret is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_arn: Option<String>,
+}
+
+/// The console input: the pipeline's id and scope (object names default
+/// from the id), the source and how to make the clone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub pipeline: PipelineRequest,
+    pub source: SourceCluster,
+    pub clone: CloneSettings,
+    #[serde(default)]
+    pub waits: Waits,
+}
+
+/// How long the two event-driven waits last before the state machine falls
+/// back to polling (`TimeoutSecondsPath` / `HeartbeatSecondsPath` in the
+/// ASL). The defaults suit AWS; a local run shortens them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Waits {
+    pub share_timeout_seconds: u32,
+    pub share_heartbeat_seconds: u32,
+    pub clone_timeout_seconds: u32,
+    pub clone_heartbeat_seconds: u32,
+}
+
+impl Default for Waits {
+    fn default() -> Self {
+        Waits {
+            share_timeout_seconds: 900,
+            share_heartbeat_seconds: 300,
+            clone_timeout_seconds: 3600,
+            clone_heartbeat_seconds: 1200,
+        }
+    }
+}
+
+impl Waits {
+    /// Every problem: each value at least 1 s, at most a day, and a
+    /// heartbeat no longer than its timeout.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("share_timeout_seconds", self.share_timeout_seconds),
+            ("share_heartbeat_seconds", self.share_heartbeat_seconds),
+            ("clone_timeout_seconds", self.clone_timeout_seconds),
+            ("clone_heartbeat_seconds", self.clone_heartbeat_seconds),
+        ] {
+            if !(1..=86_400).contains(&value) {
+                problems.push(format!("waits.{name} must be 1..=86400, not {value}"));
+            }
+        }
+        if self.share_heartbeat_seconds > self.share_timeout_seconds {
+            problems.push("waits.share_heartbeat_seconds exceeds the share timeout".into());
+        }
+        if self.clone_heartbeat_seconds > self.clone_timeout_seconds {
+            problems.push("waits.clone_heartbeat_seconds exceeds the clone timeout".into());
+        }
+        problems
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineRequest {
+    pub id: String,
+    pub scope: Scope,
+    #[serde(default)]
+    pub publication: Option<String>,
+    #[serde(default)]
+    pub slot: Option<String>,
+    #[serde(default)]
+    pub subscription: Option<String>,
+}
+
+/// A request that passed [`validate`]: the pipeline's names resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidRequest {
+    pub pipeline: PipelineSpec,
+    pub source: SourceCluster,
+    pub clone: CloneSettings,
+    /// The clone's DB cluster identifier, derived from the pipeline id.
+    pub clone_id: String,
+    pub waits: Waits,
+}
+
+/// Check the whole console request and name every problem in one
+/// `Input.Invalid`. `region`: the Region the steps run in (the source
+/// cluster must be in it).
+pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> {
+    let mut problems = Vec::new();
+    let Some(object) = input.as_object() else {
+        return Err(Error::invalid(
+            "the input must be a JSON object with pipeline, source and clone",
+        ));
+    };
+    for key in object.keys() {
+        if !["pipeline", "source", "clone", "waits"].contains(&key.as_str()) {
+            problems.push(format!("unknown input field {key:?}"));
+        }
+    }
+    // Each section is read on its own so one bad section does not hide
+    // the problems of the others.
+    fn section<T: serde::de::DeserializeOwned>(
+        object: &serde_json::Map<String, serde_json::Value>,
+        name: &str,
+        problems: &mut Vec<String>,
+    ) -> Option<T> {
+        match object.get(name) {
+            None => {
+                problems.push(format!("{name} is missing"));
+                None
+            }
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|e| problems.push(format!("{name}: {e}")))
+                .ok(),
+        }
+    }
+    let pipeline = section::<PipelineRequest>(object, "pipeline", &mut problems);
+    let source = section::<SourceCluster>(object, "source", &mut problems);
+    let clone = section::<CloneSettings>(object, "clone", &mut problems);
+    let waits = match object.get("waits") {
+        None => Some(Waits::default()),
+        Some(_) => section::<Waits>(object, "waits", &mut problems),
+    };
+    if let Some(waits) = &waits {
+        problems.extend(waits.problems());
+    }
+    let (Some(pipeline), Some(source), Some(clone), Some(waits)) = (pipeline, source, clone, waits)
+    else {
+        return Err(Error::InvalidInput { problems });
+    };
+    let request = Request {
+        pipeline,
+        source,
+        clone,
+        waits,
+    };
+    let mut note = |r: Result<()>| {
+        if let Err(e) = r {
+            match e {
+                Error::InvalidInput { problems: p } => problems.extend(p),
+                other => problems.push(other.to_string()),
+            }
+        }
+    };
+    let p = &request.pipeline;
+    let default_name = names::default_object_name(&p.id);
+    let publication = PgName::new(
+        p.publication
+            .clone()
+            .unwrap_or_else(|| default_name.clone()),
+    );
+    let slot = SlotName::new(p.slot.clone().unwrap_or_else(|| default_name.clone()));
+    let subscription = PgName::new(
+        p.subscription
+            .clone()
+            .unwrap_or_else(|| default_name.clone()),
+    );
+    let id = PgName::new(p.id.clone());
+    note(names::check_pipeline_id(&p.id));
+    match ClusterArn::parse(&request.source.cluster_arn) {
+        Ok(arn) if arn.region != region => note(Err(Error::invalid(format!(
+            "source.cluster_arn is in {} but this stack runs in {region}",
+            arn.region
+        )))),
+        Ok(_) => {}
+        Err(e) => note(Err(e)),
+    }
+    if !request.source.secret_arn.starts_with("arn:")
+        || !request.source.secret_arn.contains(":secretsmanager:")
+    {
+        note(Err(Error::invalid(
+            "source.secret_arn must be a Secrets Manager secret ARN",
+        )));
+    }
+    if let Some(arn) = &request.clone.secret_arn {
+        if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
+            note(Err(Error::invalid(
+                "clone.secret_arn must be a Secrets Manager secret ARN",
+            )));
+        }
+    }
+    note(PgName::new(request.source.database.clone()).map(|_| ()));
+    if !request.clone.instance_class.starts_with("db.") {
+        note(Err(Error::invalid(format!(
+            "clone.instance_class {:?} is not a DB instance class (db.*)",
+            request.clone.instance_class
+        ))));
+    }
+    let names = (id, publication, slot, subscription);
+    let (id, publication, slot, subscription) = match names {
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (Some(a), Some(b), Some(c), Some(d)),
+        (a, b, c, d) => {
+            note(a.map(|_| ()));
+            note(b.map(|_| ()));
+            note(c.map(|_| ()));
+            note(d.map(|_| ()));
+            (None, None, None, None)
+        }
+    };
+    let spec = match (id, publication, slot, subscription) {
+        (Some(id), Some(publication), Some(slot), Some(subscription)) => Some(PipelineSpec {
+            id,
+            publication,
+            slot,
+            subscription,
+            scope: p.scope.clone(),
+        }),
+        _ => None,
+    };
+    let clone_id = spec.as_ref().map(PipelineSpec::clone_id);
+    if let Some(clone_id) = &clone_id {
+        // The writer instance adds "-writer" to the cluster's name.
+        if !names::valid_db_identifier(&names::writer_instance_id(clone_id)) {
+            note(Err(Error::invalid(format!(
+                "the clone id {clone_id:?} derived from pipeline.id is not a valid DB identifier (too long?)"
+            ))));
+        }
+    }
+    match (spec, clone_id) {
+        (Some(pipeline), Some(clone_id)) if problems.is_empty() => Ok(ValidRequest {
+            pipeline,
+            source: request.source,
+            clone: request.clone,
+            clone_id,
+            waits: request.waits,
+        }),
+        _ => Err(Error::InvalidInput { problems }),
+    }
+}

@@ -1,0 +1,34 @@
+//! The ports: what the workflow needs from the cloud, by role. Each is
+//! implemented by an AWS adapter (`crate::aws`) and by the local
+//! application (the `clonesync-local` crate) side by side, and none has an
+//! SDK type in its signature.
+//!
+//! - [`Clones`] / [`ControlPlane`]: the clone control plane.
+//! - [`ResourceShare`]: the share of the source cluster.
+//! - [`Coordination`]: the registry and the task callbacks of the waits.
+//!
+//! [`Cloud`] bundles one of each for the handlers.
+
+pub mod clones;
+pub mod coordination;
+pub mod share;
+
+pub use clones::{Clones, ControlPlane};
+pub use coordination::Coordination;
+pub use share::ResourceShare;
+
+/// The three ports of one cloud, and the Region its steps run in.
+pub trait Cloud: Sync {
+    type Clones: Clones;
+    type Share: ResourceShare;
+    type Coordination<'a>: Coordination
+    where
+        Self: 'a;
+
+    fn clones(&self) -> &Self::Clones;
+    fn share(&self) -> &Self::Share;
+    fn coordination(&self) -> Self::Coordination<'_>;
+
+    /// The Region the steps run in (input ARNs must be in it).
+    fn region(&self) -> &str;
+}

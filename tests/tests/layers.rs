@@ -1,0 +1,320 @@
+//! The house's shape, read from the source: no import circle among the
+//! library's files, every import going down the layers `lib.rs` lists, and
+//! no step, workflow, monitor or handler reaching past the ports into an
+//! AWS adapter. The local crate has no circle either.
+//!
+//! Imports are read from `use crate::...` statements and inline
+//! `crate::a::b` paths. A path is resolved to the longest file prefix; a
+//! name a `mod.rs` re-exports (`pub use sub::{Name}`) resolves to `sub.rs`,
+//! so `crate::pg::Endpoint` counts as the session adapter, not the value
+//! types beside it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A library's files (paths relative to its `src/`, `/`-separated), with
+/// their text.
+fn sources(src: &Path) -> BTreeMap<String, String> {
+    fn walk(dir: &Path, src: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, src, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(src).unwrap().to_string_lossy().replace('\\', "/");
+                out.insert(rel, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(src, src, &mut out);
+    out
+}
+
+fn strip_comments(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.find("//") {
+            Some(i) => &line[..i],
+            None => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `a::{b, c::{d}}` as the paths `a::b`, `a::c::d`.
+fn expand(tree: &str) -> Vec<Vec<String>> {
+    let tree = tree.trim();
+    let Some(open) = tree.find('{') else {
+        let path = tree.split(" as ").next().unwrap_or(tree);
+        return vec![path
+            .split("::")
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && *p != "self" && *p != "*")
+            .map(String::from)
+            .collect()];
+    };
+    let head: Vec<String> = tree[..open]
+        .split("::")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
+    let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&inner[start..]);
+    items
+        .into_iter()
+        .filter(|i| !i.trim().is_empty())
+        .flat_map(expand)
+        .map(|tail| head.iter().cloned().chain(tail).collect())
+        .collect()
+}
+
+/// Every `crate::` path a file names.
+fn crate_paths(text: &str) -> Vec<Vec<String>> {
+    let text = strip_comments(text);
+    let mut paths = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("use crate::") {
+        let after = &rest[at + "use crate::".len()..];
+        let end = after.find(';').unwrap_or(after.len());
+        paths.extend(expand(&after[..end]));
+        rest = &after[end..];
+    }
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("crate::") {
+        let after = &rest[at + "crate::".len()..];
+        let len = after
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(after.len());
+        let path: Vec<String> = after[..len]
+            .split("::")
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect();
+        if !path.is_empty() {
+            paths.push(path);
+        }
+        rest = &after[len..];
+    }
+    paths
+}
+
+/// Names a `mod.rs` re-exports, and from which of its files.
+fn reexports(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for statement in strip_comments(text).split(';') {
+        let statement = statement.trim();
+        let Some(tree) = statement.strip_prefix("pub use ") else {
+            continue;
+        };
+        if tree.starts_with("crate::") {
+            continue;
+        }
+        for path in expand(tree) {
+            if let (Some(sub), Some(name)) = (path.first(), path.last()) {
+                out.insert(name.clone(), sub.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The file a path names (longest existing prefix, re-exports followed).
+fn resolve(files: &BTreeMap<String, String>, path: &[String]) -> Option<String> {
+    if matches!(path.first().map(String::as_str), Some("Error" | "Result")) {
+        return files.contains_key("error.rs").then(|| "error.rs".to_string());
+    }
+    for n in (1..=path.len()).rev() {
+        let base = path[..n].join("/");
+        let file = format!("{base}.rs");
+        if files.contains_key(&file) {
+            return Some(file);
+        }
+        let module = format!("{base}/mod.rs");
+        if let Some(text) = files.get(&module) {
+            if let Some(name) = path.get(n) {
+                if let Some(sub) = reexports(text).get(name) {
+                    let target = format!("{base}/{sub}.rs");
+                    if files.contains_key(&target) {
+                        return Some(target);
+                    }
+                }
+            }
+            return Some(module);
+        }
+    }
+    None
+}
+
+/// file -> the files it imports (its own `mod.rs` parents excluded: a
+/// module's children may use what the module itself declares).
+fn edges(files: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    files
+        .iter()
+        .map(|(file, text)| {
+            let targets = crate_paths(text)
+                .iter()
+                .filter_map(|p| resolve(files, p))
+                .filter(|t| t != file && t != "lib.rs")
+                .filter(|t| {
+                    !(t.ends_with("mod.rs")
+                        && file.starts_with(t.trim_end_matches("mod.rs")))
+                })
+                .collect();
+            (file.clone(), targets)
+        })
+        .collect()
+}
+
+/// The circles (strongly connected sets of more than one file).
+fn circles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    // Reachability is enough at this size: a and b share a circle when
+    // each reaches the other.
+    let reach = |from: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.to_string()];
+        while let Some(f) = todo.pop() {
+            for t in edges.get(&f).into_iter().flatten() {
+                if seen.insert(t.clone()) {
+                    todo.push(t.clone());
+                }
+            }
+        }
+        seen
+    };
+    let reached: BTreeMap<&String, BTreeSet<String>> =
+        edges.keys().map(|f| (f, reach(f))).collect();
+    let mut found: BTreeSet<Vec<String>> = BTreeSet::new();
+    for (file, seen) in &reached {
+        let mut circle: Vec<String> = seen
+            .iter()
+            .filter(|other| reached.get(other).is_some_and(|back| back.contains(*file)))
+            .cloned()
+            .collect();
+        if !circle.is_empty() {
+            if !circle.contains(file) {
+                circle.push((*file).clone());
+            }
+            circle.sort();
+            found.insert(circle);
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// The library's layers, bottom (0) to top, as `lib.rs` lists them.
+fn layer(file: &str) -> usize {
+    let top = file.split('/').next().unwrap_or(file);
+    match (top, file) {
+        (_, "error.rs" | "pg/lsn.rs" | "pg/name.rs" | "pg/secret.rs" | "pg/quote.rs") => 0,
+        ("pipeline", _) => 1,
+        ("pg", _) => 2,
+        ("ports", _) => 3,
+        ("aws", _) => 4,
+        ("steps", _) => 5,
+        ("workflow", _) => 6,
+        ("monitor", _) => 7,
+        (_, "handlers.rs") => 8,
+        (_, "lambda.rs") => 9,
+        (_, "lib.rs") => 10,
+        _ => panic!("{file} is in no layer: add it to lib.rs's list and here"),
+    }
+}
+
+/// Modules that work through the ports and must not reach an AWS adapter.
+const PORT_USERS: &[&str] = &["steps", "workflow", "monitor", "handlers.rs"];
+
+fn violations(files: &BTreeMap<String, String>) -> Vec<String> {
+    let edges = edges(files);
+    let mut problems: Vec<String> = circles(&edges)
+        .into_iter()
+        .map(|c| format!("circle: {}", c.join(" <-> ")))
+        .collect();
+    for (file, targets) in &edges {
+        for target in targets {
+            if layer(target) > layer(file) {
+                problems.push(format!(
+                    "upward: {file} (layer {}) imports {target} (layer {})",
+                    layer(file),
+                    layer(target)
+                ));
+            }
+            let user = PORT_USERS
+                .iter()
+                .any(|m| file == m || file.starts_with(&format!("{m}/")));
+            if user && target.starts_with("aws/") {
+                problems.push(format!("past the ports: {file} imports {target}"));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_library_has_no_circle_and_imports_only_downwards() {
+    let files = sources(&root().join("shared/src"));
+    assert!(files.len() > 40, "read {} files", files.len());
+    let edges = edges(&files);
+    let total: usize = edges.values().map(BTreeSet::len).sum();
+    assert!(total > 100, "only {total} imports read: the parser lost them");
+    let problems = violations(&files);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_local_application_has_no_circle() {
+    let files = sources(&root().join("local/src"));
+    let circles = circles(&edges(&files));
+    assert!(circles.is_empty(), "{circles:?}");
+}
+
+#[test]
+fn the_check_finds_a_circle_an_upward_import_and_a_step_reaching_aws() {
+    let files: BTreeMap<String, String> = [
+        ("error.rs", ""),
+        ("pipeline/mod.rs", "pub mod scope;\npub use scope::Scope;"),
+        ("pipeline/scope.rs", "use crate::pg::slot::SlotInfo;"),
+        ("pg/mod.rs", "pub mod slot;"),
+        ("pg/slot.rs", "use crate::pipeline::Scope;"),
+        ("aws/rds.rs", "use crate::{error::Error, pipeline::Scope};"),
+        (
+            "steps/clone.rs",
+            "fn f() { let _ = crate::aws::rds::describe(); }",
+        ),
+    ]
+    .into_iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect();
+    let problems = violations(&files);
+    let text = problems.join("\n");
+    assert!(
+        text.contains("circle: pg/slot.rs <-> pipeline/scope.rs"),
+        "{text}"
+    );
+    assert!(
+        text.contains("upward: pipeline/scope.rs (layer 1) imports pg/slot.rs (layer 2)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("past the ports: steps/clone.rs imports aws/rds.rs"),
+        "{text}"
+    );
+    assert_eq!(problems.len(), 3, "{text}");
+}
