@@ -25,7 +25,11 @@ fn sources(src: &Path) -> BTreeMap<String, String> {
             if path.is_dir() {
                 walk(&path, src, out);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                let rel = path.strip_prefix(src).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = path
+                    .strip_prefix(src)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.insert(rel, std::fs::read_to_string(&path).unwrap());
             }
         }
@@ -90,14 +94,19 @@ fn expand(tree: &str) -> Vec<Vec<String>> {
 fn crate_paths(text: &str) -> Vec<Vec<String>> {
     let text = strip_comments(text);
     let mut paths = Vec::new();
+    // `use` statements first, cut out of the text so the inline scan
+    // below does not read their heads again.
+    let mut code = String::new();
     let mut rest = text.as_str();
     while let Some(at) = rest.find("use crate::") {
+        code.push_str(&rest[..at]);
         let after = &rest[at + "use crate::".len()..];
         let end = after.find(';').unwrap_or(after.len());
         paths.extend(expand(&after[..end]));
         rest = &after[end..];
     }
-    let mut rest = text.as_str();
+    code.push_str(rest);
+    let mut rest = code.as_str();
     while let Some(at) = rest.find("crate::") {
         let after = &rest[at + "crate::".len()..];
         let len = after
@@ -139,7 +148,9 @@ fn reexports(text: &str) -> BTreeMap<String, String> {
 /// The file a path names (longest existing prefix, re-exports followed).
 fn resolve(files: &BTreeMap<String, String>, path: &[String]) -> Option<String> {
     if matches!(path.first().map(String::as_str), Some("Error" | "Result")) {
-        return files.contains_key("error.rs").then(|| "error.rs".to_string());
+        return files
+            .contains_key("error.rs")
+            .then(|| "error.rs".to_string());
     }
     for n in (1..=path.len()).rev() {
         let base = path[..n].join("/");
@@ -174,8 +185,7 @@ fn edges(files: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>>
                 .filter_map(|p| resolve(files, p))
                 .filter(|t| t != file && t != "lib.rs")
                 .filter(|t| {
-                    !(t.ends_with("mod.rs")
-                        && file.starts_with(t.trim_end_matches("mod.rs")))
+                    !(t.ends_with("mod.rs") && file.starts_with(t.trim_end_matches("mod.rs")))
                 })
                 .collect();
             (file.clone(), targets)
@@ -273,7 +283,10 @@ fn the_library_has_no_circle_and_imports_only_downwards() {
     assert!(files.len() > 40, "read {} files", files.len());
     let edges = edges(&files);
     let total: usize = edges.values().map(BTreeSet::len).sum();
-    assert!(total > 100, "only {total} imports read: the parser lost them");
+    assert!(
+        total > 100,
+        "only {total} imports read: the parser lost them"
+    );
     let problems = violations(&files);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -317,4 +330,97 @@ fn the_check_finds_a_circle_an_upward_import_and_a_step_reaching_aws() {
         "{text}"
     );
     assert_eq!(problems.len(), 3, "{text}");
+}
+
+#[test]
+fn sql_is_sent_only_from_the_postgresql_adapter() {
+    let files = sources(&root().join("shared/src"));
+    let calls = [
+        ".query(",
+        ".query_one(",
+        ".query_opt(",
+        ".execute(",
+        ".batch_execute(",
+        ".simple_query(",
+        ".prepare(",
+    ];
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|(file, _)| !file.starts_with("pg/"))
+        .flat_map(|(file, text)| {
+            let code = strip_comments(text);
+            calls
+                .iter()
+                .filter(|call| code.contains(*call))
+                .map(|call| format!("{file}: {call}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(outside.is_empty(), "SQL outside pg/: {outside:?}");
+    let in_pg = files
+        .iter()
+        .filter(|(file, text)| file.starts_with("pg/") && text.contains(".query"))
+        .count();
+    assert!(in_pg >= 5, "the check read no SQL in pg/ either");
+}
+
+/// `cargo tree -e normal,features` of `packages` together, one line a node.
+fn tree(packages: &[String]) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .current_dir(root())
+        .args(["tree", "--locked", "--offline", "-e", "normal,features"])
+        .args(["--prefix", "none", "--charset", "ascii"]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What links the local application or an HTTP server.
+fn offending(tree: &str) -> BTreeSet<&str> {
+    tree.lines()
+        .filter(|line| {
+            line.starts_with("clonesync-local ")
+                || line.starts_with("hyper feature \"server\"")
+                || line.starts_with("hyper-util feature \"server")
+        })
+        .collect()
+}
+
+/// Every function package together: neither the local application nor an
+/// HTTP server is linked into a Lambda binary (the CLI, which links both,
+/// shows the check sees them).
+#[test]
+fn no_lambda_function_links_the_local_application_or_an_http_server() {
+    let functions: Vec<String> = std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(functions.len() >= 17, "{functions:?}");
+    let tree_of_functions = tree(&functions);
+    assert!(
+        tree_of_functions.contains("clonesync v"),
+        "not a tree of the functions:\n{tree_of_functions}"
+    );
+    assert!(
+        tree_of_functions.contains("hyper v"),
+        "the SDK's HTTP client should be listed"
+    );
+    let found = offending(&tree_of_functions);
+    assert!(found.is_empty(), "{found:?}");
+    let cli = tree(&["clonesync-cli".to_string()]);
+    let found = offending(&cli);
+    assert!(
+        found.iter().any(|l| l.starts_with("clonesync-local "))
+            && found.iter().any(|l| l.starts_with("hyper feature")),
+        "{found:?}"
+    );
 }
