@@ -5,6 +5,10 @@
 //! (`X-Amz-Function-Error: Unhandled`, body `{"errorType", "errorMessage"}`)
 //! whose errorType the ASL's Retry and Catch match.
 //!
+//! It answers only connections from processes of this process's own OS
+//! account ([`crate::peer::same_account`]): another local account can
+//! neither run a handler nor make one send a password anywhere.
+//!
 //! [`Faults`] lets a test make a function fail before it runs (once, or
 //! every time) and make event delivery drop or duplicate events.
 
@@ -258,9 +262,18 @@ pub fn serve(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
+            // 127.0.0.1 is every local account's: serve only processes of
+            // our own account (moto's engine, this process).
+            let ours = stream
+                .local_addr()
+                .is_ok_and(|local| crate::peer::same_account(local, peer));
+            if !ours {
+                tracing::warn!(%peer, "Lambda endpoint: connection from another account refused");
+                continue;
+            }
             let (cloud, faults) = (cloud.clone(), faults.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {

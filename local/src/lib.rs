@@ -7,7 +7,9 @@
 //! - [`cloud`]: RAM and RDS played locally, with their events
 //!   ([`LocalCloud`] implements the library's ports).
 //! - [`invoke`]: the Lambda Invoke API for moto's Step Functions engine.
-//! - [`moto`]: the emulator, installed and started on demand.
+//! - [`moto`]: the emulator, installed and started on demand, reachable
+//!   only by this account.
+//! - [`peer`]: which local account is on the other end of a connection.
 //! - [`runtime`]: the real state machine executed by moto ([`LocalRuntime`]).
 //! - [`workload`], [`compare`]: the demo's data set, write load and
 //!   table comparison.
@@ -20,6 +22,7 @@ pub mod cloud;
 pub mod compare;
 pub mod invoke;
 pub mod moto;
+pub mod peer;
 pub mod runtime;
 pub mod server;
 pub mod workload;

@@ -13,9 +13,12 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use clonesync::aws::AwsClients;
 use clonesync::error::{Cause, Error, Result};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The pinned requirement; `tools/requirements.txt` holds the same line
@@ -96,47 +99,113 @@ pub fn ensure_installed() -> Result<PathBuf> {
     }
 }
 
-/// A moto server on a free port, killed on drop.
+/// A moto server reachable only by this account, stopped on drop and when
+/// this process dies.
+///
+/// moto has no authentication, so it listens on a Unix socket in a private
+/// (0700) directory, and clonesync's SDK clients reach it through a
+/// forwarder on 127.0.0.1 that serves only connections from this account
+/// ([`crate::peer::same_account`]). moto runs under a small shell that
+/// reads this process's pipe and stops moto when it closes: on drop, and
+/// when clonesync is killed (a SIGKILL closes the pipe too), so no moto
+/// outlives its run.
 pub struct MotoServer {
     child: Child,
+    /// Closing it stops moto.
+    lifeline: Option<std::process::ChildStdin>,
+    /// The forwarder's port: what the SDK clients use.
     pub port: u16,
+    forwarding: Arc<AtomicBool>,
+    // Last: the private directory goes after moto has stopped.
+    _private: tempfile::TempDir,
 }
+
+/// The script moto runs under: start it on the socket given, wait for the
+/// parent's pipe to close, stop it.
+const LIFELINE: &str = "\"$1\" -H \"unix://$2\" -p 0 </dev/null >/dev/null 2>&1 & moto=$!; \
+                        cat >/dev/null; kill $moto 2>/dev/null; wait $moto";
 
 impl MotoServer {
     /// Start moto with its Lambda calls going to `lambda_port`.
     pub fn start(lambda_port: u16) -> Result<MotoServer> {
-        let port = crate::server::free_port()?;
         let program = moto_server();
+        if !program.is_file() {
+            return Err(emulator_failed(
+                format!(
+                    "{} is missing (install it with tools/install, or set CLONESYNC_MOTO_SERVER)",
+                    program.display()
+                ),
+                None,
+            ));
+        }
+        let private = tempfile::Builder::new()
+            .prefix("clonesync-moto-")
+            .tempdir()
+            .map_err(|e| Error::local_file("create", std::env::temp_dir(), e))?;
+        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::local_file("chmod", private.path(), e))?;
+        let socket = private.path().join("moto.sock");
         // Its own process group: a Ctrl-C at the terminal goes to clonesync
         // alone, which still needs moto to tear down in order.
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(LIFELINE)
+            .arg("sh")
+            .arg(&program)
+            .arg(&socket)
             .env("MOTO_PORT", lambda_port.to_string())
             .process_group(0)
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| {
                 emulator_failed(
-                    format!(
-                        "start {}: {e} (install it with tools/install, or set CLONESYNC_MOTO_SERVER)",
-                        program.display()
-                    ),
+                    format!("start {}: {e}", program.display()),
                     Some(Box::new(e)),
                 )
             })?;
-        let moto = MotoServer { child, port };
+        let lifeline = child.stdin.take();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             if Instant::now() > deadline {
                 return Err(emulator_failed(
-                    format!("moto_server did not listen on {port} within 30 s"),
+                    format!(
+                        "moto_server did not listen on {} within 30 s",
+                        socket.display()
+                    ),
                     None,
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(moto)
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| {
+            Error::LocalPortUnavailable {
+                reason: format!("bind the emulator's forwarder: {e}"),
+                cause: Some(Box::new(e)),
+            }
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::LocalPortUnavailable {
+                reason: format!("the emulator forwarder's address: {e}"),
+                cause: Some(Box::new(e)),
+            })?
+            .port();
+        let forwarding = Arc::new(AtomicBool::new(true));
+        forward(listener, socket, forwarding.clone());
+        Ok(MotoServer {
+            child,
+            lifeline,
+            port,
+            forwarding,
+            _private: private,
+        })
+    }
+
+    /// moto's own socket, in its private directory.
+    pub fn socket_path(&self) -> PathBuf {
+        self._private.path().join("moto.sock")
     }
 
     pub fn endpoint(&self) -> String {
@@ -171,8 +240,62 @@ impl MotoServer {
 
 impl Drop for MotoServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.forwarding.store(false, Ordering::Relaxed);
+        // Wakes the forwarder's accept, which then sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        drop(self.lifeline.take());
         let _ = self.child.wait();
+    }
+}
+
+/// Serve `listener`'s connections from this account by moto's socket.
+fn forward(listener: std::net::TcpListener, socket: PathBuf, running: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if !running.load(Ordering::Relaxed) {
+                return;
+            }
+            let Ok(tcp) = stream else { continue };
+            let ours = match (tcp.local_addr(), tcp.peer_addr()) {
+                (Ok(local), Ok(peer)) => crate::peer::same_account(local, peer),
+                _ => false,
+            };
+            if !ours {
+                tracing::warn!(peer = ?tcp.peer_addr().ok(), "emulator: connection from another account refused");
+                continue;
+            }
+            let Ok(unix) = std::os::unix::net::UnixStream::connect(&socket) else {
+                continue;
+            };
+            let (Ok(tcp_back), Ok(unix_back)) = (tcp.try_clone(), unix.try_clone()) else {
+                continue;
+            };
+            std::thread::spawn(move || pipe(tcp, unix));
+            std::thread::spawn(move || pipe(unix_back, tcp_back));
+        }
+    });
+}
+
+/// Copy one direction until it ends, then end the other side's writing.
+fn pipe(mut from: impl std::io::Read, mut to: impl std::io::Write + Shutdown) {
+    let _ = std::io::copy(&mut from, &mut to);
+    to.shut_write();
+}
+
+/// Half-closing a stream, for either kind of socket.
+trait Shutdown {
+    fn shut_write(&self);
+}
+
+impl Shutdown for std::net::TcpStream {
+    fn shut_write(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+impl Shutdown for std::os::unix::net::UnixStream {
+    fn shut_write(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
     }
 }
 

@@ -135,12 +135,14 @@ impl RunOutcome {
 pub struct LocalRuntime {
     pub cloud: Arc<LocalCloud>,
     pub faults: Arc<Faults>,
+    /// Where moto's engine sends the Lambda tasks (127.0.0.1).
+    pub lambda_port: u16,
     delivered: Arc<Mutex<Vec<Delivered>>>,
     sfn: aws_sdk_sfn::Client,
     state_machine_arn: String,
     tasks: Vec<JoinHandle<()>>,
     // Last: moto stops after the tasks that call it.
-    _moto: MotoServer,
+    moto: MotoServer,
 }
 
 impl Drop for LocalRuntime {
@@ -195,11 +197,12 @@ impl LocalRuntime {
         Ok(LocalRuntime {
             cloud,
             faults,
+            lambda_port,
             delivered,
             sfn: clients.sfn.clone(),
             state_machine_arn,
             tasks,
-            _moto: moto,
+            moto,
         })
     }
 
@@ -335,6 +338,11 @@ impl LocalRuntime {
                 _ => return Ok(events),
             }
         }
+    }
+
+    /// The port the SDK clients reach moto on (its forwarder).
+    pub fn moto_port(&self) -> u16 {
+        self.moto.port
     }
 
     /// Every event delivered to the event handlers so far.
