@@ -10,6 +10,7 @@ use clonesync::error::{Error, Result};
 use clonesync::monitor;
 use clonesync::pg::{self, Secret, SessionSettings};
 use clonesync::pipeline::Waits;
+use clonesync::ports::ControlPlane;
 use clonesync_local::compare::{compare_tables, tables_in, wait_for_marker};
 use clonesync_local::runtime::LocalRuntime;
 use clonesync_local::workload::{create_schema, Workload};
@@ -187,7 +188,8 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
         &runtime
             .cloud
             .control_plane()
-            .clone_login(state.clone_info()?),
+            .clone_endpoint(state.clone_info()?)
+            .await?,
         &session,
     )
     .await?;

@@ -124,7 +124,9 @@ impl LocalControlPlane {
         )
     }
 
-    /// How to reach the clone as the superuser.
+    /// How to reach the clone as the superuser at the address given, without
+    /// checking who listens there (tests; the steps use
+    /// [`ControlPlane::clone_endpoint`], which checks).
     pub fn clone_login(&self, clone: &CloneInfo) -> Endpoint {
         Endpoint {
             host: clone.host.clone(),
@@ -378,9 +380,56 @@ impl ControlPlane for LocalControlPlane {
         Ok(self.source.clone())
     }
 
+    /// The clone's address comes from its own record, never from the
+    /// `clone` handed in (a state anyone could have written), and the
+    /// login is given only after checking that the port is held by the
+    /// server clonesync started for it.
     async fn clone_endpoint(&self, clone: &CloneInfo) -> Result<Endpoint> {
-        Ok(self.clone_login(clone))
+        let dir = self.clone_dir(&clone.clone_id)?;
+        let record = read_record(&dir)?.ok_or_else(|| Error::CloneNotReady {
+            clone_id: clone.clone_id.clone(),
+            status: "no finished local clone".into(),
+        })?;
+        verify_server(&dir.join("data"), record.port)?;
+        Ok(self.clone_login(&CloneInfo {
+            clone_id: record.clone_id,
+            host: "127.0.0.1".into(),
+            port: record.port,
+        }))
     }
+}
+
+/// The server whose data directory is `data` runs and holds `port`: its
+/// `postmaster.pid` names the port and a live process, and that process
+/// owns the listening socket. Anything else (a stopped clone whose port
+/// someone else took, a stale pid file) is `Local.CloneUnverified`.
+fn verify_server(data: &Path, port: u16) -> Result<()> {
+    let unverified = |why: String| Error::LocalCloneUnverified { port, reason: why };
+    let pid_file = data.join("postmaster.pid");
+    let text = match std::fs::read_to_string(&pid_file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(unverified("the clone's server is not running".into()))
+        }
+        Err(e) => return Err(Error::local_file("read", pid_file, e)),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let pid: u32 = lines
+        .first()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| unverified("postmaster.pid names no process".into()))?;
+    let recorded_port: Option<u16> = lines.get(3).and_then(|l| l.trim().parse().ok());
+    if recorded_port != Some(port) {
+        return Err(unverified(format!(
+            "the clone's server listens on {recorded_port:?}, not on the recorded port"
+        )));
+    }
+    if !crate::peer::listener_owned_by(port, pid)? {
+        return Err(unverified(format!(
+            "the port is not held by the clone's server (process {pid})"
+        )));
+    }
+    Ok(())
 }
 
 impl LocalControlPlane {

@@ -209,6 +209,11 @@ pub enum Error {
     #[error("write load: {reason}")]
     LocalWorkloadFailed { reason: String },
 
+    /// The local clone's port is not held by the server clonesync started
+    /// for it: no login is sent there.
+    #[error("local clone on 127.0.0.1:{port} cannot be verified: {reason}")]
+    LocalCloneUnverified { port: u16, reason: String },
+
     /// A local wait ran out of time (a table catching up, a clone job).
     #[error("timed out: {what}")]
     LocalTimedOut { what: String },
@@ -310,6 +315,7 @@ impl Error {
         "Local.DefinitionInvalid",
         "Local.WorkloadFailed",
         "Local.TimedOut",
+        "Local.CloneUnverified",
         "Share.NotReady",
         "Share.Failed",
         "Clone.Conflict",
@@ -352,6 +358,7 @@ impl Error {
             Error::LocalDefinitionInvalid { .. } => "Local.DefinitionInvalid",
             Error::LocalWorkloadFailed { .. } => "Local.WorkloadFailed",
             Error::LocalTimedOut { .. } => "Local.TimedOut",
+            Error::LocalCloneUnverified { .. } => "Local.CloneUnverified",
             Error::ShareNotReady { .. } => "Share.NotReady",
             Error::ShareFailed { .. } => "Share.Failed",
             Error::CloneConflict { .. } => "Clone.Conflict",
@@ -498,6 +505,10 @@ mod tests {
             Error::LocalDefinitionInvalid { reason: s() },
             Error::LocalWorkloadFailed { reason: s() },
             Error::LocalTimedOut { what: s() },
+            Error::LocalCloneUnverified {
+                port: 0,
+                reason: s(),
+            },
             Error::ShareNotReady {
                 share_arn: s(),
                 status: s(),

@@ -119,3 +119,99 @@ async fn moto_stops_when_its_runtime_is_dropped() {
     assert!(pids(&needle).is_empty(), "moto outlived its server handle");
     assert!(!socket.exists(), "its private directory is left");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fake_server_on_the_recorded_clone_port_receives_no_login() {
+    use clonesync::ports::ControlPlane;
+    use std::io::{Read, Write};
+    let env = TestEnv::start().await;
+    let info = env.plane.create_clone("clonesync-fake").await.unwrap();
+    // The clone's own server is verified and reachable.
+    let endpoint = env.plane.clone_endpoint(&info).await.unwrap();
+    assert_eq!(endpoint.port, info.port);
+    clonesync_tests::fixture::connect(&endpoint).await;
+
+    // Stopped, its port taken by someone else's server that asks for the
+    // password in clear text.
+    env.plane
+        .clone_server("clonesync-fake")
+        .unwrap()
+        .unwrap()
+        .stop()
+        .await
+        .unwrap();
+    let fake = std::net::TcpListener::bind(("127.0.0.1", info.port)).unwrap();
+    fake.set_nonblocking(true).unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let seen = received.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let server = std::thread::spawn(move || {
+        let mut connections = 0;
+        while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            match fake.accept() {
+                Ok((mut stream, _)) => {
+                    connections += 1;
+                    stream.set_nonblocking(false).unwrap();
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf);
+                    // AuthenticationCleartextPassword.
+                    let _ = stream.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]);
+                    if let Ok(n) = stream.read(&mut buf) {
+                        seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        connections
+    });
+    // Every way the local run reaches a clone goes through this check:
+    // the steps, `local status` (the monitor) and `local down` (cleanup).
+    let forged = clonesync::pipeline::CloneInfo {
+        clone_id: "clonesync-fake".into(),
+        host: "127.0.0.1".into(),
+        port: info.port,
+    };
+    let error = env.plane.clone_endpoint(&forged).await.unwrap_err();
+    assert_eq!(error.name(), "Local.CloneUnverified", "{error}");
+    let cloud =
+        clonesync_local::LocalCloud::offline(env.plane.clone(), &env.root_path.join("cloud"));
+    let record = clonesync::pipeline::PipelineRecord {
+        pipeline: clonesync::pipeline::PipelineSpec::with_defaults(
+            "fake",
+            clonesync::pipeline::Scope::AllTables,
+        )
+        .unwrap(),
+        source: clonesync::pipeline::SourceCluster {
+            cluster_arn: "arn:aws:rds:eu-west-1:123456789012:cluster:local".into(),
+            secret_arn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x".into(),
+            database: "postgres".into(),
+            host: None,
+            port: None,
+        },
+        clone: clonesync::pipeline::CloneSettings {
+            instance_class: "db.local".into(),
+            db_subnet_group: None,
+            security_group_ids: vec![],
+            kms_key_id: None,
+            secret_arn: None,
+        },
+        clone_info: forged,
+        registered_at: 0,
+    };
+    let report = clonesync::monitor::check(&cloud, &[record]).await;
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.error_type == "Local.CloneUnverified"),
+        "{:?}",
+        report.errors
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let connections = server.join().unwrap();
+    assert_eq!(connections, 0, "the fake server was contacted");
+    assert!(received.lock().unwrap().is_empty());
+    env.plane.delete_clone("clonesync-fake").await.unwrap();
+}
