@@ -291,3 +291,107 @@ fn usage_errors_exit_2_and_name_the_problem() {
     assert!(output.status.success());
     assert!(text(&output).contains("clonesync demo"));
 }
+
+/// Every file under `dir` that holds `needle`, read as bytes.
+fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                todo.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if meta.is_file() {
+            if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A password with every character that breaks a quoting rule somewhere
+/// (conninfo, postgresql.conf, URLs), on a source that logs every
+/// statement: `local up`, `status` and `down` work, and the password is in
+/// no output, no log and no file left anywhere under the servers' root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_password_works_end_to_end_and_is_written_nowhere() {
+    let mut settings = clonesync_tests::fixture::LOGICAL.to_vec();
+    settings.push(("log_statement", "all"));
+    let server = TestServer::start_with(&settings).await;
+    create_schema(&server.client().await).await;
+    let canary = "can'ary\\pw@h/st%25 é";
+    let admin = server.client().await;
+    // Not logged itself: the statement holds the password.
+    admin
+        .batch_execute("SET log_statement = 'none'")
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE {} PASSWORD {}",
+            clonesync::pg::quote::ident(SUPERUSER),
+            clonesync::pg::quote::literal(canary)
+        ))
+        .await
+        .unwrap();
+    drop(admin);
+    let password = Secret::new(canary);
+    let endpoint = server.endpoint();
+    let url = url_without_password(&endpoint);
+    let work = server.root().join("work");
+    let _guard = StopServersUnder(work.clone());
+    let work_arg = work.to_str().unwrap();
+    let mut printed = String::new();
+    let up = clonesync(
+        &[
+            "local",
+            "up",
+            "--source-url",
+            &url,
+            "--pipeline",
+            "hostile",
+            "--work-dir",
+            work_arg,
+        ],
+        Some(&password),
+    );
+    printed.push_str(&text(&up));
+    assert!(up.status.success(), "{printed}");
+    let status = clonesync(
+        &["local", "status", "--work-dir", work_arg],
+        Some(&password),
+    );
+    printed.push_str(&text(&status));
+    assert!(status.status.success(), "{printed}");
+    // Escaped forms (conninfo, a log's quoting) keep this part verbatim.
+    // The clone's catalog holds the subscription's connection string, as
+    // PostgreSQL requires (README, Limits): its data directory is not
+    // searched, its log is.
+    let fragment = "pw@h/st%25 é";
+    let outside_catalog = |files: Vec<PathBuf>| -> Vec<PathBuf> {
+        files
+            .into_iter()
+            .filter(|f| {
+                !f.components().any(|c| c.as_os_str() == "data")
+                    || !f.to_string_lossy().contains("/clones/")
+            })
+            .collect()
+    };
+    let leaked = outside_catalog(files_holding(server.root(), fragment.as_bytes()));
+    assert!(leaked.is_empty(), "the password is in {leaked:?}");
+    let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
+    printed.push_str(&text(&down));
+    assert!(down.status.success(), "{printed}");
+    assert!(!printed.contains(fragment), "{printed}");
+    let leaked = files_holding(server.root(), fragment.as_bytes());
+    assert!(leaked.is_empty(), "the password is in {leaked:?}");
+    // The source did log statements: the check reads the right logs.
+    let logs = files_holding(server.root(), b"LOG:  statement:");
+    assert!(!logs.is_empty(), "no statement log found under the root");
+}

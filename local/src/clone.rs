@@ -20,7 +20,7 @@
 //! Idempotent: a finished clone (its `clone.json` written last) is reused
 //! and started if stopped; a half-made one is discarded and made anew.
 
-use crate::server::{wait_until, write_private, LocalServer, PgBinaries, RunAs};
+use crate::server::{conf_value, wait_until, write_private, LocalServer, PgBinaries, RunAs};
 use clonesync::error::{Error, PreflightFailure, Result};
 use clonesync::pg::{self, server, Endpoint, Lsn, Secret, SessionSettings};
 use clonesync::pipeline::CloneInfo;
@@ -184,23 +184,24 @@ impl LocalControlPlane {
         let start_lsn = choose_target(&source).await?;
         drop(source);
 
-        // 3. Recovery settings in a file of their own, removed after
-        // promotion (it holds the source password in primary_conninfo).
+        // 3. Recovery settings in a file of their own, removed as soon as
+        // the server has started (it holds the source password in
+        // primary_conninfo, which the server keeps in memory once read).
         let recovery_file = clone.data_dir().join("clonesync_recovery.conf");
         let primary = Endpoint {
             dbname: "postgres".into(),
             ..self.source.clone()
         };
+        let primary_conninfo = format!(
+            "{} application_name=clonesync_clone_{}",
+            primary.conninfo().expose(),
+            clone_id.replace('-', "_")
+        );
         let recovery = format!(
-            "primary_conninfo = '{}'\nrecovery_target_lsn = '{start_lsn}'\n\
+            "primary_conninfo = {}\nrecovery_target_lsn = '{start_lsn}'\n\
              recovery_target_inclusive = off\nrecovery_target_action = 'promote'\n\
              recovery_target_timeline = 'current'\n",
-            format!(
-                "{} application_name=clonesync_clone_{}",
-                primary.conninfo().expose(),
-                clone_id.replace('-', "_")
-            )
-            .replace('\'', "''")
+            conf_value(&primary_conninfo)
         );
         write_private(&recovery_file, &recovery, run_as)?;
         let socket_dir = dir.display().to_string();
@@ -212,7 +213,9 @@ impl LocalControlPlane {
         clone.append_settings(&[("port", &clone.port.to_string())])?;
 
         // 4. Start, and wait for recovery to reach the target and promote.
-        clone.start().await.map_err(|e| Error::CloneFailed {
+        let started = clone.start().await;
+        let _ = std::fs::remove_file(&recovery_file);
+        started.map_err(|e| Error::CloneFailed {
             reason: e.to_string(),
         })?;
         let endpoint = clone.endpoint(&self.source.dbname);
@@ -233,8 +236,6 @@ impl LocalControlPlane {
                 ),
             });
         }
-        let _ = std::fs::remove_file(&recovery_file);
-
         let record = LocalCloneRecord {
             clone_id: clone_id.to_string(),
             port: clone.port,

@@ -125,9 +125,10 @@ pub fn free_port() -> Result<u16> {
         })
 }
 
-/// Quote a value for postgresql.conf.
-fn conf_value(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
+/// Quote a value for postgresql.conf, whose parser reads backslash
+/// escapes inside quotes (so `\` must be doubled before `'` is).
+pub(crate) fn conf_value(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// One local server.

@@ -1,7 +1,9 @@
 //! Subscriptions and their replication origins, on the target.
 
 use crate::error::{Error, Result};
-use crate::pg::sqlstate::classify;
+use crate::pg::sqlstate::{
+    classify, code_of, CANT_CHANGE_RUNTIME_PARAM, INSUFFICIENT_PRIVILEGE, UNDEFINED_OBJECT,
+};
 use crate::pg::{quote, Lsn, PgName, Secret, SlotName};
 use postgres_types::PgLsn;
 use tokio_postgres::Client;
@@ -103,6 +105,7 @@ pub async fn create_subscription_disabled(
     slot: &SlotName,
 ) -> Result<()> {
     let op = "create subscription";
+    quiet_statement_logging(client).await?;
     client
         .batch_execute(CREATE_SUBSCRIPTION_FUNCTION)
         .await
@@ -123,7 +126,47 @@ pub async fn create_subscription_disabled(
             "DROP FUNCTION IF EXISTS pg_temp.clonesync_create_subscription(text, text, text, text)",
         )
         .await;
+    let _ = client.batch_execute(RESET_STATEMENT_LOGGING).await;
     result.map(|_| ()).map_err(|e| classify(op, e))
+}
+
+/// What makes a server log a statement with its bind parameters, and the
+/// value that stops it. A target that logs every statement (a clone
+/// inherits `log_statement = all` from its source) would otherwise write
+/// the connection string, password and all, into its log.
+const QUIET_LOGGING: &[(&str, &str)] = &[
+    ("log_statement", "none"),
+    ("log_min_duration_statement", "-1"),
+    ("log_min_duration_sample", "-1"),
+    ("log_transaction_sample_rate", "0"),
+    ("log_parameter_max_length", "0"),
+    ("log_parameter_max_length_on_error", "0"),
+];
+
+const RESET_STATEMENT_LOGGING: &str = "RESET log_statement; RESET log_min_duration_statement; \
+     RESET log_min_duration_sample; RESET log_transaction_sample_rate; \
+     RESET log_parameter_max_length; RESET log_parameter_max_length_on_error";
+
+/// Turn statement logging off for this session where the login may (these
+/// are superuser settings): a setting the server lacks or the login may
+/// not change is left as it is, and the README says what that means.
+async fn quiet_statement_logging(client: &Client) -> Result<()> {
+    for (name, value) in QUIET_LOGGING {
+        // Names and values are the constants above, never user input.
+        match client
+            .batch_execute(&format!("SET {name} = {}", quote::literal(value)))
+            .await
+        {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    code_of(&e),
+                    Some(INSUFFICIENT_PRIVILEGE | UNDEFINED_OBJECT | CANT_CHANGE_RUNTIME_PARAM)
+                ) => {}
+            Err(e) => return Err(classify("quiet statement logging", e)),
+        }
+    }
+    Ok(())
 }
 
 const CREATE_SUBSCRIPTION_FUNCTION: &str = r#"
