@@ -107,11 +107,11 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
         "Ctrl-C: finishing the current step, then comparing and tearing down",
     );
     if !moto::moto_server().is_file() {
-        println!("installing {} (once) ...", moto::MOTO_REQUIREMENT);
+        say!("installing {} (once) ...", moto::MOTO_REQUIREMENT);
     }
     moto::ensure_installed()?;
     let work = WorkDir::create(options.work_dir.as_deref(), options.keep)?;
-    println!("clonesync demo in {}", work.path.display());
+    say!("clonesync demo in {}", work.path.display());
 
     // 1. The source, its data and the write load.
     let mut source = LocalServer::init(
@@ -138,7 +138,7 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
         load.stop().await?;
         return Ok(false);
     }
-    println!(
+    say!(
         "  source: PostgreSQL on 127.0.0.1:{}, database {DATABASE:?}, {} tables, write load of 3 writers running",
         source.port,
         tables.len()
@@ -152,7 +152,7 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
     }
     let plane = LocalControlPlane::for_server(&source, DATABASE, &clones);
     let runtime = LocalRuntime::start(plane, &work.path.join("cloud")).await?;
-    println!("  moto: Step Functions (executing statemachine/setup.asl.json) and DynamoDB; Lambda tasks served in this process");
+    say!("  moto: Step Functions (executing statemachine/setup.asl.json) and DynamoDB; Lambda tasks served in this process");
     let input = runtime.request(
         PIPELINE,
         serde_json::json!({"kind": "all_tables"}),
@@ -160,7 +160,7 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
         Waits::default(),
     );
     let name = format!("demo-{}", std::process::id());
-    println!("setup: execution {name}");
+    say!("setup: execution {name}");
     let started = SystemTime::now();
     let outcome = runtime
         .run(&name, &input, &mut show::progress(started))
@@ -173,7 +173,7 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
     let state = outcome.state()?;
     let clone_ready = runtime.cloud.clone_ready_at(&state.clone_id);
     if let (Some(ready), Some(streaming)) = (clone_ready, outcome.exited_at("Verify")) {
-        println!(
+        say!(
             "  clone available -> subscription streaming: {}",
             show::millis(streaming.duration_since(ready).unwrap_or_default())
         );
@@ -181,8 +181,8 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
 
     // 3. Replicate until Ctrl-C or the duration.
     match options.duration {
-        Some(d) => println!("replicating for {} s (Ctrl-C ends it sooner)", d.as_secs()),
-        None => println!("replicating until Ctrl-C"),
+        Some(d) => say!("replicating for {} s (Ctrl-C ends it sooner)", d.as_secs()),
+        None => say!("replicating until Ctrl-C"),
     }
     let target = pg::connect(
         &runtime
@@ -223,12 +223,13 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
 
     // 4. Stop writing, catch up, compare.
     let stats = load.stop().await?;
-    println!(
+    say!(
         "load stopped: {} transactions committed, {} rolled back on purpose",
-        stats.committed, stats.rolled_back
+        stats.committed,
+        stats.rolled_back
     );
     let caught_up = wait_for_marker(&admin, &target, Duration::from_secs(120)).await?;
-    println!("  caught up in {}", show::millis(caught_up));
+    say!("  caught up in {}", show::millis(caught_up));
     // The slot's confirmed position follows the apply with the subscriber's
     // feedback interval: show the lag reaching zero.
     let settle = Instant::now();
@@ -242,13 +243,13 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (states, differences) = compare_tables(&admin, &target, &tables).await?;
-    println!("comparison, source vs target, by content:");
+    say!("comparison, source vs target, by content:");
     show::comparison(&states, &differences);
     drop(target);
 
     // 5. Teardown.
     let report = runtime.teardown(&state).await?;
-    println!(
+    say!(
         "teardown: subscription dropped {}, slot dropped {}, publication dropped {}, clone deleted {}, share deleted {}",
         report.databases.subscription_dropped,
         report.databases.slot_dropped,
@@ -260,9 +261,9 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
     drop(runtime);
     source.stop().await?;
     if options.keep {
-        println!("kept {}", work.path.display());
+        say!("kept {}", work.path.display());
     }
     drop(work);
-    println!("demo finished in {}", show::millis(wall.elapsed()));
+    say!("demo finished in {}", show::millis(wall.elapsed()));
     Ok(differences.is_empty())
 }

@@ -10,7 +10,7 @@ use crate::args::{PipelineDir, SourceOptions, UpOptions};
 use crate::show;
 use clonesync::error::{Error, Result};
 use clonesync::monitor;
-use clonesync::pg::{self, Endpoint, Secret, SessionSettings};
+use clonesync::pg::{self, conninfo, ConnectionUrl, Secret, SessionSettings};
 use clonesync::pipeline::PipelineRecord;
 use clonesync::pipeline::PipelineSpec;
 use clonesync::pipeline::Waits;
@@ -32,23 +32,48 @@ struct LocalPipeline {
     source_port: u16,
     source_database: String,
     source_user: String,
+    /// The source URL without its password (its sslmode and the rest).
+    #[serde(default)]
+    source_url: Option<String>,
     clone_dir: PathBuf,
     clone_port: Option<u16>,
     state: State,
 }
 
 /// The source login: the URL's, with `PGPASSWORD` when it has none.
-fn login(url: &str) -> Result<Endpoint> {
-    let mut endpoint = Endpoint::parse(url)?;
-    if endpoint.password.is_none() {
-        endpoint.password = std::env::var("PGPASSWORD").ok().map(Secret::new);
+fn login(url: &str) -> Result<ConnectionUrl> {
+    let mut url = ConnectionUrl::parse(url)?;
+    if url.endpoint.password.is_none() {
+        url.endpoint.password = std::env::var("PGPASSWORD").ok().map(Secret::new);
     }
-    Ok(endpoint)
+    Ok(url)
 }
 
-fn plane(source: Endpoint, clone_dir: &Path, clone_port: Option<u16>) -> Result<LocalControlPlane> {
-    let mut plane =
-        LocalControlPlane::new(source, clone_dir, PgBinaries::locate()?, RunAs::detect()?);
+/// Sessions to the source as its URL asks (TLS from `sslmode`).
+fn session_of(url: &ConnectionUrl) -> SessionSettings {
+    let defaults = SessionSettings::default();
+    SessionSettings {
+        tls: url.tls.clone(),
+        application_name: url
+            .application_name
+            .clone()
+            .unwrap_or(defaults.application_name.clone()),
+        ..defaults
+    }
+}
+
+fn plane(
+    source: &ConnectionUrl,
+    clone_dir: &Path,
+    clone_port: Option<u16>,
+) -> Result<LocalControlPlane> {
+    let mut plane = LocalControlPlane::new(
+        source.endpoint.clone(),
+        clone_dir,
+        PgBinaries::locate()?,
+        RunAs::detect()?,
+    )
+    .with_session(session_of(source));
     plane.clone_port = clone_port;
     Ok(plane)
 }
@@ -67,20 +92,20 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         run_as.own(&clone_dir)?;
     }
     if !clonesync_local::moto::moto_server().is_file() {
-        println!(
+        say!(
             "installing {} (once) ...",
             clonesync_local::moto::MOTO_REQUIREMENT
         );
     }
     clonesync_local::moto::ensure_installed()?;
-    let plane = plane(source.clone(), &clone_dir, options.clone_port)?;
+    let plane = plane(&source, &clone_dir, options.clone_port)?;
     let runtime = LocalRuntime::start(plane, &options.work_dir.join("cloud")).await?;
     let scope =
         serde_json::to_value(&options.source.scope).map_err(|e| Error::local_record("scope", e))?;
     let input = runtime.request(
         &options.source.pipeline,
         scope,
-        &source.dbname,
+        &source.endpoint.dbname,
         Waits::default(),
     );
     let name = format!(
@@ -91,7 +116,7 @@ pub async fn up(options: UpOptions) -> Result<bool> {
             .map(|d| d.as_secs())
             .unwrap_or(0)
     );
-    println!("setup: execution {name}");
+    say!("setup: execution {name}");
     // A Ctrl-C now would leave a slot on the source half-way through the
     // run: let the run finish (its own cleanup runs on failure).
     crate::interrupt::on_ctrl_c(
@@ -106,10 +131,11 @@ pub async fn up(options: UpOptions) -> Result<bool> {
     }
     let state = outcome.state()?;
     let record = LocalPipeline {
-        source_host: source.host.clone(),
-        source_port: source.port,
-        source_database: source.dbname.clone(),
-        source_user: source.user.clone(),
+        source_host: source.endpoint.host.clone(),
+        source_port: source.endpoint.port,
+        source_database: source.endpoint.dbname.clone(),
+        source_user: source.endpoint.user.clone(),
+        source_url: Some(source.without_password()),
         clone_dir,
         clone_port: state.clone_info().ok().map(|c| c.port),
         state,
@@ -119,7 +145,7 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         .map_err(|e| Error::local_record(path.display().to_string(), e))?;
     std::fs::write(&path, text).map_err(|e| Error::local_file("write", &path, e))?;
     let info = record.state.clone_info()?;
-    println!(
+    say!(
         "streaming: clone {} on {}:{}, subscription {:?}; `clonesync local status --work-dir {}` shows the lag",
         info.clone_id,
         info.host,
@@ -130,7 +156,7 @@ pub async fn up(options: UpOptions) -> Result<bool> {
     Ok(true)
 }
 
-fn read_record(dir: &PipelineDir) -> Result<(LocalPipeline, Endpoint)> {
+fn read_record(dir: &PipelineDir) -> Result<(LocalPipeline, ConnectionUrl)> {
     let path = dir.work_dir.join(RECORD);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Error::local_file(
@@ -141,19 +167,24 @@ fn read_record(dir: &PipelineDir) -> Result<(LocalPipeline, Endpoint)> {
     })?;
     let record: LocalPipeline = serde_json::from_str(&text)
         .map_err(|e| Error::local_record(path.display().to_string(), e))?;
-    let mut source = Endpoint {
-        host: record.source_host.clone(),
-        port: record.source_port,
-        dbname: record.source_database.clone(),
-        user: record.source_user.clone(),
-        password: std::env::var("PGPASSWORD").ok().map(Secret::new),
-    };
+    // Records written before the URL was kept: rebuild it (no TLS then).
+    let recorded = record.source_url.clone().unwrap_or_else(|| {
+        format!(
+            "postgresql://{}@{}:{}/{}",
+            conninfo::encode(&record.source_user),
+            conninfo::encode(&record.source_host),
+            record.source_port,
+            conninfo::encode(&record.source_database)
+        )
+    });
+    let mut source = login(&recorded)?;
     if let Some(url) = &dir.source_url {
         let given = login(url)?;
-        if (given.host.as_str(), given.port) != (source.host.as_str(), source.port) {
+        let (g, s) = (&given.endpoint, &source.endpoint);
+        if (g.host.as_str(), g.port) != (s.host.as_str(), s.port) {
             return Err(Error::invalid(format!(
                 "--source-url names {}:{}, the pipeline's source is {}:{}",
-                given.host, given.port, source.host, source.port
+                g.host, g.port, s.host, s.port
             )));
         }
         source = given;
@@ -165,10 +196,11 @@ fn read_record(dir: &PipelineDir) -> Result<(LocalPipeline, Endpoint)> {
 /// lag-monitor function publishes), read with the same code.
 pub async fn status(dir: PipelineDir) -> Result<bool> {
     let (record, source) = read_record(&dir)?;
-    let plane = plane(source.clone(), &record.clone_dir, record.clone_port)?;
+    let plane = plane(&source, &record.clone_dir, record.clone_port)?;
+    let source = source.endpoint;
     let state = &record.state;
     let info = state.clone_info()?;
-    println!(
+    say!(
         "pipeline {}: source {}:{}/{}, clone {} on {}:{}",
         state.pipeline.id,
         source.host,
@@ -196,10 +228,10 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
 
 pub async fn down(dir: PipelineDir) -> Result<bool> {
     let (record, source) = read_record(&dir)?;
-    let plane = plane(source, &record.clone_dir, record.clone_port)?;
+    let plane = plane(&source, &record.clone_dir, record.clone_port)?;
     let runtime = LocalRuntime::start(plane, &dir.work_dir.join("cloud")).await?;
     let report = runtime.teardown(&record.state).await?;
-    println!(
+    say!(
         "down: subscription dropped {}, slot dropped {}, publication dropped {}, clone deleted {}, share deleted {}",
         report.databases.subscription_dropped,
         report.databases.slot_dropped,
@@ -217,28 +249,33 @@ pub async fn down(dir: PipelineDir) -> Result<bool> {
 pub async fn preflight(options: SourceOptions) -> Result<bool> {
     let source = login(&options.source_url)?;
     let spec = PipelineSpec::with_defaults(&options.pipeline, options.scope)?;
-    let plane = plane(source.clone(), &std::env::temp_dir(), None)?;
-    let client = pg::connect(&source, &SessionSettings::default()).await?;
-    println!(
+    let plane = plane(&source, &std::env::temp_dir(), None)?;
+    let client = pg::connect(&source.endpoint, &session_of(&source)).await?;
+    let source = source.endpoint;
+    say!(
         "preflight of {}:{}/{} for pipeline {}",
-        source.host, source.port, source.dbname, spec.id
+        source.host,
+        source.port,
+        source.dbname,
+        spec.id
     );
     match preflight::run(&plane, &client, None, &spec, LOCAL_CLONE_EXTRA_SENDERS).await {
         Ok(report) => {
-            println!(
+            say!(
                 "  ok: server version {}, {} tables in scope",
-                report.source_version_num, report.tables_in_scope
+                report.source_version_num,
+                report.tables_in_scope
             );
             for warning in &report.warnings {
-                println!("  warning: {warning}");
+                say!("  warning: {warning}");
             }
             Ok(true)
         }
         Err(Error::PreflightFailed { failures }) => {
-            println!("  {} problem(s):", failures.len());
+            say!("  {} problem(s):", failures.len());
             for failure in failures {
-                println!("  x {}: {}", failure.check, failure.detail);
-                println!("      fix: {}", failure.hint);
+                say!("  x {}: {}", failure.check, failure.detail);
+                say!("      fix: {}", failure.hint);
             }
             Ok(false)
         }

@@ -2,6 +2,8 @@
 //! [`args::USAGE`]). Exit status: 0 success, 1 the work failed (a failed
 //! check, a failed execution, tables that differ, an error), 2 usage.
 
+#[macro_use]
+mod out;
 mod args;
 mod demo;
 mod interrupt;
@@ -30,12 +32,12 @@ fn main() -> ExitCode {
     let command = match args::parse(&argv) {
         Ok(command) => command,
         Err(args::UsageError(problem)) => {
-            eprintln!("clonesync: {problem}\n\n{}", args::USAGE);
+            warn_user!("clonesync: {problem}\n\n{}", args::USAGE);
             return ExitCode::from(2);
         }
     };
     if let Command::Help = command {
-        print!("{}", args::USAGE);
+        say_more!("{}", args::USAGE);
         return ExitCode::SUCCESS;
     }
     init_logging();
@@ -45,7 +47,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("clonesync: cannot start the async runtime: {e}");
+            warn_user!("clonesync: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -63,7 +65,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {
-            eprintln!("clonesync: {} ({})", error, error.name());
+            warn_user!("clonesync: {} ({})", error, error.name());
             ExitCode::FAILURE
         }
     }

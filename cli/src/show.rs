@@ -33,12 +33,12 @@ pub fn progress(start: SystemTime) -> impl FnMut(&Progress) + Send {
     move |p: &Progress| {
         let offset = |at: &SystemTime| at.duration_since(start).unwrap_or_default().as_secs_f64();
         match p {
-            Progress::Entered { state, at } => println!("  {:>7.3}s  -> {state}", offset(at)),
+            Progress::Entered { state, at } => say!("  {:>7.3}s  -> {state}", offset(at)),
             Progress::Exited { state, at, took } => {
-                println!("  {:>7.3}s  ok {state} ({})", offset(at), millis(*took))
+                say!("  {:>7.3}s  ok {state} ({})", offset(at), millis(*took))
             }
             Progress::TaskFailed { state, error } => {
-                println!("             !! {state}: {error} (the state machine decides: retry, fall back or clean up)")
+                say!("             !! {state}: {error} (the state machine decides: retry, fall back or clean up)")
             }
         }
     }
@@ -50,9 +50,9 @@ pub fn outcome(outcome: &RunOutcome) {
         .duration_since(outcome.started)
         .unwrap_or_default();
     if outcome.succeeded() {
-        println!("  execution SUCCEEDED in {}", millis(took));
+        say!("  execution SUCCEEDED in {}", millis(took));
     } else {
-        println!(
+        say!(
             "  execution {} after {}: {} — {}",
             outcome.status,
             millis(took),
@@ -97,7 +97,7 @@ pub fn streaming(
     let writes = committed
         .map(|c| format!("  writes committed {c}"))
         .unwrap_or_default();
-    println!(
+    say!(
         "  {:>5}s  lag {:>12}  retained {:>12}  slot {}  worker {}  apply lag {}{writes}",
         elapsed.as_secs(),
         optional_bytes(slot.and_then(|s| s.lag_bytes)),
@@ -115,9 +115,11 @@ pub fn streaming(
         seconds(target.and_then(|t| t.apply_lag_seconds)),
     );
     for error in &report.errors {
-        println!(
+        say!(
             "         could not read the {:?}: {} ({})",
-            error.side, error.message, error.error_type
+            error.side,
+            error.message,
+            error.error_type
         );
     }
 }
@@ -130,7 +132,7 @@ pub fn report(report: &MonitorReport) {
             Some(p) => format!("pipeline {p}"),
             None => "NOT clonesync's".into(),
         };
-        println!(
+        say!(
             "  slot {:<28} {:<20} {:<9} lag {:>12}  retained {:>12}  wal {}  (source {source})",
             slot.slot,
             owner,
@@ -141,7 +143,7 @@ pub fn report(report: &MonitorReport) {
         );
     }
     for t in &report.targets {
-        println!(
+        say!(
             "  subscription {:<20} {}  apply worker {}  last message {} ago  apply lag {}",
             t.subscription,
             if t.enabled { "enabled" } else { "DISABLED" },
@@ -155,21 +157,27 @@ pub fn report(report: &MonitorReport) {
         );
     }
     for error in &report.errors {
-        println!(
+        say!(
             "  could not read the {:?} of {}: {} ({})",
-            error.side, error.pipeline, error.message, error.error_type
+            error.side,
+            error.pipeline,
+            error.message,
+            error.error_type
         );
     }
-    println!(
+    say!(
         "  read with {} connections in {} ms",
-        report.connections, report.took_ms
+        report.connections,
+        report.took_ms
     );
 }
 
 pub fn comparison(states: &[TableState], differences: &[(TableState, TableState)]) {
-    println!(
+    say!(
         "  {:<44} {:>10} {:>10}  content",
-        "table", "source", "target"
+        "table",
+        "source",
+        "target"
     );
     for state in states {
         let differs = differences.iter().find(|(a, _)| a.table == state.table);
@@ -177,9 +185,11 @@ pub fn comparison(states: &[TableState], differences: &[(TableState, TableState)
             Some((_, b)) => (b.rows, "DIFFERS"),
             None => (state.rows, "equal"),
         };
-        println!(
+        say!(
             "  {:<44} {:>10} {:>10}  {verdict}",
-            state.table, state.rows, target_rows
+            state.table,
+            state.rows,
+            target_rows
         );
     }
 }

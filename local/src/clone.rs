@@ -81,6 +81,22 @@ impl LocalControlPlane {
         }
     }
 
+    /// Sessions to the source with `session` (its TLS from the source
+    /// URL's `sslmode`). The clone's own server is reached over loopback
+    /// after [`ControlPlane::clone_endpoint`] has checked who listens, with
+    /// TLS when it offers it.
+    pub fn with_session(mut self, session: SessionSettings) -> Self {
+        self.session = session;
+        self
+    }
+
+    fn clone_session_settings(&self) -> SessionSettings {
+        SessionSettings {
+            tls: clonesync::pg::Tls::Prefer,
+            ..self.session.clone()
+        }
+    }
+
     /// Clone a server clonesync started.
     pub fn for_server(source: &LocalServer, dbname: &str, clones_dir: &Path) -> Self {
         LocalControlPlane::new(
@@ -122,6 +138,13 @@ impl LocalControlPlane {
             self.bins.clone(),
             self.run_as,
         )
+    }
+
+    /// The `sslmode` of the connections the servers make to the source
+    /// (the base backup, the clone's recovery): encrypted whenever
+    /// clonesync's own sessions are, unverified, as the subscription's.
+    fn server_sslmode(&self) -> &'static str {
+        self.session.tls.subscription_sslmode().unwrap_or("disable")
     }
 
     /// How to reach the clone as the superuser at the address given, without
@@ -172,7 +195,8 @@ impl LocalControlPlane {
                             .map(Secret::expose)
                             .unwrap_or(""),
                     )
-                    .env("PGAPPNAME", format!("clonesync_basebackup_{clone_id}")),
+                    .env("PGAPPNAME", format!("clonesync_basebackup_{clone_id}"))
+                    .env("PGSSLMODE", self.server_sslmode()),
             )
             .await
             .map_err(|e| Error::CloneFailed {
@@ -194,7 +218,9 @@ impl LocalControlPlane {
         };
         let primary_conninfo = format!(
             "{} application_name=clonesync_clone_{}",
-            primary.conninfo().expose(),
+            primary
+                .conninfo_with_sslmode(Some(self.server_sslmode()))
+                .expose(),
             clone_id.replace('-', "_")
         );
         let recovery = format!(
@@ -219,7 +245,7 @@ impl LocalControlPlane {
             reason: e.to_string(),
         })?;
         let endpoint = clone.endpoint(&self.source.dbname);
-        let session = self.session.clone();
+        let session = self.clone_session_settings();
         let promoted = wait_until(self.promote_timeout, || async {
             match pg::connect(&endpoint, &session).await {
                 Ok(c) => matches!(server::in_recovery(&c).await, Ok(false)),
@@ -379,6 +405,14 @@ impl ControlPlane for LocalControlPlane {
 
     async fn source_endpoint(&self) -> Result<Endpoint> {
         Ok(self.source.clone())
+    }
+
+    fn session(&self) -> SessionSettings {
+        self.session.clone()
+    }
+
+    fn clone_session(&self) -> SessionSettings {
+        self.clone_session_settings()
     }
 
     /// The clone's address comes from its own record, never from the

@@ -395,6 +395,10 @@ impl ControlPlane for LocalCloudPlane<'_> {
     fn session(&self) -> SessionSettings {
         self.cloud.plane.session()
     }
+
+    fn clone_session(&self) -> SessionSettings {
+        self.cloud.plane.clone_session()
+    }
 }
 
 impl Cloud for LocalCloud {

@@ -215,7 +215,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
             .clones()
             .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
     let endpoint = plane.clone_endpoint(&record.clone_info).await?;
-    let client = pg::connect(&endpoint, &plane.session()).await?;
+    let client = pg::connect(&endpoint, &plane.clone_session()).await?;
     let subscriptions = BTreeMap::from([(
         record.pipeline.subscription.to_string(),
         record.pipeline.id.to_string(),

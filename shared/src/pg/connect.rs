@@ -7,7 +7,7 @@
 //! step must fail with `Transient.Database` rather than hang behind a long
 //! transaction on production.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pg::quote::conninfo_value;
 use crate::pg::secret::Secret;
 use crate::pg::sqlstate::classify;
@@ -25,44 +25,6 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parse a `postgres://user:password@host:port/dbname` URL or a libpq
-    /// `key=value` string (one TCP host). The error never repeats the text,
-    /// which may hold a password.
-    pub fn parse(text: &str) -> Result<Endpoint> {
-        let config: tokio_postgres::Config = text.parse().map_err(|e: tokio_postgres::Error| {
-            let reason = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "unreadable".into());
-            Error::invalid(format!("connection string is not valid: {reason}"))
-        })?;
-        let host = match config.get_hosts() {
-            [tokio_postgres::config::Host::Tcp(host)] => host.clone(),
-            [] => "localhost".to_string(),
-            _ => {
-                return Err(Error::invalid(
-                    "connection string must name exactly one TCP host",
-                ))
-            }
-        };
-        let user = config
-            .get_user()
-            .ok_or_else(|| Error::invalid("connection string names no user"))?
-            .to_string();
-        let password = match config.get_password() {
-            Some(bytes) => Some(Secret::new(String::from_utf8(bytes.to_vec()).map_err(
-                |_| Error::invalid("the password in the connection string is not UTF-8"),
-            )?)),
-            None => None,
-        };
-        Ok(Endpoint {
-            host,
-            port: config.get_ports().first().copied().unwrap_or(5432),
-            dbname: config.get_dbname().unwrap_or(&user).to_string(),
-            user,
-            password,
-        })
-    }
-
     /// A libpq connection string for this endpoint, as `CREATE SUBSCRIPTION
     /// ... CONNECTION` and `primary_conninfo` need it. It contains the
     /// password, so it is a [`Secret`] too.
@@ -145,8 +107,8 @@ pub async fn connect(endpoint: &Endpoint, settings: &SessionSettings) -> Result<
     }
     let operation = format!("connect to {}", endpoint.describe());
     let target = endpoint.describe();
-    match &settings.tls {
-        Tls::Disable => {
+    match settings.tls.client_config()? {
+        None => {
             let (client, connection) = config
                 .connect(NoTls)
                 .await
@@ -154,11 +116,14 @@ pub async fn connect(endpoint: &Endpoint, settings: &SessionSettings) -> Result<
             drive(connection, target);
             Ok(client)
         }
-        Tls::VerifyFull(roots) => {
-            // The server must offer TLS, its chain must lead to one of the
-            // given roots, and its name must match the host connected to.
-            config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(roots.client_config()?);
+        Some(rustls_config) => {
+            // Every mode but prefer demands TLS; what is verified is the
+            // configuration's business (chain and name for verify-full).
+            config.ssl_mode(match settings.tls {
+                Tls::Prefer => tokio_postgres::config::SslMode::Prefer,
+                _ => tokio_postgres::config::SslMode::Require,
+            });
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(rustls_config);
             let (client, connection) = config
                 .connect(tls)
                 .await
@@ -194,28 +159,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_urls_and_keyword_strings_without_echoing_them() {
-        let e = Endpoint::parse("postgres://app:s3cr%2Ft@db.internal:6543/orders").unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.port, e.user.as_str(), e.dbname.as_str()),
-            ("db.internal", 6543, "app", "orders")
-        );
-        assert_eq!(e.password.as_ref().map(Secret::expose), Some("s3cr/t"));
-        let e = Endpoint::parse("host=127.0.0.1 user=postgres password=pw").unwrap();
-        assert_eq!((e.port, e.dbname.as_str()), (5432, "postgres"));
-
-        let err = Endpoint::parse("postgres://app:canary-pw@db:notaport/x").unwrap_err();
-        assert_eq!(err.name(), "Input.Invalid");
-        assert!(!err.to_string().contains("canary-pw"), "{err}");
-        let err = Endpoint::parse("host=a,b user=x").unwrap_err();
-        assert_eq!(err.name(), "Input.Invalid");
-        assert_eq!(
-            Endpoint::parse("host=a").unwrap_err().name(),
-            "Input.Invalid"
-        );
-    }
 
     #[test]
     fn conninfo_quotes_values_and_debug_hides_password() {

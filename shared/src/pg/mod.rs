@@ -9,6 +9,7 @@
 //! it.
 
 pub mod connect;
+pub mod conninfo;
 pub mod lag;
 pub mod lsn;
 pub mod name;
@@ -22,6 +23,7 @@ pub mod subscription;
 pub mod tls;
 
 pub use connect::{connect, Endpoint, SessionSettings};
+pub use conninfo::ConnectionUrl;
 pub use lsn::Lsn;
 pub use name::{PgName, SlotName, TableName};
 pub use secret::Secret;

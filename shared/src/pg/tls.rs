@@ -3,8 +3,10 @@
 //! In AWS every connection is `verify-full`: TLS is required, the server's
 //! chain must lead to one of the trusted roots (the RDS CA bundle, which no
 //! system or webpki store carries, so it is given as a PEM file), and the
-//! certificate must name the host connected to. Locally (loopback test
-//! servers) TLS is off.
+//! certificate must name the host connected to. Locally TLS is what the
+//! source URL's `sslmode` asks for, as libpq reads it: `disable`, `prefer`
+//! (TLS when the server offers it, unverified), `require` (TLS, unverified),
+//! `verify-ca` (the chain, not the name) and `verify-full`.
 
 use crate::error::{Error, Result};
 use crate::pg::sqlstate;
@@ -18,6 +20,12 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub enum Tls {
     Disable,
+    /// TLS when the server offers it, its certificate unverified.
+    Prefer,
+    /// TLS always, its certificate unverified.
+    Require,
+    /// TLS, the chain verified against the roots, the name not.
+    VerifyCa(TrustedRoots),
     VerifyFull(TrustedRoots),
 }
 
@@ -28,8 +36,138 @@ impl Tls {
     pub fn subscription_sslmode(&self) -> Option<&'static str> {
         match self {
             Tls::Disable => None,
-            Tls::VerifyFull(_) => Some("require"),
+            Tls::Prefer => Some("prefer"),
+            Tls::Require | Tls::VerifyCa(_) | Tls::VerifyFull(_) => Some("require"),
         }
+    }
+
+    /// The rustls configuration for this mode (`None`: no TLS).
+    pub(crate) fn client_config(&self) -> Result<Option<ClientConfig>> {
+        match self {
+            Tls::Disable => Ok(None),
+            Tls::Prefer | Tls::Require => unverified_config().map(Some),
+            Tls::VerifyCa(roots) => roots.chain_only_config().map(Some),
+            Tls::VerifyFull(roots) => roots.client_config().map(Some),
+        }
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>> {
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::ConfigInvalid {
+            problems: vec![format!("TLS setup: {e}")],
+        })
+}
+
+/// `sslmode=require`: encrypted, any certificate accepted, as libpq does
+/// without a root certificate. The handshake's signatures are still
+/// checked, so the session is encrypted to whoever holds the key.
+fn unverified_config() -> Result<ClientConfig> {
+    Ok(builder()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+        .with_no_client_auth())
+}
+
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `sslmode=verify-ca`: the chain must lead to a root; the name is not
+/// compared.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }
 
@@ -83,13 +221,23 @@ impl TrustedRoots {
     }
 
     pub(crate) fn client_config(&self) -> Result<ClientConfig> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        Ok(ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::ConfigInvalid {
-                problems: vec![format!("TLS setup: {e}")],
-            })?
+        Ok(builder()?
             .with_root_certificates(self.store.clone())
+            .with_no_client_auth())
+    }
+
+    fn chain_only_config(&self) -> Result<ClientConfig> {
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            self.store.clone(),
+            provider(),
+        )
+        .build()
+        .map_err(|e| Error::ConfigInvalid {
+            problems: vec![format!("TLS setup: {e}")],
+        })?;
+        Ok(builder()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
             .with_no_client_auth())
     }
 }

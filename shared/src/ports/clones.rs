@@ -65,8 +65,14 @@ pub trait ControlPlane: Sync {
     /// How to log in to the clone.
     fn clone_endpoint(&self, clone: &CloneInfo) -> impl Future<Output = Result<Endpoint>> + Send;
 
-    /// Session settings (timeouts, TLS) for connections to either side.
+    /// Session settings (timeouts, TLS) for connections to the source (and
+    /// to the clone, unless [`ControlPlane::clone_session`] says otherwise).
     fn session(&self) -> SessionSettings {
         SessionSettings::default()
+    }
+
+    /// Session settings for connections to the clone.
+    fn clone_session(&self) -> SessionSettings {
+        self.session()
     }
 }

@@ -41,7 +41,8 @@ async fn source<P: ControlPlane>(plane: &P) -> Result<Client> {
 }
 
 async fn clone<P: ControlPlane>(plane: &P, state: &State) -> Result<Client> {
-    open(plane, &plane.clone_endpoint(state.clone_info()?).await?).await
+    let endpoint = plane.clone_endpoint(state.clone_info()?).await?;
+    connect(&endpoint, &plane.clone_session()).await
 }
 
 pub async fn preflight<P: ControlPlane>(
@@ -171,7 +172,7 @@ pub async fn cleanup<P: ControlPlane>(
     let source = source(plane).await?;
     let target = match (created.subscription, state.clone_info()) {
         (true, Ok(info)) => match plane.clone_endpoint(info).await {
-            Ok(endpoint) => open(plane, &endpoint)
+            Ok(endpoint) => connect(&endpoint, &plane.clone_session())
                 .await
                 .map_err(|e| tracing::warn!(error = %e, kind = e.name(), "clone unreachable; dropping the source side only"))
                 .ok(),
