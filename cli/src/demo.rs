@@ -104,7 +104,7 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
     // before that it lets the current phase finish, so that teardown always
     // runs and nothing is left half-made.
     let stop = crate::interrupt::on_ctrl_c(
-        "Ctrl-C: finishing the current step, then comparing and tearing down",
+        "finishing the current step, then comparing and tearing down",
     );
     if !moto::moto_server().is_file() {
         say!("installing {} (once) ...", moto::MOTO_REQUIREMENT);

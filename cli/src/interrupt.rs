@@ -9,15 +9,18 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// From now on, Ctrl-C (SIGINT), SIGTERM, SIGHUP and a failed write to
-/// stdout set the returned flag (and print `message` once, on stderr)
-/// instead of ending the process.
+/// stdout set the returned flag (and print `message` once, after what
+/// came) instead of ending the process.
 pub fn on_ctrl_c(message: &'static str) -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let note = {
         let flag = flag.clone();
         move |what: &str| {
             if !flag.swap(true, Ordering::Relaxed) {
-                warn_user!("{what}: {message}");
+                say!("{what}: {message}");
+                if crate::out::stdout_closed() {
+                    warn_user!("{what}: {message}");
+                }
             }
         }
     };

@@ -120,7 +120,7 @@ pub async fn up(options: UpOptions) -> Result<bool> {
     // A Ctrl-C now would leave a slot on the source half-way through the
     // run: let the run finish (its own cleanup runs on failure).
     crate::interrupt::on_ctrl_c(
-        "Ctrl-C: letting the setup finish so nothing is left half-made; `clonesync local down` removes it",
+        "letting the setup finish so nothing is left half-made; `clonesync local down` removes it",
     );
     let outcome = runtime
         .run(&name, &input, &mut show::progress(SystemTime::now()))
