@@ -75,6 +75,8 @@ pub struct UpOptions {
 pub struct PipelineDir {
     pub work_dir: PathBuf,
     pub source_url: Option<String>,
+    /// The pipeline to look for (`down` of a pipeline whose record is gone).
+    pub pipeline: Option<String>,
 }
 
 struct Options(BTreeMap<String, String>);
@@ -133,29 +135,43 @@ impl Options {
             .transpose()
     }
 
+    /// `--pipeline`, checked before anything uses it as a name or a path.
+    fn pipeline(&self) -> Result<Option<String>, UsageError> {
+        self.get("pipeline")
+            .map(|id| {
+                clonesync::pipeline::names::check_pipeline_id(id)
+                    .map(|_| id.to_string())
+                    .map_err(|e| UsageError(format!("--pipeline: {e}")))
+            })
+            .transpose()
+    }
+
     fn source(&self) -> Result<SourceOptions, UsageError> {
         let source_url = self
             .get("source-url")
             .ok_or_else(|| UsageError("--source-url is required".into()))?
             .to_string();
-        let pipeline = self.get("pipeline").unwrap_or("local").to_string();
+        let pipeline = self.pipeline()?.unwrap_or_else(|| "local".to_string());
         let scope = match (self.get("schemas"), self.get("tables")) {
             (Some(_), Some(_)) => {
                 return Err(UsageError("give --schemas or --tables, not both".into()))
             }
-            (Some(list), None) => list
-                .split(',')
-                .map(|s| PgName::new(s.trim()))
-                .collect::<Result<_, _>>()
+            (Some(list), None) => split_outside_quotes(list, ',')
+                .and_then(|names| {
+                    names
+                        .iter()
+                        .map(|name| identifier(name).and_then(PgName::new))
+                        .collect::<Result<Vec<_>, _>>()
+                })
                 .and_then(Scope::schemas)
                 .map_err(|e| UsageError(format!("--schemas: {e}")))?,
-            (None, Some(list)) => list
-                .split(',')
-                .map(|t| {
-                    let (schema, name) = t.trim().split_once('.').unwrap_or(("public", t.trim()));
-                    TableName::new(schema, name)
+            (None, Some(list)) => split_outside_quotes(list, ',')
+                .and_then(|names| {
+                    names
+                        .iter()
+                        .map(|name| table(name))
+                        .collect::<Result<Vec<_>, _>>()
                 })
-                .collect::<Result<_, _>>()
                 .and_then(Scope::tables)
                 .map_err(|e| UsageError(format!("--tables: {e}")))?,
             (None, None) => Scope::AllTables,
@@ -165,6 +181,70 @@ impl Options {
             pipeline,
             scope,
         })
+    }
+}
+
+/// `text` split at `separator` where it is not inside double quotes, as
+/// psql reads a list of names.
+fn split_outside_quotes(text: &str, separator: char) -> clonesync::Result<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            c if c == separator && !quoted => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    if quoted {
+        return Err(clonesync::Error::invalid(format!(
+            "{text:?} has an unclosed double quote"
+        )));
+    }
+    parts.push(current);
+    Ok(parts)
+}
+
+/// One identifier as PostgreSQL reads it: `"Sales Ops"` verbatim (with
+/// `""` for a quote), anything unquoted folded to lower case.
+fn identifier(text: &str) -> clonesync::Result<String> {
+    let text = text.trim();
+    match text.strip_prefix('"') {
+        Some(rest) => {
+            let inner = rest.strip_suffix('"').ok_or_else(|| {
+                clonesync::Error::invalid(format!("{text:?}: text after a closing quote"))
+            })?;
+            if inner.replace("\"\"", "").contains('"') {
+                return Err(clonesync::Error::invalid(format!(
+                    "{text:?}: a quote inside a quoted name must be doubled"
+                )));
+            }
+            Ok(inner.replace("\"\"", "\""))
+        }
+        None => {
+            if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c == '"') {
+                return Err(clonesync::Error::invalid(format!(
+                    "{text:?} is not a name (quote it: \"{text}\")"
+                )));
+            }
+            Ok(text.to_lowercase())
+        }
+    }
+}
+
+/// `schema.table` (or `table`, in public), each part an [`identifier`].
+fn table(text: &str) -> clonesync::Result<TableName> {
+    let parts = split_outside_quotes(text, '.')?;
+    match parts.as_slice() {
+        [name] => TableName::new("public", &identifier(name)?),
+        [schema, name] => TableName::new(&identifier(schema)?, &identifier(name)?),
+        _ => Err(clonesync::Error::invalid(format!(
+            "{text:?} is not schema.table"
+        ))),
     }
 }
 
@@ -206,18 +286,27 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                     .map(PathBuf::from)
                     .unwrap_or_else(|| default_work_dir(&source.pipeline)),
                 clone_dir: o.get("clone-dir").map(PathBuf::from),
-                clone_port: o.number("clone-port")?,
+                clone_port: match o.number::<u16>("clone-port")? {
+                    Some(port) if port < 1024 => {
+                        return Err(UsageError(format!(
+                            "--clone-port {port}: must be 1024-65535 (the clone's server does not run as root)"
+                        )))
+                    }
+                    port => port,
+                },
                 source,
             }))
         }
         ["local", which @ ("status" | "down"), ..] => {
             let o = Options::parse(&args[2..], &["work-dir", "source-url", "pipeline"], &[])?;
+            let pipeline = o.pipeline()?;
             let dir = PipelineDir {
                 work_dir: o
                     .get("work-dir")
                     .map(PathBuf::from)
-                    .unwrap_or_else(|| default_work_dir(o.get("pipeline").unwrap_or("local"))),
+                    .unwrap_or_else(|| default_work_dir(pipeline.as_deref().unwrap_or("local"))),
                 source_url: o.get("source-url").map(str::to_string),
+                pipeline,
             };
             Ok(if *which == "status" {
                 Command::LocalStatus(dir)
@@ -276,6 +365,14 @@ mod tests {
             ),
             ("launch", "unknown command \"launch\""),
             ("demo --keep --keep", "--keep given twice"),
+            ("local up --source-url u --pipeline ../../x", "--pipeline"),
+            ("local down --pipeline Bad-Id", "--pipeline"),
+            ("local up --source-url u --clone-port 80", "1024-65535"),
+            (
+                "local up --source-url u --clone-port 70000",
+                "not a valid number",
+            ),
+            ("preflight --source-url u --tables '\"a.b'", "unclosed"),
         ] {
             let err = parse(&args(line)).unwrap_err();
             assert!(err.0.contains(expected), "{line}: {}", err.0);
@@ -295,5 +392,44 @@ mod tests {
         };
         assert_eq!(tables[0], TableName::new("sales", "orders").unwrap());
         assert_eq!(tables[1], TableName::new("public", "items").unwrap());
+    }
+
+    #[test]
+    fn names_as_psql_writes_them() {
+        let Ok(Command::Preflight(o)) = parse(&[
+            "preflight".into(),
+            "--source-url".into(),
+            "u".into(),
+            "--tables".into(),
+            r#""Sales Ops"."Order Items", "a.b"."c,d", Plain.MixedCase, "q""uote""#.into(),
+        ]) else {
+            panic!("not preflight")
+        };
+        let Scope::Tables { tables } = &o.scope else {
+            panic!("not tables")
+        };
+        assert_eq!(
+            tables.to_vec(),
+            vec![
+                TableName::new("Sales Ops", "Order Items").unwrap(),
+                TableName::new("a.b", "c,d").unwrap(),
+                TableName::new("plain", "mixedcase").unwrap(),
+                TableName::new("public", "q\"uote").unwrap(),
+            ]
+        );
+        let Ok(Command::Preflight(o)) = parse(&[
+            "preflight".into(),
+            "--source-url".into(),
+            "u".into(),
+            "--schemas".into(),
+            r#""Sales, Ops",public"#.into(),
+        ]) else {
+            panic!("not preflight")
+        };
+        let Scope::Schemas { schemas } = &o.scope else {
+            panic!("not schemas")
+        };
+        assert_eq!(schemas[0].as_str(), "Sales, Ops");
+        assert_eq!(schemas[1].as_str(), "public");
     }
 }

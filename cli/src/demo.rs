@@ -103,9 +103,8 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
     // Ctrl-C is handled from the start: it ends the replication phase, and
     // before that it lets the current phase finish, so that teardown always
     // runs and nothing is left half-made.
-    let stop = crate::interrupt::on_ctrl_c(
-        "finishing the current step, then comparing and tearing down",
-    );
+    let stop =
+        crate::interrupt::on_ctrl_c("finishing the current step, then comparing and tearing down");
     if !moto::moto_server().is_file() {
         say!("installing {} (once) ...", moto::MOTO_REQUIREMENT);
     }
