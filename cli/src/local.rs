@@ -12,8 +12,8 @@ use clonesync::error::{Error, Result};
 use clonesync::monitor;
 use clonesync::pg::{self, conninfo, ConnectionUrl, Secret, SessionSettings};
 use clonesync::pipeline::PipelineRecord;
-use clonesync::pipeline::PipelineSpec;
 use clonesync::pipeline::Waits;
+use clonesync::pipeline::{names, PipelineSpec};
 use clonesync::steps::preflight;
 use clonesync::workflow::State;
 use clonesync_local::runtime::LocalRuntime;
@@ -78,18 +78,143 @@ fn plane(
     Ok(plane)
 }
 
+/// The longest Unix socket path PostgreSQL can bind (`sun_path`, less
+/// its terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Every argument and path of `local up`, checked before anything is
+/// created or a server is touched.
+fn check_paths(options: &UpOptions, clone_dir: &Path) -> Result<()> {
+    let mut problems = Vec::new();
+    for (what, dir) in [
+        ("--work-dir", &options.work_dir),
+        ("--clone-dir", &clone_dir.to_path_buf()),
+    ] {
+        if !dir.is_absolute() {
+            problems.push(format!("{what} {} must be an absolute path", dir.display()));
+        }
+        if dir.exists() && !dir.is_dir() {
+            problems.push(format!(
+                "{what} {} exists and is not a directory",
+                dir.display()
+            ));
+        }
+    }
+    let clone_id = clonesync::pipeline::names::clone_id(&options.source.pipeline);
+    let socket = clone_dir.join(&clone_id).join(".s.PGSQL.65535");
+    let socket_text = socket.to_string_lossy();
+    if socket_text.len() > MAX_SOCKET_PATH {
+        problems.push(format!(
+            "the clone's socket path would be {} bytes, over PostgreSQL's {MAX_SOCKET_PATH}: give a shorter --clone-dir",
+            socket_text.len()
+        ));
+    }
+    if socket_text.contains([',', '"', '\'', '\\']) {
+        problems.push(
+            "--clone-dir must not hold a comma, quote or backslash (it becomes unix_socket_directories)".into(),
+        );
+    }
+    // A directory clonesync did not create is never handed to the server
+    // account; an existing one must already be that account's.
+    if let (true, Some(run_as)) = (clone_dir.exists(), RunAs::detect()?) {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(clone_dir)
+            .map_err(|e| Error::local_file("read", clone_dir, e))?
+            .uid();
+        if owner != run_as.uid {
+            problems.push(format!(
+                "--clone-dir {} exists and belongs to another account; give a directory clonesync may create (or one the server account owns)",
+                clone_dir.display()
+            ));
+        }
+    }
+    match read_pipeline_id(&options.work_dir)? {
+        Some(other) if other != options.source.pipeline => problems.push(format!(
+            "{} holds pipeline {other:?}: a work directory holds one pipeline (give another --work-dir, or `local down` that one first)",
+            options.work_dir.display()
+        )),
+        _ => {}
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput { problems })
+    }
+}
+
+/// The id of the pipeline recorded in `work_dir`, if any.
+fn read_pipeline_id(work_dir: &Path) -> Result<Option<String>> {
+    let path = work_dir.join(RECORD);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let record: LocalPipeline = serde_json::from_str(&text)
+                .map_err(|e| Error::local_record(path.display().to_string(), e))?;
+            Ok(Some(record.state.pipeline.id.to_string()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::local_file("read", path, e)),
+    }
+}
+
+/// Create `dir` (and its parents) unless it exists; whether it was made.
+fn create_dir(dir: &Path) -> Result<bool> {
+    if dir.exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::local_file("create", dir, e))?;
+    Ok(true)
+}
+
+/// Holds the work directory's lock while alive: one clonesync command at
+/// a time works on a pipeline.
+struct WorkLock(#[allow(dead_code)] std::fs::File);
+
+fn lock(work_dir: &Path) -> Result<WorkLock> {
+    let path = work_dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::local_file("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(WorkLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::LocalBusy {
+            what: format!(
+                "another clonesync command is working in {}",
+                work_dir.display()
+            ),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::local_file("lock", &path, e)),
+    }
+}
+
+fn write_record(work_dir: &Path, record: &LocalPipeline) -> Result<()> {
+    let path = work_dir.join(RECORD);
+    let tmp = work_dir.join(format!("{RECORD}.tmp"));
+    let text = serde_json::to_string_pretty(record)
+        .map_err(|e| Error::local_record(path.display().to_string(), e))?;
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| Error::local_file("write", &path, e))
+}
+
 pub async fn up(options: UpOptions) -> Result<bool> {
     let source = login(&options.source.source_url)?;
     let clone_dir = options
         .clone_dir
         .clone()
         .unwrap_or_else(|| options.work_dir.join("clones"));
-    for dir in [&options.work_dir, &clone_dir] {
-        std::fs::create_dir_all(dir).map_err(|e| Error::local_file("create", dir, e))?;
-    }
-    // The clone's server runs as the server account, which owns its files.
-    if let Some(run_as) = RunAs::detect()? {
-        run_as.own(&clone_dir)?;
+    check_paths(&options, &clone_dir)?;
+    PgBinaries::locate()?;
+    create_dir(&options.work_dir)?;
+    let _lock = lock(&options.work_dir)?;
+    // The clone's server runs as the server account, which owns its files;
+    // only a directory made here is handed to it.
+    if create_dir(&clone_dir)? {
+        if let Some(run_as) = RunAs::detect()? {
+            run_as.own(&clone_dir)?;
+        }
     }
     if !clonesync_local::moto::moto_server().is_file() {
         say!(
@@ -108,6 +233,19 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         &source.endpoint.dbname,
         Waits::default(),
     );
+    // Recorded before the run, so a run that dies anywhere is found again
+    // by `status` and removed by `down`.
+    let mut record = LocalPipeline {
+        source_host: source.endpoint.host.clone(),
+        source_port: source.endpoint.port,
+        source_database: source.endpoint.dbname.clone(),
+        source_user: source.endpoint.user.clone(),
+        source_url: Some(source.without_password()),
+        clone_dir,
+        clone_port: options.clone_port,
+        state: clonesync::workflow::state::validate(input.clone(), clonesync_local::moto::REGION)?,
+    };
+    write_record(&options.work_dir, &record)?;
     let name = format!(
         "{}-{}",
         options.source.pipeline.replace('_', "-"),
@@ -117,8 +255,8 @@ pub async fn up(options: UpOptions) -> Result<bool> {
             .unwrap_or(0)
     );
     say!("setup: execution {name}");
-    // A Ctrl-C now would leave a slot on the source half-way through the
-    // run: let the run finish (its own cleanup runs on failure).
+    // An interruption now would leave a slot on the source half-way
+    // through the run: let the run finish (its own cleanup runs on failure).
     crate::interrupt::on_ctrl_c(
         "letting the setup finish so nothing is left half-made; `clonesync local down` removes it",
     );
@@ -130,20 +268,9 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         return Ok(false);
     }
     let state = outcome.state()?;
-    let record = LocalPipeline {
-        source_host: source.endpoint.host.clone(),
-        source_port: source.endpoint.port,
-        source_database: source.endpoint.dbname.clone(),
-        source_user: source.endpoint.user.clone(),
-        source_url: Some(source.without_password()),
-        clone_dir,
-        clone_port: state.clone_info().ok().map(|c| c.port),
-        state,
-    };
-    let path = options.work_dir.join(RECORD);
-    let text = serde_json::to_string_pretty(&record)
-        .map_err(|e| Error::local_record(path.display().to_string(), e))?;
-    std::fs::write(&path, text).map_err(|e| Error::local_file("write", &path, e))?;
+    record.clone_port = state.clone_info().ok().map(|c| c.port);
+    record.state = state;
+    write_record(&options.work_dir, &record)?;
     let info = record.state.clone_info()?;
     say!(
         "streaming: clone {} on {}:{}, subscription {:?}; `clonesync local status --work-dir {}` shows the lag",
@@ -192,14 +319,112 @@ fn read_record(dir: &PipelineDir) -> Result<(LocalPipeline, ConnectionUrl)> {
     Ok((record, source))
 }
 
+/// Every object of clonesync's on the source, found by its mark whether
+/// or not a record names it: slots by their `clonesync_` name, with the
+/// WAL they retain, and publications by their comment. One line each.
+async fn clonesync_objects(source: &ConnectionUrl) -> Result<Vec<String>> {
+    let client = pg::connect(&source.endpoint, &session_of(source)).await?;
+    let mut lines = Vec::new();
+    for slot in pg::lag::slot_lags(&client, None).await? {
+        if slot.slot.starts_with(names::OBJECT_PREFIX) {
+            lines.push(format!(
+                "slot {} ({}, database {}, retains {} bytes of WAL)",
+                slot.slot,
+                if slot.active { "active" } else { "inactive" },
+                slot.database.as_deref().unwrap_or("?"),
+                slot.retained_bytes().unwrap_or(0)
+            ));
+        }
+    }
+    for (name, mark) in pg::publication::marked_publications(&client, names::MARK_PREFIX).await? {
+        lines.push(format!("publication {name} ({mark})"));
+    }
+    Ok(lines)
+}
+
+fn show_objects(heading: &str, objects: &[String]) {
+    if objects.is_empty() {
+        say!("{heading}: none");
+    } else {
+        say!("{heading}:");
+        for line in objects {
+            say!("  {line}");
+        }
+    }
+}
+
+/// The record of `dir`, or, with `--pipeline` and `--source-url`, the
+/// pipeline that would have been recorded (a run killed before it wrote
+/// one, or a record removed by hand); `None` when neither.
+fn record_or_named(dir: &PipelineDir) -> Result<Option<(LocalPipeline, ConnectionUrl)>> {
+    if dir.work_dir.join(RECORD).exists() {
+        return read_record(dir).map(Some);
+    }
+    let (Some(pipeline), Some(url)) = (&dir.pipeline, &dir.source_url) else {
+        return Ok(None);
+    };
+    let source = login(url)?;
+    let input = clonesync_local::runtime::request(
+        pipeline,
+        serde_json::json!({"kind": "all_tables"}),
+        &source.endpoint.dbname,
+        Waits::default(),
+    );
+    let record = LocalPipeline {
+        source_host: source.endpoint.host.clone(),
+        source_port: source.endpoint.port,
+        source_database: source.endpoint.dbname.clone(),
+        source_user: source.endpoint.user.clone(),
+        source_url: Some(source.without_password()),
+        clone_dir: dir.work_dir.join("clones"),
+        clone_port: None,
+        state: clonesync::workflow::state::validate(input, clonesync_local::moto::REGION)?,
+    };
+    Ok(Some((record, source)))
+}
+
+fn no_record(dir: &PipelineDir) -> Error {
+    Error::local_file(
+        "read the record (no pipeline set up there with `clonesync local up`? \
+         give --source-url to list clonesync's objects on the source, and --pipeline \
+         with `down` to remove them)",
+        dir.work_dir.join(RECORD),
+        std::io::Error::from(std::io::ErrorKind::NotFound),
+    )
+}
+
 /// The lag monitor's reading of this pipeline (the figures the
-/// lag-monitor function publishes), read with the same code.
+/// lag-monitor function publishes), read with the same code, and every
+/// object of clonesync's on the source.
 pub async fn status(dir: PipelineDir) -> Result<bool> {
-    let (record, source) = read_record(&dir)?;
-    let plane = plane(&source, &record.clone_dir, record.clone_port)?;
-    let source = source.endpoint;
+    let Some((record, url)) = record_or_named(&dir)? else {
+        let Some(given) = &dir.source_url else {
+            return Err(no_record(&dir));
+        };
+        say!("no pipeline recorded in {}", dir.work_dir.display());
+        show_objects(
+            "clonesync objects on the source",
+            &clonesync_objects(&login(given)?).await?,
+        );
+        return Ok(false);
+    };
+    let plane = plane(&url, &record.clone_dir, record.clone_port)?;
+    let source = url.endpoint.clone();
     let state = &record.state;
-    let info = state.clone_info()?;
+    let Ok(info) = state.clone_info() else {
+        say!(
+            "pipeline {}: source {}:{}/{}; its setup did not finish (`clonesync local down` removes what it made)",
+            state.pipeline.id,
+            source.host,
+            source.port,
+            source.dbname
+        );
+        show_objects(
+            "clonesync objects on the source",
+            &clonesync_objects(&url).await?,
+        );
+        return Ok(false);
+    };
     say!(
         "pipeline {}: source {}:{}/{}, clone {} on {}:{}",
         state.pipeline.id,
@@ -220,15 +445,32 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     };
     let report = monitor::check(&cloud, &[registered]).await;
     show::report(&report);
+    let others: Vec<String> = clonesync_objects(&url)
+        .await?
+        .into_iter()
+        .filter(|line| {
+            !line.starts_with(&format!("slot {} ", state.pipeline.slot))
+                && !line.starts_with(&format!("publication {} ", state.pipeline.publication))
+        })
+        .collect();
+    if !others.is_empty() {
+        show_objects("other clonesync objects on the source", &others);
+    }
     let (slot, target) = show::pipeline_figures(&report, state.pipeline.id.as_str());
     Ok(report.errors.is_empty()
         && slot.is_some_and(|s| s.active)
         && target.is_some_and(|t| t.apply_worker))
 }
 
+/// Remove everything the pipeline is named for, whether its setup
+/// finished or not; then what of clonesync's is still on the source.
 pub async fn down(dir: PipelineDir) -> Result<bool> {
-    let (record, source) = read_record(&dir)?;
-    let plane = plane(&source, &record.clone_dir, record.clone_port)?;
+    let Some((record, url)) = record_or_named(&dir)? else {
+        return Err(no_record(&dir));
+    };
+    create_dir(&dir.work_dir)?;
+    let _lock = lock(&dir.work_dir)?;
+    let plane = plane(&url, &record.clone_dir, record.clone_port)?;
     let runtime = LocalRuntime::start(plane, &dir.work_dir.join("cloud")).await?;
     let report = runtime.teardown(&record.state).await?;
     say!(
@@ -243,6 +485,10 @@ pub async fn down(dir: PipelineDir) -> Result<bool> {
     for leftover in [dir.work_dir.join(RECORD), dir.work_dir.join("cloud")] {
         let _ = std::fs::remove_file(&leftover).or_else(|_| std::fs::remove_dir_all(&leftover));
     }
+    show_objects(
+        "clonesync objects left on the source",
+        &clonesync_objects(&url).await?,
+    );
     Ok(true)
 }
 
@@ -251,6 +497,7 @@ pub async fn preflight(options: SourceOptions) -> Result<bool> {
     let spec = PipelineSpec::with_defaults(&options.pipeline, options.scope)?;
     let plane = plane(&source, &std::env::temp_dir(), None)?;
     let client = pg::connect(&source.endpoint, &session_of(&source)).await?;
+    let objects = clonesync_objects(&source).await?;
     let source = source.endpoint;
     say!(
         "preflight of {}:{}/{} for pipeline {}",
@@ -259,26 +506,31 @@ pub async fn preflight(options: SourceOptions) -> Result<bool> {
         source.dbname,
         spec.id
     );
-    match preflight::run(&plane, &client, None, &spec, LOCAL_CLONE_EXTRA_SENDERS).await {
-        Ok(report) => {
-            say!(
-                "  ok: server version {}, {} tables in scope",
-                report.source_version_num,
-                report.tables_in_scope
-            );
-            for warning in &report.warnings {
-                say!("  warning: {warning}");
+    let outcome =
+        match preflight::run(&plane, &client, None, &spec, LOCAL_CLONE_EXTRA_SENDERS).await {
+            Ok(report) => {
+                say!(
+                    "  ok: server version {}, {} tables in scope",
+                    report.source_version_num,
+                    report.tables_in_scope
+                );
+                for warning in &report.warnings {
+                    say!("  warning: {warning}");
+                }
+                Ok(true)
             }
-            Ok(true)
-        }
-        Err(Error::PreflightFailed { failures }) => {
-            say!("  {} problem(s):", failures.len());
-            for failure in failures {
-                say!("  x {}: {}", failure.check, failure.detail);
-                say!("      fix: {}", failure.hint);
+            Err(Error::PreflightFailed { failures }) => {
+                say!("  {} problem(s):", failures.len());
+                for failure in failures {
+                    say!("  x {}: {}", failure.check, failure.detail);
+                    say!("      fix: {}", failure.hint);
+                }
+                Ok(false)
             }
-            Ok(false)
-        }
-        Err(other) => Err(other),
-    }
+            Err(other) => Err(other),
+        };
+    // A slot left by a run that died retains WAL: say so whatever else
+    // preflight found.
+    show_objects("clonesync objects already on the source", &objects);
+    outcome
 }

@@ -304,6 +304,7 @@ impl LocalControlPlane {
                 if dir.exists() {
                     tracing::warn!(clone = clone_id, "discarding a half-made clone");
                     self.server_at(dir.clone(), 0).stop_now();
+                    kill_processes_in(&dir).await;
                     std::fs::remove_dir_all(&dir)
                         .map_err(|e| Error::local_file("remove", &dir, e))?;
                 }
@@ -399,6 +400,9 @@ impl ControlPlane for LocalControlPlane {
             server.stop_now();
             Ok::<(), Error>(())
         })?;
+        // A run killed during the copy leaves its pg_basebackup (or a
+        // server) working in the directory: stop those too.
+        kill_processes_in(&dir).await;
         std::fs::remove_dir_all(&dir).map_err(|e| Error::local_file("remove", &dir, e))?;
         Ok(true)
     }
@@ -431,6 +435,38 @@ impl ControlPlane for LocalControlPlane {
             host: "127.0.0.1".into(),
             port: record.port,
         }))
+    }
+}
+
+/// Kill every process (but this one) whose command line names a path
+/// under `dir`: an orphaned `pg_basebackup` still copying into a half-made
+/// clone, or its server, after the run that started them was killed.
+async fn kill_processes_in(dir: &Path) {
+    let needle = dir.display().to_string();
+    let own = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let pids: Vec<u32> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != own)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|bytes| {
+                    bytes
+                        .split(|b| *b == 0)
+                        .any(|arg| String::from_utf8_lossy(arg).starts_with(&needle))
+                })
+                .unwrap_or(false)
+        })
+        .collect();
+    for pid in pids {
+        tracing::warn!(pid, dir = %needle, "stopping a process left working in a clone's directory");
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .await;
     }
 }
 

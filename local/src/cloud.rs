@@ -478,8 +478,10 @@ impl ResourceShare for LocalCloud {
                         (new, true)
                     }
                 })?;
-        if created_now {
-            // The invitation appears a little later, with its event.
+        // A new share's invitation appears a little later, with its event;
+        // so does that of a share whose invitation a killed run never
+        // sent (the re-run must not wait out its timeout for it).
+        if created_now || !share.invited {
             let book = self.shares.clone();
             let delay = self.share_delay;
             let event = self.ram_event(&share.invitation_arn);
@@ -490,7 +492,7 @@ impl ResourceShare for LocalCloud {
                 let invited = book.update(|shares| {
                     shares
                         .iter_mut()
-                        .find(|s| s.arn == arn)
+                        .find(|s| s.arn == arn && !s.invited)
                         .map(|s| s.invited = true)
                         .is_some()
                 });

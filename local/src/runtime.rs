@@ -214,18 +214,7 @@ impl LocalRuntime {
         database: &str,
         waits: Waits,
     ) -> serde_json::Value {
-        serde_json::json!({
-            "pipeline": {"id": pipeline_id, "scope": scope},
-            "source": {
-                "cluster_arn": self.cloud.source_cluster_arn("local-source"),
-                // Nominal: locally the login comes from the command line
-                // and stays in this process; no secret is read.
-                "secret_arn": format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:clonesync-local-source"),
-                "database": database,
-            },
-            "clone": {"instance_class": "db.local"},
-            "waits": waits,
-        })
+        request(pipeline_id, scope, database, waits)
     }
 
     /// Start an execution and follow it to its end, reporting each state.
@@ -364,6 +353,27 @@ impl LocalRuntime {
     pub async fn teardown(&self, state: &State) -> Result<CleanupTaskReport> {
         teardown(&*self.cloud, state).await
     }
+}
+
+/// The console input for a pipeline of the local source.
+pub fn request(
+    pipeline_id: &str,
+    scope: serde_json::Value,
+    database: &str,
+    waits: Waits,
+) -> serde_json::Value {
+    serde_json::json!({
+        "pipeline": {"id": pipeline_id, "scope": scope},
+        "source": {
+            "cluster_arn": format!("arn:aws:rds:{REGION}:{ACCOUNT}:cluster:local-source"),
+            // Nominal: locally the login comes from the command line and
+            // stays in this process; no secret is read.
+            "secret_arn": format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:clonesync-local-source"),
+            "database": database,
+        },
+        "clone": {"instance_class": "db.local"},
+        "waits": waits,
+    })
 }
 
 /// [`LocalRuntime::teardown`] on any cloud: the undo plan of everything

@@ -214,6 +214,10 @@ pub enum Error {
     #[error("local clone on 127.0.0.1:{port} cannot be verified: {reason}")]
     LocalCloneUnverified { port: u16, reason: String },
 
+    /// Another clonesync command holds the work directory.
+    #[error("busy: {what}")]
+    LocalBusy { what: String },
+
     /// A local wait ran out of time (a table catching up, a clone job).
     #[error("timed out: {what}")]
     LocalTimedOut { what: String },
@@ -316,6 +320,7 @@ impl Error {
         "Local.WorkloadFailed",
         "Local.TimedOut",
         "Local.CloneUnverified",
+        "Local.Busy",
         "Share.NotReady",
         "Share.Failed",
         "Clone.Conflict",
@@ -359,6 +364,7 @@ impl Error {
             Error::LocalWorkloadFailed { .. } => "Local.WorkloadFailed",
             Error::LocalTimedOut { .. } => "Local.TimedOut",
             Error::LocalCloneUnverified { .. } => "Local.CloneUnverified",
+            Error::LocalBusy { .. } => "Local.Busy",
             Error::ShareNotReady { .. } => "Share.NotReady",
             Error::ShareFailed { .. } => "Share.Failed",
             Error::CloneConflict { .. } => "Clone.Conflict",
@@ -509,6 +515,7 @@ mod tests {
                 port: 0,
                 reason: s(),
             },
+            Error::LocalBusy { what: s() },
             Error::ShareNotReady {
                 share_arn: s(),
                 status: s(),

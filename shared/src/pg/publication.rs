@@ -162,6 +162,23 @@ pub fn publication_clause(scope: &Scope) -> String {
     }
 }
 
+/// Publications of the current database whose comment starts with
+/// `mark_prefix` (name, comment).
+pub async fn marked_publications(
+    client: &Client,
+    mark_prefix: &str,
+) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query(
+            "SELECT pubname::text, obj_description(oid, 'pg_publication') FROM pg_publication \
+             WHERE starts_with(coalesce(obj_description(oid, 'pg_publication'), ''), $1) ORDER BY 1",
+            &[&mark_prefix],
+        )
+        .await
+        .map_err(|e| classify("list marked publications", e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// Returns whether a publication was dropped.
 pub async fn drop_publication_if_exists(client: &Client, name: &PgName) -> Result<bool> {
     let existed = client

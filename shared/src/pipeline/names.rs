@@ -21,6 +21,13 @@ pub const TAG_SOURCE_CLUSTER: &str = "clonesync:source-cluster";
 
 const WRITER_SUFFIX: &str = "-writer";
 
+/// What every default object name starts with (slots carry no comment, so
+/// their name is their mark).
+pub const OBJECT_PREFIX: &str = "clonesync_";
+
+/// What every publication mark starts with.
+pub const MARK_PREFIX: &str = "clonesync pipeline ";
+
 /// A pipeline id: a lowercase letter, then `a-z`, `0-9` and `_`, so that it
 /// is a valid slot name itself and every derived name is a valid
 /// identifier in PostgreSQL and RDS.
@@ -40,7 +47,7 @@ pub fn check_pipeline_id(id: &str) -> Result<()> {
 
 /// The default name of the pipeline's publication, slot and subscription.
 pub fn default_object_name(pipeline_id: &str) -> String {
-    format!("clonesync_{pipeline_id}")
+    format!("{OBJECT_PREFIX}{pipeline_id}")
 }
 
 /// The clone's DB cluster identifier (RDS identifiers take no `_`).
@@ -66,7 +73,7 @@ pub fn share_name(pipeline_id: &str) -> String {
 
 /// The comment that marks a publication as made by this pipeline.
 pub fn ownership_mark(pipeline_id: &str) -> String {
-    format!("clonesync pipeline {pipeline_id}")
+    format!("{MARK_PREFIX}{pipeline_id}")
 }
 
 /// Whether `id` is a valid DB cluster / instance identifier: 1-63 letters,

@@ -94,15 +94,12 @@ impl State {
         }
     }
 
-    /// Everything a pipeline that reached streaming is named for (its
-    /// teardown owns it all, whoever made it).
+    /// Everything a pipeline is named for, whether or not its setup got
+    /// as far as making it (its teardown owns it all, whoever made it; a
+    /// part that does not exist is nothing to undo).
     pub fn undo_everything(&self) -> UndoPlan {
         UndoPlan::everything(
-            self.created
-                .clone
-                .as_ref()
-                .or(self.clone_info.as_ref())
-                .map(|c| c.clone_id.clone()),
+            Some(self.clone_id.clone()),
             self.share.as_ref().map(|s| s.share_arn.clone()),
         )
     }
