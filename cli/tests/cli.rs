@@ -395,3 +395,278 @@ async fn a_hostile_password_works_end_to_end_and_is_written_nowhere() {
     let logs = files_holding(server.root(), b"LOG:  statement:");
     assert!(!logs.is_empty(), "no statement log found under the root");
 }
+
+/// The states of the setup, in the order an execution enters them.
+const STATES: &[&str] = &[
+    "ValidateInput",
+    "Preflight",
+    "PrepareSource",
+    "ShareCluster",
+    "WaitForShare",
+    "CreateClone",
+    "WaitForClone",
+    "CloneLsn",
+    "CleanInherited",
+    "CreateSubscription",
+    "AdvanceAndEnable",
+    "Verify",
+    "RegisterPipeline",
+];
+
+/// `local up` started, and `signal` sent to it as soon as it reports
+/// entering `state`; what it printed and how it ended.
+fn up_interrupted(
+    args: &[&str],
+    password: &Secret,
+    state: &str,
+    signal: &str,
+) -> (String, std::process::ExitStatus) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clonesync"))
+        .args(args)
+        .env("PGPASSWORD", password.expose())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run clonesync");
+    let mut printed = String::new();
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let entered = format!("-> {state}");
+    for line in lines.by_ref() {
+        let line = line.expect("read stdout");
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains(&entered) {
+            break;
+        }
+    }
+    assert!(
+        printed.contains(&entered),
+        "never entered {state}:\n{printed}"
+    );
+    if signal == "stdout" {
+        // The reader goes away: every later write finds stdout closed.
+        drop(lines);
+    } else {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+        for line in lines {
+            printed.push_str(&line.unwrap_or_default());
+            printed.push('\n');
+        }
+    }
+    let output = child.wait_with_output().expect("wait for clonesync");
+    printed.push_str(&String::from_utf8_lossy(&output.stderr));
+    (printed, output.status)
+}
+
+/// Kill `local up` (SIGKILL) as it enters each state of the setup, with
+/// writes going on: `status` names what was left, a re-run converges to a
+/// streaming copy (quickly: no wait runs out its timeout) that catches up
+/// with a change made on the source after it, and `down` leaves nothing.
+/// (Table-by-table equality of a `local up` copy made under writes is the
+/// ignored `local_up_under_a_write_load_gives_an_equal_copy`, which finds
+/// an open divergence.) SIGTERM, SIGHUP and a
+/// closed stdout at a few states let the setup finish instead, and never
+/// panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_at_any_state_is_found_again_and_converges() {
+    let server = TestServer::start().await;
+    let source = server.client().await;
+    create_schema(&source).await;
+    let endpoint = server.endpoint();
+    let password = endpoint.password.clone().unwrap();
+    let url = url_without_password(&endpoint);
+    let mut cases: Vec<(&str, &str)> = STATES.iter().map(|s| (*s, "KILL")).collect();
+    cases.extend([
+        ("PrepareSource", "TERM"),
+        ("WaitForClone", "HUP"),
+        ("CreateSubscription", "TERM"),
+        ("WaitForShare", "stdout"),
+    ]);
+    for (i, (state, signal)) in cases.iter().enumerate() {
+        let pipeline = format!("kill_{i}");
+        let work = server.root().join(format!("work-{i}"));
+        let _guard = StopServersUnder(work.clone());
+        let work_arg = work.to_str().unwrap();
+        let args = [
+            "local",
+            "up",
+            "--source-url",
+            &url,
+            "--pipeline",
+            &pipeline,
+            "--work-dir",
+            work_arg,
+        ];
+        // Writes go on through the interrupted run and its re-run.
+        let load = clonesync_tests::Workload::start(
+            endpoint.clone(),
+            2,
+            i as u64,
+            std::time::Duration::from_millis(5),
+        );
+        let (printed, status) = up_interrupted(&args, &password, state, signal);
+        let case = format!("{signal} at {state}");
+        assert_ne!(status.code(), Some(101), "{case}: panicked\n{printed}");
+        let slot = format!("clonesync_{pipeline}");
+        let (slots, _) = slots_and_publications(&source).await;
+        let listed = clonesync(
+            &[
+                "local",
+                "status",
+                "--work-dir",
+                work_arg,
+                "--source-url",
+                &url,
+            ],
+            Some(&password),
+        );
+        let listed = text(&listed);
+        if slots.contains(&slot) {
+            assert!(
+                listed.contains(&format!("slot {slot} ")),
+                "{case}: status does not name the slot\n{listed}"
+            );
+        }
+        if *signal != "KILL" {
+            assert!(
+                status.success(),
+                "{case}: the setup did not finish\n{printed}"
+            );
+        }
+        // The re-run converges without waiting out a timeout.
+        let started = std::time::Instant::now();
+        let again = clonesync(&args, Some(&password));
+        let again_text = text(&again);
+        assert!(
+            again.status.success(),
+            "{case}: re-run failed\n{again_text}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{case}: the re-run took {:?}\n{again_text}",
+            started.elapsed()
+        );
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(work.join("pipeline.json")).unwrap())
+                .unwrap();
+        let port = record["state"]["clone_info"]["port"].as_u64().unwrap() as u16;
+        let clone = clonesync_tests::fixture::connect(&clonesync::pg::Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+            ..endpoint.clone()
+        })
+        .await;
+        load.stop().await;
+        clonesync_tests::wait_for_marker(&source, &clone, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        drop(clone);
+        let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
+        assert!(down.status.success(), "{case}: {}", text(&down));
+        let (slots, publications) = slots_and_publications(&source).await;
+        assert!(
+            !slots.contains(&slot) && !publications.iter().any(|p| p.contains(&pipeline)),
+            "{case}: left {slots:?} {publications:?}"
+        );
+        assert_eq!(servers_under(&work), 0, "{case}: a clone server still runs");
+    }
+    // One more kill, then `down` straight away removes what it left.
+    let work = server.root().join("work-down");
+    let _guard = StopServersUnder(work.clone());
+    let work_arg = work.to_str().unwrap();
+    let args = [
+        "local",
+        "up",
+        "--source-url",
+        &url,
+        "--pipeline",
+        "kill_down",
+        "--work-dir",
+        work_arg,
+    ];
+    up_interrupted(&args, &password, "WaitForClone", "KILL");
+    let (slots, _) = slots_and_publications(&source).await;
+    assert!(
+        slots.contains(&"clonesync_kill_down".to_string()),
+        "{slots:?}"
+    );
+    let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
+    assert!(down.status.success(), "{}", text(&down));
+    let (slots, publications) = slots_and_publications(&source).await;
+    assert!(
+        slots.is_empty() && publications.is_empty(),
+        "{slots:?} {publications:?}"
+    );
+    assert_eq!(servers_under(&work), 0);
+}
+
+/// A plain `local up` while writers run, then the copy compared with the
+/// source. Ignored: it finds a divergence that the in-process state
+/// machine test (tests/tests/e2e.rs, same code, same load) does not — a
+/// range update (`balance + 0.01` over 21 rows) applied more than once on
+/// the copy in some runs. Run it with `cargo nextest run -p clonesync-cli
+/// --run-ignored all local_up_under`; README, Limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reproduces an open divergence of `local up` under a write load (README, Limits)"]
+async fn local_up_under_a_write_load_gives_an_equal_copy() {
+    let server = TestServer::start().await;
+    let source = server.client().await;
+    create_schema(&source).await;
+    let endpoint = server.endpoint();
+    let password = endpoint.password.clone().unwrap();
+    let url = url_without_password(&endpoint);
+    let tables = clonesync_tests::tables_in(&source, &["public", "Sales Schema"]).await;
+    for i in 0..5 {
+        let work = server.root().join(format!("work-{i}"));
+        let _guard = StopServersUnder(work.clone());
+        let work_arg = work.to_str().unwrap();
+        let pipeline = format!("load_{i}");
+        let load = clonesync_tests::Workload::start(
+            endpoint.clone(),
+            2,
+            i,
+            std::time::Duration::from_millis(5),
+        );
+        let up = clonesync(
+            &[
+                "local",
+                "up",
+                "--source-url",
+                &url,
+                "--pipeline",
+                &pipeline,
+                "--work-dir",
+                work_arg,
+            ],
+            Some(&password),
+        );
+        assert!(up.status.success(), "{}", text(&up));
+        load.stop().await;
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(work.join("pipeline.json")).unwrap())
+                .unwrap();
+        let port = record["state"]["clone_info"]["port"].as_u64().unwrap() as u16;
+        let clone = clonesync_tests::fixture::connect(&clonesync::pg::Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+            ..endpoint.clone()
+        })
+        .await;
+        clonesync_tests::wait_for_marker(&source, &clone, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        let (_, differing) = clonesync_tests::compare_tables(&source, &clone, &tables).await;
+        assert!(
+            differing.is_empty(),
+            "run {i}: tables differ: {differing:?}"
+        );
+        drop(clone);
+        let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
+        assert!(down.status.success(), "{}", text(&down));
+    }
+}
