@@ -373,7 +373,20 @@ impl ControlPlane for LocalControlPlane {
                 hint: "install the PostgreSQL server package matching the source".into(),
             });
         }
+        if let Some(port) = self.clone_port {
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                failures.push(PreflightFailure {
+                    check: "clone_port".into(),
+                    detail: format!("port {port} on 127.0.0.1 is in use"),
+                    hint: "give a free --clone-port, or none (a free one is chosen)".into(),
+                });
+            }
+        }
         Ok(failures)
+    }
+
+    fn extra_senders(&self) -> i64 {
+        LOCAL_CLONE_EXTRA_SENDERS
     }
 
     async fn create_clone(&self, clone_id: &str) -> Result<CloneInfo> {

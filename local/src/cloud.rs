@@ -396,6 +396,10 @@ impl ControlPlane for LocalCloudPlane<'_> {
         self.cloud.plane.session()
     }
 
+    fn extra_senders(&self) -> i64 {
+        self.cloud.plane.extra_senders()
+    }
+
     fn clone_session(&self) -> SessionSettings {
         self.cloud.plane.clone_session()
     }

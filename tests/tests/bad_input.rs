@@ -448,3 +448,65 @@ async fn a_clone_that_cannot_reach_its_target_fails_and_leaves_nothing() {
     // pg_basebackup's temporary slot went with it.
     assert_nothing_left(&source).await;
 }
+
+/// Preflight names, before any slot exists, a login that is not a
+/// superuser, an unlogged table in scope, a busy clone port, and (through
+/// the state machine's own preflight task) too few slots for the local
+/// clone's base backup besides the pipeline's slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_names_privileges_unlogged_tables_a_busy_port_and_the_clones_slots() {
+    let env = TestEnv::start_with_setting("max_replication_slots", "2").await;
+    let source = env.source_client().await;
+    create_schema(&source).await;
+    source
+        .batch_execute(
+            "CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY); \
+             CREATE ROLE plain_login LOGIN PASSWORD 'plain-pw'; \
+             GRANT ALL ON ALL TABLES IN SCHEMA public TO plain_login",
+        )
+        .await
+        .unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut plane = env.plane.clone();
+    plane.clone_port = Some(busy.local_addr().unwrap().port());
+    let error = clonesync::steps::preflight::run(&plane, &source, None, &spec("checks"), 2)
+        .await
+        .unwrap_err();
+    let checks = failed_checks(&error);
+    for expected in ["unlogged_tables", "clone_port"] {
+        assert!(checks.contains(&expected.to_string()), "{checks:?}");
+    }
+    assert!(error.to_string().contains("public.scratch"), "{error}");
+
+    let plain = connect(&clonesync::pg::Endpoint {
+        user: "plain_login".into(),
+        password: Some(clonesync::pg::Secret::new("plain-pw")),
+        ..env.source_endpoint()
+    })
+    .await;
+    let error = clonesync::steps::preflight::run(&env.plane, &plain, None, &spec("checks"), 2)
+        .await
+        .unwrap_err();
+    assert!(
+        failed_checks(&error).contains(&"login_privileges".to_string()),
+        "{error}"
+    );
+
+    // The state machine's preflight counts the base backup's slot too:
+    // two slots is one short of the pipeline's plus the copy's.
+    let input = clonesync_local::runtime::request(
+        "checks",
+        serde_json::json!({"kind": "schemas", "schemas": ["Sales Schema"]}),
+        clonesync_tests::fixture::DB,
+        clonesync::pipeline::Waits::default(),
+    );
+    let state = clonesync::workflow::state::validate(input, clonesync_local::moto::REGION).unwrap();
+    let error = clonesync::workflow::preflight(&env.plane, &state)
+        .await
+        .unwrap_err();
+    assert!(
+        failed_checks(&error).contains(&"free_replication_slots".to_string()),
+        "{error}"
+    );
+    assert_nothing_left(&source).await;
+}

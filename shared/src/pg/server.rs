@@ -139,6 +139,40 @@ pub async fn aurora_volume_logical_start_lsn(client: &Client) -> Result<Option<L
     Ok(Some(Lsn::from(row.get::<_, PgLsn>(0))))
 }
 
+/// Whether the session's login may create `FOR ALL TABLES` / `FOR TABLES
+/// IN SCHEMA` publications and subscriptions: a superuser, or on RDS and
+/// Aurora a member of `rds_superuser`.
+pub async fn login_is_superuser(client: &Client) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles s \
+                 WHERE s.rolname = 'rds_superuser' AND pg_has_role(r.oid, s.oid, 'MEMBER')) \
+             FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| classify("read the login's privileges", e))?;
+    Ok(row.get(0))
+}
+
+/// Unlogged tables (which logical replication cannot carry: their changes
+/// are not in the WAL) among those in the given schemas, or in every
+/// schema (`None`), as `schema.name`.
+pub async fn unlogged_tables(client: &Client, schemas: Option<&[String]>) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND ($1::text[] IS NULL OR n.nspname = ANY($1)) ORDER BY 1",
+            &[&schemas.map(<[String]>::to_vec)],
+        )
+        .await
+        .map_err(|e| classify("read unlogged tables", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// The WAL position flushed to disk on a primary.
 pub async fn flush_lsn(client: &Client) -> Result<Lsn> {
     let row = client

@@ -65,6 +65,13 @@ pub trait ControlPlane: Sync {
     /// How to log in to the clone.
     fn clone_endpoint(&self, clone: &CloneInfo) -> impl Future<Output = Result<Endpoint>> + Send;
 
+    /// Replication slots and WAL senders making the clone takes on the
+    /// source besides the pipeline's own (a local base backup's two);
+    /// preflight counts them.
+    fn extra_senders(&self) -> i64 {
+        0
+    }
+
     /// Session settings (timeouts, TLS) for connections to the source (and
     /// to the clone, unless [`ControlPlane::clone_session`] says otherwise).
     fn session(&self) -> SessionSettings {

@@ -127,6 +127,33 @@ pub async fn run<P: ControlPlane>(
         }
     }
 
+    if !server::login_is_superuser(source).await? {
+        fail(
+            "login_privileges",
+            "the login is neither a superuser nor a member of rds_superuser".into(),
+            "use a superuser (on Aurora a member of rds_superuser): FOR ALL TABLES and FOR TABLES IN SCHEMA publications, and the subscription on the clone (the same login), need one",
+        );
+    }
+    let unlogged = match &spec.scope {
+        Scope::AllTables => server::unlogged_tables(source, None).await?,
+        Scope::Schemas { schemas } => {
+            let names: Vec<String> = schemas.iter().map(|s| s.as_str().to_string()).collect();
+            server::unlogged_tables(source, Some(&names)).await?
+        }
+        // Named unlogged tables are reported as not permanent below.
+        Scope::Tables { .. } => Vec::new(),
+    };
+    if !unlogged.is_empty() {
+        fail(
+            "unlogged_tables",
+            format!(
+                "{} unlogged table(s) in scope, which logical replication cannot carry (they would stay empty on the copy): {}",
+                unlogged.len(),
+                unlogged.iter().take(20).cloned().collect::<Vec<_>>().join(", ")
+            ),
+            "ALTER TABLE ... SET LOGGED, or narrow the scope with a schema or table list",
+        );
+    }
     let tables_in_scope = scope_checks(source, &spec.scope, &mut fail).await?;
     if tables_in_scope == 0 {
         warnings.push("no table is in scope yet; tables created later are published only by FOR ALL TABLES / FOR TABLES IN SCHEMA".into());
