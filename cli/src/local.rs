@@ -445,6 +445,12 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     };
     let report = monitor::check(&cloud, &[registered]).await;
     show::report(&report);
+    // PostgreSQL counts apply errors but keeps no text of them; the
+    // clone's own log has it.
+    let log = record.clone_dir.join(&info.clone_id).join("server.log");
+    if let Some(line) = last_apply_error(&log) {
+        say!("  last apply error (clone log): {line}");
+    }
     let others: Vec<String> = clonesync_objects(&url)
         .await?
         .into_iter()
@@ -460,6 +466,21 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     Ok(report.errors.is_empty()
         && slot.is_some_and(|s| s.active)
         && target.is_some_and(|t| t.apply_worker))
+}
+
+/// The last error an apply worker wrote to the clone's log, if any.
+fn last_apply_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    lines.iter().enumerate().rev().find_map(|(i, line)| {
+        // The error, then its DETAIL and a CONTEXT naming the replication
+        // origin, then the worker's exit.
+        let error = line.contains("ERROR:");
+        let apply = lines.iter().skip(i).take(4).any(|next| {
+            next.contains("logical replication") || next.contains("replication origin")
+        });
+        (error && apply).then(|| line.trim().to_string())
+    })
 }
 
 /// Remove everything the pipeline is named for, whether its setup

@@ -144,7 +144,7 @@ pub fn report(report: &MonitorReport) {
     }
     for t in &report.targets {
         say!(
-            "  subscription {:<20} {}  apply worker {}  last message {} ago  apply lag {}",
+            "  subscription {:<20} {}  apply worker {}  last message {} ago  apply lag {}  apply errors {}",
             t.subscription,
             if t.enabled { "enabled" } else { "DISABLED" },
             if t.apply_worker {
@@ -154,6 +154,9 @@ pub fn report(report: &MonitorReport) {
             },
             seconds(t.seconds_since_last_message),
             seconds(t.apply_lag_seconds),
+            t.apply_errors
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
         );
     }
     for error in &report.errors {

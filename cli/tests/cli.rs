@@ -217,6 +217,57 @@ async fn local_up_status_down_against_a_running_server() {
     assert!(printed.contains("read with 2 connections"), "{printed}");
     assert!(!printed.contains(password.expose()));
 
+    // An apply worker looping on an error reads as running with no lag:
+    // status shows the error count and the error itself.
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("pipeline.json")).unwrap())
+            .unwrap();
+    let port = record["state"]["clone_info"]["port"].as_u64().unwrap() as u16;
+    let clone = clonesync_tests::fixture::connect(&clonesync::pg::Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+        ..endpoint.clone()
+    })
+    .await;
+    clone
+        .execute(
+            "INSERT INTO public.sync_marker VALUES (99, 'on the clone')",
+            &[],
+        )
+        .await
+        .unwrap();
+    source
+        .execute(
+            "INSERT INTO public.sync_marker VALUES (99, 'from the source')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut shown = String::new();
+    for _ in 0..60 {
+        shown = text(&clonesync(
+            &["local", "status", "--work-dir", work_arg],
+            Some(&password),
+        ));
+        if shown.contains("last apply error") && !shown.contains("apply errors 0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        shown.contains("last apply error") && shown.contains("duplicate key"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("apply errors 0") && !shown.contains("apply errors -"),
+        "{shown}"
+    );
+    clone
+        .execute("DELETE FROM public.sync_marker WHERE id = 99", &[])
+        .await
+        .unwrap();
+    drop(clone);
+
     let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
     let printed = text(&down);
     assert!(down.status.success(), "{printed}");

@@ -17,7 +17,7 @@
 //! | --- | --- | --- |
 //! | `Pipeline`, `Slot` | `SlotActive`, `SlotLagBytes`, `SlotRetainedBytes`, `SlotSafeWalBytes` | each pipeline's slot |
 //! | `Source`, `Slot` | the same | each logical slot no pipeline owns (property `Owned: false`) |
-//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `MonitorErrors` | each pipeline |
+//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `MonitorErrors` | each pipeline |
 //! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying` | once per run, also with no pipeline (the alarms' metrics) |
 //!
 //! A figure that could not be read is left out, never written as null.
@@ -176,6 +176,8 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
                     t.seconds_since_last_message,
                 )
             }),
+            target
+                .and_then(|t| metric("ApplyErrors", Unit::Count, t.apply_errors.map(|n| n as f64))),
             metric("MonitorErrors", Unit::Count, errors as f64),
         ]
         .into_iter()

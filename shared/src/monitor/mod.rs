@@ -77,6 +77,11 @@ pub struct TargetReading {
     /// while the worker is behind; when idle it stays under half of
     /// `wal_sender_timeout`.
     pub apply_lag_seconds: Option<f64>,
+    /// Errors the apply worker has met (`pg_stat_subscription_stats`,
+    /// PostgreSQL 15+): a worker that loops on an error reads as running
+    /// with lag zero, and only this count shows it.
+    #[serde(default)]
+    pub apply_errors: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +173,7 @@ pub async fn read_subscriptions(
                 apply_worker: lag.is_some_and(|s| s.apply_worker_pid.is_some()),
                 seconds_since_last_message: lag.and_then(|s| s.seconds_since_last_message),
                 apply_lag_seconds: lag.and_then(|s| s.apply_lag_seconds),
+                apply_errors: lag.and_then(|s| s.apply_error_count),
             }
         })
         .collect())
