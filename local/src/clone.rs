@@ -201,6 +201,7 @@ impl LocalControlPlane {
             .await
             .map_err(|e| Error::CloneFailed {
                 reason: e.to_string(),
+                cause: Some(Box::new(e)),
             })?;
 
         // 2. The clone's start LSN, chosen after the copy.
@@ -243,6 +244,7 @@ impl LocalControlPlane {
         let _ = std::fs::remove_file(&recovery_file);
         started.map_err(|e| Error::CloneFailed {
             reason: e.to_string(),
+            cause: Some(Box::new(e)),
         })?;
         let endpoint = clone.endpoint(&self.source.dbname);
         let session = self.clone_session_settings();
@@ -260,6 +262,7 @@ impl LocalControlPlane {
                     self.promote_timeout,
                     clone.log_tail(15)
                 ),
+                cause: None,
             });
         }
         let record = LocalCloneRecord {

@@ -327,7 +327,10 @@ impl LocalCloud {
                 clone_id: clone_id.to_string(),
                 status: "creating".into(),
             }),
-            Some(CloneJob::Failed(reason)) => Err(Error::CloneFailed { reason }),
+            Some(CloneJob::Failed(reason)) => Err(Error::CloneFailed {
+                reason,
+                cause: None,
+            }),
             None => self.plane.clone_status(clone_id).await,
         }
     }

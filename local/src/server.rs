@@ -386,10 +386,18 @@ impl LocalServer {
         if output.status.success() {
             Ok(output)
         } else {
+            // The program's own words explain the failure; the login's
+            // password never appears in them, even if a program echoed it.
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let password = self.password.expose();
+            let stderr = if password.is_empty() {
+                stderr.trim().to_string()
+            } else {
+                stderr.trim().replace(password, "<redacted>")
+            };
             Err(Error::local_server(format!(
-                "{what} failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
+                "{what} failed ({}): {stderr}",
+                output.status
             )))
         }
     }

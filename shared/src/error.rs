@@ -91,7 +91,11 @@ pub enum Error {
 
     /// Making the clone failed for good.
     #[error("clone failed: {reason}")]
-    CloneFailed { reason: String },
+    CloneFailed {
+        reason: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 
     /// The clone exists but is not ready yet; ask again later.
     #[error("clone {clone_id:?} is not ready yet: {status}")]
@@ -460,7 +464,10 @@ mod tests {
                 slot_consistent_lsn: lsn,
                 source_flush_lsn: lsn,
             },
-            Error::CloneFailed { reason: s() },
+            Error::CloneFailed {
+                reason: s(),
+                cause: None,
+            },
             Error::CloneNotReady {
                 clone_id: s(),
                 status: s(),

@@ -510,3 +510,39 @@ async fn preflight_names_privileges_unlogged_tables_a_busy_port_and_the_clones_s
     );
     assert_nothing_left(&source).await;
 }
+
+/// A clone that fails says why in its error: the base backup's own line,
+/// once, never the password, and the local failure kept as its cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_clone_names_its_cause_without_the_password() {
+    use clonesync::ports::ControlPlane;
+    use std::error::Error as _;
+    let env = TestEnv::start().await;
+    let wrong = clonesync::pg::Endpoint {
+        password: Some(clonesync::pg::Secret::new("wrong-canary-pw")),
+        ..env.source_endpoint()
+    };
+    let plane = clonesync_local::LocalControlPlane::new(
+        wrong,
+        &env.root_path.join("clones"),
+        clonesync_local::PgBinaries::locate().unwrap(),
+        clonesync_local::RunAs::detect().unwrap(),
+    );
+    let error = plane.create_clone("clonesync-wrong").await.unwrap_err();
+    assert_eq!(error.name(), "Clone.Failed", "{error}");
+    let text = error.to_string();
+    assert!(text.contains("pg_basebackup failed"), "{text}");
+    assert_eq!(
+        text.matches("password authentication failed").count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("wrong-canary-pw"), "{text}");
+    let cause = error.source().expect("the local failure is kept");
+    assert!(cause.to_string().contains("pg_basebackup"), "{cause}");
+    assert!(!env
+        .root_path
+        .join("clones")
+        .join("clonesync-wrong")
+        .exists());
+}

@@ -480,6 +480,7 @@ impl ControlPlane for AwsControlPlane<'_> {
                 let cluster = self.describe_source().await?;
                 let endpoint = cluster.endpoint().ok_or_else(|| Error::CloneFailed {
                     reason: format!("source cluster {} has no endpoint", self.source.cluster_arn),
+                    cause: None,
                 })?;
                 let cluster_port = cluster.port().and_then(|p| u16::try_from(p).ok());
                 (endpoint.to_string(), port.or(cluster_port).unwrap_or(5432))
@@ -550,6 +551,7 @@ pub async fn clone_status(
     ) {
         return Err(Error::CloneFailed {
             reason: format!("clone {clone_id} is {cluster_status}"),
+            cause: None,
         });
     }
     Err(Error::CloneNotReady {
@@ -575,6 +577,7 @@ pub async fn aurora_start_lsn(clone_id: &str, clone: &Client) -> Result<Lsn> {
                 "aurora_volume_logical_start_lsn() does not exist on clone {clone_id}: \
                  Aurora PostgreSQL 15.2 or later is needed"
             ),
+            cause: None,
         })
 }
 
