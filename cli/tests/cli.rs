@@ -219,16 +219,7 @@ async fn local_up_status_down_against_a_running_server() {
 
     // An apply worker looping on an error reads as running with no lag:
     // status shows the error count and the error itself.
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.join("pipeline.json")).unwrap())
-            .unwrap();
-    let port = record["state"]["clone_info"]["port"].as_u64().unwrap() as u16;
-    let clone = clonesync_tests::fixture::connect(&clonesync::pg::Endpoint {
-        host: "127.0.0.1".into(),
-        port,
-        ..endpoint.clone()
-    })
-    .await;
+    let clone = connect_to_clone(&work, &endpoint).await;
     clone
         .execute(
             "INSERT INTO public.sync_marker VALUES (99, 'on the clone')",
@@ -341,6 +332,26 @@ fn usage_errors_exit_2_and_name_the_problem() {
     let output = clonesync(&["--help"], None);
     assert!(output.status.success());
     assert!(text(&output).contains("clonesync demo"));
+}
+
+/// A session on the clone a `local up` into `work` recorded, as `login`
+/// (the clone has the source's roles).
+async fn connect_to_clone(
+    work: &std::path::Path,
+    login: &clonesync::pg::Endpoint,
+) -> tokio_postgres::Client {
+    let text = std::fs::read_to_string(work.join("pipeline.json")).expect("pipeline.json");
+    let record: serde_json::Value = serde_json::from_str(&text).expect("a JSON record");
+    let port = record["state"]["clone_info"]["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .expect("the clone's port in the record");
+    clonesync_tests::fixture::connect(&clonesync::pg::Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+        ..login.clone()
+    })
+    .await
 }
 
 /// Every file under `dir` that holds `needle`, read as bytes.
@@ -601,16 +612,7 @@ async fn a_run_killed_at_any_state_is_found_again_and_converges() {
             "{case}: the re-run took {:?}\n{again_text}",
             started.elapsed()
         );
-        let record: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(work.join("pipeline.json")).unwrap())
-                .unwrap();
-        let port = record["state"]["clone_info"]["port"].as_u64().unwrap() as u16;
-        let clone = clonesync_tests::fixture::connect(&clonesync::pg::Endpoint {
-            host: "127.0.0.1".into(),
-            port,
-            ..endpoint.clone()
-        })
-        .await;
+        let clone = connect_to_clone(&work, &endpoint).await;
         load.stop().await;
         clonesync_tests::wait_for_marker(&source, &clone, std::time::Duration::from_secs(60))
             .await
