@@ -659,3 +659,55 @@ async fn a_run_killed_at_any_state_is_found_again_and_converges() {
     );
     assert_eq!(servers_under(&work), 0);
 }
+
+/// `local up` checks its paths before it creates anything or touches the
+/// source: a socket path over PostgreSQL's limit, a comma in the clone
+/// directory, an existing directory that is not the server account's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_up_refuses_bad_paths_before_touching_anything() {
+    use std::os::unix::fs::MetadataExt;
+    let server = TestServer::start().await;
+    let source = server.client().await;
+    let endpoint = server.endpoint();
+    let password = endpoint.password.clone().unwrap();
+    let url = url_without_password(&endpoint);
+    let long = server.root().join("w".repeat(120));
+    let comma = server.root().join("a,b");
+    let foreign = server.root().join("foreign");
+    let w1 = server.root().join("w1");
+    std::fs::create_dir(&foreign).unwrap();
+    let foreign_owner = std::fs::metadata(&foreign).unwrap().uid();
+    let running_as_root = clonesync_local::peer::own_uid().unwrap() == 0;
+    let mut cases = vec![
+        (vec!["--work-dir", long.to_str().unwrap()], "socket path"),
+        (
+            vec!["--work-dir", comma.to_str().unwrap()],
+            "must not hold a comma",
+        ),
+    ];
+    if running_as_root {
+        cases.push((
+            vec![
+                "--work-dir",
+                w1.to_str().unwrap(),
+                "--clone-dir",
+                foreign.to_str().unwrap(),
+            ],
+            "belongs to another account",
+        ));
+    }
+    for (extra, expected) in cases {
+        let mut args = vec!["local", "up", "--source-url", &url, "--pipeline", "paths"];
+        args.extend(extra.iter().copied());
+        let up = clonesync(&args, Some(&password));
+        let printed = text(&up);
+        assert_eq!(up.status.code(), Some(1), "{printed}");
+        assert!(printed.contains(expected), "{expected}: {printed}");
+        assert!(printed.contains("Input.Invalid"), "{printed}");
+    }
+    assert!(!long.exists() && !comma.exists(), "a directory was created");
+    assert!(!w1.exists());
+    assert_eq!(std::fs::metadata(&foreign).unwrap().uid(), foreign_owner);
+    let (slots, publications) = slots_and_publications(&source).await;
+    assert!(slots.is_empty() && publications.is_empty());
+}

@@ -376,6 +376,23 @@ impl ControlPlane for LocalControlPlane {
                 hint: "install the PostgreSQL server package matching the source".into(),
             });
         }
+        // pg_basebackup refuses a server of another major version, but
+        // only after the slot exists: say so now.
+        if let Some(binaries) = binaries_major(&self.bins.program("pg_basebackup")).await {
+            let source = pg::connect(&self.source, &self.session).await?;
+            let source_major = server::facts(&source).await?.version_num / 10000;
+            if i64::from(binaries) != i64::from(source_major) {
+                failures.push(PreflightFailure {
+                    check: "local_clone_binaries_version".into(),
+                    detail: format!(
+                        "the local PostgreSQL binaries are version {binaries}, the source is {source_major}"
+                    ),
+                    hint: format!(
+                        "install PostgreSQL {source_major}'s server binaries and point PG_BIN at them"
+                    ),
+                });
+            }
+        }
         if let Some(port) = self.clone_port {
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
                 failures.push(PreflightFailure {
@@ -452,6 +469,16 @@ impl ControlPlane for LocalControlPlane {
             port: record.port,
         }))
     }
+}
+
+/// The major version `pg_basebackup --version` reports
+/// (`pg_basebackup (PostgreSQL) 15.8 (Debian ...)`); `None` when it cannot
+/// be run or read (the missing program is reported on its own).
+async fn binaries_major(program: &Path) -> Option<u32> {
+    let output = Command::new(program).arg("--version").output().await.ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = text.split(')').nth(1)?.split_whitespace().next()?;
+    version.split('.').next()?.parse().ok()
 }
 
 /// Kill every process (but this one) whose command line names a path

@@ -546,3 +546,39 @@ async fn a_failed_clone_names_its_cause_without_the_password() {
         .join("clonesync-wrong")
         .exists());
 }
+
+/// Local PostgreSQL binaries of another major than the source: named by
+/// preflight, before the slot that pg_basebackup would refuse to copy for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binaries_of_another_major_fail_preflight() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::start().await;
+    let source = env.source_client().await;
+    let fake = env.root_path.join("fakebin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let program = fake.join("pg_basebackup");
+    std::fs::write(
+        &program,
+        "#!/bin/sh\necho 'pg_basebackup (PostgreSQL) 99.1'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let plane = clonesync_local::LocalControlPlane::new(
+        env.source_endpoint(),
+        &env.root_path.join("clones"),
+        clonesync_local::PgBinaries { dir: fake },
+        clonesync_local::RunAs::detect().unwrap(),
+    );
+    let error = clonesync::steps::preflight::run(&plane, &source, None, &spec("major"), 2)
+        .await
+        .unwrap_err();
+    assert!(
+        failed_checks(&error).contains(&"local_clone_binaries_version".to_string()),
+        "{error}"
+    );
+    assert!(error.to_string().contains("version 99"), "{error}");
+    // The machine's own binaries match: no such failure.
+    let report = env.preflight(&source, &spec("major")).await;
+    assert!(report.is_ok(), "{report:?}");
+    assert_nothing_left(&source).await;
+}
