@@ -62,7 +62,24 @@ fn session_of(url: &ConnectionUrl) -> SessionSettings {
     }
 }
 
-fn plane(
+/// A clone is a base backup, which needs the binaries of the source's own
+/// major: those are chosen when the source answers (`PG_BIN` still wins);
+/// when it does not, the default ones, and preflight names any mismatch.
+async fn binaries_for(source: &ConnectionUrl) -> Result<PgBinaries> {
+    let major = match pg::connect(&source.endpoint, &session_of(source)).await {
+        Ok(client) => pg::server::facts(&client)
+            .await
+            .ok()
+            .map(|facts| facts.version_num / 10000),
+        Err(_) => None,
+    };
+    match major.and_then(|m| u32::try_from(m).ok()) {
+        Some(major) => PgBinaries::for_major(major),
+        None => PgBinaries::locate(),
+    }
+}
+
+async fn plane(
     source: &ConnectionUrl,
     clone_dir: &Path,
     clone_port: Option<u16>,
@@ -70,7 +87,7 @@ fn plane(
     let mut plane = LocalControlPlane::new(
         source.endpoint.clone(),
         clone_dir,
-        PgBinaries::locate()?,
+        binaries_for(source).await?,
         RunAs::detect()?,
     )
     .with_session(session_of(source));
@@ -206,7 +223,7 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         .clone()
         .unwrap_or_else(|| options.work_dir.join("clones"));
     check_paths(&options, &clone_dir)?;
-    PgBinaries::locate()?;
+    binaries_for(&source).await?;
     create_dir(&options.work_dir)?;
     let _lock = lock(&options.work_dir)?;
     // The clone's server runs as the server account, which owns its files;
@@ -223,7 +240,7 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         );
     }
     clonesync_local::moto::ensure_installed()?;
-    let plane = plane(&source, &clone_dir, options.clone_port)?;
+    let plane = plane(&source, &clone_dir, options.clone_port).await?;
     let runtime = LocalRuntime::start(plane, &options.work_dir.join("cloud")).await?;
     let scope =
         serde_json::to_value(&options.source.scope).map_err(|e| Error::local_record("scope", e))?;
@@ -408,7 +425,7 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         );
         return Ok(false);
     };
-    let plane = plane(&url, &record.clone_dir, record.clone_port)?;
+    let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let source = url.endpoint.clone();
     let state = &record.state;
     let Ok(info) = state.clone_info() else {
@@ -491,7 +508,7 @@ pub async fn down(dir: PipelineDir) -> Result<bool> {
     };
     create_dir(&dir.work_dir)?;
     let _lock = lock(&dir.work_dir)?;
-    let plane = plane(&url, &record.clone_dir, record.clone_port)?;
+    let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let runtime = LocalRuntime::start(plane, &dir.work_dir.join("cloud")).await?;
     let report = runtime.teardown(&record.state).await?;
     say!(
@@ -516,7 +533,7 @@ pub async fn down(dir: PipelineDir) -> Result<bool> {
 pub async fn preflight(options: SourceOptions) -> Result<bool> {
     let source = login(&options.source_url)?;
     let spec = PipelineSpec::with_defaults(&options.pipeline, options.scope)?;
-    let plane = plane(&source, &std::env::temp_dir(), None)?;
+    let plane = plane(&source, &std::env::temp_dir(), None).await?;
     let client = pg::connect(&source.endpoint, &session_of(&source)).await?;
     let objects = clonesync_objects(&source).await?;
     let source = source.endpoint;

@@ -388,7 +388,7 @@ impl ControlPlane for LocalControlPlane {
                         "the local PostgreSQL binaries are version {binaries}, the source is {source_major}"
                     ),
                     hint: format!(
-                        "install PostgreSQL {source_major}'s server binaries and point PG_BIN at them"
+                        "install PostgreSQL {source_major}'s server binaries (`bash tools/install` installs 16-18) and point PG_BIN at them, or unset PG_BIN to have them found"
                     ),
                 });
             }

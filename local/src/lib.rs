@@ -30,4 +30,4 @@ pub mod workload;
 pub use clone::{LocalControlPlane, LOCAL_CLONE_EXTRA_SENDERS};
 pub use cloud::LocalCloud;
 pub use runtime::LocalRuntime;
-pub use server::{LocalServer, PgBinaries, RunAs};
+pub use server::{requested_major, LocalServer, PgBinaries, RunAs, PG_MAJOR_VAR};

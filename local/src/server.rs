@@ -20,10 +20,23 @@ pub struct PgBinaries {
     pub dir: PathBuf,
 }
 
+/// The environment variable that picks a PostgreSQL major for everything
+/// local (the tests run once per major with it).
+pub const PG_MAJOR_VAR: &str = "CLONESYNC_PG_MAJOR";
+
+const SERVER_PROGRAMS: [&str; 4] = ["initdb", "pg_ctl", "postgres", "pg_basebackup"];
+
 impl PgBinaries {
-    /// `PG_BIN` if set, else `pg_config --bindir`, else the newest
-    /// `/usr/lib/postgresql/<version>/bin` (Debian's layout).
+    /// `PG_BIN` if set; else, when `CLONESYNC_PG_MAJOR` names a major, that
+    /// major's binaries ([`PgBinaries::for_major`]); else `pg_config
+    /// --bindir`, else the newest `/usr/lib/postgresql/<version>/bin`
+    /// (Debian's layout).
     pub fn locate() -> Result<Self> {
+        if std::env::var_os("PG_BIN").is_none() {
+            if let Some(major) = requested_major()? {
+                return PgBinaries::for_major(major);
+            }
+        }
         let dir = match std::env::var_os("PG_BIN") {
             Some(dir) => PathBuf::from(dir),
             None => std::process::Command::new("pg_config")
@@ -38,7 +51,40 @@ impl PgBinaries {
                     reason: "no PostgreSQL server binaries found; install postgresql-15 (or later) or set PG_BIN".into(),
                 })?,
         };
-        for program in ["initdb", "pg_ctl", "postgres", "pg_basebackup"] {
+        PgBinaries::complete(dir)
+    }
+
+    /// The binaries of one major: `PG_BIN` when set (the user's choice wins;
+    /// preflight names a mismatch), else Debian's
+    /// `/usr/lib/postgresql/<major>/bin`, else the build `tools/install`
+    /// puts under `$CLONESYNC_TOOLS/postgresql/<major>/bin`.
+    pub fn for_major(major: u32) -> Result<Self> {
+        if let Some(dir) = std::env::var_os("PG_BIN") {
+            return PgBinaries::complete(PathBuf::from(dir));
+        }
+        let tools = std::env::var_os("CLONESYNC_TOOLS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/cache/clonesync-tools"));
+        let candidates = [
+            PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")),
+            tools.join("postgresql").join(major.to_string()).join("bin"),
+        ];
+        candidates
+            .iter()
+            .find(|dir| SERVER_PROGRAMS.iter().all(|p| dir.join(p).is_file()))
+            .map(|dir| PgBinaries { dir: dir.clone() })
+            .ok_or_else(|| Error::LocalBinariesMissing {
+                reason: format!(
+                    "no PostgreSQL {major} server binaries in {} or {}; run `bash tools/install` \
+                     (16-18) or install postgresql-{major}, or set PG_BIN",
+                    candidates[0].display(),
+                    candidates[1].display()
+                ),
+            })
+    }
+
+    fn complete(dir: PathBuf) -> Result<Self> {
+        for program in SERVER_PROGRAMS {
             if !dir.join(program).is_file() {
                 return Err(Error::LocalBinariesMissing {
                     reason: format!(
@@ -53,6 +99,23 @@ impl PgBinaries {
 
     pub fn program(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+}
+
+/// The major `CLONESYNC_PG_MAJOR` asks for, if any.
+pub fn requested_major() -> Result<Option<u32>> {
+    match std::env::var(PG_MAJOR_VAR) {
+        Err(_) => Ok(None),
+        Ok(text) if text.trim().is_empty() => Ok(None),
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|major| *major >= 10)
+            .map(Some)
+            .ok_or_else(|| Error::LocalBinariesMissing {
+                reason: format!("{PG_MAJOR_VAR}={text:?} is not a PostgreSQL major version (e.g. 17)"),
+            }),
     }
 }
 

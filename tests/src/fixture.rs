@@ -160,11 +160,31 @@ async fn start_server(dir: &Path, settings: &[(&str, &str)]) -> LocalServer {
         .expect("initdb");
     server.start().await.expect("start server");
     let admin = connect(&server.endpoint("postgres")).await;
+    // A run that asks for a major must really be on it: wrong binaries
+    // found on the way would otherwise pass as that major.
+    let requested = clonesync_local::requested_major().expect("CLONESYNC_PG_MAJOR");
+    if let Some(major) = requested {
+        let running = server_major(&admin).await;
+        assert_eq!(
+            running, major,
+            "{} asks for PostgreSQL {major}, the server is {running}",
+            clonesync_local::PG_MAJOR_VAR
+        );
+    }
     admin
         .batch_execute(&format!("CREATE DATABASE {DB}"))
         .await
         .expect("create database");
     server
+}
+
+/// The server's major version (`server_version_num / 10000`).
+pub async fn server_major(client: &Client) -> u32 {
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int / 10000", &[])
+        .await
+        .expect("server_version_num");
+    u32::try_from(row.get::<_, i32>(0)).expect("a positive version")
 }
 
 pub async fn connect(endpoint: &Endpoint) -> Client {
