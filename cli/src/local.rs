@@ -544,29 +544,37 @@ pub async fn preflight(options: SourceOptions) -> Result<bool> {
         source.dbname,
         spec.id
     );
-    let outcome =
-        match preflight::run(&plane, &client, None, &spec, LOCAL_CLONE_EXTRA_SENDERS).await {
-            Ok(report) => {
-                say!(
-                    "  ok: server version {}, {} tables in scope",
-                    report.source_version_num,
-                    report.tables_in_scope
-                );
-                for warning in &report.warnings {
-                    say!("  warning: {warning}");
-                }
-                Ok(true)
+    let outcome = match preflight::run(
+        &plane,
+        &client,
+        None,
+        &spec,
+        LOCAL_CLONE_EXTRA_SENDERS,
+        Waits::default().slot_idle_window(),
+    )
+    .await
+    {
+        Ok(report) => {
+            say!(
+                "  ok: server version {}, {} tables in scope",
+                report.source_version_num,
+                report.tables_in_scope
+            );
+            for warning in &report.warnings {
+                say!("  warning: {warning}");
             }
-            Err(Error::PreflightFailed { failures }) => {
-                say!("  {} problem(s):", failures.len());
-                for failure in failures {
-                    say!("  x {}: {}", failure.check, failure.detail);
-                    say!("      fix: {}", failure.hint);
-                }
-                Ok(false)
+            Ok(true)
+        }
+        Err(Error::PreflightFailed { failures }) => {
+            say!("  {} problem(s):", failures.len());
+            for failure in failures {
+                say!("  x {}: {}", failure.check, failure.detail);
+                say!("      fix: {}", failure.hint);
             }
-            Err(other) => Err(other),
-        };
+            Ok(false)
+        }
+        Err(other) => Err(other),
+    };
     // A slot left by a run that died retains WAL: say so whatever else
     // preflight found.
     show_objects("clonesync objects already on the source", &objects);

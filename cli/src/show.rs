@@ -144,7 +144,7 @@ pub fn report(report: &MonitorReport) {
     }
     for t in &report.targets {
         say!(
-            "  subscription {:<20} {}  apply worker {}  last message {} ago  apply lag {}  apply errors {}",
+            "  subscription {:<20} {}  apply worker {}  last message {} ago  apply lag {}  apply errors {}  sync errors {}  conflicts {}",
             t.subscription,
             if t.enabled { "enabled" } else { "DISABLED" },
             if t.apply_worker {
@@ -157,6 +157,10 @@ pub fn report(report: &MonitorReport) {
             t.apply_errors
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "-".into()),
+            t.sync_errors
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+            conflicts(t),
         );
     }
     for error in &report.errors {
@@ -194,6 +198,30 @@ pub fn comparison(states: &[TableState], differences: &[(TableState, TableState)
             state.rows,
             target_rows
         );
+    }
+}
+
+/// The conflict counters by kind, only those above zero; `-` where the
+/// target's version counts none (before PostgreSQL 18).
+fn conflicts(t: &clonesync::monitor::TargetReading) -> String {
+    match &t.conflicts {
+        None => "-".into(),
+        Some(kinds) => {
+            let counted: Vec<String> = kinds
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect();
+            if counted.is_empty() {
+                "0".into()
+            } else {
+                format!(
+                    "{} ({})",
+                    t.conflicts_total().unwrap_or(0),
+                    counted.join(", ")
+                )
+            }
+        }
     }
 }
 

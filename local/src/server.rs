@@ -114,7 +114,9 @@ pub fn requested_major() -> Result<Option<u32>> {
             .filter(|major| *major >= 10)
             .map(Some)
             .ok_or_else(|| Error::LocalBinariesMissing {
-                reason: format!("{PG_MAJOR_VAR}={text:?} is not a PostgreSQL major version (e.g. 17)"),
+                reason: format!(
+                    "{PG_MAJOR_VAR}={text:?} is not a PostgreSQL major version (e.g. 17)"
+                ),
             }),
     }
 }

@@ -162,7 +162,7 @@ pub async fn run(options: &BenchOptions) -> BenchResult {
     }
 }
 
-fn connection_args(endpoint: &Endpoint) -> Vec<String> {
+pub fn connection_args(endpoint: &Endpoint) -> Vec<String> {
     vec![
         "-h".into(),
         endpoint.host.clone(),
@@ -174,7 +174,7 @@ fn connection_args(endpoint: &Endpoint) -> Vec<String> {
     ]
 }
 
-async fn run_client(command: &mut Command, endpoint: &Endpoint) {
+pub async fn run_client(command: &mut Command, endpoint: &Endpoint) {
     let password = endpoint
         .password
         .as_ref()

@@ -166,7 +166,8 @@ async fn start_server(dir: &Path, settings: &[(&str, &str)]) -> LocalServer {
     if let Some(major) = requested {
         let running = server_major(&admin).await;
         assert_eq!(
-            running, major,
+            running,
+            major,
             "{} asks for PostgreSQL {major}, the server is {running}",
             clonesync_local::PG_MAJOR_VAR
         );
@@ -181,7 +182,10 @@ async fn start_server(dir: &Path, settings: &[(&str, &str)]) -> LocalServer {
 /// The server's major version (`server_version_num / 10000`).
 pub async fn server_major(client: &Client) -> u32 {
     let row = client
-        .query_one("SELECT current_setting('server_version_num')::int / 10000", &[])
+        .query_one(
+            "SELECT current_setting('server_version_num')::int / 10000",
+            &[],
+        )
         .await
         .expect("server_version_num");
     u32::try_from(row.get::<_, i32>(0)).expect("a positive version")
@@ -241,7 +245,15 @@ impl TestEnv {
         source: &Client,
         spec: &PipelineSpec,
     ) -> clonesync::Result<PreflightReport> {
-        preflight::run(&self.plane, source, None, spec, LOCAL_CLONE_EXTRA_SENDERS).await
+        preflight::run(
+            &self.plane,
+            source,
+            None,
+            spec,
+            LOCAL_CLONE_EXTRA_SENDERS,
+            clonesync::pipeline::Waits::default().slot_idle_window(),
+        )
+        .await
     }
 
     pub async fn source_client(&self) -> Client {

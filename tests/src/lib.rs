@@ -6,6 +6,7 @@
 //! port, and are stopped and removed when their fixture is dropped — also
 //! when the test panics.
 
+pub mod apply_bench;
 pub mod aws_mock;
 pub mod bench;
 pub mod capture;

@@ -469,9 +469,16 @@ async fn preflight_names_privileges_unlogged_tables_a_busy_port_and_the_clones_s
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut plane = env.plane.clone();
     plane.clone_port = Some(busy.local_addr().unwrap().port());
-    let error = clonesync::steps::preflight::run(&plane, &source, None, &spec("checks"), 2)
-        .await
-        .unwrap_err();
+    let error = clonesync::steps::preflight::run(
+        &plane,
+        &source,
+        None,
+        &spec("checks"),
+        2,
+        clonesync::pipeline::Waits::default().slot_idle_window(),
+    )
+    .await
+    .unwrap_err();
     let checks = failed_checks(&error);
     for expected in ["unlogged_tables", "clone_port"] {
         assert!(checks.contains(&expected.to_string()), "{checks:?}");
@@ -484,9 +491,16 @@ async fn preflight_names_privileges_unlogged_tables_a_busy_port_and_the_clones_s
         ..env.source_endpoint()
     })
     .await;
-    let error = clonesync::steps::preflight::run(&env.plane, &plain, None, &spec("checks"), 2)
-        .await
-        .unwrap_err();
+    let error = clonesync::steps::preflight::run(
+        &env.plane,
+        &plain,
+        None,
+        &spec("checks"),
+        2,
+        clonesync::pipeline::Waits::default().slot_idle_window(),
+    )
+    .await
+    .unwrap_err();
     assert!(
         failed_checks(&error).contains(&"login_privileges".to_string()),
         "{error}"
@@ -569,9 +583,16 @@ async fn binaries_of_another_major_fail_preflight() {
         clonesync_local::PgBinaries { dir: fake },
         clonesync_local::RunAs::detect().unwrap(),
     );
-    let error = clonesync::steps::preflight::run(&plane, &source, None, &spec("major"), 2)
-        .await
-        .unwrap_err();
+    let error = clonesync::steps::preflight::run(
+        &plane,
+        &source,
+        None,
+        &spec("major"),
+        2,
+        clonesync::pipeline::Waits::default().slot_idle_window(),
+    )
+    .await
+    .unwrap_err();
     assert!(
         failed_checks(&error).contains(&"local_clone_binaries_version".to_string()),
         "{error}"

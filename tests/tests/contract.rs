@@ -475,17 +475,41 @@ fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
         }
         let p = &resource["Properties"];
         assert!(!p["AlarmActions"].is_null(), "{name:?} notifies the topic");
-        if p["Namespace"].as_str() != Some(emf::NAMESPACE) {
+        if !p["Metrics"].is_sequence() && p["Namespace"].as_str() != Some(emf::NAMESPACE) {
             assert_eq!(p["Namespace"].as_str(), Some("AWS/Lambda"), "{name:?}");
             continue;
         }
-        let metric = p["MetricName"].as_str().unwrap().to_string();
-        assert!(
-            written.contains(&metric),
-            "{name:?} watches {metric}, never written"
-        );
-        assert_eq!(p["Dimensions"][0]["Name"].as_str(), Some("Service"));
-        assert_eq!(p["Dimensions"][0]["Value"].as_str(), Some(emf::SERVICE));
+        // A plain alarm names its metric; a metric-math one (an increase
+        // of a counter) names it in the MetricStat it computes from.
+        let metric_of = |m: &serde_yaml::Value| {
+            let metric = m["MetricName"].as_str().unwrap().to_string();
+            assert!(
+                written.contains(&metric),
+                "{name:?} watches {metric}, never written"
+            );
+            assert_eq!(m["Dimensions"][0]["Name"].as_str(), Some("Service"));
+            assert_eq!(m["Dimensions"][0]["Value"].as_str(), Some(emf::SERVICE));
+            metric
+        };
+        let metric = if p["Metrics"].is_sequence() {
+            let queries = p["Metrics"].as_sequence().unwrap();
+            let stat = queries
+                .iter()
+                .find(|q| !q["MetricStat"].is_null())
+                .unwrap_or_else(|| panic!("{name:?} computes from no metric"));
+            assert_eq!(
+                stat["MetricStat"]["Metric"]["Namespace"].as_str(),
+                Some(emf::NAMESPACE)
+            );
+            let returned: Vec<_> = queries
+                .iter()
+                .filter(|q| q["ReturnData"].as_bool() == Some(true))
+                .collect();
+            assert_eq!(returned.len(), 1, "{name:?} returns one series");
+            metric_of(&stat["MetricStat"]["Metric"])
+        } else {
+            metric_of(p)
+        };
         // Written every run, so missing data means the monitor is down.
         assert_eq!(
             p["TreatMissingData"].as_str(),
@@ -500,6 +524,8 @@ fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
         "InactiveSlots",
         "MaxRetainedBytes",
         "MonitorErrors",
+        "ApplyErrors",
+        "Conflicts",
     ] {
         assert!(watched.contains(metric), "no alarm on {metric}");
     }

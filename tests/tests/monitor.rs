@@ -401,3 +401,183 @@ async fn an_unreachable_source_costs_only_its_own_pipeline_and_nothing_leaks() {
         );
     }
 }
+
+/// Rows made or removed on the copy by hand, then changed on the source:
+/// PostgreSQL 18 counts each conflict by kind, and the monitor publishes
+/// the counters and their sum (the conflict alarm's input); before 18 the
+/// missing row is skipped without a trace and only the duplicate key shows,
+/// as a rising apply error count (the apply error alarm's input).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_conflict_on_the_copy_is_counted_and_raises_the_alarm_input() {
+    let env = TestEnv::start().await;
+    let source = env.source_client().await;
+    source
+        .batch_execute("CREATE TABLE probe (id int PRIMARY KEY, v text NOT NULL)")
+        .await
+        .unwrap();
+    let major = clonesync_tests::fixture::server_major(&source).await;
+    let runtime = LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
+        .await
+        .unwrap();
+    let input = runtime.request("confl", json!({"kind": "all_tables"}), DB, Waits::default());
+    let outcome = runtime.run("confl", &input, &mut |_| {}).await.unwrap();
+    assert!(outcome.succeeded(), "{:?}", outcome.cause);
+    let state = outcome.state().unwrap();
+    let target = connect(
+        &runtime
+            .cloud
+            .control_plane()
+            .clone_login(state.clone_info().unwrap()),
+    )
+    .await;
+    let pipeline = [("Pipeline", "confl")];
+    let service = [("Service", "clonesync")];
+
+    let (report, docs) = read(&runtime).await;
+    let t = &report.targets[0];
+    assert_eq!(t.apply_errors, Some(0));
+    assert_eq!(t.sync_errors, Some(0));
+    assert_eq!(
+        number(find(&docs, &service, "ApplyErrors"), "ApplyErrors"),
+        0.0
+    );
+    assert_eq!(number(find(&docs, &service, "Conflicts"), "Conflicts"), 0.0);
+    if major >= 18 {
+        assert_eq!(t.conflicts_total(), Some(0), "{t:?}");
+        assert_eq!(
+            number(find(&docs, &pipeline, "Conflicts"), "Conflicts"),
+            0.0
+        );
+    } else {
+        assert_eq!(
+            t.conflicts, None,
+            "PostgreSQL {major} has no conflict counters"
+        );
+        assert!(find(&docs, &pipeline, "Conflicts").is_none());
+    }
+
+    // A row deleted on the copy, then updated on the source.
+    source
+        .batch_execute("INSERT INTO probe VALUES (1, 'one')")
+        .await
+        .unwrap();
+    wait_rows(&target, "SELECT count(*) FROM probe WHERE id = 1", 1).await;
+    target
+        .batch_execute("DELETE FROM probe WHERE id = 1")
+        .await
+        .unwrap();
+    source
+        .batch_execute(
+            "UPDATE probe SET v = 'uno' WHERE id = 1; INSERT INTO probe VALUES (3, 'after')",
+        )
+        .await
+        .unwrap();
+    wait_rows(&target, "SELECT count(*) FROM probe WHERE id = 3", 1).await;
+    if major >= 18 {
+        let counted = wait_for(&runtime, "update_missing to be counted", |r| {
+            conflict(r, "update_missing") >= 1
+        })
+        .await;
+        assert_eq!(
+            counted.targets[0].apply_errors,
+            Some(0),
+            "skipped, not failed"
+        );
+    } else {
+        let (report, _) = read(&runtime).await;
+        assert_eq!(
+            report.targets[0].apply_errors,
+            Some(0),
+            "before 18 the update of a missing row is skipped silently"
+        );
+    }
+
+    // A row inserted on the copy, then the same key on the source: the
+    // worker fails on the duplicate and retries.
+    target
+        .batch_execute("INSERT INTO probe VALUES (2, 'made on the copy')")
+        .await
+        .unwrap();
+    source
+        .batch_execute("INSERT INTO probe VALUES (2, 'made on the source')")
+        .await
+        .unwrap();
+    let first = wait_for(&runtime, "an apply error", |r| {
+        r.targets[0].apply_errors.unwrap_or(0) >= 1
+    })
+    .await;
+    let first_errors = first.targets[0].apply_errors.unwrap();
+    let risen = wait_for(&runtime, "the apply error count to rise again", |r| {
+        r.targets[0].apply_errors.unwrap_or(0) > first_errors
+    })
+    .await;
+    let (_, docs) = read(&runtime).await;
+    let errors_now = number(find(&docs, &service, "ApplyErrors"), "ApplyErrors");
+    assert!(
+        errors_now > first_errors as f64,
+        "the alarm's input (ApplyErrors, watched for any increase) rose: {first_errors} -> {errors_now}"
+    );
+    assert!(
+        number(find(&docs, &pipeline, "ApplyErrors"), "ApplyErrors") >= errors_now,
+        "{docs:?}"
+    );
+    if major >= 18 {
+        assert!(
+            conflict(&risen, "insert_exists") >= 1,
+            "{:?}",
+            risen.targets
+        );
+        assert!(conflict(&risen, "update_missing") >= 1);
+        let total = number(find(&docs, &service, "Conflicts"), "Conflicts");
+        assert!(total >= 2.0, "the conflict alarm's input: {total}");
+        assert!(
+            number(
+                find(&docs, &pipeline, "ConflictInsertExists"),
+                "ConflictInsertExists"
+            ) >= 1.0
+        );
+        assert!(
+            number(
+                find(&docs, &pipeline, "ConflictUpdateMissing"),
+                "ConflictUpdateMissing"
+            ) >= 1.0
+        );
+        assert!(number(find(&docs, &pipeline, "Conflicts"), "Conflicts") >= 2.0);
+    } else {
+        assert_eq!(number(find(&docs, &service, "Conflicts"), "Conflicts"), 0.0);
+    }
+
+    // The copy's row removed by hand: apply goes on, and the source's row
+    // arrives.
+    target
+        .batch_execute("DELETE FROM probe WHERE id = 2")
+        .await
+        .unwrap();
+    wait_rows(
+        &target,
+        "SELECT count(*) FROM probe WHERE id = 2 AND v = 'made on the source'",
+        1,
+    )
+    .await;
+    runtime.teardown(&state).await.unwrap();
+}
+
+fn conflict(report: &MonitorReport, kind: &str) -> i64 {
+    report.targets[0]
+        .conflicts
+        .as_ref()
+        .and_then(|c| c.get(kind).copied())
+        .unwrap_or(0)
+}
+
+async fn wait_rows(client: &tokio_postgres::Client, sql: &str, expected: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = client.query_one(sql, &[]).await.expect("count rows").get(0);
+        if n == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}: {n}, not {expected}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -17,8 +17,8 @@
 //! | --- | --- | --- |
 //! | `Pipeline`, `Slot` | `SlotActive`, `SlotLagBytes`, `SlotRetainedBytes`, `SlotSafeWalBytes` | each pipeline's slot |
 //! | `Source`, `Slot` | the same | each logical slot no pipeline owns (property `Owned: false`) |
-//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `MonitorErrors` | each pipeline |
-//! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying` | once per run, also with no pipeline (the alarms' metrics) |
+//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
+//! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying`, `ApplyErrors`, `SyncErrors`, `Conflicts` (sums over pipelines) | once per run, also with no pipeline (the alarms' metrics) |
 //!
 //! A figure that could not be read is left out, never written as null.
 
@@ -178,10 +178,29 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
             }),
             target
                 .and_then(|t| metric("ApplyErrors", Unit::Count, t.apply_errors.map(|n| n as f64))),
+            target.and_then(|t| metric("SyncErrors", Unit::Count, t.sync_errors.map(|n| n as f64))),
+            target.and_then(|t| {
+                metric(
+                    "Conflicts",
+                    Unit::Count,
+                    t.conflicts_total().map(|n| n as f64),
+                )
+            }),
             metric("MonitorErrors", Unit::Count, errors as f64),
         ]
         .into_iter()
         .flatten()
+        .chain(
+            target
+                .and_then(|t| t.conflicts.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|(kind, count)| Metric {
+                    name: conflict_metric_name(kind),
+                    unit: Unit::Count,
+                    value: *count as f64,
+                }),
+        )
         .collect();
         let failed: Vec<Value> = report
             .errors
@@ -208,9 +227,24 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
     out
 }
 
+/// `insert_exists` → `ConflictInsertExists`: one metric per kind the
+/// server counts, named as CloudWatch names go.
+pub fn conflict_metric_name(kind: &str) -> String {
+    let mut name = String::from("Conflict");
+    for word in kind.split('_').filter(|w| !w.is_empty()) {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            name.extend(first.to_uppercase());
+            name.push_str(chars.as_str());
+        }
+    }
+    name
+}
+
 /// The run's figures the alarms watch: worst lag, most WAL retained, any
-/// inactive slot, any error. Zero when there is nothing to watch, so a
-/// missing value means the monitor did not run.
+/// inactive slot, any error, every apply error and conflict. Zero when
+/// there is nothing to watch, so a missing value means the monitor did not
+/// run.
 pub fn summary(report: &MonitorReport) -> Vec<Metric> {
     let max = |values: &mut dyn Iterator<Item = f64>| values.fold(0.0_f64, f64::max);
     let owned_lag = max(&mut report
@@ -224,6 +258,10 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
     let inactive = report.slots().filter(|(_, s)| !s.active).count();
     let unowned = report.slots().filter(|(_, s)| s.pipeline.is_none()).count();
     let not_applying = report.targets.iter().filter(|t| !t.apply_worker).count();
+    let sum = |values: &mut dyn Iterator<Item = i64>| values.sum::<i64>() as f64;
+    let apply_errors = sum(&mut report.targets.iter().filter_map(|t| t.apply_errors));
+    let sync_errors = sum(&mut report.targets.iter().filter_map(|t| t.sync_errors));
+    let conflicts = sum(&mut report.targets.iter().filter_map(|t| t.conflicts_total()));
     vec![
         Metric {
             name: "PipelinesChecked".into(),
@@ -265,12 +303,42 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
             unit: Unit::Count,
             value: not_applying as f64,
         },
+        // Counters since each subscription was made: the apply error alarm
+        // watches their increase, the conflict alarm any value above zero
+        // (a conflict is a divergence that stays until a re-seed).
+        Metric {
+            name: "ApplyErrors".into(),
+            unit: Unit::Count,
+            value: apply_errors,
+        },
+        Metric {
+            name: "SyncErrors".into(),
+            unit: Unit::Count,
+            value: sync_errors,
+        },
+        Metric {
+            name: "Conflicts".into(),
+            unit: Unit::Count,
+            value: conflicts,
+        },
     ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflict_kinds_become_metric_names() {
+        assert_eq!(
+            conflict_metric_name("insert_exists"),
+            "ConflictInsertExists"
+        );
+        assert_eq!(
+            conflict_metric_name("multiple_unique_conflicts"),
+            "ConflictMultipleUniqueConflicts"
+        );
+    }
 
     #[test]
     fn more_than_100_metrics_are_split_and_keep_their_dimensions() {

@@ -82,6 +82,22 @@ pub struct TargetReading {
     /// with lag zero, and only this count shows it.
     #[serde(default)]
     pub apply_errors: Option<i64>,
+    /// Errors of table synchronization workers (PostgreSQL 15+).
+    #[serde(default)]
+    pub sync_errors: Option<i64>,
+    /// Conflicts met while applying, by kind (`insert_exists`,
+    /// `update_missing`, `delete_missing`, ...; PostgreSQL 18+, `None`
+    /// before). Any conflict means the copy has diverged from the source:
+    /// a row the source changed was missing or already present.
+    #[serde(default)]
+    pub conflicts: Option<BTreeMap<String, i64>>,
+}
+
+impl TargetReading {
+    /// Every conflict counted so far, all kinds together.
+    pub fn conflicts_total(&self) -> Option<i64> {
+        self.conflicts.as_ref().map(|c| c.values().sum())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +190,8 @@ pub async fn read_subscriptions(
                 seconds_since_last_message: lag.and_then(|s| s.seconds_since_last_message),
                 apply_lag_seconds: lag.and_then(|s| s.apply_lag_seconds),
                 apply_errors: lag.and_then(|s| s.apply_error_count),
+                sync_errors: lag.and_then(|s| s.sync_error_count),
+                conflicts: lag.and_then(|s| s.conflicts.clone()),
             }
         })
         .collect())

@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::pg::sqlstate::classify;
 use crate::pg::Lsn;
 use postgres_types::PgLsn;
+use std::collections::BTreeMap;
 use tokio_postgres::Client;
 
 /// A logical slot and the server's current WAL position, read together.
@@ -89,18 +90,38 @@ pub struct SubscriptionLag {
     pub apply_lag_seconds: Option<f64>,
     /// `pg_stat_subscription_stats.apply_error_count` (PostgreSQL 15+).
     pub apply_error_count: Option<i64>,
+    /// `pg_stat_subscription_stats.sync_error_count` (PostgreSQL 15+):
+    /// errors of table synchronization workers.
+    pub sync_error_count: Option<i64>,
+    /// The conflict counters, by kind without the `confl_` prefix
+    /// (`insert_exists`, `update_missing`, `delete_missing`, ...), where
+    /// the server counts them (PostgreSQL 18+); `None` before.
+    pub conflicts: Option<BTreeMap<String, i64>>,
+}
+
+impl SubscriptionLag {
+    /// Every conflict counted so far, all kinds together.
+    pub fn conflicts_total(&self) -> Option<i64> {
+        self.conflicts.as_ref().map(|c| c.values().sum())
+    }
 }
 
 // now() is the target's transaction start and latest_end_time the source's
 // clock: a reading just after the start, or a little clock skew, would be
 // negative; it counts as zero. relid IS NULL and no leader_pid pick the
 // apply worker, not table-sync or (PostgreSQL 16+) parallel apply workers;
-// leader_pid is read through to_jsonb so the query runs on 15 too.
+// leader_pid is read through to_jsonb so the query runs on 15 too. The
+// conflict counters are every confl_* column the version has (18 added
+// them, later versions add kinds), read the same way.
 const SUBSCRIPTIONS_SQL: &str = "\
 SELECT s.subname::text, s.subenabled, w.pid, \
        greatest(0, extract(epoch FROM now() - w.last_msg_receipt_time))::float8, \
        greatest(0, extract(epoch FROM now() - w.latest_end_time))::float8, \
-       st.apply_error_count \
+       st.apply_error_count, st.sync_error_count, \
+       ARRAY(SELECT c.key FROM jsonb_each_text(to_jsonb(st)) c \
+             WHERE c.key LIKE 'confl\\_%' ORDER BY c.key), \
+       ARRAY(SELECT c.value::bigint FROM jsonb_each_text(to_jsonb(st)) c \
+             WHERE c.key LIKE 'confl\\_%' ORDER BY c.key) \
 FROM pg_subscription s \
 JOIN pg_database d ON d.oid = s.subdbid AND d.datname = current_database() \
 LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL \
@@ -124,6 +145,22 @@ pub async fn subscription_lags(client: &Client, names: &[&str]) -> Result<Vec<Su
             seconds_since_last_message: row.get(3),
             apply_lag_seconds: row.get(4),
             apply_error_count: row.get(5),
+            sync_error_count: row.get(6),
+            conflicts: conflicts(row.get(7), row.get(8)),
         })
         .collect())
+}
+
+/// The `confl_*` columns as kind → count; none means the version has no
+/// conflict counters.
+fn conflicts(keys: Vec<String>, values: Vec<i64>) -> Option<BTreeMap<String, i64>> {
+    if keys.is_empty() {
+        return None;
+    }
+    Some(
+        keys.into_iter()
+            .map(|k| k.strip_prefix("confl_").unwrap_or(&k).to_string())
+            .zip(values)
+            .collect(),
+    )
 }

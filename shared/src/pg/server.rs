@@ -23,6 +23,9 @@ pub struct ServerFacts {
     pub subscriptions: i64,
     pub origins: i64,
     pub in_recovery: bool,
+    /// `max_active_replication_origins` (PostgreSQL 18+; before, origins
+    /// are bounded by `max_replication_slots`).
+    pub max_active_replication_origins: Option<i64>,
 }
 
 pub async fn facts(client: &Client) -> Result<ServerFacts> {
@@ -38,6 +41,7 @@ pub async fn facts(client: &Client) -> Result<ServerFacts> {
                 "max_wal_senders",
                 "max_worker_processes",
                 "max_logical_replication_workers",
+                "max_active_replication_origins",
             ]],
         )
         .await
@@ -69,6 +73,9 @@ pub async fn facts(client: &Client) -> Result<ServerFacts> {
         subscriptions: usage.get(2),
         origins: usage.get(3),
         in_recovery: usage.get(4),
+        max_active_replication_origins: settings
+            .get("max_active_replication_origins")
+            .and_then(|v| v.parse().ok()),
     })
 }
 
@@ -262,4 +269,54 @@ pub async fn table_identities(
             has_primary_key: r.get(3),
         })
         .collect())
+}
+
+/// What decides how long an unused logical slot lives and how much WAL it
+/// may hold, read where the version has it (absent: `None`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlotSettings {
+    /// `max_slot_wal_keep_size` in MB; -1 is unlimited.
+    pub max_slot_wal_keep_size_mb: Option<i64>,
+    /// `idle_replication_slot_timeout` in seconds (PostgreSQL 18+); 0 is
+    /// off.
+    pub idle_replication_slot_timeout_s: Option<i64>,
+    /// The source's average WAL rate since its statistics were reset
+    /// (`pg_stat_wal`), bytes per second.
+    pub wal_bytes_per_second: Option<f64>,
+}
+
+pub async fn slot_settings(client: &Client) -> Result<SlotSettings> {
+    let op = "read slot settings";
+    let rows = client
+        .query(
+            // pg_settings reports both in their base units (MB, s).
+            "SELECT name, setting FROM pg_settings WHERE name = ANY($1)",
+            &[&vec![
+                "max_slot_wal_keep_size",
+                "idle_replication_slot_timeout",
+            ]],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    let settings: HashMap<String, i64> = rows
+        .iter()
+        .filter_map(|r| Some((r.get(0), r.get::<_, String>(1).parse().ok()?)))
+        .collect();
+    // The view may be absent or unreadable on a managed server; the rate
+    // is only a hint, so any failure reads as unknown.
+    let rate = client
+        .query_opt(
+            "SELECT wal_bytes::float8 / nullif(extract(epoch FROM now() - stats_reset), 0)::float8 \
+             FROM pg_stat_wal",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.get::<_, Option<f64>>(0));
+    Ok(SlotSettings {
+        max_slot_wal_keep_size_mb: settings.get("max_slot_wal_keep_size").copied(),
+        idle_replication_slot_timeout_s: settings.get("idle_replication_slot_timeout").copied(),
+        wal_bytes_per_second: rate,
+    })
 }

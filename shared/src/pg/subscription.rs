@@ -86,6 +86,72 @@ pub async fn drop_subscription_keep_slot(client: &Client, name: &str) -> Result<
     Ok(true)
 }
 
+/// How a subscription ships large transactions (`streaming`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streaming {
+    /// Decoded on the source until commit, spilled to its disk past
+    /// `logical_decoding_work_mem`, then sent.
+    Off,
+    /// Sent while in progress; the apply worker spools it to files and
+    /// applies it at commit.
+    On,
+    /// Sent while in progress and applied at once by a parallel apply
+    /// worker (PostgreSQL 16+).
+    Parallel,
+}
+
+impl Streaming {
+    fn as_str(self) -> &'static str {
+        match self {
+            Streaming::Off => "off",
+            Streaming::On => "on",
+            Streaming::Parallel => "parallel",
+        }
+    }
+}
+
+/// The options a subscription is created with besides the fixed ones
+/// (`copy_data = false`, `create_slot = false`, `enabled = false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionOptions {
+    /// `binary`: send values in the types' binary form.
+    pub binary: bool,
+    pub streaming: Streaming,
+}
+
+impl SubscriptionOptions {
+    /// What clonesync creates on a target of this version
+    /// (`server_version_num`); docs/BENCHMARKS.md has the measurement
+    /// behind it.
+    ///
+    /// - `streaming = parallel` from 16 (the default from 18): a large
+    ///   transaction is applied while it is still arriving instead of after
+    ///   it, which drained a backlog holding large transactions fastest on
+    ///   every version that has it. On 15, `on` (spooled on the target)
+    ///   instead of `off` (spilled and decoded on the source at commit).
+    /// - `binary = false`: it bought no measurable drain rate, and binary
+    ///   transfer fails on any type without binary send/receive functions
+    ///   (an extension's type), where text never does.
+    ///
+    /// Options left at their defaults on purpose: `origin = any` (a source
+    /// that itself subscribes elsewhere must still have those rows
+    /// replicated), `disable_on_error = false` (the worker retries and the
+    /// apply error counter and alarm say so; a disabled subscription would
+    /// retain WAL silently), `failover = false` on 17+ (an Aurora slot
+    /// survives a failover with the shared storage; there are no physical
+    /// standbys to synchronize it to), `password_required = true`.
+    pub fn for_version(version_num: i32) -> SubscriptionOptions {
+        SubscriptionOptions {
+            binary: false,
+            streaming: if version_num >= 160000 {
+                Streaming::Parallel
+            } else {
+                Streaming::On
+            },
+        }
+    }
+}
+
 /// `CREATE SUBSCRIPTION` attached to an existing slot, copying nothing and
 /// starting disabled so the origin can be advanced before any change is
 /// applied.
@@ -103,6 +169,7 @@ pub async fn create_subscription_disabled(
     source_conninfo: &Secret,
     publication: &PgName,
     slot: &SlotName,
+    options: SubscriptionOptions,
 ) -> Result<()> {
     let op = "create subscription";
     quiet_statement_logging(client).await?;
@@ -112,18 +179,22 @@ pub async fn create_subscription_disabled(
         .map_err(|e| classify(op, e))?;
     let result = client
         .execute(
-            "SELECT pg_temp.clonesync_create_subscription($1, $2, $3, $4)",
+            "SELECT pg_temp.clonesync_create_subscription($1, $2, $3, $4, $5, $6)",
             &[
                 &name.as_str(),
                 source_conninfo,
                 &publication.as_str(),
                 &slot.as_str(),
+                // As text: format() prints a boolean as 't'/'f', which
+                // subscription options do not accept.
+                &if options.binary { "true" } else { "false" },
+                &options.streaming.as_str(),
             ],
         )
         .await;
     let _ = client
         .batch_execute(
-            "DROP FUNCTION IF EXISTS pg_temp.clonesync_create_subscription(text, text, text, text)",
+            "DROP FUNCTION IF EXISTS pg_temp.clonesync_create_subscription(text, text, text, text, text, text)",
         )
         .await;
     let _ = client.batch_execute(RESET_STATEMENT_LOGGING).await;
@@ -171,13 +242,15 @@ async fn quiet_statement_logging(client: &Client) -> Result<()> {
 
 const CREATE_SUBSCRIPTION_FUNCTION: &str = r#"
 CREATE OR REPLACE FUNCTION pg_temp.clonesync_create_subscription(
-    sub_name text, conninfo text, pub_name text, slot text) RETURNS void
+    sub_name text, conninfo text, pub_name text, slot text,
+    binary_transfer text, streaming text) RETURNS void
 LANGUAGE plpgsql AS $fn$
 BEGIN
     EXECUTE format(
         'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I '
-        'WITH (copy_data = false, create_slot = false, enabled = false, slot_name = %L)',
-        sub_name, conninfo, pub_name, slot);
+        'WITH (copy_data = false, create_slot = false, enabled = false, slot_name = %L, '
+        'binary = %L, streaming = %L)',
+        sub_name, conninfo, pub_name, slot, binary_transfer, streaming);
 EXCEPTION WHEN OTHERS THEN
     -- Re-raise without the CONTEXT line, which would quote the statement
     -- and with it the password.

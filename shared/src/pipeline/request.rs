@@ -84,6 +84,15 @@ impl Default for Waits {
 }
 
 impl Waits {
+    /// How long setup may hold a new slot unused: the slot is made before
+    /// the share and the clone, and consumed only once the subscription
+    /// is enabled on the clone.
+    pub fn slot_idle_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            u64::from(self.share_timeout_seconds) + u64::from(self.clone_timeout_seconds),
+        )
+    }
+
     /// Every problem: each value at least 1 s, at most a day, and a
     /// heartbeat no longer than its timeout.
     pub fn problems(&self) -> Vec<String> {

@@ -4,7 +4,8 @@
 //! `copy_data = false` because the clone already has the data;
 //! `create_slot = false` because the slot exists and its position matters;
 //! `enabled = false` so the origin can be advanced to the clone LSN before
-//! the first change is applied.
+//! the first change is applied. The rest follow the target's version
+//! ([`SubscriptionOptions::for_version`]: `streaming = parallel` from 16).
 //!
 //! Idempotent: a subscription of that name attached to the pipeline's slot
 //! and publication is returned as is; one with other settings is a
@@ -14,7 +15,8 @@
 //! created). It applies nothing until `advance_and_enable`.
 
 use crate::error::{Error, Result};
-use crate::pg::{subscription, Secret};
+use crate::pg::subscription::{self, SubscriptionOptions};
+use crate::pg::{server, Secret};
 use crate::pipeline::PipelineSpec;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
@@ -37,12 +39,14 @@ pub async fn run(
     let info = match existing {
         Some(info) => info,
         None => {
+            let version = server::facts(clone).await?.version_num;
             subscription::create_subscription_disabled(
                 clone,
                 &spec.subscription,
                 source_conninfo,
                 &spec.publication,
                 &spec.slot,
+                SubscriptionOptions::for_version(version),
             )
             .await?;
             created_now = true;

@@ -10,13 +10,14 @@
 //! are checked on the source.
 
 use crate::error::{Error, PreflightFailure, Result};
-use crate::pg::server::{self, ServerFacts};
+use crate::pg::server::{self, ServerFacts, SlotSettings};
 use crate::pg::{publication, slot};
 use crate::pipeline::{PipelineSpec, Scope};
 use crate::ports::ControlPlane;
 use crate::steps::checks::{logical_decoding, slot_conflict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::time::Duration;
 use tokio_postgres::Client;
 
 /// What preflight found when nothing failed.
@@ -33,12 +34,16 @@ pub const MIN_VERSION_NUM: i32 = 150000;
 
 /// `extra_senders`: replication slots and WAL senders the control plane
 /// needs beyond the pipeline's own (the local clone's base backup uses two).
+/// `idle_window`: how long setup may hold the slot before a subscription
+/// consumes it (its share and clone waits): the slot is made before the
+/// clone and sits unused until the subscription is enabled.
 pub async fn run<P: ControlPlane>(
     plane: &P,
     source: &Client,
     target: Option<&Client>,
     spec: &PipelineSpec,
     extra_senders: i64,
+    idle_window: Duration,
 ) -> Result<PreflightReport> {
     let mut failures = Vec::new();
     let mut warnings = Vec::new();
@@ -108,6 +113,13 @@ pub async fn run<P: ControlPlane>(
         );
     }
 
+    let (slot_failures, slot_warnings) =
+        slot_risks(&server::slot_settings(source).await?, idle_window);
+    for failure in slot_failures {
+        fail(&failure.check, failure.detail, &failure.hint);
+    }
+    warnings.extend(slot_warnings);
+
     let subscriber_facts = match target {
         Some(client) => server::facts(client).await?,
         None => facts.clone(),
@@ -174,6 +186,81 @@ pub async fn run<P: ControlPlane>(
     }
 }
 
+/// What the source's slot settings mean for a pipeline that keeps its slot
+/// for months and leaves it unused through the clone: failures (the slot
+/// would be invalidated before setup ends) and warnings (the risk each
+/// value carries), each saying what it means.
+pub fn slot_risks(
+    settings: &SlotSettings,
+    idle_window: Duration,
+) -> (Vec<PreflightFailure>, Vec<String>) {
+    let mut failures = Vec::new();
+    let mut warnings = Vec::new();
+    let rate = settings.wal_bytes_per_second.filter(|r| *r > 0.0);
+    match settings.max_slot_wal_keep_size_mb {
+        None => {}
+        Some(mb) if mb < 0 => warnings.push(
+            "max_slot_wal_keep_size = -1 (unlimited): nothing invalidates the pipeline's slot, so the source keeps \
+             every WAL segment the copy has not confirmed: through the clone (the slot is made first), and whenever \
+             the copy stops applying. A slot left behind fills the source's disk; the monitor's retained-WAL alarm \
+             watches it."
+                .into(),
+        ),
+        Some(mb) => {
+            let budget = mb as f64 * 1024.0 * 1024.0;
+            let how_soon = match rate {
+                Some(rate) => format!(
+                    "; at this source's average write rate since its statistics were reset ({:.2} MB/s) that is \
+                     about {} of writing",
+                    rate / 1e6,
+                    human_duration(budget / rate)
+                ),
+                None => String::new(),
+            };
+            warnings.push(format!(
+                "max_slot_wal_keep_size = {mb} MB: when the pipeline's slot falls {mb} MB behind (the source writes \
+                 that much during the clone, or while the copy is stopped or slow), PostgreSQL invalidates it \
+                 (wal_status = lost) and the copy can only be re-seeded{how_soon}. Raise it if the clone may take \
+                 longer than that."
+            ));
+        }
+    }
+    match settings.idle_replication_slot_timeout_s {
+        None | Some(0) => {}
+        Some(seconds) if (seconds as u64) < idle_window.as_secs() => failures.push(PreflightFailure {
+            check: "idle_replication_slot_timeout".into(),
+            detail: format!(
+                "idle_replication_slot_timeout = {seconds} s, shorter than the {} s setup may leave the new slot \
+                 unused while the share and the clone are made: PostgreSQL would invalidate it at a checkpoint and \
+                 the clone could not be attached",
+                idle_window.as_secs()
+            ),
+            hint: "set idle_replication_slot_timeout = 0 (off) or above the setup's share and clone waits in the \
+                   source's parameter group (no restart needed), or shorten the waits"
+                .into(),
+        }),
+        Some(seconds) => warnings.push(format!(
+            "idle_replication_slot_timeout = {seconds} s: once streaming, a paused subscription or an absent apply \
+             worker for longer than {} invalidates the pipeline's slot at the next checkpoint (invalidation_reason \
+             idle_timeout) and the copy must be re-seeded.",
+            human_duration(seconds as f64)
+        )),
+    }
+    (failures, warnings)
+}
+
+fn human_duration(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7200.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else if seconds < 172_800.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else {
+        format!("{:.1} days", seconds / 86_400.0)
+    }
+}
+
 fn subscriber_limits(
     facts: &ServerFacts,
     inherited: bool,
@@ -208,16 +295,21 @@ fn subscriber_limits(
             "raise max_worker_processes on the target (restart needed)",
         );
     }
-    // Before PostgreSQL 18 the number of replication origins a subscriber
-    // can track is bounded by max_replication_slots.
-    if facts.max_replication_slots < facts.origins + 1 {
+    // The number of replication origins a subscriber can track is bounded
+    // by max_active_replication_origins from PostgreSQL 18, before that by
+    // max_replication_slots.
+    let (setting, origins_max) = match facts.max_active_replication_origins {
+        Some(max) => ("max_active_replication_origins", max),
+        None => ("max_replication_slots", facts.max_replication_slots),
+    };
+    if origins_max < facts.origins + 1 {
         fail(
             "replication_origins",
             format!(
-                "max_replication_slots = {} on the {whose} with {} origin(s) in use",
-                facts.max_replication_slots, facts.origins
+                "{setting} = {origins_max} on the {whose} with {} origin(s) in use",
+                facts.origins
             ),
-            "raise max_replication_slots on the target (restart needed)",
+            &format!("raise {setting} on the target (restart needed)"),
         );
     }
 }
@@ -289,4 +381,64 @@ async fn scope_checks(
         );
     }
     Ok(identities.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn risks(
+        keep_mb: Option<i64>,
+        idle_s: Option<i64>,
+        rate: Option<f64>,
+    ) -> (Vec<PreflightFailure>, Vec<String>) {
+        slot_risks(
+            &SlotSettings {
+                max_slot_wal_keep_size_mb: keep_mb,
+                idle_replication_slot_timeout_s: idle_s,
+                wal_bytes_per_second: rate,
+            },
+            HOUR,
+        )
+    }
+
+    #[test]
+    fn a_server_without_the_settings_gets_no_word() {
+        assert_eq!(risks(None, None, None), (vec![], vec![]));
+        assert_eq!(risks(None, Some(0), None), (vec![], vec![]));
+    }
+
+    #[test]
+    fn each_keep_size_says_what_it_risks() {
+        let (failures, warnings) = risks(Some(-1), None, None);
+        assert!(failures.is_empty());
+        assert!(warnings[0].contains("unlimited") && warnings[0].contains("fills"));
+        // 1024 MB at 1 MiB/s: about 17 minutes of writing.
+        let (failures, warnings) = risks(Some(1024), None, Some(1024.0 * 1024.0));
+        assert!(failures.is_empty());
+        assert!(
+            warnings[0].contains("1024 MB") && warnings[0].contains("lost"),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].contains("about 17 min"), "{warnings:?}");
+        let (_, warnings) = risks(Some(1024), None, None);
+        assert!(
+            !warnings[0].contains("about"),
+            "no rate, no estimate: {warnings:?}"
+        );
+    }
+
+    #[test]
+    fn an_idle_timeout_shorter_than_setup_fails_and_a_longer_one_warns() {
+        let (failures, warnings) = risks(None, Some(600), None);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].check, "idle_replication_slot_timeout");
+        assert!(failures[0].detail.contains("3600 s"));
+        assert!(warnings.is_empty());
+        let (failures, warnings) = risks(None, Some(3600), None);
+        assert!(failures.is_empty());
+        assert!(warnings[0].contains("60 min"), "{warnings:?}");
+    }
 }

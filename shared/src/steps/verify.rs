@@ -1,5 +1,6 @@
 //! Verify the handoff: the apply worker runs on the clone, the source slot
-//! is active, and how far behind the subscriber is.
+//! is active, no apply error or (PostgreSQL 18+) conflict has been counted,
+//! and how far behind the subscriber is.
 //!
 //! Reads only; waits up to `wait` for the worker to start (it is launched
 //! asynchronously after `ALTER SUBSCRIPTION ... ENABLE`). Leaves behind:
@@ -21,6 +22,10 @@ pub struct Verification {
     /// `pg_current_wal_lsn() - confirmed_flush_lsn` on the source.
     pub lag_bytes: u64,
     pub apply_errors: i64,
+    /// Conflicts counted (PostgreSQL 18+; 0 where the version has no
+    /// counters).
+    #[serde(default)]
+    pub conflicts: i64,
 }
 
 /// One reading, without waiting: the lag monitor's reading
@@ -48,6 +53,7 @@ pub async fn measure(source: &Client, clone: &Client, spec: &PipelineSpec) -> Re
         confirmed_flush_lsn: confirmed,
         lag_bytes: confirmed.bytes_until(slot.current_lsn),
         apply_errors: subscription.apply_error_count.unwrap_or(0),
+        conflicts: subscription.conflicts_total().unwrap_or(0),
     })
 }
 
@@ -65,6 +71,14 @@ pub async fn run(
                 detail: format!(
                     "the subscription reported {} apply error(s); see the target's server log",
                     reading.apply_errors
+                ),
+            });
+        }
+        if reading.conflicts > 0 {
+            return Err(Error::NotStreaming {
+                detail: format!(
+                    "the subscription counted {} conflict(s) (pg_stat_subscription_stats): the copy differs from the source",
+                    reading.conflicts
                 ),
             });
         }

@@ -50,7 +50,15 @@ pub async fn preflight<P: ControlPlane>(
     state: &State,
 ) -> Result<steps::preflight::PreflightReport> {
     let source = source(plane).await?;
-    steps::preflight::run(plane, &source, None, &state.pipeline, plane.extra_senders()).await
+    steps::preflight::run(
+        plane,
+        &source,
+        None,
+        &state.pipeline,
+        plane.extra_senders(),
+        state.waits.slot_idle_window(),
+    )
+    .await
 }
 
 pub async fn prepare_source<P: ControlPlane>(plane: &P, state: &State) -> Result<SourceCreated> {
