@@ -38,6 +38,11 @@ pub struct Drain {
     /// How long the source took to write it.
     pub written_in: Duration,
     pub drained_in: Duration,
+    /// What the source's slot wrote to its own disk while decoding this
+    /// backlog (`pg_stat_replication_slots.spill_bytes`), and what it sent
+    /// before commit (`stream_bytes`).
+    pub spilled_bytes: i64,
+    pub streamed_bytes: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +58,7 @@ impl ApplyBenchRow {
         let mbps = |d: &Drain| d.wal_bytes as f64 / 1e6 / d.drained_in.as_secs_f64().max(1e-9);
         let tps = |n: u64, t: Duration| n as f64 / t.as_secs_f64().max(1e-9);
         format!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} MB in {:.2} s | {:.1} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} MB in {:.2} s | {:.1} | {:.0} / {:.0} |",
             self.major,
             self.label,
             tps(self.small.transactions, self.small.written_in),
@@ -63,12 +68,14 @@ impl ApplyBenchRow {
             self.large.wal_bytes as f64 / 1e6,
             self.large.drained_in.as_secs_f64(),
             mbps(&self.large),
+            self.large.spilled_bytes as f64 / 1e6,
+            self.large.streamed_bytes as f64 / 1e6,
         )
     }
 
     pub fn header() -> &'static str {
-        "| major | options | source tps (writing) | drain tps | small: WAL MB/s drained | small: drain s | large: backlog | large: WAL MB/s drained |\n\
-         |---:|---|---:|---:|---:|---:|---:|---:|"
+        "| major | options | source tps (writing) | drain tps | small: WAL MB/s drained | small: drain s | large: backlog | large: WAL MB/s drained | large: MB spilled on the source / streamed |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|"
     }
 }
 
@@ -239,6 +246,7 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let start = current_lsn(source).await;
+    let (spilled_before, streamed_before) = slot_spill(source).await;
     let (transactions, written_in) = write().await;
     let token = format!("{:?}", Instant::now());
     source
@@ -252,11 +260,17 @@ where
         .unwrap();
     let enabled = Instant::now();
     let drained_in = drain_token(target, &token, enabled).await;
+    // The statistics are reported by the WAL sender a little after it
+    // decoded; give them a moment.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (spilled, streamed) = slot_spill(source).await;
     Drain {
         wal_bytes: end - start,
         transactions,
         written_in,
         drained_in,
+        spilled_bytes: spilled - spilled_before,
+        streamed_bytes: streamed - streamed_before,
     }
 }
 
@@ -277,6 +291,18 @@ async fn drain_token(target: &Client, token: &str, since: Instant) -> Duration {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn slot_spill(source: &Client) -> (i64, i64) {
+    let row = source
+        .query_one(
+            "SELECT coalesce((SELECT spill_bytes FROM pg_stat_replication_slots WHERE slot_name = 'bench'), 0), \
+                    coalesce((SELECT stream_bytes FROM pg_stat_replication_slots WHERE slot_name = 'bench'), 0)",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
 }
 
 async fn slot_active(source: &Client) -> bool {
