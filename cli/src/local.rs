@@ -457,7 +457,11 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         pipeline: state.pipeline.clone(),
         source: state.source.clone(),
         clone: state.clone.clone(),
-        clone_info: info.clone(),
+        clone_info: Some(info.clone()),
+        clone_id: None,
+        share: None,
+        setup_execution: None,
+        phase: clonesync::pipeline::Phase::Streaming,
         registered_at: 0,
     };
     let report = monitor::check(&cloud, &[registered]).await;

@@ -549,6 +549,11 @@ fn verify_server(data: &Path, port: u16) -> Result<()> {
 impl LocalControlPlane {
     /// A local clone is ready once its record is written (after promote);
     /// `Clone.NotReady` before.
+    /// Whether the clone's directory exists (made, half-made or stopped).
+    pub fn clone_exists(&self, clone_id: &str) -> Result<bool> {
+        Ok(self.clone_dir(clone_id)?.exists())
+    }
+
     pub async fn clone_status(&self, clone_id: &str) -> Result<CloneInfo> {
         let dir = self.clone_dir(clone_id)?;
         match read_record(&dir)? {

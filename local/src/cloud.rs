@@ -450,6 +450,10 @@ impl Clones for LocalCloud {
     async fn clone_status(&self, _pipeline_id: &str, clone_id: &str) -> Result<CloneInfo> {
         self.status_of(clone_id).await
     }
+
+    async fn clone_exists(&self, clone_id: &str) -> Result<bool> {
+        Ok(matches!(self.job(clone_id), Some(CloneJob::Making)) || self.plane.clone_exists(clone_id)?)
+    }
 }
 
 /// RAM, played locally: shares in `shares.json`.

@@ -24,7 +24,9 @@ use tokio::task::JoinHandle;
 
 /// The definition, as built into this program.
 pub const SETUP_ASL: &str = include_str!("../../statemachine/setup.asl.json");
+pub const TEARDOWN_ASL: &str = include_str!("../../statemachine/teardown.asl.json");
 const STATE_MACHINE: &str = "clonesync-setup";
+const TEARDOWN_MACHINE: &str = "clonesync-teardown";
 
 /// `${PreflightArn}` → the ARN of `clonesync-preflight` in moto's account.
 pub fn substitute(definition: &str) -> Result<String> {
@@ -140,6 +142,7 @@ pub struct LocalRuntime {
     delivered: Arc<Mutex<Vec<Delivered>>>,
     sfn: aws_sdk_sfn::Client,
     state_machine_arn: String,
+    teardown_machine_arn: String,
     tasks: Vec<JoinHandle<()>>,
     // Last: moto stops after the tasks that call it.
     moto: MotoServer,
@@ -185,6 +188,16 @@ impl LocalRuntime {
             .await
             .map_err(|e| clonesync::aws::fault::classify("states", "CreateStateMachine", e))?
             .state_machine_arn;
+        let teardown_machine_arn = clients
+            .sfn
+            .create_state_machine()
+            .name(TEARDOWN_MACHINE)
+            .definition(substitute(TEARDOWN_ASL)?)
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/clonesync-local"))
+            .send()
+            .await
+            .map_err(|e| clonesync::aws::fault::classify("states", "CreateStateMachine", e))?
+            .state_machine_arn;
         let tasks = vec![
             invoke::serve(listener, cloud.clone(), faults.clone()),
             tokio::spawn(deliver(
@@ -201,6 +214,7 @@ impl LocalRuntime {
             delivered,
             sfn: clients.sfn.clone(),
             state_machine_arn,
+            teardown_machine_arn,
             tasks,
             moto,
         })
@@ -228,6 +242,26 @@ impl LocalRuntime {
             .sfn
             .start_execution()
             .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .map_err(|e| clonesync::aws::fault::classify("states", "StartExecution", e))?;
+        self.watch(started.execution_arn(), progress).await
+    }
+
+    /// Start a teardown execution (`statemachine/teardown.asl.json`) and
+    /// follow it to its end.
+    pub async fn run_teardown(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<RunOutcome> {
+        let started = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.teardown_machine_arn)
             .name(name)
             .input(input.to_string())
             .send()

@@ -253,6 +253,16 @@ pub enum Error {
     #[error("malformed event: {reason}")]
     EventMalformed { reason: String },
 
+    /// No pipeline of that id is registered: nothing to tear down, pause
+    /// or re-seed, and nothing was touched.
+    #[error("pipeline {pipeline:?} is not registered")]
+    PipelineUnknown { pipeline: String },
+
+    /// A setup execution of the pipeline is still running; tearing down
+    /// under it would race its steps. Nothing was touched.
+    #[error("pipeline {pipeline:?}: its setup execution {execution} is still running")]
+    SetupRunning { pipeline: String, execution: String },
+
     /// An AWS resource the step needs does not exist (or is not visible
     /// from this account).
     #[error("{service}: {what} not found")]
@@ -331,6 +341,8 @@ impl Error {
         "Secret.Invalid",
         "Config.Invalid",
         "Event.Malformed",
+        "Pipeline.Unknown",
+        "Pipeline.SetupRunning",
         "Aws.NotFound",
         "Aws.AccessDenied",
         "Transient.Aws",
@@ -375,6 +387,8 @@ impl Error {
             Error::SecretInvalid { .. } => "Secret.Invalid",
             Error::ConfigInvalid { .. } => "Config.Invalid",
             Error::EventMalformed { .. } => "Event.Malformed",
+            Error::PipelineUnknown { .. } => "Pipeline.Unknown",
+            Error::SetupRunning { .. } => "Pipeline.SetupRunning",
             Error::AwsNotFound { .. } => "Aws.NotFound",
             Error::AwsAccessDenied { .. } => "Aws.AccessDenied",
             Error::TransientAws { .. } => "Transient.Aws",
@@ -541,6 +555,11 @@ mod tests {
             },
             Error::ConfigInvalid { problems: vec![] },
             Error::EventMalformed { reason: s() },
+            Error::PipelineUnknown { pipeline: s() },
+            Error::SetupRunning {
+                pipeline: s(),
+                execution: s(),
+            },
             Error::AwsNotFound {
                 service: s(),
                 what: s(),

@@ -9,14 +9,15 @@ use crate::error::{Error, Result};
 use crate::ports::Cloud;
 use crate::workflow::events::{self, EventReport};
 use crate::workflow::waits::{self, TokenInput};
-use crate::workflow::{self, State};
+use crate::workflow::{self, lifecycle, State};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// The Lambda functions, by package name (`functions/<name>`).
-pub const FUNCTIONS: [&str; 17] = [
+pub const FUNCTIONS: [&str; 24] = [
     "validate-input",
     "preflight",
+    "record-inventory",
     "prepare-source",
     "share-cluster",
     "accept-share",
@@ -32,6 +33,12 @@ pub const FUNCTIONS: [&str; 17] = [
     "ram-events",
     "rds-events",
     "lag-monitor",
+    "load-pipeline",
+    "drop-databases",
+    "delete-clone",
+    "clone-gone",
+    "delete-share",
+    "deregister-pipeline",
 ];
 
 // Each step's future is boxed: nested in lambda_runtime's service layers
@@ -169,7 +176,50 @@ pub async fn register_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Va
 pub async fn cleanup<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
     let plan = state.undo_plan();
-    output(&Box::pin(workflow::undo(cloud, &state, &plan)).await?)
+    let mut report = Box::pin(workflow::undo(cloud, &state, &plan)).await?;
+    // Only once everything it made is gone does the inventory go.
+    report.inventory_removed = lifecycle::forget_failed_setup(cloud, &state).await?;
+    output(&report)
+}
+
+pub async fn record_inventory<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let input: lifecycle::InventoryInput = parse(payload)?;
+    output(&Box::pin(lifecycle::record_inventory(cloud, &input)).await?)
+}
+
+/// The teardown's first task: the console input in, the teardown's
+/// decisions and inventory out.
+pub async fn load_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    output(&Box::pin(lifecycle::load(cloud, payload)).await?)
+}
+
+fn teardown(payload: Value) -> Result<lifecycle::Teardown> {
+    parse(payload)
+}
+
+pub async fn drop_databases<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let t = teardown(payload)?;
+    output(&Box::pin(lifecycle::drop_databases(cloud, &t)).await?)
+}
+
+pub async fn delete_clone<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let t = teardown(payload)?;
+    output(&Box::pin(lifecycle::delete_clone(cloud, &t)).await?)
+}
+
+pub async fn clone_gone<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let t = teardown(payload)?;
+    output(&Box::pin(lifecycle::clone_gone(cloud, &t)).await?)
+}
+
+pub async fn delete_share<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let t = teardown(payload)?;
+    output(&Box::pin(lifecycle::delete_share(cloud, &t)).await?)
+}
+
+pub async fn deregister_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let t = teardown(payload)?;
+    output(&Box::pin(lifecycle::deregister(cloud, &t)).await?)
 }
 
 pub async fn ram_events<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
@@ -225,6 +275,7 @@ pub async fn dispatch<C: Cloud>(cloud: &C, function: &str, payload: Value) -> Re
     match function {
         "validate-input" => validate_input(cloud, payload).await,
         "preflight" => preflight(cloud, payload).await,
+        "record-inventory" => record_inventory(cloud, payload).await,
         "prepare-source" => prepare_source(cloud, payload).await,
         "share-cluster" => share_cluster(cloud, payload).await,
         "accept-share" => accept_share(cloud, payload).await,
@@ -240,6 +291,12 @@ pub async fn dispatch<C: Cloud>(cloud: &C, function: &str, payload: Value) -> Re
         "ram-events" => ram_events(cloud, payload).await,
         "rds-events" => rds_events(cloud, payload).await,
         "lag-monitor" => lag_monitor(cloud, payload).await,
+        "load-pipeline" => load_pipeline(cloud, payload).await,
+        "drop-databases" => drop_databases(cloud, payload).await,
+        "delete-clone" => delete_clone(cloud, payload).await,
+        "clone-gone" => clone_gone(cloud, payload).await,
+        "delete-share" => delete_share(cloud, payload).await,
+        "deregister-pipeline" => deregister_pipeline(cloud, payload).await,
         other => Err(Error::invalid(format!("no Lambda function {other:?}"))),
     }
 }

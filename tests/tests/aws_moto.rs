@@ -206,11 +206,15 @@ async fn registry_waits_and_pipelines_round_trip_idempotently() {
         )
         .source,
         clone: plane(&clients, &moto.settings(), "x").clone,
-        clone_info: CloneInfo {
+        clone_info: Some(CloneInfo {
             clone_id: "clonesync-orders-dev".into(),
             host: "h".into(),
             port: 5432,
-        },
+        }),
+        clone_id: None,
+        share: None,
+        setup_execution: None,
+        phase: clonesync::pipeline::Phase::Streaming,
         registered_at: 1,
     };
     registry.put_pipeline(&record).await.unwrap();

@@ -13,10 +13,19 @@ fn root() -> PathBuf {
 }
 
 fn asl() -> Value {
+    asl_named("setup")
+}
+
+fn asl_named(name: &str) -> Value {
     serde_json::from_str(
-        &std::fs::read_to_string(root().join("statemachine/setup.asl.json")).unwrap(),
+        &std::fs::read_to_string(root().join(format!("statemachine/{name}.asl.json"))).unwrap(),
     )
     .unwrap()
+}
+
+/// Every state machine with its template resource.
+fn machines() -> [(&'static str, Value); 2] {
+    [("Setup", asl()), ("Teardown", asl_named("teardown"))]
 }
 
 fn template() -> Yaml {
@@ -81,12 +90,13 @@ fn pascal(kebab: &str) -> String {
 fn every_task_invokes_a_function_defined_in_the_template() {
     let template = template();
     let functions = functions(&template);
-    let machine = &resources(&template)["Setup"];
+    let mut tasks = 0;
+    for (machine, asl) in machines() {
+    let machine = &resources(&template)[machine];
     let substitutions = machine["Properties"]["DefinitionSubstitutions"]
         .as_mapping()
         .unwrap();
-    let mut tasks = 0;
-    for (name, state) in states(&asl()) {
+    for (name, state) in states(&asl) {
         if state["Type"] != "Task" {
             continue;
         }
@@ -109,13 +119,14 @@ fn every_task_invokes_a_function_defined_in_the_template() {
             "substitution names its function"
         );
     }
-    assert!(tasks >= 14, "only {tasks} tasks found");
+    }
+    assert!(tasks >= 21, "only {tasks} tasks found");
 }
 
 #[test]
 fn every_custom_error_name_in_the_asl_is_in_the_error_enum() {
     let mut seen = BTreeSet::new();
-    for (name, state) in states(&asl()) {
+    for (name, state) in machines().iter().flat_map(|(_, asl)| states(asl)) {
         for clause in ["Retry", "Catch"] {
             for rule in state[clause].as_array().into_iter().flatten() {
                 for error in rule["ErrorEquals"].as_array().unwrap() {
@@ -144,7 +155,7 @@ fn every_custom_error_name_in_the_asl_is_in_the_error_enum() {
 
 #[test]
 fn every_lambda_task_retries_service_and_transient_errors_and_catches_into_cleanup() {
-    for (name, state) in states(&asl()) {
+    for (name, state) in machines().iter().flat_map(|(_, asl)| states(asl)) {
         if state["Type"] != "Task" {
             continue;
         }
@@ -236,6 +247,52 @@ fn after_the_first_creation_every_failure_runs_cleanup_and_fails_with_the_origin
     assert_eq!(asl["States"]["Failed"]["ErrorPath"], "$.error.Error");
     assert_eq!(asl["States"]["Failed"]["CausePath"], "$.error.Cause");
     assert_eq!(asl["StartAt"], "ValidateInput");
+    assert_eq!(
+        asl["States"]["Preflight"]["Next"], "RecordInventory",
+        "the inventory is written before anything is made"
+    );
+    assert_eq!(asl["States"]["RecordInventory"]["Next"], "PrepareSource");
+}
+
+#[test]
+fn teardown_checks_first_deregisters_last_and_fails_with_the_error() {
+    let asl = asl_named("teardown");
+    assert_eq!(asl["StartAt"], "LoadPipeline");
+    assert_eq!(asl["States"]["LoadPipeline"]["ResultPath"], "$");
+    assert_eq!(asl["States"]["Deregister"]["Next"], "TornDown");
+    let mut next = asl["StartAt"].as_str().unwrap().to_string();
+    let mut order = Vec::new();
+    while let Some(state) = asl["States"].get(&next) {
+        order.push(next.clone());
+        next = match state["Type"].as_str().unwrap() {
+            "Choice" => state["Choices"][0]["Next"].as_str().unwrap().to_string(),
+            _ => match state["Next"].as_str() {
+                Some(n) => n.to_string(),
+                None => break,
+            },
+        };
+    }
+    assert_eq!(
+        order,
+        [
+            "LoadPipeline",
+            "DropDatabases",
+            "DeleteCloneOrNot",
+            "DeleteClone",
+            "CloneGone",
+            "DeleteShareOrNot",
+            "DeleteShare",
+            "Deregister",
+            "TornDown"
+        ]
+    );
+    let gone = &asl["States"]["CloneGone"]["Retry"];
+    assert!(
+        gone.as_array().unwrap().iter().any(|r| r["ErrorEquals"][0] == "Clone.NotReady"
+            && r["MaxAttempts"].as_u64().is_some_and(|n| n > 0 && n <= 100)),
+        "the wait for the clone to go is bounded"
+    );
+    assert_eq!(asl["States"]["Failed"]["ErrorPath"], "$.error.Error");
 }
 
 #[test]
@@ -388,6 +445,7 @@ fn the_database_functions_run_in_the_vpc_and_the_others_do_not() {
         "Verify",
         "Cleanup",
         "LagMonitor",
+        "DropDatabases",
     ];
     for (logical, function) in functions(&template) {
         let has_vpc = !function["Properties"]["VpcConfig"].is_null();
@@ -405,6 +463,10 @@ fn the_examples_are_valid_inputs() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(state.clone_id.starts_with("clonesync-"));
     }
+    let text = std::fs::read_to_string(root().join("statemachine/examples/teardown.json")).unwrap();
+    let request: clonesync::workflow::lifecycle::TeardownRequest =
+        serde_json::from_str(&text).unwrap();
+    clonesync::pipeline::names::check_pipeline_id(&request.pipeline_id).unwrap();
 }
 
 #[test]
@@ -526,6 +588,7 @@ fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
         "MonitorErrors",
         "ApplyErrors",
         "Conflicts",
+        "LostSlots",
     ] {
         assert!(watched.contains(metric), "no alarm on {metric}");
     }

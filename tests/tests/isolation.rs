@@ -197,7 +197,11 @@ async fn a_fake_server_on_the_recorded_clone_port_receives_no_login() {
             kms_key_id: None,
             secret_arn: None,
         },
-        clone_info: forged,
+        clone_info: Some(forged),
+        clone_id: None,
+        share: None,
+        setup_execution: None,
+        phase: clonesync::pipeline::Phase::Streaming,
         registered_at: 0,
     };
     let report = clonesync::monitor::check(&cloud, &[record]).await;

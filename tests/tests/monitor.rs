@@ -266,11 +266,15 @@ fn record(id: &str, secret_arn: &str, host: &str, port: u16) -> PipelineRecord {
             kms_key_id: None,
             secret_arn: None,
         },
-        clone_info: CloneInfo {
+        clone_info: Some(CloneInfo {
             clone_id: format!("clonesync-{id}"),
             host: host.to_string(),
             port,
-        },
+        }),
+        clone_id: None,
+        share: None,
+        setup_execution: None,
+        phase: clonesync::pipeline::Phase::Streaming,
         registered_at: 0,
     }
 }

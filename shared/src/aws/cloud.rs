@@ -80,6 +80,12 @@ impl Clones for AwsCloud {
     async fn clone_status(&self, pipeline_id: &str, clone_id: &str) -> Result<CloneInfo> {
         rds::clone_status(&self.clients.rds, pipeline_id, clone_id).await
     }
+
+    async fn clone_exists(&self, clone_id: &str) -> Result<bool> {
+        Ok(rds::describe_cluster(&self.clients.rds, clone_id)
+            .await?
+            .is_some())
+    }
 }
 
 /// RAM: shared from the source account (the assumed role), accepted in

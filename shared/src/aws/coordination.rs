@@ -59,6 +59,14 @@ impl Coordination for StepFunctionsCoordination<'_> {
         self.registry.scan_pipelines().await
     }
 
+    async fn get_pipeline(&self, pipeline_id: &str) -> Result<Option<PipelineRecord>> {
+        self.registry.get_pipeline(pipeline_id).await
+    }
+
+    async fn execution_running(&self, execution: &str) -> Result<bool> {
+        sfn::execution_running(self.sfn, execution).await
+    }
+
     async fn delete_pipeline(&self, pipeline_id: &str) -> Result<()> {
         self.registry.delete_pipeline(pipeline_id).await
     }

@@ -72,3 +72,25 @@ pub async fn send_heartbeat(sfn: &aws_sdk_sfn::Client, token: &str) -> Result<bo
         },
     }
 }
+
+/// Whether the execution is still running; one that does not exist (or no
+/// longer: Step Functions keeps finished ones for 90 days) is not.
+pub async fn execution_running(sfn: &aws_sdk_sfn::Client, execution_arn: &str) -> Result<bool> {
+    use aws_sdk_sfn::operation::describe_execution::DescribeExecutionError as E;
+    use aws_sdk_sfn::types::ExecutionStatus;
+    match sfn
+        .describe_execution()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(matches!(
+            out.status(),
+            ExecutionStatus::Running | ExecutionStatus::PendingRedrive
+        )),
+        Err(e) => match e.as_service_error() {
+            Some(E::ExecutionDoesNotExist(_)) => Ok(false),
+            _ => Err(classify(SERVICE, "DescribeExecution", e)),
+        },
+    }
+}

@@ -123,6 +123,7 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
     for (source, slot) in report.slots() {
         let metrics: Vec<Metric> = [
             metric("SlotActive", Unit::Count, flag(slot.active)),
+            metric("SlotLost", Unit::Count, flag(slot.is_lost())),
             metric(
                 "SlotLagBytes",
                 Unit::Bytes,
@@ -149,6 +150,9 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
         if let Some(status) = &slot.wal_status {
             properties.push(("WalStatus", json!(status)));
         }
+        if let Some(reason) = &slot.invalidation_reason {
+            properties.push(("InvalidationReason", json!(reason)));
+        }
         let dimensions: Vec<(&str, &str)> = match &slot.pipeline {
             Some(pipeline) => vec![("Pipeline", pipeline), ("Slot", &slot.slot)],
             None => vec![("Source", source), ("Slot", &slot.slot)],
@@ -168,6 +172,7 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
         let metrics: Vec<Metric> = [
             target.and_then(|t| metric("ApplyWorkerRunning", Unit::Count, flag(t.apply_worker))),
             target.and_then(|t| metric("SubscriptionEnabled", Unit::Count, flag(t.enabled))),
+            target.and_then(|t| metric("Paused", Unit::Count, flag(t.paused))),
             target.and_then(|t| metric("ApplyLagSeconds", Unit::Seconds, t.apply_lag_seconds)),
             target.and_then(|t| {
                 metric(
@@ -255,9 +260,32 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
         .slots()
         .filter_map(|(_, s)| s.retained_bytes.map(|v| v as f64)));
     let apply_lag = max(&mut report.targets.iter().filter_map(|t| t.apply_lag_seconds));
-    let inactive = report.slots().filter(|(_, s)| !s.active).count();
+    let paused_pipelines: Vec<&str> = report
+        .targets
+        .iter()
+        .filter(|t| t.paused)
+        .map(|t| t.pipeline.as_str())
+        .collect();
+    let inactive = report
+        .slots()
+        .filter(|(_, s)| !s.active)
+        .filter(|(_, s)| {
+            !s.pipeline
+                .as_deref()
+                .is_some_and(|p| paused_pipelines.contains(&p))
+        })
+        .count();
+    let lost = report.slots().filter(|(_, s)| s.is_lost()).count();
     let unowned = report.slots().filter(|(_, s)| s.pipeline.is_none()).count();
-    let not_applying = report.targets.iter().filter(|t| !t.apply_worker).count();
+    // A paused pipeline has no worker on purpose: it is counted apart, so
+    // the "not applying" alarm does not fire for it (its slot's retained
+    // WAL still does).
+    let not_applying = report
+        .targets
+        .iter()
+        .filter(|t| !t.apply_worker && !t.paused)
+        .count();
+    let paused = report.targets.iter().filter(|t| t.paused).count();
     let sum = |values: &mut dyn Iterator<Item = i64>| values.sum::<i64>() as f64;
     let apply_errors = sum(&mut report.targets.iter().filter_map(|t| t.apply_errors));
     let sync_errors = sum(&mut report.targets.iter().filter_map(|t| t.sync_errors));
@@ -293,6 +321,12 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
             unit: Unit::Count,
             value: inactive as f64,
         },
+        // A lost slot can never serve its copy again: re-seed.
+        Metric {
+            name: "LostSlots".into(),
+            unit: Unit::Count,
+            value: lost as f64,
+        },
         Metric {
             name: "UnownedSlots".into(),
             unit: Unit::Count,
@@ -302,6 +336,11 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
             name: "PipelinesNotApplying".into(),
             unit: Unit::Count,
             value: not_applying as f64,
+        },
+        Metric {
+            name: "PipelinesPaused".into(),
+            unit: Unit::Count,
+            value: paused as f64,
         },
         // Counters since each subscription was made: the apply error alarm
         // watches their increase, the conflict alarm any value above zero

@@ -20,7 +20,7 @@ pub mod emf;
 
 use crate::error::{Error, Result};
 use crate::pg::{self, lag};
-use crate::pipeline::{ClusterArn, PipelineRecord};
+use crate::pipeline::{ClusterArn, Phase, PipelineRecord};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -49,6 +49,18 @@ pub struct SlotReading {
     /// Bytes that can still be written before the slot is in danger of
     /// losing WAL; `None` when `max_slot_wal_keep_size` is unlimited.
     pub safe_wal_size: Option<i64>,
+    /// Why PostgreSQL invalidated the slot (`wal_removed`, `idle_timeout`,
+    /// ...; PostgreSQL 17+).
+    #[serde(default)]
+    pub invalidation_reason: Option<String>,
+}
+
+impl SlotReading {
+    /// The slot lost WAL it needs (or was invalidated otherwise): its copy
+    /// can never catch up and must be re-seeded.
+    pub fn is_lost(&self) -> bool {
+        self.wal_status.as_deref() == Some("lost") || self.invalidation_reason.is_some()
+    }
 }
 
 /// Every logical slot of one source server.
@@ -91,6 +103,10 @@ pub struct TargetReading {
     /// a row the source changed was missing or already present.
     #[serde(default)]
     pub conflicts: Option<BTreeMap<String, i64>>,
+    /// Paused on purpose (`clonesync pause`): a disabled subscription and
+    /// no worker are expected, not a fault.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl TargetReading {
@@ -165,6 +181,7 @@ pub async fn read_slots(
             active: slot.active,
             wal_status: slot.wal_status,
             safe_wal_size: slot.safe_wal_size,
+            invalidation_reason: slot.invalidation_reason,
         })
         .collect())
 }
@@ -192,6 +209,7 @@ pub async fn read_subscriptions(
                 apply_errors: lag.and_then(|s| s.apply_error_count),
                 sync_errors: lag.and_then(|s| s.sync_error_count),
                 conflicts: lag.and_then(|s| s.conflicts.clone()),
+                paused: false,
             }
         })
         .collect())
@@ -238,13 +256,25 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
         cloud
             .clones()
             .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
-    let endpoint = plane.clone_endpoint(&record.clone_info).await?;
+    let info = record
+        .clone_info
+        .as_ref()
+        .ok_or_else(|| Error::CloneNotReady {
+            clone_id: record.clone_id().unwrap_or_default().to_string(),
+            status: "no clone recorded yet".into(),
+        })?;
+    let endpoint = plane.clone_endpoint(info).await?;
     let client = pg::connect(&endpoint, &plane.clone_session()).await?;
     let subscriptions = BTreeMap::from([(
         record.pipeline.subscription.to_string(),
         record.pipeline.id.to_string(),
     )]);
-    read_subscriptions(&client, &subscriptions).await
+    let paused = record.phase == Phase::Paused;
+    Ok(read_subscriptions(&client, &subscriptions)
+        .await?
+        .into_iter()
+        .map(|reading| TargetReading { paused, ..reading })
+        .collect())
 }
 
 fn error_for(pipeline: &str, side: Side, error: &Error) -> MonitorError {
@@ -330,6 +360,8 @@ pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorRe
 /// Embedded Metric Format lines (what the Lambda prints to stdout).
 pub async fn run<C: Cloud>(cloud: &C, timestamp_ms: u64) -> Result<(MonitorReport, Vec<String>)> {
     let (records, unreadable) = cloud.coordination().scan_pipelines().await?;
+    // A pipeline still being set up has nothing to read yet.
+    let records: Vec<PipelineRecord> = records.into_iter().filter(|r| r.is_monitored()).collect();
     let mut report = check(cloud, &records).await;
     for (pipeline, error) in unreadable {
         tracing::error!(pipeline = %pipeline, kind = error.name(), error = %error, "lag monitor could not read a pipeline's registry record");

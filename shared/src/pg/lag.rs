@@ -23,6 +23,9 @@ pub struct SlotLag {
     /// Bytes that can still be written before the slot is in danger of
     /// losing WAL; `None` when `max_slot_wal_keep_size` is unlimited.
     pub safe_wal_size: Option<i64>,
+    /// Why the slot was invalidated (PostgreSQL 17+; `None` when it is
+    /// valid or the version does not say).
+    pub invalidation_reason: Option<String>,
 }
 
 impl SlotLag {
@@ -40,13 +43,14 @@ impl SlotLag {
     }
 }
 
-// wal_status and safe_wal_size are read through to_jsonb so the query also
-// runs on a server without them (they appeared in PostgreSQL 13).
+// wal_status, safe_wal_size (PostgreSQL 13) and invalidation_reason (17)
+// are read through to_jsonb so the query runs on a server without them.
 const SLOTS_SQL: &str = "\
 SELECT s.slot_name::text, s.database::text, s.active, pg_current_wal_lsn(), \
        s.confirmed_flush_lsn, s.restart_lsn, \
        to_jsonb(s) ->> 'wal_status', \
-       (to_jsonb(s) ->> 'safe_wal_size')::bigint \
+       (to_jsonb(s) ->> 'safe_wal_size')::bigint, \
+       to_jsonb(s) ->> 'invalidation_reason' \
 FROM pg_replication_slots s \
 WHERE s.slot_type = 'logical' AND ($1::text IS NULL OR s.slot_name = $1) ORDER BY 1";
 
@@ -68,6 +72,7 @@ pub async fn slot_lags(client: &Client, only: Option<&str>) -> Result<Vec<SlotLa
             restart_lsn: row.get::<_, Option<PgLsn>>(5).map(Lsn::from),
             wal_status: row.get(6),
             safe_wal_size: row.get(7),
+            invalidation_reason: row.get(8),
         })
         .collect())
 }

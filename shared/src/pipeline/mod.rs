@@ -18,7 +18,7 @@ use crate::pg::{PgName, SlotName};
 use serde::{Deserialize, Serialize};
 
 pub use arn::ClusterArn;
-pub use record::{PipelineRecord, Wait, WaitKind};
+pub use record::{OwnedShare, Phase, PipelineRecord, Wait, WaitKind};
 pub use request::{CloneSettings, SourceCluster, Waits};
 pub use scope::Scope;
 pub use undo::UndoPlan;

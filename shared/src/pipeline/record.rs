@@ -30,13 +30,72 @@ impl std::fmt::Debug for Wait {
     }
 }
 
-/// What the lag monitor reads about a streaming pipeline.
+/// Where a registered pipeline is in its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// A setup execution is making it (or failed and left what it made).
+    SettingUp,
+    /// Setup finished; the subscription applies.
+    #[default]
+    Streaming,
+    /// The subscription is disabled on purpose; the slot is kept.
+    Paused,
+}
+
+/// The RAM share a pipeline rests on, and whether this pipeline made it
+/// (a share it reused may carry other pipelines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedShare {
+    pub arn: String,
+    pub created: bool,
+}
+
+/// The pipeline's inventory in the registry: everything it owns, so that
+/// teardown, pause, resume and re-seed need only its id; and what the lag
+/// monitor reads. Written when setup starts making things
+/// ([`Phase::SettingUp`]) and completed when it streams.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineRecord {
+    /// Its id and the names of its publication, slot and subscription.
     pub pipeline: PipelineSpec,
+    /// The source cluster, database and login.
     pub source: SourceCluster,
     pub clone: CloneSettings,
-    pub clone_info: CloneInfo,
+    /// The clone's DB cluster id (derived from the pipeline id, so known
+    /// before the clone exists).
+    #[serde(default)]
+    pub clone_id: Option<String>,
+    /// The clone once it accepts connections.
+    #[serde(default)]
+    pub clone_info: Option<CloneInfo>,
+    #[serde(default)]
+    pub share: Option<OwnedShare>,
+    /// The setup execution that made it.
+    #[serde(default)]
+    pub setup_execution: Option<String>,
+    #[serde(default)]
+    pub phase: Phase,
     /// Seconds since the Unix epoch.
     pub registered_at: u64,
+}
+
+impl PipelineRecord {
+    /// The clone's DB cluster id, however much of the clone exists.
+    pub fn clone_id(&self) -> Option<&str> {
+        self.clone_id
+            .as_deref()
+            .or(self.clone_info.as_ref().map(|c| c.clone_id.as_str()))
+    }
+
+    /// The clone's writer instance id.
+    pub fn clone_instance_id(&self) -> Option<String> {
+        self.clone_id().map(crate::pipeline::names::writer_instance_id)
+    }
+
+    /// Whether the lag monitor reads it: it has a clone to read, and its
+    /// setup has finished.
+    pub fn is_monitored(&self) -> bool {
+        self.phase != Phase::SettingUp && self.clone_info.is_some()
+    }
 }

@@ -32,6 +32,10 @@ pub trait Clones: Sync {
         pipeline_id: &str,
         clone_id: &str,
     ) -> impl Future<Output = Result<CloneInfo>> + Send;
+
+    /// Whether anything of a clone of that id still exists (also while it
+    /// is being made or deleted), whoever owns it.
+    fn clone_exists(&self, clone_id: &str) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// One pipeline's view of the clone control plane.

@@ -57,6 +57,15 @@ pub trait Coordination: Sync {
     /// decode with why.
     fn scan_pipelines(&self) -> impl Future<Output = Result<Scanned>> + Send;
 
+    /// One pipeline's record; `None` when it is not registered.
+    fn get_pipeline(
+        &self,
+        pipeline_id: &str,
+    ) -> impl Future<Output = Result<Option<PipelineRecord>>> + Send;
+
+    /// Whether a state machine execution (its ARN) is still running.
+    fn execution_running(&self, execution: &str) -> impl Future<Output = Result<bool>> + Send;
+
     /// Remove a pipeline's record (absent is success).
     fn delete_pipeline(&self, pipeline_id: &str) -> impl Future<Output = Result<()>> + Send;
 }

@@ -9,12 +9,13 @@
 //! may be retried or run again on the same state.
 
 pub mod events;
+pub mod lifecycle;
 pub mod state;
 pub mod waits;
 
 use crate::error::Result;
 use crate::pg::{connect, Endpoint};
-use crate::pipeline::{CloneInfo, PipelineRecord, Share, UndoPlan};
+use crate::pipeline::{CloneInfo, OwnedShare, Phase, PipelineRecord, Share, UndoPlan};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination, ResourceShare};
 use crate::steps;
 use serde::{Deserialize, Serialize};
@@ -145,13 +146,31 @@ pub struct Registered {
     pub registered_at: u64,
 }
 
-/// Record the streaming pipeline for the lag monitor (a put: idempotent).
+/// Complete the pipeline's inventory and mark it streaming, for the lag
+/// monitor and teardown (a put: idempotent). A share this pipeline made in
+/// an earlier run stays recorded as made by it.
 pub async fn register<C: Cloud>(cloud: &C, state: &State) -> Result<Registered> {
+    let earlier = cloud
+        .coordination()
+        .get_pipeline(state.pipeline.id.as_str())
+        .await?;
+    let share = state.share.as_ref().map(|share| OwnedShare {
+        arn: share.share_arn.clone(),
+        created: share.created_now
+            || earlier
+                .as_ref()
+                .and_then(|r| r.share.as_ref())
+                .is_some_and(|s| s.arn == share.share_arn && s.created),
+    });
     let record = PipelineRecord {
         pipeline: state.pipeline.clone(),
         source: state.source.clone(),
         clone: state.clone.clone(),
-        clone_info: state.clone_info()?.clone(),
+        clone_info: Some(state.clone_info()?.clone()),
+        clone_id: Some(state.clone_id.clone()),
+        share,
+        setup_execution: state.setup_execution(),
+        phase: Phase::Streaming,
         registered_at: seconds_now(),
     };
     cloud.coordination().put_pipeline(&record).await?;
@@ -162,7 +181,7 @@ pub async fn register<C: Cloud>(cloud: &C, state: &State) -> Result<Registered> 
     })
 }
 
-fn seconds_now() -> u64 {
+pub(crate) fn seconds_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -200,6 +219,10 @@ pub struct CleanupTaskReport {
     #[serde(flatten)]
     pub databases: steps::cleanup::CleanupReport,
     pub share_deleted: bool,
+    /// The inventory record a failed setup wrote, removed after its
+    /// cleanup (the cleanup task's; a local teardown leaves it false).
+    #[serde(default)]
+    pub inventory_removed: bool,
 }
 
 /// Carry out an undo plan: [`cleanup`], then the RAM share it names. Both
@@ -221,6 +244,7 @@ pub async fn undo<C: Cloud>(
         (Ok(databases), Ok(share_deleted)) => Ok(CleanupTaskReport {
             databases,
             share_deleted,
+            inventory_removed: false,
         }),
         (Err(e), _) | (_, Err(e)) => Err(e),
     }

@@ -52,6 +52,23 @@ pub struct State {
     pub clone_info: Option<CloneInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_lsn: Option<CloneLsn>,
+    /// Set once the inventory is recorded (`RecordInventory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Inventory>,
+}
+
+/// What `RecordInventory` adds to the state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// The setup execution's ARN (`$$.Execution.Id`).
+    pub execution: String,
+}
+
+impl State {
+    /// The setup execution working on this state, once recorded.
+    pub fn setup_execution(&self) -> Option<String> {
+        self.inventory.as_ref().map(|i| i.execution.clone())
+    }
 }
 
 impl From<ValidRequest> for State {
@@ -67,6 +84,7 @@ impl From<ValidRequest> for State {
             accepted: None,
             clone_info: None,
             clone_lsn: None,
+            inventory: None,
         }
     }
 }

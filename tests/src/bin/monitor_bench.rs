@@ -75,11 +75,15 @@ async fn bench(runs: usize) {
                     pipeline: state.pipeline,
                     source: state.source,
                     clone: state.clone,
-                    clone_info: CloneInfo {
+                    clone_info: Some(CloneInfo {
                         clone_id: state.clone_id,
                         host: source_login.host.clone(),
                         port: source_login.port,
-                    },
+                    }),
+                    clone_id: None,
+                    share: None,
+                    setup_execution: None,
+                    phase: clonesync::pipeline::Phase::Streaming,
                     registered_at: 0,
                 })
                 .await

@@ -1,0 +1,265 @@
+//! A pipeline's life after (and around) setup: its inventory in the
+//! registry, and what `statemachine/teardown.asl.json` runs.
+//!
+//! The inventory is written when setup starts making things (the
+//! `RecordInventory` state, [`record_inventory`]), completed when it
+//! streams ([`super::register`]) and removed when a failed setup has been
+//! cleaned up ([`forget_failed_setup`]) or a teardown ends
+//! ([`deregister`]). Teardown needs only the pipeline id: every name and
+//! login comes from the record.
+//!
+//! Teardown, in order: [`load`] (refuses an unknown pipeline, one whose
+//! setup is still running, and a `delete_clone` of a cluster this pipeline
+//! does not own — each before anything is touched), [`drop_databases`]
+//! (subscription detached from its slot and dropped, the slot's WAL sender
+//! terminated and the slot dropped, the publication dropped — only objects
+//! of the pipeline's names and marks), [`delete_clone`] and [`clone_gone`]
+//! when asked, [`delete_share`] when asked or (by default) when no other
+//! registered pipeline rests on a share this pipeline made, then
+//! [`deregister`]. Every step is idempotent: what is already gone is
+//! success, so a teardown run twice ends the same as once, and the second
+//! `load` names the pipeline unknown.
+
+use crate::error::{Error, Result};
+use crate::pipeline::{names, OwnedShare, Phase, PipelineRecord, UndoPlan, WaitKind};
+use crate::ports::{Clones, Cloud, ControlPlane, Coordination, ResourceShare};
+use crate::steps::cleanup::CleanupReport;
+use crate::workflow::{self, CreatedState, State};
+use serde::{Deserialize, Serialize};
+
+/// The `RecordInventory` task's input: the state and the execution.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryInput {
+    pub state: State,
+    pub execution: String,
+}
+
+/// Write (or keep) the pipeline's record before setup makes anything, so
+/// a setup that dies anywhere leaves an inventory teardown can use. A
+/// pipeline already streaming keeps its phase; only the execution now
+/// working on it is noted. Returns the execution (`$.setup_execution`).
+pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Result<String> {
+    let state = &input.state;
+    let existing = cloud
+        .coordination()
+        .get_pipeline(state.pipeline.id.as_str())
+        .await?;
+    let record = match existing {
+        Some(record) => PipelineRecord {
+            setup_execution: Some(input.execution.clone()),
+            ..record
+        },
+        None => PipelineRecord {
+            pipeline: state.pipeline.clone(),
+            source: state.source.clone(),
+            clone: state.clone.clone(),
+            clone_id: Some(state.clone_id.clone()),
+            clone_info: None,
+            share: None,
+            setup_execution: Some(input.execution.clone()),
+            phase: Phase::SettingUp,
+            registered_at: workflow::seconds_now(),
+        },
+    };
+    cloud.coordination().put_pipeline(&record).await?;
+    Ok(input.execution.clone())
+}
+
+/// After a failed setup's cleanup: remove the inventory it wrote, unless
+/// the pipeline was streaming before this run (its record stays).
+pub async fn forget_failed_setup<C: Cloud>(cloud: &C, state: &State) -> Result<bool> {
+    let id = state.pipeline.id.as_str();
+    match cloud.coordination().get_pipeline(id).await? {
+        Some(record)
+            if record.phase == Phase::SettingUp
+                && record.setup_execution == state.setup_execution() =>
+        {
+            cloud.coordination().delete_pipeline(id).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The console input of `teardown.asl.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeardownRequest {
+    pub pipeline_id: String,
+    /// Delete the clone too (default: keep it; the copy is the user's data).
+    #[serde(default)]
+    pub delete_clone: bool,
+    /// Delete the RAM share; default: when this pipeline made it and no
+    /// other registered pipeline rests on it.
+    #[serde(default)]
+    pub delete_share: Option<bool>,
+}
+
+/// What the teardown tasks carry: the decisions and the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Teardown {
+    pub pipeline_id: String,
+    pub delete_clone: bool,
+    pub delete_share: bool,
+    pub record: PipelineRecord,
+}
+
+impl Teardown {
+    /// The setup state the cleanup code works on, rebuilt from the record.
+    fn state(&self) -> State {
+        let record = &self.record;
+        State {
+            pipeline: record.pipeline.clone(),
+            source: record.source.clone(),
+            clone: record.clone.clone(),
+            clone_id: record
+                .clone_id()
+                .map(str::to_string)
+                .unwrap_or_else(|| names::clone_id(record.pipeline.id.as_str())),
+            waits: Default::default(),
+            created: CreatedState::default(),
+            share: None,
+            accepted: None,
+            clone_info: record.clone_info.clone(),
+            clone_lsn: None,
+            inventory: record
+                .setup_execution
+                .clone()
+                .map(|execution| workflow::state::Inventory { execution }),
+        }
+    }
+}
+
+/// Parse and check the teardown request; read the inventory; refuse what
+/// must not go on. Reads only.
+pub async fn load<C: Cloud>(cloud: &C, input: serde_json::Value) -> Result<Teardown> {
+    let request: TeardownRequest = serde_json::from_value(input).map_err(|e| Error::InvalidInput {
+        problems: vec![format!("teardown input: {e}")],
+    })?;
+    names::check_pipeline_id(&request.pipeline_id)?;
+    let coordination = cloud.coordination();
+    let record = coordination
+        .get_pipeline(&request.pipeline_id)
+        .await?
+        .ok_or_else(|| Error::PipelineUnknown {
+            pipeline: request.pipeline_id.clone(),
+        })?;
+    if let Some(execution) = &record.setup_execution {
+        if coordination.execution_running(execution).await? {
+            return Err(Error::SetupRunning {
+                pipeline: request.pipeline_id.clone(),
+                execution: execution.clone(),
+            });
+        }
+    }
+    if request.delete_clone {
+        if let Some(clone_id) = record.clone_id() {
+            // A cluster of that name that is not ours: refuse now, before
+            // anything is dropped (clone_status names it Clone.Conflict).
+            match cloud
+                .clones()
+                .clone_status(record.pipeline.id.as_str(), clone_id)
+                .await
+            {
+                Err(e @ Error::CloneConflict { .. }) => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    let delete_share = match (&record.share, request.delete_share) {
+        (None, _) => false,
+        (Some(_), Some(asked)) => asked,
+        (Some(share), None) => share.created && !shared_with_others(cloud, &record, share).await?,
+    };
+    Ok(Teardown {
+        pipeline_id: request.pipeline_id,
+        delete_clone: request.delete_clone,
+        delete_share,
+        record,
+    })
+}
+
+async fn shared_with_others<C: Cloud>(
+    cloud: &C,
+    record: &PipelineRecord,
+    share: &OwnedShare,
+) -> Result<bool> {
+    let (records, _) = cloud.coordination().scan_pipelines().await?;
+    Ok(records.iter().any(|other| {
+        other.pipeline.id != record.pipeline.id
+            && other.share.as_ref().is_some_and(|s| s.arn == share.arn)
+    }))
+}
+
+/// Subscription, slot and publication: whichever of them exist.
+pub async fn drop_databases<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<CleanupReport> {
+    let state = teardown.state();
+    let plan = UndoPlan {
+        publication: true,
+        slot: true,
+        subscription: true,
+        clone: None,
+        share: None,
+    };
+    Box::pin(workflow::cleanup(&workflow::plane(cloud, &state), &state, &plan)).await
+}
+
+/// Delete the clone (only one carrying this pipeline's tag).
+pub async fn delete_clone<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<bool> {
+    let state = teardown.state();
+    workflow::plane(cloud, &state)
+        .delete_clone(&state.clone_id)
+        .await
+}
+
+/// `Clone.NotReady` while the clone still exists (the ASL retries it,
+/// bounded); the clone's id once it is gone.
+pub async fn clone_gone<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<String> {
+    let clone_id = teardown.state().clone_id;
+    if cloud.clones().clone_exists(&clone_id).await? {
+        return Err(Error::CloneNotReady {
+            clone_id,
+            status: "still being deleted".into(),
+        });
+    }
+    Ok(clone_id)
+}
+
+pub async fn delete_share<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<bool> {
+    match (&teardown.record.share, teardown.delete_share) {
+        (Some(share), true) => cloud.share().delete_share(&share.arn).await,
+        _ => Ok(false),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deregistered {
+    pub pipeline: String,
+    pub waits_removed: usize,
+}
+
+/// Remove the pipeline's waits (a setup that died waiting leaves its
+/// token) and then its record: last, so a teardown cut short can run again
+/// from the record.
+pub async fn deregister<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<Deregistered> {
+    let coordination = cloud.coordination();
+    let mut waits_removed = 0;
+    let mut resources = vec![(WaitKind::Clone, teardown.state().clone_id)];
+    if let Some(share) = &teardown.record.share {
+        resources.push((WaitKind::Share, share.arn.clone()));
+    }
+    for (kind, resource) in resources {
+        if let Some(wait) = coordination.get_wait(kind, &resource).await? {
+            if wait.pipeline_id == teardown.pipeline_id && coordination.delete_wait(&wait).await? {
+                waits_removed += 1;
+            }
+        }
+    }
+    coordination.delete_pipeline(&teardown.pipeline_id).await?;
+    tracing::info!(pipeline = %teardown.pipeline_id, waits_removed, "pipeline deregistered");
+    Ok(Deregistered {
+        pipeline: teardown.pipeline_id.clone(),
+        waits_removed,
+    })
+}
