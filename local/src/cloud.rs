@@ -452,7 +452,8 @@ impl Clones for LocalCloud {
     }
 
     async fn clone_exists(&self, clone_id: &str) -> Result<bool> {
-        Ok(matches!(self.job(clone_id), Some(CloneJob::Making)) || self.plane.clone_exists(clone_id)?)
+        Ok(matches!(self.job(clone_id), Some(CloneJob::Making))
+            || self.plane.clone_exists(clone_id)?)
     }
 }
 

@@ -70,6 +70,11 @@ impl Faults {
         locked(&self.rules).push(fault);
     }
 
+    /// Remove every fault still set.
+    pub fn clear(&self) {
+        locked(&self.rules).clear();
+    }
+
     pub fn set_delivery(&self, delivery: Delivery) {
         *locked(&self.delivery) = delivery;
     }

@@ -250,6 +250,25 @@ impl LocalRuntime {
         self.watch(started.execution_arn(), progress).await
     }
 
+    /// Start a setup execution without following it; its ARN.
+    pub async fn start_execution(&self, name: &str, input: &serde_json::Value) -> Result<String> {
+        let started = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .map_err(|e| clonesync::aws::fault::classify("states", "StartExecution", e))?;
+        Ok(started.execution_arn().to_string())
+    }
+
+    /// Follow an execution started earlier to its end.
+    pub async fn watch_execution(&self, execution_arn: &str) -> Result<RunOutcome> {
+        self.watch(execution_arn, &mut |_| {}).await
+    }
+
     /// Start a teardown execution (`statemachine/teardown.asl.json`) and
     /// follow it to its end.
     pub async fn run_teardown(

@@ -92,33 +92,33 @@ fn every_task_invokes_a_function_defined_in_the_template() {
     let functions = functions(&template);
     let mut tasks = 0;
     for (machine, asl) in machines() {
-    let machine = &resources(&template)[machine];
-    let substitutions = machine["Properties"]["DefinitionSubstitutions"]
-        .as_mapping()
-        .unwrap();
-    for (name, state) in states(&asl) {
-        if state["Type"] != "Task" {
-            continue;
+        let machine = &resources(&template)[machine];
+        let substitutions = machine["Properties"]["DefinitionSubstitutions"]
+            .as_mapping()
+            .unwrap();
+        for (name, state) in states(&asl) {
+            if state["Type"] != "Task" {
+                continue;
+            }
+            tasks += 1;
+            let variable = invoked_variable(&state)
+                .unwrap_or_else(|| panic!("{name}: no ${{...Arn}} function"));
+            let target = substitutions
+                .get(variable.as_str())
+                .unwrap_or_else(|| panic!("{name}: {variable} is not in DefinitionSubstitutions"));
+            let get_att =
+                tagged(target, "!GetAtt").unwrap_or_else(|| panic!("{variable} is not !GetAtt"));
+            let logical = get_att.as_str().unwrap().strip_suffix(".Arn").unwrap();
+            assert!(
+                functions.contains_key(logical),
+                "{name}: {logical} is not a function in template.yaml"
+            );
+            assert_eq!(
+                format!("{logical}Arn"),
+                variable,
+                "substitution names its function"
+            );
         }
-        tasks += 1;
-        let variable =
-            invoked_variable(&state).unwrap_or_else(|| panic!("{name}: no ${{...Arn}} function"));
-        let target = substitutions
-            .get(variable.as_str())
-            .unwrap_or_else(|| panic!("{name}: {variable} is not in DefinitionSubstitutions"));
-        let get_att =
-            tagged(target, "!GetAtt").unwrap_or_else(|| panic!("{variable} is not !GetAtt"));
-        let logical = get_att.as_str().unwrap().strip_suffix(".Arn").unwrap();
-        assert!(
-            functions.contains_key(logical),
-            "{name}: {logical} is not a function in template.yaml"
-        );
-        assert_eq!(
-            format!("{logical}Arn"),
-            variable,
-            "substitution names its function"
-        );
-    }
     }
     assert!(tasks >= 21, "only {tasks} tasks found");
 }
@@ -288,8 +288,11 @@ fn teardown_checks_first_deregisters_last_and_fails_with_the_error() {
     );
     let gone = &asl["States"]["CloneGone"]["Retry"];
     assert!(
-        gone.as_array().unwrap().iter().any(|r| r["ErrorEquals"][0] == "Clone.NotReady"
-            && r["MaxAttempts"].as_u64().is_some_and(|n| n > 0 && n <= 100)),
+        gone.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ErrorEquals"][0] == "Clone.NotReady"
+                && r["MaxAttempts"].as_u64().is_some_and(|n| n > 0 && n <= 100)),
         "the wait for the clone to go is bounded"
     );
     assert_eq!(asl["States"]["Failed"]["ErrorPath"], "$.error.Error");

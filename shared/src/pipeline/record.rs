@@ -90,7 +90,8 @@ impl PipelineRecord {
 
     /// The clone's writer instance id.
     pub fn clone_instance_id(&self) -> Option<String> {
-        self.clone_id().map(crate::pipeline::names::writer_instance_id)
+        self.clone_id()
+            .map(crate::pipeline::names::writer_instance_id)
     }
 
     /// Whether the lag monitor reads it: it has a clone to read, and its

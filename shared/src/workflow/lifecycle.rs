@@ -134,9 +134,10 @@ impl Teardown {
 /// Parse and check the teardown request; read the inventory; refuse what
 /// must not go on. Reads only.
 pub async fn load<C: Cloud>(cloud: &C, input: serde_json::Value) -> Result<Teardown> {
-    let request: TeardownRequest = serde_json::from_value(input).map_err(|e| Error::InvalidInput {
-        problems: vec![format!("teardown input: {e}")],
-    })?;
+    let request: TeardownRequest =
+        serde_json::from_value(input).map_err(|e| Error::InvalidInput {
+            problems: vec![format!("teardown input: {e}")],
+        })?;
     names::check_pipeline_id(&request.pipeline_id)?;
     let coordination = cloud.coordination();
     let record = coordination
@@ -157,13 +158,12 @@ pub async fn load<C: Cloud>(cloud: &C, input: serde_json::Value) -> Result<Teard
         if let Some(clone_id) = record.clone_id() {
             // A cluster of that name that is not ours: refuse now, before
             // anything is dropped (clone_status names it Clone.Conflict).
-            match cloud
+            if let Err(e @ Error::CloneConflict { .. }) = cloud
                 .clones()
                 .clone_status(record.pipeline.id.as_str(), clone_id)
                 .await
             {
-                Err(e @ Error::CloneConflict { .. }) => return Err(e),
-                _ => {}
+                return Err(e);
             }
         }
     }
@@ -202,7 +202,12 @@ pub async fn drop_databases<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<
         clone: None,
         share: None,
     };
-    Box::pin(workflow::cleanup(&workflow::plane(cloud, &state), &state, &plan)).await
+    Box::pin(workflow::cleanup(
+        &workflow::plane(cloud, &state),
+        &state,
+        &plan,
+    ))
+    .await
 }
 
 /// Delete the clone (only one carrying this pipeline's tag).
