@@ -514,7 +514,10 @@ pub async fn down(dir: PipelineDir) -> Result<bool> {
     let _lock = lock(&dir.work_dir)?;
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let runtime = LocalRuntime::start(plane, &dir.work_dir.join("cloud")).await?;
-    let report = runtime.teardown(&record.state).await?;
+    say!("down: running statemachine/teardown.asl.json (delete_clone, delete_share) through moto");
+    let report = runtime
+        .teardown_by_state_machine(&record.state, &mut show::progress(SystemTime::now()))
+        .await?;
     say!(
         "down: subscription dropped {}, slot dropped {}, publication dropped {}, clone deleted {}, share deleted {}",
         report.databases.subscription_dropped,

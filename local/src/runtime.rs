@@ -406,6 +406,47 @@ impl LocalRuntime {
     pub async fn teardown(&self, state: &State) -> Result<CleanupTaskReport> {
         teardown(&*self.cloud, state).await
     }
+
+    /// The same removal through the real `teardown.asl.json`, as
+    /// `clonesync local down` does: this process's registry (moto's) starts
+    /// empty, so the pipeline's inventory is first written from `state`
+    /// (the work directory's record is the local inventory), then the
+    /// teardown runs with `delete_clone` and `delete_share`.
+    pub async fn teardown_by_state_machine(
+        &self,
+        state: &State,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<CleanupTaskReport> {
+        let id = state.pipeline.id.as_str();
+        self.registry().put_pipeline(&inventory_of(state)).await?;
+        let name = format!("down-{id}-{}", std::process::id());
+        let input =
+            serde_json::json!({"pipeline_id": id, "delete_clone": true, "delete_share": true});
+        let outcome = self.run_teardown(&name, &input, progress).await?;
+        if !outcome.succeeded() {
+            return Err(Error::local_server(format!(
+                "teardown execution {}: {} {}",
+                outcome.status,
+                outcome.error.as_deref().unwrap_or(""),
+                outcome.cause.as_deref().unwrap_or("")
+            )));
+        }
+        let output = outcome.output.unwrap_or_default();
+        let flag = |key: &str| output.get(key).and_then(|v| v.as_bool()).unwrap_or(false);
+        let databases = output
+            .get("dropped")
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        Ok(CleanupTaskReport {
+            databases: clonesync::steps::cleanup::CleanupReport {
+                clone_deleted: flag("clone_deleted"),
+                ..databases
+            },
+            share_deleted: flag("share_deleted"),
+            inventory_removed: output.get("deregistered").is_some(),
+        })
+    }
 }
 
 /// The console input for a pipeline of the local source.
@@ -427,6 +468,32 @@ pub fn request(
         "clone": {"instance_class": "db.local"},
         "waits": waits,
     })
+}
+
+/// The registry record of a local pipeline, from its setup state (however
+/// far the setup got).
+fn inventory_of(state: &State) -> clonesync::pipeline::PipelineRecord {
+    clonesync::pipeline::PipelineRecord {
+        pipeline: state.pipeline.clone(),
+        source: state.source.clone(),
+        clone: state.clone.clone(),
+        clone_id: Some(state.clone_id.clone()),
+        clone_info: state.clone_info.clone(),
+        share: state
+            .share
+            .as_ref()
+            .map(|s| clonesync::pipeline::OwnedShare {
+                arn: s.share_arn.clone(),
+                created: true,
+            }),
+        setup_execution: None,
+        phase: if state.clone_info.is_some() {
+            clonesync::pipeline::Phase::Streaming
+        } else {
+            clonesync::pipeline::Phase::SettingUp
+        },
+        registered_at: 0,
+    }
 }
 
 /// [`LocalRuntime::teardown`] on any cloud: the undo plan of everything
