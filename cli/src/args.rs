@@ -25,6 +25,11 @@ Usage:
       the clone to it by logical replication. The clone keeps running.
   clonesync local status [--work-dir DIR] [--source-url URL]
   clonesync local down   [--work-dir DIR] [--source-url URL]
+      Run statemachine/teardown.asl.json: subscription, slot, publication,
+      clone and share go.
+  clonesync local pause  [--work-dir DIR] [--source-url URL]
+  clonesync local resume [--work-dir DIR] [--source-url URL]
+      Disable / enable the subscription; the slot stays (and keeps WAL).
 
   clonesync preflight --source-url URL [--pipeline ID] [--schemas A,B | --tables S.T,...]
       Every check on the source, as a readable report.
@@ -45,6 +50,8 @@ pub enum Command {
     LocalUp(UpOptions),
     LocalStatus(PipelineDir),
     LocalDown(PipelineDir),
+    LocalPause(PipelineDir),
+    LocalResume(PipelineDir),
     Preflight(SourceOptions),
 }
 
@@ -297,7 +304,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 source,
             }))
         }
-        ["local", which @ ("status" | "down"), ..] => {
+        ["local", which @ ("status" | "down" | "pause" | "resume"), ..] => {
             let o = Options::parse(&args[2..], &["work-dir", "source-url", "pipeline"], &[])?;
             let pipeline = o.pipeline()?;
             let dir = PipelineDir {
@@ -308,13 +315,16 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 source_url: o.get("source-url").map(str::to_string),
                 pipeline,
             };
-            Ok(if *which == "status" {
-                Command::LocalStatus(dir)
-            } else {
-                Command::LocalDown(dir)
+            Ok(match *which {
+                "status" => Command::LocalStatus(dir),
+                "pause" => Command::LocalPause(dir),
+                "resume" => Command::LocalResume(dir),
+                _ => Command::LocalDown(dir),
             })
         }
-        ["local", ..] => Err(UsageError("local needs up, status or down".into())),
+        ["local", ..] => Err(UsageError(
+            "local needs up, status, down, pause or resume".into(),
+        )),
         ["preflight", ..] => {
             let o = Options::parse(
                 &args[1..],
@@ -358,7 +368,10 @@ mod tests {
             ("demo --fast", "unknown option --fast"),
             ("demo --duration", "--duration needs a value"),
             ("local up", "--source-url is required"),
-            ("local sideways", "local needs up, status or down"),
+            (
+                "local sideways",
+                "local needs up, status, down, pause or resume",
+            ),
             (
                 "preflight --source-url u --schemas a --tables b",
                 "not both",

@@ -15,7 +15,7 @@ use clonesync::pipeline::PipelineRecord;
 use clonesync::pipeline::Waits;
 use clonesync::pipeline::{names, PipelineSpec};
 use clonesync::steps::preflight;
-use clonesync::workflow::State;
+use clonesync::workflow::{lifecycle, State};
 use clonesync_local::runtime::LocalRuntime;
 use clonesync_local::LocalCloud;
 use clonesync_local::{LocalControlPlane, PgBinaries, RunAs, LOCAL_CLONE_EXTRA_SENDERS};
@@ -38,6 +38,9 @@ struct LocalPipeline {
     clone_dir: PathBuf,
     clone_port: Option<u16>,
     state: State,
+    /// Paused by `local pause` (the subscription is disabled on purpose).
+    #[serde(default)]
+    paused: bool,
 }
 
 /// The source login: the URL's, with `PGPASSWORD` when it has none.
@@ -261,6 +264,7 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         clone_dir,
         clone_port: options.clone_port,
         state: clonesync::workflow::state::validate(input.clone(), clonesync_local::moto::REGION)?,
+        paused: false,
     };
     write_record(&options.work_dir, &record)?;
     let name = format!(
@@ -396,6 +400,7 @@ fn record_or_named(dir: &PipelineDir) -> Result<Option<(LocalPipeline, Connectio
         clone_dir: dir.work_dir.join("clones"),
         clone_port: None,
         state: clonesync::workflow::state::validate(input, clonesync_local::moto::REGION)?,
+        paused: false,
     };
     Ok(Some((record, source)))
 }
@@ -461,9 +466,16 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         clone_id: None,
         share: None,
         setup_execution: None,
-        phase: clonesync::pipeline::Phase::Streaming,
+        phase: if record.paused {
+            clonesync::pipeline::Phase::Paused
+        } else {
+            clonesync::pipeline::Phase::Streaming
+        },
         registered_at: 0,
     };
+    if record.paused {
+        say!("  PAUSED (clonesync local pause): the subscription is disabled on purpose; the slot keeps WAL until `local resume`");
+    }
     let report = monitor::check(&cloud, &[registered]).await;
     show::report(&report);
     // PostgreSQL counts apply errors but keeps no text of them; the
@@ -533,6 +545,48 @@ pub async fn down(dir: PipelineDir) -> Result<bool> {
     show_objects(
         "clonesync objects left on the source",
         &clonesync_objects(&url).await?,
+    );
+    Ok(true)
+}
+
+/// `local pause` (`pause`) or `local resume`: disable or enable the
+/// subscription on the clone, keeping the slot, and note it in the record
+/// so `status` reports the pipeline as paused, not broken.
+pub async fn pause(dir: PipelineDir, pause: bool) -> Result<bool> {
+    let (mut record, url) = read_record(&dir)?;
+    let _lock = lock(&dir.work_dir)?;
+    let state = &record.state;
+    let info = state.clone_info()?.clone();
+    let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
+    let inventory = PipelineRecord {
+        pipeline: state.pipeline.clone(),
+        source: state.source.clone(),
+        clone: state.clone.clone(),
+        clone_info: Some(info),
+        clone_id: Some(state.clone_id.clone()),
+        share: None,
+        setup_execution: None,
+        phase: clonesync::pipeline::Phase::Streaming,
+        registered_at: 0,
+    };
+    let pausing = if pause {
+        lifecycle::Pausing::Pause
+    } else {
+        lifecycle::Pausing::Resume
+    };
+    lifecycle::set_subscription(&plane, &inventory, pausing).await?;
+    record.paused = pause;
+    write_record(&dir.work_dir, &record)?;
+    say!(
+        "pipeline {}: subscription {} {}; the slot {} stays",
+        record.state.pipeline.id,
+        record.state.pipeline.subscription,
+        if pause {
+            "disabled (paused)"
+        } else {
+            "enabled (resumed)"
+        },
+        record.state.pipeline.slot
     );
     Ok(true)
 }

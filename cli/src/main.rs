@@ -58,6 +58,8 @@ fn main() -> ExitCode {
             Command::LocalUp(options) => local::up(options).await,
             Command::LocalStatus(dir) => local::status(dir).await,
             Command::LocalDown(dir) => local::down(dir).await,
+            Command::LocalPause(dir) => local::pause(dir, true).await,
+            Command::LocalResume(dir) => local::pause(dir, false).await,
             Command::Preflight(options) => local::preflight(options).await,
         }
     });

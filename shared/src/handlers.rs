@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// The Lambda functions, by package name (`functions/<name>`).
-pub const FUNCTIONS: [&str; 24] = [
+pub const FUNCTIONS: [&str; 26] = [
     "validate-input",
     "preflight",
     "record-inventory",
@@ -39,6 +39,8 @@ pub const FUNCTIONS: [&str; 24] = [
     "clone-gone",
     "delete-share",
     "deregister-pipeline",
+    "pause-pipeline",
+    "resume-pipeline",
 ];
 
 // Each step's future is boxed: nested in lambda_runtime's service layers
@@ -217,6 +219,31 @@ pub async fn delete_share<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> 
     output(&Box::pin(lifecycle::delete_share(cloud, &t)).await?)
 }
 
+/// Invoked directly (console: a test event `{"pipeline_id": "..."}`).
+pub async fn pause_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let input: lifecycle::PipelineId = parse(payload)?;
+    output(
+        &Box::pin(lifecycle::set_paused(
+            cloud,
+            &input,
+            lifecycle::Pausing::Pause,
+        ))
+        .await?,
+    )
+}
+
+pub async fn resume_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let input: lifecycle::PipelineId = parse(payload)?;
+    output(
+        &Box::pin(lifecycle::set_paused(
+            cloud,
+            &input,
+            lifecycle::Pausing::Resume,
+        ))
+        .await?,
+    )
+}
+
 pub async fn deregister_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let t = teardown(payload)?;
     output(&Box::pin(lifecycle::deregister(cloud, &t)).await?)
@@ -297,6 +324,8 @@ pub async fn dispatch<C: Cloud>(cloud: &C, function: &str, payload: Value) -> Re
         "clone-gone" => clone_gone(cloud, payload).await,
         "delete-share" => delete_share(cloud, payload).await,
         "deregister-pipeline" => deregister_pipeline(cloud, payload).await,
+        "pause-pipeline" => pause_pipeline(cloud, payload).await,
+        "resume-pipeline" => resume_pipeline(cloud, payload).await,
         other => Err(Error::invalid(format!("no Lambda function {other:?}"))),
     }
 }

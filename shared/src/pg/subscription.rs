@@ -286,6 +286,18 @@ pub async fn advance_origin(client: &Client, origin: &str, lsn: Lsn) -> Result<(
     Ok(())
 }
 
+/// Stop the subscription's apply worker; the slot on the source is kept
+/// (and keeps the WAL the copy has not confirmed).
+pub async fn disable(client: &Client, name: &str) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "ALTER SUBSCRIPTION {} DISABLE",
+            quote::ident(name)
+        ))
+        .await
+        .map_err(|e| classify("disable subscription", e))
+}
+
 pub async fn enable(client: &Client, name: &str) -> Result<()> {
     client
         .batch_execute(&format!("ALTER SUBSCRIPTION {} ENABLE", quote::ident(name)))

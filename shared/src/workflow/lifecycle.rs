@@ -19,6 +19,11 @@
 //! [`deregister`]. Every step is idempotent: what is already gone is
 //! success, so a teardown run twice ends the same as once, and the second
 //! `load` names the pipeline unknown.
+//!
+//! Pause and resume ([`pause`], [`resume`]) disable and enable the
+//! subscription on the clone and record the phase, so the monitor reports
+//! a paused pipeline as paused (its slot still retains WAL, and that still
+//! alarms). Both are idempotent: pausing a paused pipeline changes nothing.
 
 use crate::error::{Error, Result};
 use crate::pipeline::{names, OwnedShare, Phase, PipelineRecord, UndoPlan, WaitKind};
@@ -266,5 +271,104 @@ pub async fn deregister<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<Dere
     Ok(Deregistered {
         pipeline: teardown.pipeline_id.clone(),
         waits_removed,
+    })
+}
+
+/// Which way [`set_paused`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pausing {
+    Pause,
+    Resume,
+}
+
+/// The input of `pause-pipeline` and `resume-pipeline`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineId {
+    pub pipeline_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseReport {
+    pub pipeline: String,
+    pub phase: Phase,
+    /// False when it already was in that phase.
+    pub changed: bool,
+}
+
+/// Disable or enable the subscription of a streaming (or paused)
+/// pipeline on its clone; the slot is never touched.
+pub async fn set_subscription<P: ControlPlane>(
+    plane: &P,
+    record: &PipelineRecord,
+    pausing: Pausing,
+) -> Result<()> {
+    let info = record
+        .clone_info
+        .as_ref()
+        .ok_or_else(|| Error::NotStreaming {
+            detail: format!(
+                "pipeline {} has no clone yet: only a streaming pipeline pauses",
+                record.pipeline.id
+            ),
+        })?;
+    let endpoint = plane.clone_endpoint(info).await?;
+    let client = crate::pg::connect(&endpoint, &plane.clone_session()).await?;
+    let name = record.pipeline.subscription.as_str();
+    if crate::pg::subscription::subscription_info(&client, name)
+        .await?
+        .is_none()
+    {
+        return Err(Error::SubscriptionMissing {
+            subscription: name.to_string(),
+        });
+    }
+    match pausing {
+        Pausing::Pause => crate::pg::subscription::disable(&client, name).await,
+        Pausing::Resume => crate::pg::subscription::enable(&client, name).await,
+    }
+}
+
+/// Pause or resume a registered pipeline: the subscription, then its
+/// phase in the registry.
+pub async fn set_paused<C: Cloud>(
+    cloud: &C,
+    input: &PipelineId,
+    pausing: Pausing,
+) -> Result<PauseReport> {
+    names::check_pipeline_id(&input.pipeline_id)?;
+    let coordination = cloud.coordination();
+    let record = coordination
+        .get_pipeline(&input.pipeline_id)
+        .await?
+        .ok_or_else(|| Error::PipelineUnknown {
+            pipeline: input.pipeline_id.clone(),
+        })?;
+    if record.phase == Phase::SettingUp {
+        return Err(Error::NotStreaming {
+            detail: format!("pipeline {} is still being set up", input.pipeline_id),
+        });
+    }
+    let plane =
+        cloud
+            .clones()
+            .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+    set_subscription(&plane, &record, pausing).await?;
+    let phase = match pausing {
+        Pausing::Pause => Phase::Paused,
+        Pausing::Resume => Phase::Streaming,
+    };
+    let changed = record.phase != phase;
+    if changed {
+        coordination
+            .put_pipeline(&PipelineRecord { phase, ..record })
+            .await?;
+    }
+    tracing::info!(pipeline = %input.pipeline_id, ?phase, changed, "pipeline phase set");
+    Ok(PauseReport {
+        pipeline: input.pipeline_id.clone(),
+        phase,
+        changed,
     })
 }

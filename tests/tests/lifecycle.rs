@@ -1,0 +1,146 @@
+//! A pipeline's life after setup, on real servers through the real
+//! handlers: pause and resume under writes (the monitor says paused, not
+//! broken), and a slot PostgreSQL invalidates (the monitor says lost).
+
+use clonesync::handlers::dispatch;
+use clonesync::monitor::{self, MonitorReport};
+use clonesync::pipeline::{Phase, Waits};
+use clonesync_local::LocalRuntime;
+use clonesync_tests::fixture::{connect, DB};
+use clonesync_tests::{
+    compare_tables, create_schema, tables_in, wait_for_marker, TestEnv, Workload,
+};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const SCHEMAS: &[&str] = &["public", "Sales Schema"];
+
+async fn streaming(env: &TestEnv, id: &str) -> (LocalRuntime, clonesync::workflow::State) {
+    let runtime = LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
+        .await
+        .expect("local runtime");
+    let input = runtime.request(id, json!({"kind": "all_tables"}), DB, Waits::default());
+    let outcome = runtime
+        .run(&format!("setup-{id}"), &input, &mut |_| {})
+        .await
+        .expect("setup ran");
+    assert!(outcome.succeeded(), "{:?}", outcome.cause);
+    let state = outcome.state().unwrap();
+    (runtime, state)
+}
+
+/// The monitor's report and its EMF documents.
+async fn read(runtime: &LocalRuntime) -> (MonitorReport, Vec<Value>) {
+    let (report, lines) = monitor::run(&*runtime.cloud, 1_795_000_000_000)
+        .await
+        .expect("monitor run");
+    let docs = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("EMF line"))
+        .collect();
+    (report, docs)
+}
+
+fn metric(docs: &[Value], dimension: (&str, &str), name: &str) -> f64 {
+    docs.iter()
+        .find(|d| d[dimension.0] == dimension.1 && d[name].is_number())
+        .and_then(|d| d[name].as_f64())
+        .unwrap_or_else(|| panic!("no {name} for {dimension:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pause_under_writes_reads_as_paused_and_resume_catches_up_equal() {
+    let env = TestEnv::start().await;
+    let source = env.source_client().await;
+    create_schema(&source).await;
+    let load = Workload::start(env.source_endpoint(), 2, 21, Duration::from_millis(2));
+    load.wait_for_more(50).await;
+    let (runtime, state) = streaming(&env, "pz").await;
+    let cloud = &*runtime.cloud;
+
+    let paused = dispatch(cloud, "pause-pipeline", json!({"pipeline_id": "pz"}))
+        .await
+        .unwrap();
+    assert_eq!(paused["phase"], "paused");
+    assert_eq!(paused["changed"], true);
+    let again = dispatch(cloud, "pause-pipeline", json!({"pipeline_id": "pz"}))
+        .await
+        .unwrap();
+    assert_eq!(again["changed"], false, "pausing twice is pausing once");
+    let record = runtime
+        .registry()
+        .get_pipeline("pz")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.phase, Phase::Paused);
+
+    let started = Instant::now();
+    let mut retained_before = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        let (report, docs) = read(&runtime).await;
+        let t = &report.targets[0];
+        assert!(t.paused && !t.enabled, "{t:?}");
+        let service = ("Service", "clonesync");
+        assert_eq!(metric(&docs, ("Pipeline", "pz"), "Paused"), 1.0);
+        assert_eq!(metric(&docs, service, "PipelinesPaused"), 1.0);
+        assert_eq!(
+            metric(&docs, service, "PipelinesNotApplying"),
+            0.0,
+            "a paused pipeline is not a broken one"
+        );
+        if !t.apply_worker {
+            // Once the worker is gone the slot is inactive, and still not
+            // counted as a forgotten one.
+            assert_eq!(metric(&docs, service, "InactiveSlots"), 0.0);
+            let retained = metric(&docs, service, "MaxRetainedBytes");
+            retained_before.get_or_insert(retained);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let (_, docs) = read(&runtime).await;
+    let retained = metric(&docs, ("Service", "clonesync"), "MaxRetainedBytes");
+    assert!(
+        retained > retained_before.expect("the worker stopped within 30 s"),
+        "retained WAL grows while paused (and still alarms): {retained_before:?} -> {retained}"
+    );
+
+    let resumed = dispatch(cloud, "resume-pipeline", json!({"pipeline_id": "pz"}))
+        .await
+        .unwrap();
+    assert_eq!(resumed["phase"], "streaming");
+    load.wait_for_more(100).await;
+    let stats = load.stop().await;
+    assert!(stats.committed > 500, "{stats:?}");
+    let target = connect(&env.plane.clone_login(state.clone_info().unwrap())).await;
+    wait_for_marker(&source, &target, Duration::from_secs(120))
+        .await
+        .unwrap();
+    let tables = tables_in(&source, SCHEMAS).await;
+    let (states, differences) = compare_tables(&source, &target, &tables).await;
+    assert_eq!(states.len(), 8);
+    assert!(differences.is_empty(), "tables differ: {differences:#?}");
+    let (report, docs) = read(&runtime).await;
+    assert!(!report.targets[0].paused && report.targets[0].enabled);
+    assert_eq!(
+        metric(&docs, ("Service", "clonesync"), "PipelinesPaused"),
+        0.0
+    );
+
+    for (function, input, error) in [
+        (
+            "pause-pipeline",
+            json!({"pipeline_id": "nobody"}),
+            "Pipeline.Unknown",
+        ),
+        (
+            "resume-pipeline",
+            json!({"pipeline": "pz"}),
+            "Input.Invalid",
+        ),
+    ] {
+        let e = dispatch(cloud, function, input).await.unwrap_err();
+        assert_eq!(e.name(), error, "{e}");
+    }
+    runtime.teardown(&state).await.unwrap();
+}
