@@ -30,6 +30,8 @@ Usage:
   clonesync local pause  [--work-dir DIR] [--source-url URL]
   clonesync local resume [--work-dir DIR] [--source-url URL]
       Disable / enable the subscription; the slot stays (and keeps WAL).
+  clonesync local reseed [--work-dir DIR] [--source-url URL]
+      After a lost slot: tear down with the clone, set up again (same names).
 
   clonesync preflight --source-url URL [--pipeline ID] [--schemas A,B | --tables S.T,...]
       Every check on the source, as a readable report.
@@ -52,6 +54,7 @@ pub enum Command {
     LocalDown(PipelineDir),
     LocalPause(PipelineDir),
     LocalResume(PipelineDir),
+    LocalReseed(PipelineDir),
     Preflight(SourceOptions),
 }
 
@@ -304,7 +307,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 source,
             }))
         }
-        ["local", which @ ("status" | "down" | "pause" | "resume"), ..] => {
+        ["local", which @ ("status" | "down" | "pause" | "resume" | "reseed"), ..] => {
             let o = Options::parse(&args[2..], &["work-dir", "source-url", "pipeline"], &[])?;
             let pipeline = o.pipeline()?;
             let dir = PipelineDir {
@@ -319,11 +322,12 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 "status" => Command::LocalStatus(dir),
                 "pause" => Command::LocalPause(dir),
                 "resume" => Command::LocalResume(dir),
+                "reseed" => Command::LocalReseed(dir),
                 _ => Command::LocalDown(dir),
             })
         }
         ["local", ..] => Err(UsageError(
-            "local needs up, status, down, pause or resume".into(),
+            "local needs up, status, down, pause, resume or reseed".into(),
         )),
         ["preflight", ..] => {
             let o = Options::parse(
@@ -370,7 +374,7 @@ mod tests {
             ("local up", "--source-url is required"),
             (
                 "local sideways",
-                "local needs up, status, down, pause or resume",
+                "local needs up, status, down, pause, resume or reseed",
             ),
             (
                 "preflight --source-url u --schemas a --tables b",

@@ -549,6 +549,55 @@ pub async fn down(dir: PipelineDir) -> Result<bool> {
     Ok(true)
 }
 
+/// `local reseed`: the setup state machine with `"reseed": true` — the old
+/// subscription, slot, publication and clone go, then the same pipeline
+/// is set up again; the record follows.
+pub async fn reseed(dir: PipelineDir) -> Result<bool> {
+    let (mut record, url) = read_record(&dir)?;
+    let _lock = lock(&dir.work_dir)?;
+    clonesync_local::moto::ensure_installed()?;
+    let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
+    let runtime = LocalRuntime::start(plane, &dir.work_dir.join("cloud")).await?;
+    let state = record.state.clone();
+    let scope =
+        serde_json::to_value(&state.pipeline.scope).map_err(|e| Error::local_record("scope", e))?;
+    let input = runtime.request(
+        state.pipeline.id.as_str(),
+        scope,
+        &state.source.database,
+        Waits::default(),
+    );
+    let name = format!(
+        "reseed-{}-{}",
+        state.pipeline.id.as_str().replace('_', "-"),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    );
+    say!("reseed: execution {name} (setup.asl.json with reseed: true)");
+    crate::interrupt::on_ctrl_c("letting the re-seed finish so nothing is left half-made");
+    let outcome = runtime
+        .reseed(
+            &name,
+            &state,
+            &input,
+            &mut show::progress(SystemTime::now()),
+        )
+        .await?;
+    show::outcome(&outcome);
+    if !outcome.succeeded() {
+        return Ok(false);
+    }
+    let state = outcome.state()?;
+    record.clone_port = state.clone_info().ok().map(|c| c.port);
+    record.state = state;
+    record.paused = false;
+    write_record(&dir.work_dir, &record)?;
+    say!("streaming again from a new clone");
+    Ok(true)
+}
+
 /// `local pause` (`pause`) or `local resume`: disable or enable the
 /// subscription on the clone, keeping the slot, and note it in the record
 /// so `status` reports the pipeline as paused, not broken.

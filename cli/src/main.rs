@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             Command::LocalDown(dir) => local::down(dir).await,
             Command::LocalPause(dir) => local::pause(dir, true).await,
             Command::LocalResume(dir) => local::pause(dir, false).await,
+            Command::LocalReseed(dir) => local::reseed(dir).await,
             Command::Preflight(options) => local::preflight(options).await,
         }
     });

@@ -407,6 +407,33 @@ impl LocalRuntime {
         teardown(&*self.cloud, state).await
     }
 
+    /// Re-seed through the real `setup.asl.json` (`"reseed": true` in its
+    /// input): the old subscription, slot, publication and clone go, then
+    /// the pipeline is set up again with the same names. As for
+    /// [`LocalRuntime::teardown_by_state_machine`], this process's
+    /// registry is first given the inventory (when it lacks it).
+    pub async fn reseed(
+        &self,
+        name: &str,
+        state: &State,
+        input: &serde_json::Value,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<RunOutcome> {
+        if self
+            .registry()
+            .get_pipeline(state.pipeline.id.as_str())
+            .await?
+            .is_none()
+        {
+            self.registry().put_pipeline(&inventory_of(state)).await?;
+        }
+        let mut input = input.clone();
+        if let Some(object) = input.as_object_mut() {
+            object.insert("reseed".into(), serde_json::Value::Bool(true));
+        }
+        self.run(name, &input, progress).await
+    }
+
     /// The same removal through the real `teardown.asl.json`, as
     /// `clonesync local down` does: this process's registry (moto's) starts
     /// empty, so the pipeline's inventory is first written from `state`

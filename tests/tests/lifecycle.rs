@@ -144,3 +144,96 @@ async fn a_pause_under_writes_reads_as_paused_and_resume_catches_up_equal() {
     }
     runtime.teardown(&state).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_slot_shows_as_lost_and_a_reseed_brings_the_copy_back_equal() {
+    let env = TestEnv::start_with_setting("max_slot_wal_keep_size", "32MB").await;
+    let source = env.source_client().await;
+    create_schema(&source).await;
+    source
+        .batch_execute("CREATE TABLE public.filler (id bigint PRIMARY KEY, pad text NOT NULL)")
+        .await
+        .unwrap();
+    let load = Workload::start(env.source_endpoint(), 2, 31, Duration::from_millis(5));
+    load.wait_for_more(50).await;
+    let (runtime, state) = streaming(&env, "lost").await;
+    let cloud = &*runtime.cloud;
+    dispatch(cloud, "pause-pipeline", json!({"pipeline_id": "lost"}))
+        .await
+        .unwrap();
+
+    // Far more WAL than the slot may keep, then checkpoints: PostgreSQL
+    // invalidates the paused slot.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let lost = loop {
+        source
+            .batch_execute(
+                "INSERT INTO public.filler SELECT g, repeat('x', 1000) \
+                 FROM generate_series(coalesce((SELECT max(id) FROM public.filler), 0) + 1, \
+                                      coalesce((SELECT max(id) FROM public.filler), 0) + 40000) g; \
+                 CHECKPOINT",
+            )
+            .await
+            .unwrap();
+        let (report, docs) = read(&runtime).await;
+        let slot = report
+            .slots()
+            .find(|(_, s)| s.slot == "clonesync_lost")
+            .map(|(_, s)| s.clone())
+            .expect("the pipeline's slot is still listed");
+        if slot.is_lost() {
+            break (slot, docs);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot was never invalidated: {slot:?}"
+        );
+    };
+    let (slot, docs) = lost;
+    assert_eq!(slot.wal_status.as_deref(), Some("lost"), "{slot:?}");
+    assert_eq!(metric(&docs, ("Slot", "clonesync_lost"), "SlotLost"), 1.0);
+    assert_eq!(metric(&docs, ("Service", "clonesync"), "LostSlots"), 1.0);
+
+    // Re-seed: the setup state machine with "reseed": true.
+    let input = runtime.request("lost", json!({"kind": "all_tables"}), DB, Waits::default());
+    let outcome = runtime
+        .reseed("reseed-lost", &state, &input, &mut |_| {})
+        .await
+        .unwrap();
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    assert!(
+        outcome.exited_at("ReseedDeleteClone").is_some(),
+        "the old clone went first"
+    );
+    let state = outcome.state().unwrap();
+    let record = runtime
+        .registry()
+        .get_pipeline("lost")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.phase, Phase::Streaming);
+    load.wait_for_more(100).await;
+    load.stop().await;
+    let target = connect(&env.plane.clone_login(state.clone_info().unwrap())).await;
+    wait_for_marker(&source, &target, Duration::from_secs(120))
+        .await
+        .unwrap();
+    let tables = tables_in(&source, SCHEMAS).await;
+    let (states, differences) = compare_tables(&source, &target, &tables).await;
+    assert_eq!(states.len(), 9, "the schema's 8 tables and the filler");
+    assert!(differences.is_empty(), "tables differ: {differences:#?}");
+    let (_, docs) = read(&runtime).await;
+    assert_eq!(metric(&docs, ("Service", "clonesync"), "LostSlots"), 0.0);
+    assert_eq!(
+        env.clone_dirs().len(),
+        1,
+        "one clone: the old one was deleted"
+    );
+    runtime.teardown(&state).await.unwrap();
+}

@@ -139,6 +139,9 @@ pub struct ValidRequest {
     /// The clone's DB cluster identifier, derived from the pipeline id.
     pub clone_id: String,
     pub waits: Waits,
+    /// Tear the registered pipeline down with its clone first, then set it
+    /// up again with the same names (after its slot was lost).
+    pub reseed: bool,
 }
 
 /// Check the whole console request and name every problem in one
@@ -152,7 +155,7 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
         ));
     };
     for key in object.keys() {
-        if !["pipeline", "source", "clone", "waits"].contains(&key.as_str()) {
+        if !["pipeline", "source", "clone", "waits", "reseed"].contains(&key.as_str()) {
             problems.push(format!("unknown input field {key:?}"));
         }
     }
@@ -183,6 +186,14 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
     if let Some(waits) = &waits {
         problems.extend(waits.problems());
     }
+    let reseed = match object.get("reseed") {
+        None => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(other) => {
+            problems.push(format!("reseed must be true or false, not {other}"));
+            false
+        }
+    };
     let (Some(pipeline), Some(source), Some(clone), Some(waits)) = (pipeline, source, clone, waits)
     else {
         return Err(Error::InvalidInput { problems });
@@ -282,6 +293,7 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             clone: request.clone,
             clone_id,
             waits: request.waits,
+            reseed,
         }),
         _ => Err(Error::InvalidInput { problems }),
     }

@@ -132,6 +132,7 @@ impl Teardown {
                 .setup_execution
                 .clone()
                 .map(|execution| workflow::state::Inventory { execution }),
+            reseed: false,
         }
     }
 }

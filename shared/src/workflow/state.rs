@@ -52,6 +52,9 @@ pub struct State {
     pub clone_info: Option<CloneInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_lsn: Option<CloneLsn>,
+    /// Tear the pipeline down (clone included) before setting it up again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reseed: bool,
     /// Set once the inventory is recorded (`RecordInventory`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<Inventory>,
@@ -85,6 +88,7 @@ impl From<ValidRequest> for State {
             clone_info: None,
             clone_lsn: None,
             inventory: None,
+            reseed: request.reseed,
         }
     }
 }
