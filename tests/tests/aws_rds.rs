@@ -546,3 +546,102 @@ async fn a_clone_without_the_aurora_function_is_named_not_guessed() {
     assert_eq!(err.name(), "Clone.Failed");
     assert!(err.to_string().contains("15.2"), "{err}");
 }
+
+/// A registry answer holding the inventory of `orders_dev`.
+fn registered(setup_execution: Option<&'static str>) -> Rule {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
+        let record = clonesync::pipeline::PipelineRecord {
+            pipeline: clonesync::pipeline::PipelineSpec::with_defaults(
+                "orders_dev",
+                clonesync::pipeline::Scope::AllTables,
+            )
+            .unwrap(),
+            source: plane(&MockRules::default().clients(), &settings(), None).source,
+            clone: plane(&MockRules::default().clients(), &settings(), None).clone,
+            clone_id: Some(CLONE_ID.into()),
+            clone_info: None,
+            share: None,
+            setup_execution: setup_execution.map(str::to_string),
+            phase: clonesync::pipeline::Phase::SettingUp,
+            registered_at: 1,
+        };
+        GetItemOutput::builder()
+            .item(
+                "record",
+                AttributeValue::S(serde_json::to_string(&record).unwrap()),
+            )
+            .build()
+    })
+}
+
+/// Teardown's first step against the AWS adapters: a `delete_clone` of a
+/// cluster of the clone's name that this pipeline did not tag is
+/// `Clone.Conflict`, and a setup still running is `Pipeline.SetupRunning`,
+/// both before anything is touched (no Delete* call has a rule: one
+/// would fail the test with another error).
+#[tokio::test]
+async fn teardown_refuses_a_clone_not_ours_and_a_running_setup_before_touching_anything() {
+    use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
+    use aws_sdk_sfn::types::ExecutionStatus;
+    use clonesync::workflow::lifecycle;
+    let record = registered(Some(
+        "arn:aws:states:eu-west-1:444455556666:execution:s:setup-1",
+    ));
+    let finished = mock!(aws_sdk_sfn::Client::describe_execution).then_output(|| {
+        DescribeExecutionOutput::builder()
+            .execution_arn("arn:aws:states:eu-west-1:444455556666:execution:s:setup-1")
+            .state_machine_arn("arn:aws:states:eu-west-1:444455556666:stateMachine:s")
+            .status(ExecutionStatus::Failed)
+            .start_date(aws_sdk_sfn::primitives::DateTime::from_secs(0))
+            .build()
+            .unwrap()
+    });
+    let theirs = describe_clone(Some("someone_else"), "available");
+    let cloud = clonesync::aws::AwsCloud {
+        settings: settings(),
+        clients: MockRules {
+            dynamodb: vec![&record],
+            sfn: vec![&finished],
+            rds: vec![&theirs],
+            ..Default::default()
+        }
+        .clients(),
+    };
+    let error = lifecycle::load(
+        &cloud,
+        serde_json::json!({"pipeline_id": "orders_dev", "delete_clone": true}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.name(), "Clone.Conflict", "{error}");
+    // Without delete_clone the foreign cluster is no reason to stop.
+    let teardown = lifecycle::load(&cloud, serde_json::json!({"pipeline_id": "orders_dev"}))
+        .await
+        .unwrap();
+    assert!(!teardown.delete_clone && !teardown.delete_share);
+
+    let running = mock!(aws_sdk_sfn::Client::describe_execution).then_output(|| {
+        DescribeExecutionOutput::builder()
+            .execution_arn("arn:aws:states:eu-west-1:444455556666:execution:s:setup-1")
+            .state_machine_arn("arn:aws:states:eu-west-1:444455556666:stateMachine:s")
+            .status(ExecutionStatus::Running)
+            .start_date(aws_sdk_sfn::primitives::DateTime::from_secs(0))
+            .build()
+            .unwrap()
+    });
+    let cloud = clonesync::aws::AwsCloud {
+        settings: settings(),
+        clients: MockRules {
+            dynamodb: vec![&record],
+            sfn: vec![&running],
+            ..Default::default()
+        }
+        .clients(),
+    };
+    let error = lifecycle::load(&cloud, serde_json::json!({"pipeline_id": "orders_dev"}))
+        .await
+        .unwrap_err();
+    assert_eq!(error.name(), "Pipeline.SetupRunning", "{error}");
+}
