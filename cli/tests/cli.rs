@@ -259,6 +259,75 @@ async fn local_up_status_down_against_a_running_server() {
         .unwrap();
     drop(clone);
 
+    // Pause: status says so, the subscription is disabled, the slot stays.
+    let paused = clonesync(&["local", "pause", "--work-dir", work_arg], Some(&password));
+    assert!(paused.status.success(), "{}", text(&paused));
+    let shown = text(&clonesync(
+        &["local", "status", "--work-dir", work_arg],
+        Some(&password),
+    ));
+    assert!(
+        shown.contains("PAUSED") && shown.contains("DISABLED"),
+        "{shown}"
+    );
+    assert!(shown.contains("slot clonesync_cli_local"), "{shown}");
+    source
+        .execute(
+            "UPDATE public.sync_marker SET token = 'while paused' WHERE id = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let resumed = clonesync(
+        &["local", "resume", "--work-dir", work_arg],
+        Some(&password),
+    );
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let clone = connect_to_clone(&work, &endpoint).await;
+    let mut token = String::new();
+    for _ in 0..120 {
+        token = clone
+            .query_one("SELECT token FROM public.sync_marker WHERE id = 1", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if token == "while paused" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        token, "while paused",
+        "the write made while paused arrives after resume"
+    );
+    drop(clone);
+    let shown = text(&clonesync(
+        &["local", "status", "--work-dir", work_arg],
+        Some(&password),
+    ));
+    assert!(
+        !shown.contains("PAUSED") && shown.contains("enabled"),
+        "{shown}"
+    );
+
+    // Re-seed: a new clone, streaming again.
+    let reseeded = clonesync(
+        &["local", "reseed", "--work-dir", work_arg],
+        Some(&password),
+    );
+    let printed = text(&reseeded);
+    assert!(reseeded.status.success(), "{printed}");
+    assert!(
+        printed.contains("ReseedDeleteClone") && printed.contains("streaming again"),
+        "{printed}"
+    );
+    assert!(!printed.contains(password.expose()));
+    assert_eq!(
+        servers_under(&work),
+        1,
+        "one clone: the old one was deleted"
+    );
+
     let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
     let printed = text(&down);
     assert!(down.status.success(), "{printed}");
