@@ -219,6 +219,37 @@ fn write_record(work_dir: &Path, record: &LocalPipeline) -> Result<()> {
         .map_err(|e| Error::local_file("write", &path, e))
 }
 
+/// Show how a setup execution ended; when it streams, keep its state (and
+/// the clone's port) in the record. Whether it streams.
+fn record_outcome(
+    outcome: &clonesync_local::runtime::RunOutcome,
+    record: &mut LocalPipeline,
+    work_dir: &Path,
+) -> Result<bool> {
+    show::outcome(outcome);
+    if !outcome.succeeded() {
+        return Ok(false);
+    }
+    let state = outcome.state()?;
+    record.clone_port = state.clone_info().ok().map(|c| c.port);
+    record.state = state;
+    record.paused = false;
+    write_record(work_dir, record)?;
+    Ok(true)
+}
+
+/// A state machine execution's name: unique per second and pipeline.
+fn execution_name(prefix: &str, pipeline: &str) -> String {
+    format!(
+        "{prefix}{}-{}",
+        pipeline.replace('_', "-"),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    )
+}
+
 pub async fn up(options: UpOptions) -> Result<bool> {
     let source = login(&options.source.source_url)?;
     let clone_dir = options
@@ -267,14 +298,7 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         paused: false,
     };
     write_record(&options.work_dir, &record)?;
-    let name = format!(
-        "{}-{}",
-        options.source.pipeline.replace('_', "-"),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    );
+    let name = execution_name("", &options.source.pipeline);
     say!("setup: execution {name}");
     // An interruption now would leave a slot on the source half-way
     // through the run: let the run finish (its own cleanup runs on failure).
@@ -284,14 +308,9 @@ pub async fn up(options: UpOptions) -> Result<bool> {
     let outcome = runtime
         .run(&name, &input, &mut show::progress(SystemTime::now()))
         .await?;
-    show::outcome(&outcome);
-    if !outcome.succeeded() {
+    if !record_outcome(&outcome, &mut record, &options.work_dir)? {
         return Ok(false);
     }
-    let state = outcome.state()?;
-    record.clone_port = state.clone_info().ok().map(|c| c.port);
-    record.state = state;
-    write_record(&options.work_dir, &record)?;
     let info = record.state.clone_info()?;
     say!(
         "streaming: clone {} on {}:{}, subscription {:?}; `clonesync local status --work-dir {}` shows the lag",
@@ -567,14 +586,7 @@ pub async fn reseed(dir: PipelineDir) -> Result<bool> {
         &state.source.database,
         Waits::default(),
     );
-    let name = format!(
-        "reseed-{}-{}",
-        state.pipeline.id.as_str().replace('_', "-"),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    );
+    let name = execution_name("reseed-", state.pipeline.id.as_str());
     say!("reseed: execution {name} (setup.asl.json with reseed: true)");
     crate::interrupt::on_ctrl_c("letting the re-seed finish so nothing is left half-made");
     let outcome = runtime
@@ -585,15 +597,9 @@ pub async fn reseed(dir: PipelineDir) -> Result<bool> {
             &mut show::progress(SystemTime::now()),
         )
         .await?;
-    show::outcome(&outcome);
-    if !outcome.succeeded() {
+    if !record_outcome(&outcome, &mut record, &dir.work_dir)? {
         return Ok(false);
     }
-    let state = outcome.state()?;
-    record.clone_port = state.clone_info().ok().map(|c| c.port);
-    record.state = state;
-    record.paused = false;
-    write_record(&dir.work_dir, &record)?;
     say!("streaming again from a new clone");
     Ok(true)
 }

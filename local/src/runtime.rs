@@ -238,30 +238,13 @@ impl LocalRuntime {
         input: &serde_json::Value,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<RunOutcome> {
-        let started = self
-            .sfn
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .name(name)
-            .input(input.to_string())
-            .send()
-            .await
-            .map_err(|e| clonesync::aws::fault::classify("states", "StartExecution", e))?;
-        self.watch(started.execution_arn(), progress).await
+        let execution = self.start_on(&self.state_machine_arn, name, input).await?;
+        self.watch(&execution, progress).await
     }
 
     /// Start a setup execution without following it; its ARN.
     pub async fn start_execution(&self, name: &str, input: &serde_json::Value) -> Result<String> {
-        let started = self
-            .sfn
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .name(name)
-            .input(input.to_string())
-            .send()
-            .await
-            .map_err(|e| clonesync::aws::fault::classify("states", "StartExecution", e))?;
-        Ok(started.execution_arn().to_string())
+        self.start_on(&self.state_machine_arn, name, input).await
     }
 
     /// Follow an execution started earlier to its end.
@@ -277,16 +260,29 @@ impl LocalRuntime {
         input: &serde_json::Value,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<RunOutcome> {
+        let execution = self
+            .start_on(&self.teardown_machine_arn, name, input)
+            .await?;
+        self.watch(&execution, progress).await
+    }
+
+    /// Start an execution of `machine`; its ARN.
+    async fn start_on(
+        &self,
+        machine: &str,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> Result<String> {
         let started = self
             .sfn
             .start_execution()
-            .state_machine_arn(&self.teardown_machine_arn)
+            .state_machine_arn(machine)
             .name(name)
             .input(input.to_string())
             .send()
             .await
             .map_err(|e| clonesync::aws::fault::classify("states", "StartExecution", e))?;
-        self.watch(started.execution_arn(), progress).await
+        Ok(started.execution_arn().to_string())
     }
 
     async fn watch(

@@ -150,3 +150,45 @@ pub async fn attach<P: ControlPlane>(
         verification,
     }
 }
+
+/// A pipeline of all tables of `env`'s source set up through the real
+/// setup state machine (default waits): the runtime, the final state and a
+/// session on the clone. Panics (fails the test) unless it streams.
+pub async fn streaming_pipeline(
+    env: &TestEnv,
+    id: &str,
+) -> (
+    clonesync_local::LocalRuntime,
+    clonesync::workflow::State,
+    Client,
+) {
+    let runtime =
+        clonesync_local::LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
+            .await
+            .expect("local runtime");
+    let input = runtime.request(
+        id,
+        serde_json::json!({"kind": "all_tables"}),
+        crate::fixture::DB,
+        clonesync::pipeline::Waits::default(),
+    );
+    let outcome = runtime
+        .run(&format!("setup-{id}"), &input, &mut |_| {})
+        .await
+        .expect("setup ran");
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    let state = outcome.state().expect("the state");
+    let target = connect(
+        &runtime
+            .cloud
+            .control_plane()
+            .clone_login(state.clone_info().expect("the clone")),
+    )
+    .await;
+    (runtime, state, target)
+}

@@ -16,16 +16,7 @@ use std::time::{Duration, Instant};
 const SCHEMAS: &[&str] = &["public", "Sales Schema"];
 
 async fn streaming(env: &TestEnv, id: &str) -> (LocalRuntime, clonesync::workflow::State) {
-    let runtime = LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
-        .await
-        .expect("local runtime");
-    let input = runtime.request(id, json!({"kind": "all_tables"}), DB, Waits::default());
-    let outcome = runtime
-        .run(&format!("setup-{id}"), &input, &mut |_| {})
-        .await
-        .expect("setup ran");
-    assert!(outcome.succeeded(), "{:?}", outcome.cause);
-    let state = outcome.state().unwrap();
+    let (runtime, state, _) = clonesync_tests::pipeline::streaming_pipeline(env, id).await;
     (runtime, state)
 }
 

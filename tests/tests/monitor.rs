@@ -420,20 +420,8 @@ async fn a_conflict_on_the_copy_is_counted_and_raises_the_alarm_input() {
         .await
         .unwrap();
     let major = clonesync_tests::fixture::server_major(&source).await;
-    let runtime = LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
-        .await
-        .unwrap();
-    let input = runtime.request("confl", json!({"kind": "all_tables"}), DB, Waits::default());
-    let outcome = runtime.run("confl", &input, &mut |_| {}).await.unwrap();
-    assert!(outcome.succeeded(), "{:?}", outcome.cause);
-    let state = outcome.state().unwrap();
-    let target = connect(
-        &runtime
-            .cloud
-            .control_plane()
-            .clone_login(state.clone_info().unwrap()),
-    )
-    .await;
+    let (runtime, state, target) =
+        clonesync_tests::pipeline::streaming_pipeline(&env, "confl").await;
     let pipeline = [("Pipeline", "confl")];
     let service = [("Service", "clonesync")];
 

@@ -5,10 +5,8 @@
 
 use clonesync::error::Error;
 use clonesync::pipeline::{PipelineSpec, Scope, Waits};
-use clonesync_local::LocalRuntime;
-use clonesync_tests::fixture::{connect, server_major, DB};
+use clonesync_tests::fixture::server_major;
 use clonesync_tests::{create_schema, TestEnv};
-use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_subscription_gets_the_options_its_version_offers() {
@@ -16,20 +14,8 @@ async fn the_subscription_gets_the_options_its_version_offers() {
     let source = env.source_client().await;
     create_schema(&source).await;
     let major = server_major(&source).await;
-    let runtime = LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
-        .await
-        .unwrap();
-    let input = runtime.request("opts", json!({"kind": "all_tables"}), DB, Waits::default());
-    let outcome = runtime.run("opts", &input, &mut |_| {}).await.unwrap();
-    assert!(outcome.succeeded(), "{:?}", outcome.cause);
-    let state = outcome.state().unwrap();
-    let target = connect(
-        &runtime
-            .cloud
-            .control_plane()
-            .clone_login(state.clone_info().unwrap()),
-    )
-    .await;
+    let (runtime, state, target) =
+        clonesync_tests::pipeline::streaming_pipeline(&env, "opts").await;
     // substream is a boolean on 15 and a char ('f', 't', 'p') from 16.
     let row = target
         .query_one(
