@@ -219,6 +219,30 @@ async fn registry_waits_and_pipelines_round_trip_idempotently() {
     };
     registry.put_pipeline(&record).await.unwrap();
     registry.put_pipeline(&record).await.unwrap();
+    // The inventory's names are attributes of the item too, for the console.
+    let item = clients
+        .dynamodb
+        .get_item()
+        .table_name(TABLE)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("pipeline#orders_dev".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let item = item.item().unwrap();
+    let attribute = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    assert_eq!(attribute("phase").as_deref(), Some("streaming"));
+    assert_eq!(attribute("slot").as_deref(), Some("clonesync_orders_dev"));
+    assert_eq!(
+        attribute("clone_cluster").as_deref(),
+        Some("clonesync-orders-dev")
+    );
+    assert_eq!(
+        attribute("clone_instance").as_deref(),
+        Some("clonesync-orders-dev-writer")
+    );
     assert_eq!(
         registry.list_pipelines().await.unwrap(),
         vec![record.clone()]

@@ -129,13 +129,38 @@ impl Registry<'_> {
             message: e.to_string(),
             cause: None,
         })?;
-        self.client
+        // The record is the JSON; the inventory's main names are also
+        // attributes of their own, for whoever reads the table in the
+        // console (the clone's writer instance is derived from its id).
+        let mut put = self
+            .client
             .put_item()
             .table_name(self.table)
             .item("pk", s(format!("pipeline#{}", record.pipeline.id)))
             .item("pipeline", s(record.pipeline.id.to_string()))
-            .item("record", s(json))
-            .send()
+            .item("phase", s(record.phase.as_str()))
+            .item("slot", s(record.pipeline.slot.to_string()))
+            .item("publication", s(record.pipeline.publication.to_string()))
+            .item("subscription", s(record.pipeline.subscription.to_string()))
+            .item("source_cluster", s(record.source.cluster_arn.clone()))
+            .item("source_database", s(record.source.database.clone()))
+            .item("record", s(json));
+        if let Some(clone_id) = record.clone_id() {
+            put = put.item("clone_cluster", s(clone_id.to_string()));
+        }
+        if let Some(instance) = record.clone_instance_id() {
+            put = put.item("clone_instance", s(instance));
+        }
+        if let Some(share) = &record.share {
+            put = put.item("share", s(share.arn.clone())).item(
+                "share_made_by_pipeline",
+                AttributeValue::Bool(share.created),
+            );
+        }
+        if let Some(execution) = &record.setup_execution {
+            put = put.item("setup_execution", s(execution.clone()));
+        }
+        put.send()
             .await
             .map_err(|e| classify(SERVICE, "PutItem", e))?;
         Ok(())

@@ -43,6 +43,17 @@ pub enum Phase {
     Paused,
 }
 
+impl Phase {
+    /// Its name as serialized (`setting_up`, `streaming`, `paused`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::SettingUp => "setting_up",
+            Phase::Streaming => "streaming",
+            Phase::Paused => "paused",
+        }
+    }
+}
+
 /// The RAM share a pipeline rests on, and whether this pipeline made it
 /// (a share it reused may carry other pipelines).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,5 +109,20 @@ impl PipelineRecord {
     /// setup has finished.
     pub fn is_monitored(&self) -> bool {
         self.phase != Phase::SettingUp && self.clone_info.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_names_are_the_serialized_ones() {
+        for phase in [Phase::SettingUp, Phase::Streaming, Phase::Paused] {
+            assert_eq!(
+                serde_json::to_value(phase).unwrap(),
+                serde_json::Value::String(phase.as_str().into())
+            );
+        }
     }
 }
