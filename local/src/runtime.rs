@@ -441,7 +441,11 @@ impl LocalRuntime {
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<CleanupTaskReport> {
         let id = state.pipeline.id.as_str();
-        self.registry().put_pipeline(&inventory_of(state)).await?;
+        // A record already there (this process's own run) has the setup
+        // execution, so a teardown under a running setup is still refused.
+        if self.registry().get_pipeline(id).await?.is_none() {
+            self.registry().put_pipeline(&inventory_of(state)).await?;
+        }
         let name = format!("down-{id}-{}", std::process::id());
         let input =
             serde_json::json!({"pipeline_id": id, "delete_clone": true, "delete_share": true});

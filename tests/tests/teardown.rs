@@ -367,3 +367,49 @@ async fn bad_teardown_input_is_named_and_touches_nothing() {
     assert!(torn.succeeded(), "{:?}", torn.cause);
     run.assert_gone("td_busy").await;
 }
+
+/// Setup may reuse a user's publication of the right scope under the
+/// pipeline's publication name without marking it; teardown leaves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reused_user_publication_survives_the_teardown() {
+    let run = start().await;
+    let source = run.env.source_client().await;
+    source
+        .batch_execute("CREATE PUBLICATION users_all FOR ALL TABLES")
+        .await
+        .unwrap();
+    let mut input = run.runtime.request(
+        "td_pub",
+        json!({"kind": "all_tables"}),
+        DB,
+        Waits::default(),
+    );
+    input["pipeline"]["publication"] = json!("users_all");
+    let outcome = run
+        .runtime
+        .run("setup-td_pub", &input, &mut |_| {})
+        .await
+        .unwrap();
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    let torn = run
+        .teardown(
+            "td-pub",
+            json!({"pipeline_id": "td_pub", "delete_clone": true}),
+        )
+        .await;
+    assert!(torn.succeeded(), "{:?} {:?}", torn.error, torn.cause);
+    let (slots, publications) = run.source_objects().await;
+    assert!(
+        !slots.contains(&"clonesync_td_pub".to_string()),
+        "{slots:?}"
+    );
+    assert!(
+        publications.contains(&"users_all".to_string()),
+        "the user's publication was dropped: {publications:?}"
+    );
+}

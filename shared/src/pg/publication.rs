@@ -179,6 +179,25 @@ pub async fn marked_publications(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// Drop the publication only if its comment is `mark` (the pipeline's
+/// ownership mark): a user's publication that setup reused under the
+/// pipeline's name stays. Returns whether one was dropped.
+pub async fn drop_marked_publication(client: &Client, name: &PgName, mark: &str) -> Result<bool> {
+    let marked = client
+        .query_opt(
+            "SELECT 1 FROM pg_publication \
+             WHERE pubname = $1 AND obj_description(oid, 'pg_publication') = $2",
+            &[&name.as_str(), &mark],
+        )
+        .await
+        .map_err(|e| classify("read publication", e))?
+        .is_some();
+    if !marked {
+        return Ok(false);
+    }
+    drop_publication_if_exists(client, name).await
+}
+
 /// Returns whether a publication was dropped.
 pub async fn drop_publication_if_exists(client: &Client, name: &PgName) -> Result<bool> {
     let existed = client

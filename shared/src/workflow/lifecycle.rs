@@ -40,16 +40,40 @@ pub struct InventoryInput {
     pub execution: String,
 }
 
+/// What `RecordInventory` returns (`$.inventory`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub execution: String,
+    /// This execution wrote the record (none was there): only then may its
+    /// cleanup remove it.
+    pub created_record: bool,
+}
+
 /// Write (or keep) the pipeline's record before setup makes anything, so
 /// a setup that dies anywhere leaves an inventory teardown can use. A
-/// pipeline already streaming keeps its phase; only the execution now
-/// working on it is noted. Returns the execution (`$.setup_execution`).
-pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Result<String> {
+/// record already there (a streaming pipeline, or a failed setup's
+/// leftovers) keeps what it lists; only the execution now working on it is
+/// noted. Another setup execution of the pipeline that is still running is
+/// `Pipeline.SetupRunning`.
+pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Result<Recorded> {
     let state = &input.state;
-    let existing = cloud
-        .coordination()
+    let coordination = cloud.coordination();
+    let existing = coordination
         .get_pipeline(state.pipeline.id.as_str())
         .await?;
+    if let Some(other) = existing
+        .as_ref()
+        .and_then(|r| r.setup_execution.as_ref())
+        .filter(|e| **e != input.execution)
+    {
+        if coordination.execution_running(other).await? {
+            return Err(Error::SetupRunning {
+                pipeline: state.pipeline.id.to_string(),
+                execution: other.clone(),
+            });
+        }
+    }
+    let created_record = existing.is_none();
     let record = match existing {
         Some(record) => PipelineRecord {
             setup_execution: Some(input.execution.clone()),
@@ -67,24 +91,46 @@ pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Re
             registered_at: workflow::seconds_now(),
         },
     };
-    cloud.coordination().put_pipeline(&record).await?;
-    Ok(input.execution.clone())
+    coordination.put_pipeline(&record).await?;
+    Ok(Recorded {
+        execution: input.execution.clone(),
+        created_record,
+    })
 }
 
-/// After a failed setup's cleanup: remove the inventory it wrote, unless
-/// the pipeline was streaming before this run (its record stays).
+/// After a failed setup's cleanup: remove the inventory, only if this
+/// execution wrote it and the pipeline's slot is really gone (a step that
+/// timed out after making the slot leaves `$.created` without it; its
+/// record must stay for teardown). An unreachable source keeps the record.
 pub async fn forget_failed_setup<C: Cloud>(cloud: &C, state: &State) -> Result<bool> {
-    let id = state.pipeline.id.as_str();
-    match cloud.coordination().get_pipeline(id).await? {
-        Some(record)
-            if record.phase == Phase::SettingUp
-                && record.setup_execution == state.setup_execution() =>
-        {
-            cloud.coordination().delete_pipeline(id).await?;
-            Ok(true)
-        }
-        _ => Ok(false),
+    let created_record = state.inventory.as_ref().is_some_and(|i| i.created_record);
+    if !created_record {
+        return Ok(false);
     }
+    let id = state.pipeline.id.as_str();
+    let Some(record) = cloud.coordination().get_pipeline(id).await? else {
+        return Ok(false);
+    };
+    if record.phase != Phase::SettingUp || record.setup_execution != state.setup_execution() {
+        return Ok(false);
+    }
+    let plane = workflow::plane(cloud, state);
+    let slot_left = match workflow::source(&plane).await {
+        Ok(source) => crate::pg::slot::slot_info(&source, state.pipeline.slot.as_str())
+            .await
+            .map(|s| s.is_some())
+            .unwrap_or(true),
+        Err(_) => true,
+    };
+    if slot_left {
+        tracing::warn!(
+            pipeline = id,
+            "a slot of the pipeline may be left: its inventory stays for teardown"
+        );
+        return Ok(false);
+    }
+    cloud.coordination().delete_pipeline(id).await?;
+    Ok(true)
 }
 
 /// The console input of `teardown.asl.json`.
@@ -131,7 +177,10 @@ impl Teardown {
             inventory: record
                 .setup_execution
                 .clone()
-                .map(|execution| workflow::state::Inventory { execution }),
+                .map(|execution| workflow::state::Inventory {
+                    execution,
+                    created_record: false,
+                }),
             reseed: false,
         }
     }
@@ -198,22 +247,37 @@ async fn shared_with_others<C: Cloud>(
     }))
 }
 
-/// Subscription, slot and publication: whichever of them exist.
+/// Subscription, slot and publication: whichever of them exist. The
+/// publication only when it carries the pipeline's mark (setup may have
+/// reused a user's publication of that name). A record without the
+/// clone's endpoint (a setup that failed after making the clone) finds the
+/// clone through the control plane, so its subscription is dropped too.
 pub async fn drop_databases<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<CleanupReport> {
-    let state = teardown.state();
+    let mut state = teardown.state();
+    if state.clone_info.is_none() {
+        state.clone_info = cloud
+            .clones()
+            .clone_status(state.pipeline.id.as_str(), &state.clone_id)
+            .await
+            .ok();
+    }
     let plan = UndoPlan {
-        publication: true,
+        publication: false,
         slot: true,
         subscription: true,
         clone: None,
         share: None,
     };
-    Box::pin(workflow::cleanup(
-        &workflow::plane(cloud, &state),
-        &state,
-        &plan,
-    ))
-    .await
+    let plane = workflow::plane(cloud, &state);
+    let mut report = Box::pin(workflow::cleanup(&plane, &state, &plan)).await?;
+    let source = workflow::source(&plane).await?;
+    report.publication_dropped = crate::pg::publication::drop_marked_publication(
+        &source,
+        &state.pipeline.publication,
+        &state.pipeline.ownership_mark(),
+    )
+    .await?;
+    Ok(report)
 }
 
 /// Delete the clone (only one carrying this pipeline's tag).
@@ -350,6 +414,15 @@ pub async fn set_paused<C: Cloud>(
         return Err(Error::NotStreaming {
             detail: format!("pipeline {} is still being set up", input.pipeline_id),
         });
+    }
+    if let Some(execution) = &record.setup_execution {
+        // A setup run again enables the subscription at its end.
+        if coordination.execution_running(execution).await? {
+            return Err(Error::SetupRunning {
+                pipeline: input.pipeline_id.clone(),
+                execution: execution.clone(),
+            });
+        }
     }
     let plane =
         cloud

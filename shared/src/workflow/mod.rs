@@ -147,20 +147,13 @@ pub struct Registered {
 }
 
 /// Complete the pipeline's inventory and mark it streaming, for the lag
-/// monitor and teardown (a put: idempotent). A share this pipeline made in
-/// an earlier run stays recorded as made by it.
+/// monitor and teardown (a put: idempotent).
 pub async fn register<C: Cloud>(cloud: &C, state: &State) -> Result<Registered> {
-    let earlier = cloud
-        .coordination()
-        .get_pipeline(state.pipeline.id.as_str())
-        .await?;
+    // A share is reused only when it carries this pipeline's name and tag
+    // (a re-run, a re-seed): it is this pipeline's either way.
     let share = state.share.as_ref().map(|share| OwnedShare {
         arn: share.share_arn.clone(),
-        created: share.created_now
-            || earlier
-                .as_ref()
-                .and_then(|r| r.share.as_ref())
-                .is_some_and(|s| s.arn == share.share_arn && s.created),
+        created: true,
     });
     let record = PipelineRecord {
         pipeline: state.pipeline.clone(),

@@ -65,6 +65,9 @@ pub struct State {
 pub struct Inventory {
     /// The setup execution's ARN (`$$.Execution.Id`).
     pub execution: String,
+    /// This execution wrote the record (see `lifecycle::record_inventory`).
+    #[serde(default)]
+    pub created_record: bool,
 }
 
 impl State {
