@@ -19,10 +19,14 @@ Usage:
       --duration, compare every table, tear everything down.
 
   clonesync local up --source-url URL [--pipeline ID] [--schemas A,B | --tables S.T,...]
+                     [--databases DB1,DB2 | --databases all] [--apply-groups N]
                      [--work-dir DIR] [--clone-dir DIR] [--clone-port PORT]
       Clone a running local server (a superuser or REPLICATION login; the
       same major version as this machine's PostgreSQL binaries) and attach
       the clone to it by logical replication. The clone keeps running.
+      --databases: replicate these databases (or every one) of the server
+      instead of the URL's; --apply-groups: split each database's tables
+      over N subscriptions (default 1).
   clonesync local status [--work-dir DIR] [--source-url URL]
   clonesync local down   [--work-dir DIR] [--source-url URL]
       Run statemachine/teardown.asl.json: subscription, slot, publication,
@@ -76,6 +80,10 @@ pub struct SourceOptions {
 #[derive(Debug)]
 pub struct UpOptions {
     pub source: SourceOptions,
+    /// `--databases`: several databases, or all.
+    pub databases: Option<clonesync::pipeline::DatabaseSelection>,
+    /// `--apply-groups` (default 1).
+    pub apply_groups: u32,
     pub work_dir: PathBuf,
     pub clone_dir: Option<PathBuf>,
     pub clone_port: Option<u16>,
@@ -194,6 +202,33 @@ impl Options {
     }
 }
 
+/// `--databases`: `all`, or names separated by commas (a name with a
+/// comma or capitals in double quotes).
+fn databases(text: &str) -> Result<clonesync::pipeline::DatabaseSelection, UsageError> {
+    use clonesync::pipeline::triples::{AllDatabases, DatabaseEntry};
+    use clonesync::pipeline::DatabaseSelection;
+    if text == "all" {
+        return Ok(DatabaseSelection::All(AllDatabases::All));
+    }
+    let names = split_outside_quotes(text, ',')
+        .and_then(|names| {
+            names
+                .iter()
+                .map(|name| identifier(name).and_then(PgName::new))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| UsageError(format!("--databases: {e}")))?;
+    if names.is_empty() {
+        return Err(UsageError("--databases lists no database".into()));
+    }
+    Ok(DatabaseSelection::List(
+        names
+            .into_iter()
+            .map(|n| DatabaseEntry::Name(n.as_str().to_string()))
+            .collect(),
+    ))
+}
+
 /// `text` split at `separator` where it is not inside double quotes, as
 /// psql reads a list of names.
 fn split_outside_quotes(text: &str, separator: char) -> clonesync::Result<Vec<String>> {
@@ -286,11 +321,26 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                     "work-dir",
                     "clone-dir",
                     "clone-port",
+                    "databases",
+                    "apply-groups",
                 ],
                 &[],
             )?;
             let source = o.source()?;
+            let databases = o.get("databases").map(databases).transpose()?;
+            let apply_groups = match o.number::<u32>("apply-groups")? {
+                None => 1,
+                Some(n) if (1..=clonesync::pipeline::triples::MAX_APPLY_GROUPS).contains(&n) => n,
+                Some(n) => {
+                    return Err(UsageError(format!(
+                        "--apply-groups: {n} is not 1..={}",
+                        clonesync::pipeline::triples::MAX_APPLY_GROUPS
+                    )))
+                }
+            };
             Ok(Command::LocalUp(UpOptions {
+                databases,
+                apply_groups,
                 work_dir: o
                     .get("work-dir")
                     .map(PathBuf::from)

@@ -278,12 +278,27 @@ pub async fn up(options: UpOptions) -> Result<bool> {
     let runtime = LocalRuntime::start(plane, &options.work_dir.join("cloud")).await?;
     let scope =
         serde_json::to_value(&options.source.scope).map_err(|e| Error::local_record("scope", e))?;
-    let input = runtime.request(
-        &options.source.pipeline,
-        scope,
-        &source.endpoint.dbname,
-        Waits::default(),
-    );
+    let input = match &options.databases {
+        Some(databases) => clonesync_local::runtime::request_over(
+            &options.source.pipeline,
+            scope,
+            databases,
+            options.apply_groups,
+            Waits::default(),
+        ),
+        None => {
+            let mut input = runtime.request(
+                &options.source.pipeline,
+                scope,
+                &source.endpoint.dbname,
+                Waits::default(),
+            );
+            if options.apply_groups != 1 {
+                input["pipeline"]["apply_groups"] = serde_json::json!(options.apply_groups);
+            }
+            input
+        }
+    };
     // Recorded before the run, so a run that dies anywhere is found again
     // by `status` and removed by `down`.
     let mut record = LocalPipeline {
@@ -478,6 +493,7 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     );
     let cloud = LocalCloud::offline(plane, &dir.work_dir.join("cloud"));
     let registered = PipelineRecord {
+        triples: state.triples(),
         pipeline: state.pipeline.clone(),
         source: state.source.clone(),
         clone: state.clone.clone(),
@@ -578,14 +594,7 @@ pub async fn reseed(dir: PipelineDir) -> Result<bool> {
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let runtime = LocalRuntime::start(plane, &dir.work_dir.join("cloud")).await?;
     let state = record.state.clone();
-    let scope =
-        serde_json::to_value(&state.pipeline.scope).map_err(|e| Error::local_record("scope", e))?;
-    let input = runtime.request(
-        state.pipeline.id.as_str(),
-        scope,
-        &state.source.database,
-        Waits::default(),
-    );
+    let input = clonesync_local::runtime::request_again(&state, Waits::default());
     let name = execution_name("reseed-", state.pipeline.id.as_str());
     say!("reseed: execution {name} (setup.asl.json with reseed: true)");
     crate::interrupt::on_ctrl_c("letting the re-seed finish so nothing is left half-made");
@@ -614,6 +623,7 @@ pub async fn pause(dir: PipelineDir, pause: bool) -> Result<bool> {
     let info = state.clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let inventory = PipelineRecord {
+        triples: state.triples(),
         pipeline: state.pipeline.clone(),
         source: state.source.clone(),
         clone: state.clone.clone(),

@@ -497,10 +497,56 @@ pub fn request(
     })
 }
 
+/// [`request`] over several databases (`source.databases`) with
+/// `apply_groups` subscriptions each.
+pub fn request_over(
+    pipeline_id: &str,
+    scope: serde_json::Value,
+    databases: &clonesync::pipeline::DatabaseSelection,
+    apply_groups: u32,
+    waits: Waits,
+) -> serde_json::Value {
+    let mut input = request(pipeline_id, scope, "", waits);
+    input["source"]
+        .as_object_mut()
+        .map(|source| source.remove("database"));
+    input["source"]["databases"] = serde_json::json!(databases);
+    if apply_groups != 1 {
+        input["pipeline"]["apply_groups"] = serde_json::json!(apply_groups);
+    }
+    input
+}
+
+/// The console input that sets the pipeline of `state` up again, as it
+/// was asked for (a re-seed): its scope, databases and apply groups.
+pub fn request_again(state: &State, waits: Waits) -> serde_json::Value {
+    let scope = serde_json::json!(state.pipeline.scope);
+    let mut input = match &state.source.databases {
+        Some(databases) => request_over(
+            state.pipeline.id.as_str(),
+            scope,
+            databases,
+            state.apply_groups,
+            waits,
+        ),
+        None => request(
+            state.pipeline.id.as_str(),
+            scope,
+            state.source.login_database(),
+            waits,
+        ),
+    };
+    if state.apply_groups != 1 {
+        input["pipeline"]["apply_groups"] = serde_json::json!(state.apply_groups);
+    }
+    input
+}
+
 /// The registry record of a local pipeline, from its setup state (however
 /// far the setup got).
 fn inventory_of(state: &State) -> clonesync::pipeline::PipelineRecord {
     clonesync::pipeline::PipelineRecord {
+        triples: state.triples(),
         pipeline: state.pipeline.clone(),
         source: state.source.clone(),
         clone: state.clone.clone(),

@@ -82,7 +82,8 @@ pub fn orders_plane<'a>(
         source: SourceCluster {
             cluster_arn: cluster_arn.into(),
             secret_arn: SECRET_ARN.into(),
-            database: "orders".into(),
+            database: Some("orders".into()),
+            databases: None,
             host: None,
             port: None,
         },

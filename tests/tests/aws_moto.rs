@@ -216,6 +216,7 @@ async fn registry_waits_and_pipelines_round_trip_idempotently() {
         setup_execution: None,
         phase: clonesync::pipeline::Phase::Streaming,
         registered_at: 1,
+        triples: vec![],
     };
     registry.put_pipeline(&record).await.unwrap();
     registry.put_pipeline(&record).await.unwrap();

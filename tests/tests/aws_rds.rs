@@ -566,6 +566,7 @@ fn registered(setup_execution: Option<&'static str>) -> Rule {
             setup_execution: setup_execution.map(str::to_string),
             phase: clonesync::pipeline::Phase::SettingUp,
             registered_at: 1,
+            triples: vec![],
         };
         GetItemOutput::builder()
             .item(

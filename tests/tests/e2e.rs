@@ -262,7 +262,7 @@ async fn running_the_same_input_again_converges_without_creating_twice() {
     let (a, b) = (first.state().unwrap(), second.state().unwrap());
     // `created.source` says the pipeline owns the slot and publication
     // (for cleanup), not that this run made them: count them instead.
-    assert!(!b.created.subscription.as_ref().unwrap().created_now);
+    assert!(!b.created.subscription.as_ref().unwrap()[0].created_now);
     assert!(!b.share.as_ref().unwrap().created_now);
     assert_eq!(
         a.share,

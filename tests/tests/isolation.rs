@@ -186,7 +186,8 @@ async fn a_fake_server_on_the_recorded_clone_port_receives_no_login() {
         source: clonesync::pipeline::SourceCluster {
             cluster_arn: "arn:aws:rds:eu-west-1:123456789012:cluster:local".into(),
             secret_arn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x".into(),
-            database: "postgres".into(),
+            database: Some("postgres".into()),
+            databases: None,
             host: None,
             port: None,
         },
@@ -203,6 +204,7 @@ async fn a_fake_server_on_the_recorded_clone_port_receives_no_login() {
         setup_execution: None,
         phase: clonesync::pipeline::Phase::Streaming,
         registered_at: 0,
+        triples: vec![],
     };
     let report = clonesync::monitor::check(&cloud, &[record]).await;
     assert!(

@@ -255,7 +255,8 @@ fn record(id: &str, secret_arn: &str, host: &str, port: u16) -> PipelineRecord {
         source: SourceCluster {
             cluster_arn: format!("arn:aws:rds:eu-west-1:123456789012:cluster:{id}-source"),
             secret_arn: secret_arn.to_string(),
-            database: DB.to_string(),
+            database: Some(DB.to_string()),
+            databases: None,
             host: Some(host.to_string()),
             port: Some(port),
         },
@@ -276,6 +277,7 @@ fn record(id: &str, secret_arn: &str, host: &str, port: u16) -> PipelineRecord {
         setup_execution: None,
         phase: clonesync::pipeline::Phase::Streaming,
         registered_at: 0,
+        triples: vec![],
     }
 }
 

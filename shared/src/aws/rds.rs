@@ -486,7 +486,7 @@ impl ControlPlane for AwsControlPlane<'_> {
                 (endpoint.to_string(), port.or(cluster_port).unwrap_or(5432))
             }
         };
-        Ok(login.endpoint(&host, port, &self.source.database))
+        Ok(login.endpoint(&host, port, self.source.login_database()))
     }
 
     fn session(&self) -> SessionSettings {
@@ -501,7 +501,7 @@ impl ControlPlane for AwsControlPlane<'_> {
             Some(arn) => fetch_login(&self.clients.secrets, arn).await?,
             None => self.source_login().await?,
         };
-        Ok(login.endpoint(&clone.host, clone.port, &self.source.database))
+        Ok(login.endpoint(&clone.host, clone.port, self.source.login_database()))
     }
 }
 

@@ -46,6 +46,20 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// The distinct values of `part` over the triples, comma-separated.
+fn joined(
+    triples: &[crate::pipeline::Triple],
+    part: impl Fn(&crate::pipeline::Triple) -> String,
+) -> String {
+    let mut values: Vec<String> = Vec::new();
+    for value in triples.iter().map(part) {
+        if !values.contains(&value) {
+            values.push(value);
+        }
+    }
+    values.join(",")
+}
+
 fn text<'i>(item: &'i HashMap<String, AttributeValue>, key: &str) -> Option<&'i str> {
     item.get(key)
         .and_then(|v| v.as_s().ok())
@@ -129,6 +143,7 @@ impl Registry<'_> {
             message: e.to_string(),
             cause: None,
         })?;
+        let triples = record.triples();
         // The record is the JSON; the inventory's main names are also
         // attributes of their own, for whoever reads the table in the
         // console (the clone's writer instance is derived from its id).
@@ -139,11 +154,23 @@ impl Registry<'_> {
             .item("pk", s(format!("pipeline#{}", record.pipeline.id)))
             .item("pipeline", s(record.pipeline.id.to_string()))
             .item("phase", s(record.phase.as_str()))
-            .item("slot", s(record.pipeline.slot.to_string()))
-            .item("publication", s(record.pipeline.publication.to_string()))
-            .item("subscription", s(record.pipeline.subscription.to_string()))
+            // Several triples: their names, comma-separated, for a
+            // console reader; the record is what the code reads.
+            .item("slot", s(joined(&triples, |t| t.slot.to_string())))
+            .item(
+                "publication",
+                s(joined(&triples, |t| t.publication.to_string())),
+            )
+            .item(
+                "subscription",
+                s(joined(&triples, |t| t.subscription.to_string())),
+            )
+            .item("triples", AttributeValue::N(triples.len().to_string()))
             .item("source_cluster", s(record.source.cluster_arn.clone()))
-            .item("source_database", s(record.source.database.clone()))
+            .item(
+                "source_database",
+                s(joined(&triples, |t| t.database.clone())),
+            )
             .item("record", s(json));
         if let Some(clone_id) = record.clone_id() {
             put = put.item("clone_cluster", s(clone_id.to_string()));

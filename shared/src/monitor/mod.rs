@@ -243,7 +243,11 @@ async fn check_source<C: Cloud>(cloud: &C, group: &SourceGroup<'_>) -> Result<So
     let owners = group
         .records
         .iter()
-        .map(|r| (r.pipeline.slot.to_string(), r.pipeline.id.to_string()))
+        .flat_map(|r| {
+            r.triples()
+                .into_iter()
+                .map(|t| (t.slot.to_string(), r.pipeline.id.to_string()))
+        })
         .collect();
     Ok(SourceReading {
         source: source_label(first),
@@ -264,17 +268,30 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
             status: "no clone recorded yet".into(),
         })?;
     let endpoint = plane.clone_endpoint(info).await?;
-    let client = pg::connect(&endpoint, &plane.clone_session()).await?;
-    let subscriptions = BTreeMap::from([(
-        record.pipeline.subscription.to_string(),
-        record.pipeline.id.to_string(),
-    )]);
+    let triples = record.triples();
     let paused = record.phase == Phase::Paused;
-    Ok(read_subscriptions(&client, &subscriptions)
-        .await?
-        .into_iter()
-        .map(|reading| TargetReading { paused, ..reading })
-        .collect())
+    let mut readings = Vec::new();
+    // A subscription is read from its own database (pg_stat_subscription
+    // covers the cluster, but names are unique only per database).
+    for database in crate::pipeline::triples::databases_of(&triples) {
+        let login = pg::Endpoint {
+            dbname: database.to_string(),
+            ..endpoint.clone()
+        };
+        let client = pg::connect(&login, &plane.clone_session()).await?;
+        let subscriptions = triples
+            .iter()
+            .filter(|t| t.database == database)
+            .map(|t| (t.subscription.to_string(), record.pipeline.id.to_string()))
+            .collect();
+        readings.extend(
+            read_subscriptions(&client, &subscriptions)
+                .await?
+                .into_iter()
+                .map(|reading| TargetReading { paused, ..reading }),
+        );
+    }
+    Ok(readings)
 }
 
 fn error_for(pipeline: &str, side: Side, error: &Error) -> MonitorError {

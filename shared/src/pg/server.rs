@@ -271,6 +271,95 @@ pub async fn table_identities(
         .collect())
 }
 
+/// A database of the cluster, as `source.databases` needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseFacts {
+    pub name: String,
+    pub allows_connections: bool,
+    pub is_template: bool,
+    /// The login holds CONNECT on it.
+    pub may_connect: bool,
+}
+
+/// Every database of the cluster, by name.
+pub async fn databases(client: &Client) -> Result<Vec<DatabaseFacts>> {
+    let rows = client
+        .query(
+            "SELECT datname::text, datallowconn, datistemplate, \
+                    has_database_privilege(oid, 'CONNECT') \
+             FROM pg_database ORDER BY datname",
+            &[],
+        )
+        .await
+        .map_err(|e| classify("list databases", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| DatabaseFacts {
+            name: r.get(0),
+            allows_connections: r.get(1),
+            is_template: r.get(2),
+            may_connect: r.get(3),
+        })
+        .collect())
+}
+
+/// The tables a scope publishes, with their size in bytes (a partitioned
+/// table with all its partitions, since its partitions are published
+/// with it and must stay in one subscription): the tables to split into
+/// apply groups. Partitions are not listed on their own unless named.
+pub async fn tables_with_size(
+    client: &Client,
+    scope: &crate::pipeline::Scope,
+) -> Result<Vec<(super::TableName, i64)>> {
+    use crate::pipeline::Scope;
+    let (schemas, named): (Option<Vec<String>>, Option<Vec<(String, String)>>) = match scope {
+        Scope::AllTables => (None, None),
+        Scope::Schemas { schemas } => (
+            Some(schemas.iter().map(|s| s.as_str().to_string()).collect()),
+            None,
+        ),
+        Scope::Tables { tables } => (
+            None,
+            Some(
+                tables
+                    .iter()
+                    .map(|t| (t.schema.as_str().to_string(), t.name.as_str().to_string()))
+                    .collect(),
+            ),
+        ),
+    };
+    let (table_schemas, table_names): (Vec<String>, Vec<String>) =
+        named.clone().unwrap_or_default().into_iter().unzip();
+    let sql = format!(
+        "SELECT n.nspname::text, c.relname::text, \
+                CASE WHEN c.relkind = 'p' \
+                     THEN (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint \
+                             FROM pg_partition_tree(c.oid) t) \
+                     ELSE pg_total_relation_size(c.oid) END \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE {PUBLISHABLE} \
+           AND ($2 OR NOT c.relispartition) \
+           AND ($1::text[] IS NULL OR n.nspname = ANY($1)) \
+           AND ($2 = false OR (n.nspname, c.relname) IN (SELECT * FROM unnest($3::text[], $4::text[]))) \
+         ORDER BY 1, 2"
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[&schemas, &named.is_some(), &table_schemas, &table_names],
+        )
+        .await
+        .map_err(|e| classify("read table sizes", e))?;
+    let mut tables = Vec::with_capacity(rows.len());
+    for r in &rows {
+        tables.push((
+            super::TableName::new(r.get(0), r.get(1))?,
+            r.get::<_, i64>(2),
+        ));
+    }
+    Ok(tables)
+}
+
 /// What decides how long an unused logical slot lives and how much WAL it
 /// may hold, read where the version has it (absent: `None`).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -11,6 +11,7 @@ pub mod names;
 pub mod record;
 pub mod request;
 pub mod scope;
+pub mod triples;
 pub mod undo;
 
 use crate::error::Result;
@@ -21,6 +22,7 @@ pub use arn::ClusterArn;
 pub use record::{OwnedShare, Phase, PipelineRecord, Wait, WaitKind};
 pub use request::{CloneSettings, SourceCluster, Waits};
 pub use scope::Scope;
+pub use triples::{DatabaseSelection, Triple};
 pub use undo::UndoPlan;
 
 /// The names one pipeline uses on both sides. Travels in state machine

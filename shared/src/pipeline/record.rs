@@ -1,7 +1,7 @@
 //! What the registry keeps: a step waiting on a resource, and a pipeline
 //! that reached streaming (the inventory the lag monitor reads).
 
-use crate::pipeline::{CloneInfo, CloneSettings, PipelineSpec, SourceCluster};
+use crate::pipeline::{CloneInfo, CloneSettings, PipelineSpec, SourceCluster, Triple};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,9 +89,23 @@ pub struct PipelineRecord {
     pub phase: Phase,
     /// Seconds since the Unix epoch.
     pub registered_at: u64,
+    /// Its (publication, slot, subscription) triples with their databases
+    /// and apply groups; empty in a record written before there were
+    /// several (then [`PipelineRecord::triples`] is the pipeline's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triples: Vec<Triple>,
 }
 
 impl PipelineRecord {
+    /// Every triple the pipeline has.
+    pub fn triples(&self) -> Vec<Triple> {
+        if self.triples.is_empty() {
+            vec![Triple::single(&self.pipeline, self.source.login_database())]
+        } else {
+            self.triples.clone()
+        }
+    }
+
     /// The clone's DB cluster id, however much of the clone exists.
     pub fn clone_id(&self) -> Option<&str> {
         self.clone_id

@@ -7,10 +7,11 @@ use crate::error::{Error, Result};
 use crate::pg::{PgName, SlotName};
 use crate::pipeline::arn::ClusterArn;
 use crate::pipeline::names;
+use crate::pipeline::triples::{self, DatabaseSelection};
 use crate::pipeline::{PipelineSpec, Scope};
 use serde::{Deserialize, Serialize};
 
-/// The source: the shared cluster, the login to use and the database.
+/// The source: the shared cluster, the login to use and the database(s).
 /// Identifiers only; the login is read from the secret when connecting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,13 +20,37 @@ pub struct SourceCluster {
     /// Secrets Manager secret in the source account with a login that has
     /// the REPLICATION privilege (`rds_replication` on Aurora).
     pub secret_arn: String,
-    pub database: String,
+    /// The one database to replicate (or `databases`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Several databases, or `"all"` (or `database`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub databases: Option<DatabaseSelection>,
     /// Connect here instead of the cluster's writer endpoint (for example
     /// when the endpoint's name does not resolve across the VPC peering).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+}
+
+impl SourceCluster {
+    /// The database a session opens when it needs no particular one (the
+    /// cluster-wide reads: slots, LSNs, the list of databases): `database`,
+    /// else the first one listed, else `postgres` (every cluster has it).
+    pub fn login_database(&self) -> &str {
+        match (&self.database, &self.databases) {
+            (Some(db), _) => db,
+            (None, Some(DatabaseSelection::List(list))) if !list.is_empty() => list[0].name(),
+            _ => "postgres",
+        }
+    }
+
+    /// Whether the pipeline names its databases (`databases`), so each
+    /// triple's names carry its database.
+    pub fn several_databases(&self) -> bool {
+        self.databases.is_some()
+    }
 }
 
 /// How to make the clone in the target account.
@@ -128,6 +153,10 @@ pub struct PipelineRequest {
     pub slot: Option<String>,
     #[serde(default)]
     pub subscription: Option<String>,
+    /// Split each database's tables over this many subscriptions
+    /// (default 1).
+    #[serde(default)]
+    pub apply_groups: Option<u32>,
 }
 
 /// A request that passed [`validate`]: the pipeline's names resolved.
@@ -142,6 +171,8 @@ pub struct ValidRequest {
     /// Tear the registered pipeline down with its clone first, then set it
     /// up again with the same names (after its slot was lost).
     pub reseed: bool,
+    /// Subscriptions per database (1 ..= [`triples::MAX_APPLY_GROUPS`]).
+    pub apply_groups: u32,
 }
 
 /// Check the whole console request and name every problem in one
@@ -249,7 +280,38 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             )));
         }
     }
-    note(PgName::new(request.source.database.clone()).map(|_| ()));
+    match (&request.source.database, &request.source.databases) {
+        (Some(db), None) => note(PgName::new(db.clone()).map(|_| ())),
+        (None, Some(DatabaseSelection::All(_))) => {}
+        (None, Some(DatabaseSelection::List(list))) => {
+            if list.is_empty() {
+                note(Err(Error::invalid("source.databases lists no database")));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for entry in list {
+                note(PgName::new(entry.name().to_string()).map(|_| ()));
+                if !seen.insert(entry.name()) {
+                    note(Err(Error::invalid(format!(
+                        "source.databases lists {:?} twice",
+                        entry.name()
+                    ))));
+                }
+            }
+        }
+        (Some(_), Some(_)) => note(Err(Error::invalid(
+            "give source.database or source.databases, not both",
+        ))),
+        (None, None) => note(Err(Error::invalid(
+            "source.database (one) or source.databases (a list, or \"all\") is missing",
+        ))),
+    }
+    let apply_groups = p.apply_groups.unwrap_or(1);
+    if !(1..=triples::MAX_APPLY_GROUPS).contains(&apply_groups) {
+        note(Err(Error::invalid(format!(
+            "pipeline.apply_groups must be 1..={}, not {apply_groups}",
+            triples::MAX_APPLY_GROUPS
+        ))));
+    }
     if !request.clone.instance_class.starts_with("db.") {
         note(Err(Error::invalid(format!(
             "clone.instance_class {:?} is not a DB instance class (db.*)",
@@ -277,6 +339,21 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
         }),
         _ => None,
     };
+    if let Some(spec) = &spec {
+        let room = triples::longest_suffix(request.source.several_databases(), apply_groups > 1);
+        for name in [
+            spec.publication.as_str(),
+            spec.slot.as_str(),
+            spec.subscription.as_str(),
+        ] {
+            if room > 0 && name.len() + room > crate::pg::name::MAX_NAME_BYTES {
+                note(Err(Error::invalid(format!(
+                    "the name {name:?} leaves no room for the database and group suffix (at most {} bytes with several databases or apply groups)",
+                    crate::pg::name::MAX_NAME_BYTES - room
+                ))));
+            }
+        }
+    }
     let clone_id = spec.as_ref().map(PipelineSpec::clone_id);
     if let Some(clone_id) = &clone_id {
         // The writer instance adds "-writer" to the cluster's name.
@@ -294,6 +371,7 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             clone_id,
             waits: request.waits,
             reseed,
+            apply_groups,
         }),
         _ => Err(Error::InvalidInput { problems }),
     }

@@ -29,10 +29,20 @@ pub struct Cleaned {
 }
 
 pub async fn run(clone: &Client, spec: &PipelineSpec) -> Result<Cleaned> {
+    run_for(clone, std::slice::from_ref(spec)).await
+}
+
+/// [`run`] for the triples of one database (`specs`, each a triple of the
+/// pipeline in the database `clone` is connected to): none of their own
+/// subscriptions is dropped; every other subscription of the database,
+/// every logical slot and each triple's publication is.
+pub async fn run_for(clone: &Client, specs: &[PipelineSpec]) -> Result<Cleaned> {
     let mut cleaned = Cleaned::default();
     for sub in subscription::subscriptions(clone).await? {
-        let ours = sub.name == spec.subscription.as_str()
-            && sub.slot_name.as_deref() == Some(spec.slot.as_str());
+        let ours = specs.iter().any(|spec| {
+            sub.name == spec.subscription.as_str()
+                && sub.slot_name.as_deref() == Some(spec.slot.as_str())
+        });
         if !ours && subscription::drop_subscription_keep_slot(clone, &sub.name).await? {
             cleaned.subscriptions_dropped.push(sub.name);
         }
@@ -42,10 +52,12 @@ pub async fn run(clone: &Client, spec: &PipelineSpec) -> Result<Cleaned> {
             cleaned.slots_dropped.push(inherited.name);
         }
     }
-    cleaned.publication_dropped =
-        publication::drop_publication_if_exists(clone, &spec.publication).await?;
+    for spec in specs {
+        cleaned.publication_dropped |=
+            publication::drop_publication_if_exists(clone, &spec.publication).await?;
+    }
     tracing::info!(
-        pipeline = %spec.id,
+        pipeline = %specs.first().map(|s| s.id.as_str()).unwrap_or_default(),
         slots = ?cleaned.slots_dropped,
         subscriptions = ?cleaned.subscriptions_dropped,
         publication = cleaned.publication_dropped,

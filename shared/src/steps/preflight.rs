@@ -12,31 +12,186 @@
 use crate::error::{Error, PreflightFailure, Result};
 use crate::pg::server::{self, ServerFacts, SlotSettings};
 use crate::pg::{publication, slot};
-use crate::pipeline::{PipelineSpec, Scope};
+use crate::pipeline::triples::{self, DatabaseSelection};
+use crate::pipeline::{PipelineSpec, Scope, SourceCluster, Triple};
 use crate::ports::ControlPlane;
 use crate::steps::checks::{logical_decoding, slot_conflict};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio_postgres::Client;
 
-/// What preflight found when nothing failed.
+/// What preflight found when nothing failed, and the pipeline's triples
+/// (the plan every later step follows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreflightReport {
     pub source_version_num: i32,
     pub tables_in_scope: usize,
     pub warnings: Vec<String>,
+    /// Every (publication, slot, subscription) to make, with its database
+    /// and apply group.
+    #[serde(default)]
+    pub triples: Vec<Triple>,
 }
 
 /// The catalog this adapter reads (`pg_publication_namespace`, row filters)
 /// appeared in PostgreSQL 15.
 pub const MIN_VERSION_NUM: i32 = 150000;
 
+fn failure(check: &str, detail: String, hint: &str) -> PreflightFailure {
+    PreflightFailure {
+        check: check.into(),
+        detail,
+        hint: hint.into(),
+    }
+}
+
+/// Which databases the pipeline replicates, each with its scope: the one
+/// named, the ones listed, or (`"all"`) every database the login may
+/// connect to, templates and `rdsadmin` excluded. `login`: a session on
+/// any database of the source. A listed database that does not exist or
+/// cannot be connected to is a failure (collected, not raised).
+pub async fn databases(
+    login: &Client,
+    source: &SourceCluster,
+    default_scope: &Scope,
+) -> Result<(Vec<(String, Scope)>, Vec<PreflightFailure>)> {
+    let known = server::databases(login).await?;
+    let mut failures = Vec::new();
+    let wanted: Vec<(String, Scope)> = match (&source.database, &source.databases) {
+        (_, Some(DatabaseSelection::All(_))) => known
+            .iter()
+            .filter(|d| {
+                d.allows_connections && !d.is_template && d.may_connect && d.name != "rdsadmin"
+            })
+            .map(|d| (d.name.clone(), default_scope.clone()))
+            .collect(),
+        (_, Some(DatabaseSelection::List(list))) => list
+            .iter()
+            .map(|e| {
+                (
+                    e.name().to_string(),
+                    e.scope().unwrap_or(default_scope).clone(),
+                )
+            })
+            .collect(),
+        (Some(db), None) => vec![(db.clone(), default_scope.clone())],
+        (None, None) => vec![(source.login_database().to_string(), default_scope.clone())],
+    };
+    let mut usable = Vec::new();
+    for (name, scope) in wanted {
+        match known.iter().find(|d| d.name == name) {
+            None => failures.push(failure(
+                "database",
+                format!("database {name:?} does not exist on the source"),
+                "check source.database / source.databases",
+            )),
+            Some(d) if !d.allows_connections || d.is_template || !d.may_connect => {
+                failures.push(failure(
+                    "database",
+                    format!(
+                        "database {name:?} cannot be replicated: {}",
+                        if d.is_template {
+                            "it is a template"
+                        } else if !d.allows_connections {
+                            "it allows no connections"
+                        } else {
+                            "the login has no CONNECT privilege on it"
+                        }
+                    ),
+                    "replicate another database, or GRANT CONNECT to the login",
+                ))
+            }
+            Some(_) => usable.push((name, scope)),
+        }
+    }
+    if usable.is_empty() && failures.is_empty() {
+        failures.push(failure(
+            "database",
+            "no database of the source can be replicated".into(),
+            "check source.databases and the login's CONNECT privileges",
+        ));
+    }
+    Ok((usable, failures))
+}
+
+/// The triples of each database (`sessions`: database, its scope and a
+/// session on it): one per database, or `apply_groups` per database with
+/// the tables balanced by size. Tables a group's publication already
+/// publishes stay in that group (a re-run, a re-seed that kept the
+/// publications). A database with fewer tables than groups is a failure.
+pub async fn plan(
+    sessions: &[(String, Scope, &Client)],
+    pipeline: &PipelineSpec,
+    several_databases: bool,
+    apply_groups: u32,
+) -> Result<(Vec<Triple>, Vec<PreflightFailure>)> {
+    let mut all = Vec::new();
+    let mut failures = Vec::new();
+    for (database, scope, client) in sessions {
+        let (tables, existing) = if apply_groups > 1 {
+            let tables = server::tables_with_size(client, scope).await?;
+            let mut existing = BTreeMap::new();
+            for group in 1..=apply_groups {
+                let (publication, _, _) = triples::triple_names(
+                    pipeline,
+                    database,
+                    several_databases,
+                    apply_groups,
+                    group,
+                )?;
+                if let Some(info) = publication::publication_info(client, &publication).await? {
+                    if info.comment.as_deref() == Some(pipeline.ownership_mark().as_str()) {
+                        existing.insert(group, info.tables.into_iter().collect::<Vec<_>>());
+                    }
+                }
+            }
+            (tables, existing)
+        } else {
+            (Vec::new(), BTreeMap::new())
+        };
+        match triples::plan_database(
+            pipeline,
+            database,
+            scope,
+            several_databases,
+            apply_groups,
+            &tables,
+            &existing,
+        ) {
+            Ok(made) => all.extend(made),
+            Err(Error::InvalidInput { problems }) => {
+                for problem in problems {
+                    failures.push(failure(
+                        "apply_groups",
+                        problem,
+                        "lower pipeline.apply_groups or widen the scope",
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut slots = BTreeSet::new();
+    for triple in &all {
+        if !slots.insert(triple.slot.as_str()) {
+            failures.push(failure(
+                "slot_name",
+                format!("two triples would share slot {:?}", triple.slot.as_str()),
+                "rename a database or give pipeline.slot another base",
+            ));
+        }
+    }
+    Ok((all, failures))
+}
+
 /// `extra_senders`: replication slots and WAL senders the control plane
 /// needs beyond the pipeline's own (the local clone's base backup uses two).
 /// `idle_window`: how long setup may hold the slot before a subscription
 /// consumes it (its share and clone waits): the slot is made before the
 /// clone and sits unused until the subscription is enabled.
+///
+/// One triple: the pipeline's own names in `source`'s database.
 pub async fn run<P: ControlPlane>(
     plane: &P,
     source: &Client,
@@ -45,18 +200,53 @@ pub async fn run<P: ControlPlane>(
     extra_senders: i64,
     idle_window: Duration,
 ) -> Result<PreflightReport> {
-    let mut failures = Vec::new();
+    let database = server::current_database(source).await?;
+    let triples = vec![Triple::single(spec, &database)];
+    run_triples(
+        plane,
+        &[(database, source)],
+        target,
+        spec,
+        &triples,
+        Vec::new(),
+        extra_senders,
+        idle_window,
+    )
+    .await
+}
+
+/// Check every triple (`sessions`: a session on each database of the
+/// triples): the source once, each triple's slot and publication in its
+/// database, and what all the triples need together: slots and WAL
+/// senders on the source, apply workers, worker processes and origins on
+/// the subscriber. `planned`: failures found while planning.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_triples<P: ControlPlane>(
+    plane: &P,
+    sessions: &[(String, &Client)],
+    target: Option<&Client>,
+    pipeline: &PipelineSpec,
+    triples: &[Triple],
+    planned: Vec<PreflightFailure>,
+    extra_senders: i64,
+    idle_window: Duration,
+) -> Result<PreflightReport> {
+    let mut failures = planned;
     let mut warnings = Vec::new();
-    let mut fail = |check: &str, detail: String, hint: &str| {
-        failures.push(PreflightFailure {
-            check: check.into(),
-            detail,
-            hint: hint.into(),
-        })
+    let mut fail =
+        |check: &str, detail: String, hint: &str| failures.push(failure(check, detail, hint));
+    let Some((_, source)) = sessions.first() else {
+        return Err(Error::PreflightFailed { failures });
+    };
+    let source = *source;
+    let session_of = |database: &str| {
+        sessions
+            .iter()
+            .find(|(d, _)| d == database)
+            .map(|(_, c)| *c)
     };
 
     let facts = server::facts(source).await?;
-    let database = server::current_database(source).await?;
 
     if facts.version_num < MIN_VERSION_NUM {
         fail(
@@ -76,37 +266,60 @@ pub async fn run<P: ControlPlane>(
         fail(&failure.check, failure.detail, &failure.hint);
     }
 
-    // Our own slot may already exist from an earlier attempt; then it needs
-    // no new place.
-    let existing_slot = slot::slot_info(source, spec.slot.as_str()).await?;
-    if let Some(info) = &existing_slot {
-        if let Some(reason) = slot_conflict(source, info, &database, spec).await? {
-            fail(
-                "slot_name",
-                format!("replication slot {:?} exists: {reason}", spec.slot.as_str()),
-                "choose another slot name, or drop the old slot if it is unused",
-            );
+    // A triple's own slot may already exist from an earlier attempt; then
+    // it needs no new place.
+    let mut new_slots = 0i64;
+    for triple in triples {
+        let Some(client) = session_of(&triple.database) else {
+            continue;
+        };
+        let spec = triple.spec(pipeline);
+        match slot::slot_info(client, spec.slot.as_str()).await? {
+            None => new_slots += 1,
+            Some(info) => {
+                if let Some(reason) = slot_conflict(client, &info, &triple.database, &spec).await? {
+                    fail(
+                        "slot_name",
+                        format!("replication slot {:?} exists: {reason}", spec.slot.as_str()),
+                        "choose another slot name, or drop the old slot if it is unused",
+                    );
+                }
+            }
+        }
+        if let Some(info) = publication::publication_info(client, &triple.publication).await? {
+            if let Some(reason) = info.mismatch(&triple.scope) {
+                fail(
+                    "publication_name",
+                    format!(
+                        "publication {:?} exists in database {:?}: {reason}",
+                        triple.publication.as_str(),
+                        triple.database
+                    ),
+                    "choose another publication name, or drop the old publication",
+                );
+            }
         }
     }
-    let slots_needed = i64::from(existing_slot.is_none()) + extra_senders;
+    let count = triples.len() as i64;
+    let slots_needed = new_slots + extra_senders;
     let free_slots = facts.max_replication_slots - facts.slots_used;
     if free_slots < slots_needed {
         fail(
             "free_replication_slots",
             format!(
-                "{free_slots} free of max_replication_slots = {} ({} needed)",
+                "{free_slots} free of max_replication_slots = {} ({} needed: {new_slots} for the pipeline's {count} triple(s), {extra_senders} to make the clone)",
                 facts.max_replication_slots, slots_needed
             ),
             "raise max_replication_slots (restart needed) or drop unused slots",
         );
     }
-    let senders_needed = 1 + extra_senders;
+    let senders_needed = count + extra_senders;
     let free_senders = facts.max_wal_senders - facts.wal_senders_used;
     if free_senders < senders_needed {
         fail(
             "free_wal_senders",
             format!(
-                "{free_senders} free of max_wal_senders = {} ({senders_needed} needed)",
+                "{free_senders} free of max_wal_senders = {} ({senders_needed} needed: one per triple, {extra_senders} to make the clone)",
                 facts.max_wal_senders
             ),
             "raise max_wal_senders (restart needed)",
@@ -124,20 +337,7 @@ pub async fn run<P: ControlPlane>(
         Some(client) => server::facts(client).await?,
         None => facts.clone(),
     };
-    subscriber_limits(&subscriber_facts, target.is_none(), &mut fail);
-
-    if let Some(info) = publication::publication_info(source, &spec.publication).await? {
-        if let Some(reason) = info.mismatch(&spec.scope) {
-            fail(
-                "publication_name",
-                format!(
-                    "publication {:?} exists: {reason}",
-                    spec.publication.as_str()
-                ),
-                "choose another publication name, or drop the old publication",
-            );
-        }
-    }
+    subscriber_limits(&subscriber_facts, target.is_none(), count, &mut fail);
 
     if !server::login_is_superuser(source).await? {
         fail(
@@ -146,29 +346,37 @@ pub async fn run<P: ControlPlane>(
             "use a superuser (on Aurora a member of rds_superuser): FOR ALL TABLES and FOR TABLES IN SCHEMA publications, and the subscription on the clone (the same login), need one",
         );
     }
-    let unlogged = match &spec.scope {
-        Scope::AllTables => server::unlogged_tables(source, None).await?,
-        Scope::Schemas { schemas } => {
-            let names: Vec<String> = schemas.iter().map(|s| s.as_str().to_string()).collect();
-            server::unlogged_tables(source, Some(&names)).await?
+    let mut tables_in_scope = 0;
+    for triple in triples {
+        let Some(client) = session_of(&triple.database) else {
+            continue;
+        };
+        let unlogged = match &triple.scope {
+            Scope::AllTables => server::unlogged_tables(client, None).await?,
+            Scope::Schemas { schemas } => {
+                let names: Vec<String> = schemas.iter().map(|s| s.as_str().to_string()).collect();
+                server::unlogged_tables(client, Some(&names)).await?
+            }
+            // Named unlogged tables are reported as not permanent below.
+            Scope::Tables { .. } => Vec::new(),
+        };
+        if !unlogged.is_empty() {
+            fail(
+                "unlogged_tables",
+                format!(
+                    "{} unlogged table(s) in scope in database {:?}, which logical replication cannot carry (they would stay empty on the copy): {}",
+                    unlogged.len(),
+                    triple.database,
+                    unlogged.iter().take(20).cloned().collect::<Vec<_>>().join(", ")
+                ),
+                "ALTER TABLE ... SET LOGGED, or narrow the scope with a schema or table list",
+            );
         }
-        // Named unlogged tables are reported as not permanent below.
-        Scope::Tables { .. } => Vec::new(),
-    };
-    if !unlogged.is_empty() {
-        fail(
-            "unlogged_tables",
-            format!(
-                "{} unlogged table(s) in scope, which logical replication cannot carry (they would stay empty on the copy): {}",
-                unlogged.len(),
-                unlogged.iter().take(20).cloned().collect::<Vec<_>>().join(", ")
-            ),
-            "ALTER TABLE ... SET LOGGED, or narrow the scope with a schema or table list",
-        );
-    }
-    let tables_in_scope = scope_checks(source, &spec.scope, &mut fail).await?;
-    if tables_in_scope == 0 {
-        warnings.push("no table is in scope yet; tables created later are published only by FOR ALL TABLES / FOR TABLES IN SCHEMA".into());
+        let in_scope = scope_checks(client, &triple.scope, &mut fail).await?;
+        if in_scope == 0 {
+            warnings.push(format!("no table is in scope in database {:?} yet; tables created later are published only by FOR ALL TABLES / FOR TABLES IN SCHEMA", triple.database));
+        }
+        tables_in_scope += in_scope;
     }
 
     for failure in plane.preflight().await? {
@@ -180,6 +388,7 @@ pub async fn run<P: ControlPlane>(
             source_version_num: facts.version_num,
             tables_in_scope,
             warnings,
+            triples: triples.to_vec(),
         })
     } else {
         Err(Error::PreflightFailed { failures })
@@ -264,6 +473,7 @@ fn human_duration(seconds: f64) -> String {
 fn subscriber_limits(
     facts: &ServerFacts,
     inherited: bool,
+    subscriptions: i64,
     fail: &mut impl FnMut(&str, String, &str),
 ) {
     let whose = if inherited {
@@ -271,7 +481,7 @@ fn subscriber_limits(
     } else {
         "target"
     };
-    let workers_needed = facts.subscriptions + 1;
+    let workers_needed = facts.subscriptions + subscriptions;
     if facts.max_logical_replication_workers < workers_needed {
         fail(
             "logical_replication_workers",
@@ -302,11 +512,11 @@ fn subscriber_limits(
         Some(max) => ("max_active_replication_origins", max),
         None => ("max_replication_slots", facts.max_replication_slots),
     };
-    if origins_max < facts.origins + 1 {
+    if origins_max < facts.origins + subscriptions {
         fail(
             "replication_origins",
             format!(
-                "{setting} = {origins_max} on the {whose} with {} origin(s) in use",
+                "{setting} = {origins_max} on the {whose} with {} origin(s) in use; {subscriptions} more needed",
                 facts.origins
             ),
             &format!("raise {setting} on the target (restart needed)"),

@@ -41,7 +41,24 @@ pub struct SourcePrepared {
     pub slot_created: bool,
 }
 
+/// What one call made, apart from what it found (the result itself is
+/// the same however often the step runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MadeNow {
+    pub slot: bool,
+    pub publication: bool,
+}
+
 pub async fn run(source: &mut Client, spec: &PipelineSpec) -> Result<SourcePrepared> {
+    prepare(source, spec).await.map(|(prepared, _)| prepared)
+}
+
+/// [`run`], also saying what this call made: a caller that must undo its
+/// own work after a later failure undoes only that.
+pub async fn prepare(
+    source: &mut Client,
+    spec: &PipelineSpec,
+) -> Result<(SourcePrepared, MadeNow)> {
     // A publication made for a slot that cannot exist would be left behind.
     let facts = server::facts(source).await?;
     if let Some(failure) = logical_decoding(&facts) {
@@ -51,8 +68,8 @@ pub async fn run(source: &mut Client, spec: &PipelineSpec) -> Result<SourcePrepa
     }
     let database = server::current_database(source).await?;
     let (publication_created, made_now) = ensure_publication(source, spec).await?;
-    let consistent_lsn = match ensure_slot(source, spec, &database).await {
-        Ok(lsn) => lsn,
+    let (consistent_lsn, slot_made_now) = match ensure_slot(source, spec, &database).await {
+        Ok(made) => made,
         Err(error) => {
             // Leave nothing behind: undo the publication this call made.
             if made_now {
@@ -72,13 +89,19 @@ pub async fn run(source: &mut Client, spec: &PipelineSpec) -> Result<SourcePrepa
         %consistent_lsn,
         "source prepared"
     );
-    Ok(SourcePrepared {
-        publication: spec.publication.clone(),
-        slot: spec.slot.clone(),
-        consistent_lsn,
-        publication_created,
-        slot_created: true,
-    })
+    Ok((
+        SourcePrepared {
+            publication: spec.publication.clone(),
+            slot: spec.slot.clone(),
+            consistent_lsn,
+            publication_created,
+            slot_created: true,
+        },
+        MadeNow {
+            slot: slot_made_now,
+            publication: made_now,
+        },
+    ))
 }
 
 /// Returns (owned by the pipeline, made by this call).
@@ -105,7 +128,8 @@ async fn ensure_publication(source: &mut Client, spec: &PipelineSpec) -> Result<
     })
 }
 
-async fn ensure_slot(source: &Client, spec: &PipelineSpec, database: &str) -> Result<Lsn> {
+/// The slot's consistent point, and whether this call made the slot.
+async fn ensure_slot(source: &Client, spec: &PipelineSpec, database: &str) -> Result<(Lsn, bool)> {
     for _ in 0..2 {
         if let Some(info) = slot::slot_info(source, spec.slot.as_str()).await? {
             if let Some(reason) = slot_conflict(source, &info, database, spec).await? {
@@ -114,13 +138,16 @@ async fn ensure_slot(source: &Client, spec: &PipelineSpec, database: &str) -> Re
                     reason,
                 });
             }
-            return info.confirmed_flush_lsn.ok_or_else(|| Error::SlotConflict {
-                slot: spec.slot.to_string(),
-                reason: "it has no confirmed_flush_lsn (not yet consistent)".into(),
-            });
+            return info
+                .confirmed_flush_lsn
+                .map(|lsn| (lsn, false))
+                .ok_or_else(|| Error::SlotConflict {
+                    slot: spec.slot.to_string(),
+                    reason: "it has no confirmed_flush_lsn (not yet consistent)".into(),
+                });
         }
         match slot::create_logical_slot(source, &spec.slot).await? {
-            SlotCreation::Created { consistent_lsn } => return Ok(consistent_lsn),
+            SlotCreation::Created { consistent_lsn } => return Ok((consistent_lsn, true)),
             SlotCreation::AlreadyExists => continue,
         }
     }

@@ -80,6 +80,7 @@ pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Re
             ..record
         },
         None => PipelineRecord {
+            triples: state.triples(),
             pipeline: state.pipeline.clone(),
             source: state.source.clone(),
             clone: state.clone.clone(),
@@ -116,10 +117,17 @@ pub async fn forget_failed_setup<C: Cloud>(cloud: &C, state: &State) -> Result<b
     }
     let plane = workflow::plane(cloud, state);
     let slot_left = match workflow::source(&plane).await {
-        Ok(source) => crate::pg::slot::slot_info(&source, state.pipeline.slot.as_str())
-            .await
-            .map(|s| s.is_some())
-            .unwrap_or(true),
+        Ok(source) => {
+            let mut left = false;
+            // Slots are cluster-wide: one session sees every triple's.
+            for triple in state.triples() {
+                left |= crate::pg::slot::slot_info(&source, triple.slot.as_str())
+                    .await
+                    .map(|s| s.is_some())
+                    .unwrap_or(true);
+            }
+            left
+        }
         Err(_) => true,
     };
     if slot_left {
@@ -182,6 +190,13 @@ impl Teardown {
                     created_record: false,
                 }),
             reseed: false,
+            apply_groups: 1,
+            preflight: Some(crate::steps::preflight::PreflightReport {
+                source_version_num: 0,
+                tables_in_scope: 0,
+                warnings: Vec::new(),
+                triples: record.triples(),
+            }),
         }
     }
 }
@@ -270,13 +285,16 @@ pub async fn drop_databases<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<
     };
     let plane = workflow::plane(cloud, &state);
     let mut report = Box::pin(workflow::cleanup(&plane, &state, &plan)).await?;
-    let source = workflow::source(&plane).await?;
-    report.publication_dropped = crate::pg::publication::drop_marked_publication(
-        &source,
-        &state.pipeline.publication,
-        &state.pipeline.ownership_mark(),
-    )
-    .await?;
+    let mut sources = workflow::Sessions::source(&plane).await?;
+    for triple in state.triples() {
+        let source = sources.get(&triple.database).await?;
+        report.publication_dropped |= crate::pg::publication::drop_marked_publication(
+            source,
+            &triple.publication,
+            &state.pipeline.ownership_mark(),
+        )
+        .await?;
+    }
     Ok(report)
 }
 
@@ -378,21 +396,31 @@ pub async fn set_subscription<P: ControlPlane>(
                 record.pipeline.id
             ),
         })?;
-    let endpoint = plane.clone_endpoint(info).await?;
-    let client = crate::pg::connect(&endpoint, &plane.clone_session()).await?;
-    let name = record.pipeline.subscription.as_str();
-    if crate::pg::subscription::subscription_info(&client, name)
-        .await?
-        .is_none()
-    {
-        return Err(Error::SubscriptionMissing {
-            subscription: name.to_string(),
-        });
+    let mut clones = workflow::Sessions::clone(plane, info).await?;
+    let triples = record.triples();
+    // Every subscription must be there before any is changed, so a
+    // pipeline is never left half paused by a missing one.
+    for triple in &triples {
+        let client = clones.get(&triple.database).await?;
+        let name = triple.subscription.as_str();
+        if crate::pg::subscription::subscription_info(client, name)
+            .await?
+            .is_none()
+        {
+            return Err(Error::SubscriptionMissing {
+                subscription: name.to_string(),
+            });
+        }
     }
-    match pausing {
-        Pausing::Pause => crate::pg::subscription::disable(&client, name).await,
-        Pausing::Resume => crate::pg::subscription::enable(&client, name).await,
+    for triple in &triples {
+        let client = clones.get(&triple.database).await?;
+        let name = triple.subscription.as_str();
+        match pausing {
+            Pausing::Pause => crate::pg::subscription::disable(client, name).await?,
+            Pausing::Resume => crate::pg::subscription::enable(client, name).await?,
+        }
     }
+    Ok(())
 }
 
 /// Pause or resume a registered pipeline: the subscription, then its

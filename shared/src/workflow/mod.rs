@@ -13,13 +13,13 @@ pub mod lifecycle;
 pub mod state;
 pub mod waits;
 
-use crate::error::Result;
-use crate::pg::{connect, Endpoint};
+use crate::error::{Error, Result};
+use crate::pg::{connect, Endpoint, SessionSettings};
 use crate::pipeline::{CloneInfo, OwnedShare, Phase, PipelineRecord, Share, UndoPlan};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination, ResourceShare};
 use crate::steps;
 use serde::{Deserialize, Serialize};
-pub use state::{CreatedState, SourceCreated, State};
+pub use state::{CreatedState, PreparedTriple, SourceCreated, State};
 use std::time::Duration;
 use tokio_postgres::Client;
 
@@ -37,39 +37,202 @@ async fn open<P: ControlPlane>(plane: &P, endpoint: &Endpoint) -> Result<Client>
     connect(endpoint, &plane.session()).await
 }
 
-async fn source<P: ControlPlane>(plane: &P) -> Result<Client> {
+pub(crate) async fn source<P: ControlPlane>(plane: &P) -> Result<Client> {
     open(plane, &plane.source_endpoint().await?).await
 }
 
-async fn clone<P: ControlPlane>(plane: &P, state: &State) -> Result<Client> {
-    let endpoint = plane.clone_endpoint(state.clone_info()?).await?;
-    connect(&endpoint, &plane.clone_session()).await
+/// Sessions on the databases of one server (the source, or the clone),
+/// each opened when first needed and kept for the task: a pipeline's
+/// triples live in several databases, and each step reaches each of them.
+pub(crate) struct Sessions {
+    endpoint: Endpoint,
+    settings: SessionSettings,
+    open: Vec<(String, Client)>,
+}
+
+impl Sessions {
+    /// Sessions on the source's databases.
+    pub(crate) async fn source<P: ControlPlane>(plane: &P) -> Result<Sessions> {
+        Ok(Sessions {
+            endpoint: plane.source_endpoint().await?,
+            settings: plane.session(),
+            open: Vec::new(),
+        })
+    }
+
+    /// Sessions on the clone's databases.
+    pub(crate) async fn clone<P: ControlPlane>(plane: &P, info: &CloneInfo) -> Result<Sessions> {
+        Ok(Sessions {
+            endpoint: plane.clone_endpoint(info).await?,
+            settings: plane.clone_session(),
+            open: Vec::new(),
+        })
+    }
+
+    /// The login to `database` (the same login, another database).
+    pub(crate) fn endpoint_of(&self, database: &str) -> Endpoint {
+        Endpoint {
+            dbname: database.to_string(),
+            ..self.endpoint.clone()
+        }
+    }
+
+    /// A session on `database`, opened now if it is not yet.
+    pub(crate) async fn get(&mut self, database: &str) -> Result<&mut Client> {
+        let index = match self.open.iter().position(|(d, _)| d == database) {
+            Some(index) => index,
+            None => {
+                let client = connect(&self.endpoint_of(database), &self.settings).await?;
+                self.open.push((database.to_string(), client));
+                self.open.len() - 1
+            }
+        };
+        Ok(&mut self.open[index].1)
+    }
+
+    /// A session already opened on `database`.
+    pub(crate) fn opened(&self, database: &str) -> Option<&Client> {
+        self.open
+            .iter()
+            .find(|(d, _)| d == database)
+            .map(|(_, c)| c)
+    }
 }
 
 pub async fn preflight<P: ControlPlane>(
     plane: &P,
     state: &State,
 ) -> Result<steps::preflight::PreflightReport> {
-    let source = source(plane).await?;
-    steps::preflight::run(
+    let mut sources = Sessions::source(plane).await?;
+    let login = state.source.login_database().to_string();
+    let (databases, mut failures) = {
+        let client = sources.get(&login).await?;
+        steps::preflight::databases(client, &state.source, &state.pipeline.scope).await?
+    };
+    let mut usable = Vec::new();
+    for (database, scope) in databases {
+        match sources.get(&database).await {
+            Ok(_) => usable.push((database, scope)),
+            Err(e) => failures.push(crate::error::PreflightFailure {
+                check: "database".into(),
+                detail: format!("cannot connect to database {database:?}: {e}"),
+                hint: "check the login's CONNECT privilege and pg_hba rules for that database"
+                    .into(),
+            }),
+        }
+    }
+    let sessions: Vec<(String, crate::pipeline::Scope, &Client)> = usable
+        .iter()
+        .filter_map(|(d, scope)| sources.opened(d).map(|c| (d.clone(), scope.clone(), c)))
+        .collect();
+    let (triples, planned) = steps::preflight::plan(
+        &sessions,
+        &state.pipeline,
+        state.source.several_databases(),
+        state.apply_groups,
+    )
+    .await?;
+    failures.extend(planned);
+    let checked: Vec<(String, &Client)> = match sessions.is_empty() {
+        // Still check the server, through the login's database.
+        true => sources
+            .opened(&login)
+            .map(|c| vec![(login.clone(), c)])
+            .unwrap_or_default(),
+        false => sessions.iter().map(|(d, _, c)| (d.clone(), *c)).collect(),
+    };
+    steps::preflight::run_triples(
         plane,
-        &source,
+        &checked,
         None,
         &state.pipeline,
+        &triples,
+        failures,
         plane.extra_senders(),
         state.waits.slot_idle_window(),
     )
     .await
 }
 
+/// Every triple's publication and slot, in order. A triple that fails
+/// undoes what this call made for the triples before it (their slots and
+/// publications), so a failed preparation leaves nothing on the source.
 pub async fn prepare_source<P: ControlPlane>(plane: &P, state: &State) -> Result<SourceCreated> {
-    let mut source = source(plane).await?;
-    let prepared = steps::prepare_source::run(&mut source, &state.pipeline).await?;
+    let mut sources = Sessions::source(plane).await?;
+    let mut done: Vec<(PreparedTriple, steps::prepare_source::MadeNow)> = Vec::new();
+    for triple in state.triples() {
+        let spec = triple.spec(&state.pipeline);
+        let result = match sources.get(&triple.database).await {
+            Ok(client) => steps::prepare_source::prepare(client, &spec).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((prepared, made_now)) => done.push((
+                PreparedTriple {
+                    database: triple.database.clone(),
+                    slot: triple.slot.to_string(),
+                    consistent_lsn: prepared.consistent_lsn,
+                    publication_created: prepared.publication_created,
+                },
+                made_now,
+            )),
+            Err(error) => {
+                for (prepared, made_now) in &done {
+                    undo_prepared(&mut sources, state, prepared, *made_now).await;
+                }
+                return Err(error);
+            }
+        }
+    }
+    let slot_consistent_lsn = done
+        .iter()
+        .map(|(t, _)| t.consistent_lsn)
+        .max()
+        .ok_or_else(|| Error::invalid("the pipeline has no triple to prepare"))?;
     Ok(SourceCreated {
-        publication: prepared.publication_created,
-        slot: prepared.slot_created,
-        slot_consistent_lsn: prepared.consistent_lsn,
+        publication: done.iter().any(|(t, _)| t.publication_created),
+        slot: true,
+        slot_consistent_lsn,
+        triples: done.into_iter().map(|(t, _)| t).collect(),
     })
+}
+
+/// Drop what `prepare_source` made for one triple in this call (never a
+/// slot or publication that was there before it: a streaming pipeline's
+/// slot must survive a setup run again that fails).
+async fn undo_prepared(
+    sources: &mut Sessions,
+    state: &State,
+    made: &PreparedTriple,
+    made_now: steps::prepare_source::MadeNow,
+) {
+    let Some(triple) = state
+        .triples()
+        .into_iter()
+        .find(|t| t.slot.as_str() == made.slot)
+    else {
+        return;
+    };
+    let Ok(client) = sources.get(&made.database).await else {
+        tracing::error!(slot = %made.slot, "could not reach the source to undo a prepared triple");
+        return;
+    };
+    if made_now.slot {
+        if let Err(e) = crate::pg::slot::drop_slot_if_exists(client, &made.slot).await {
+            tracing::error!(slot = %made.slot, error = %e, "could not drop the slot made by this failed call");
+        }
+    }
+    if made_now.publication {
+        if let Err(e) = crate::pg::publication::drop_marked_publication(
+            client,
+            &triple.publication,
+            &state.pipeline.ownership_mark(),
+        )
+        .await
+        {
+            tracing::error!(publication = %triple.publication, error = %e, "could not drop the publication made by this failed call");
+        }
+    }
 }
 
 pub async fn share_cluster<C: Cloud>(cloud: &C, state: &State) -> Result<Share> {
@@ -83,61 +246,152 @@ pub async fn create_clone<P: ControlPlane>(plane: &P, state: &State) -> Result<C
     steps::clone::run(plane, &state.pipeline).await
 }
 
+/// The one clone LSN, range-checked against every triple's slot.
 pub async fn clone_lsn<P: ControlPlane>(
     plane: &P,
     state: &State,
 ) -> Result<steps::clone_lsn::CloneLsn> {
-    let source = source(plane).await?;
-    let target = clone(plane, state).await?;
-    steps::clone_lsn::run(
-        plane,
-        &source,
-        &target,
-        &state.pipeline,
-        state.clone_info()?,
-        state.slot_consistent_lsn()?,
-    )
-    .await
+    let info = state.clone_info()?;
+    let mut sources = Sessions::source(plane).await?;
+    let mut clones = Sessions::clone(plane, info).await?;
+    let created = state.created.source.as_ref();
+    let mut merged: Option<steps::clone_lsn::CloneLsn> = None;
+    for triple in state.triples() {
+        let consistent = created
+            .and_then(|c| c.triples.iter().find(|t| t.slot == triple.slot.as_str()))
+            .map(|t| t.consistent_lsn)
+            .map_or_else(|| state.slot_consistent_lsn(), Ok)?;
+        let source = sources.get(&triple.database).await?;
+        let target = clones.get(&triple.database).await?;
+        let reading = steps::clone_lsn::run(
+            plane,
+            source,
+            target,
+            &triple.spec(&state.pipeline),
+            info,
+            consistent,
+        )
+        .await?;
+        merged = Some(match merged {
+            None => reading,
+            Some(m) => steps::clone_lsn::CloneLsn {
+                clone_lsn: m.clone_lsn,
+                slot_consistent_lsn: m.slot_consistent_lsn.max(reading.slot_consistent_lsn),
+                source_flush_lsn: m.source_flush_lsn.max(reading.source_flush_lsn),
+                already_attached: m.already_attached && reading.already_attached,
+            },
+        });
+    }
+    merged.ok_or_else(|| Error::invalid("the pipeline has no triple"))
 }
 
+/// What the clone inherited, dropped in every database of the pipeline.
 pub async fn clean_inherited<P: ControlPlane>(
     plane: &P,
     state: &State,
 ) -> Result<steps::clean_inherited::Cleaned> {
-    let target = clone(plane, state).await?;
-    steps::clean_inherited::run(&target, &state.pipeline).await
+    let mut clones = Sessions::clone(plane, state.clone_info()?).await?;
+    let triples = state.triples();
+    let mut cleaned = steps::clean_inherited::Cleaned::default();
+    for database in crate::pipeline::triples::databases_of(&triples) {
+        let specs: Vec<_> = triples
+            .iter()
+            .filter(|t| t.database == database)
+            .map(|t| t.spec(&state.pipeline))
+            .collect();
+        let target = clones.get(database).await?;
+        let done = steps::clean_inherited::run_for(target, &specs).await?;
+        cleaned.slots_dropped.extend(done.slots_dropped);
+        cleaned
+            .subscriptions_dropped
+            .extend(done.subscriptions_dropped);
+        cleaned.publication_dropped |= done.publication_dropped;
+    }
+    Ok(cleaned)
 }
 
+/// Every triple's subscription, each in its database on the clone. A
+/// triple that fails drops the subscriptions this call made before it.
 pub async fn create_subscription<P: ControlPlane>(
     plane: &P,
     state: &State,
-) -> Result<steps::create_subscription::SubscriptionCreated> {
-    let target = clone(plane, state).await?;
+) -> Result<Vec<steps::create_subscription::SubscriptionCreated>> {
+    let mut clones = Sessions::clone(plane, state.clone_info()?).await?;
     // The subscription's connection string holds the source login; it is
     // built here and passed as a bind parameter, never logged.
     let sslmode = plane.session().tls.subscription_sslmode();
-    let conninfo = plane
-        .source_endpoint()
-        .await?
-        .conninfo_with_sslmode(sslmode);
-    steps::create_subscription::run(&target, &state.pipeline, &conninfo).await
+    let source = Sessions::source(plane).await?;
+    let mut made: Vec<(String, String)> = Vec::new();
+    let mut created = Vec::new();
+    for triple in state.triples() {
+        let conninfo = source
+            .endpoint_of(&triple.database)
+            .conninfo_with_sslmode(sslmode);
+        let result = match clones.get(&triple.database).await {
+            Ok(target) => {
+                steps::create_subscription::run(target, &triple.spec(&state.pipeline), &conninfo)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(subscription) => {
+                if subscription.created_now {
+                    made.push((triple.database.clone(), triple.subscription.to_string()));
+                }
+                created.push(subscription);
+            }
+            Err(error) => {
+                for (database, name) in &made {
+                    if let Ok(target) = clones.get(database).await {
+                        if let Err(e) =
+                            crate::pg::subscription::drop_subscription_keep_slot(target, name).await
+                        {
+                            tracing::error!(subscription = %name, error = %e, "could not drop the subscription made by this failed call");
+                        }
+                    }
+                }
+                return Err(error);
+            }
+        }
+    }
+    Ok(created)
 }
 
+/// Every triple's origin to the one clone LSN, then enabled.
 pub async fn advance_and_enable<P: ControlPlane>(
     plane: &P,
     state: &State,
-) -> Result<steps::advance_and_enable::Enabled> {
-    let target = clone(plane, state).await?;
-    steps::advance_and_enable::run(&target, &state.pipeline, state.clone_lsn()?).await
+) -> Result<Vec<steps::advance_and_enable::Enabled>> {
+    let mut clones = Sessions::clone(plane, state.clone_info()?).await?;
+    let clone_lsn = state.clone_lsn()?;
+    let mut enabled = Vec::new();
+    for triple in state.triples() {
+        let target = clones.get(&triple.database).await?;
+        enabled.push(
+            steps::advance_and_enable::run(target, &triple.spec(&state.pipeline), clone_lsn)
+                .await?,
+        );
+    }
+    Ok(enabled)
 }
 
+/// Every triple streams.
 pub async fn verify<P: ControlPlane>(
     plane: &P,
     state: &State,
-) -> Result<steps::verify::Verification> {
-    let source = source(plane).await?;
-    let target = clone(plane, state).await?;
-    steps::verify::run(&source, &target, &state.pipeline, VERIFY_WAIT).await
+) -> Result<Vec<steps::verify::Verification>> {
+    let mut sources = Sessions::source(plane).await?;
+    let mut clones = Sessions::clone(plane, state.clone_info()?).await?;
+    let mut verified = Vec::new();
+    for triple in state.triples() {
+        let source = &*sources.get(&triple.database).await?;
+        let target = &*clones.get(&triple.database).await?;
+        verified.push(
+            steps::verify::run(source, target, &triple.spec(&state.pipeline), VERIFY_WAIT).await?,
+        );
+    }
+    Ok(verified)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +419,7 @@ pub async fn register<C: Cloud>(cloud: &C, state: &State) -> Result<Registered> 
         setup_execution: state.setup_execution(),
         phase: Phase::Streaming,
         registered_at: seconds_now(),
+        triples: state.triples(),
     };
     cloud.coordination().put_pipeline(&record).await?;
     tracing::info!(pipeline = %state.pipeline.id, "pipeline registered for monitoring");
@@ -182,20 +437,18 @@ pub(crate) fn seconds_now() -> u64 {
 }
 
 /// Undo the databases and clone of `created` (see [`undo`] for the
-/// share). The target is optional: an unreachable clone must never keep
-/// the source slot alive.
+/// share), for every triple of the pipeline. The target is optional: an
+/// unreachable clone must never keep a source slot alive. Every triple is
+/// attempted; the first error is returned.
 pub async fn cleanup<P: ControlPlane>(
     plane: &P,
     state: &State,
     created: &UndoPlan,
 ) -> Result<steps::cleanup::CleanupReport> {
-    let source = source(plane).await?;
-    let target = match (created.subscription, state.clone_info()) {
-        (true, Ok(info)) => match plane.clone_endpoint(info).await {
-            Ok(endpoint) => connect(&endpoint, &plane.clone_session())
-                .await
-                .map_err(|e| tracing::warn!(error = %e, kind = e.name(), "clone unreachable; dropping the source side only"))
-                .ok(),
+    let mut sources = Sessions::source(plane).await?;
+    let mut clones = match (created.subscription, state.clone_info()) {
+        (true, Ok(info)) => match Sessions::clone(plane, info).await {
+            Ok(sessions) => Some(sessions),
             Err(e) => {
                 tracing::warn!(error = %e, kind = e.name(), "no clone login; dropping the source side only");
                 None
@@ -203,7 +456,62 @@ pub async fn cleanup<P: ControlPlane>(
         },
         _ => None,
     };
-    steps::cleanup::run(plane, &source, target.as_ref(), &state.pipeline, created).await
+    let made = state.created.source.as_ref();
+    let mut report = steps::cleanup::CleanupReport::default();
+    let mut first_error = None;
+    for triple in state.triples() {
+        let target = match clones.as_mut() {
+            Some(sessions) => match sessions.get(&triple.database).await {
+                Ok(client) => Some(&*client),
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = e.name(), database = %triple.database, "clone unreachable; dropping the source side only");
+                    None
+                }
+            },
+            None => None,
+        };
+        // A publication this run reused (a user's, unmarked) stays.
+        let publication = created.publication
+            && made
+                .and_then(|m| m.triples.iter().find(|t| t.slot == triple.slot.as_str()))
+                .is_none_or(|t| t.publication_created);
+        let plan = UndoPlan {
+            publication,
+            clone: None,
+            share: None,
+            ..created.clone()
+        };
+        let result = match sources.get(&triple.database).await {
+            Ok(source) => {
+                steps::cleanup::run(plane, source, target, &triple.spec(&state.pipeline), &plan)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(done) => {
+                report.subscription_dropped |= done.subscription_dropped;
+                report.slot_dropped |= done.slot_dropped;
+                report.publication_dropped |= done.publication_dropped;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(clone_id) = &created.clone {
+        match plane.delete_clone(clone_id).await {
+            Ok(deleted) => report.clone_deleted = deleted,
+            Err(e) => {
+                tracing::error!(pipeline = %state.pipeline.id, error = %e, kind = e.name(), "cleanup could not delete the clone");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// What the cleanup task did: the databases and the clone, then the share.

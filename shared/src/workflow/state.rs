@@ -5,19 +5,36 @@
 use crate::error::{Error, Result};
 use crate::pg::Lsn;
 use crate::pipeline::request::{self, ValidRequest};
+use crate::pipeline::Triple;
 use crate::pipeline::{
     Accepted, CloneInfo, CloneSettings, PipelineSpec, Share, SourceCluster, UndoPlan, Waits,
 };
 use crate::steps::clone_lsn::CloneLsn;
 use crate::steps::create_subscription::SubscriptionCreated;
+use crate::steps::preflight::PreflightReport;
 use serde::{Deserialize, Serialize};
 
 /// What the source side of a run made (owned, so cleanup may drop it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceCreated {
+    /// Some triple's publication is the pipeline's.
     pub publication: bool,
     pub slot: bool,
+    /// The latest consistent point of the triples' slots: the clone must
+    /// be at or after it.
     pub slot_consistent_lsn: Lsn,
+    /// Each triple's slot and its consistent point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triples: Vec<PreparedTriple>,
+}
+
+/// One triple's source side after `prepare-source`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedTriple {
+    pub database: String,
+    pub slot: String,
+    pub consistent_lsn: Lsn,
+    pub publication_created: bool,
 }
 
 /// `$.created`: filled in by the steps that create something.
@@ -27,8 +44,9 @@ pub struct CreatedState {
     pub source: Option<SourceCreated>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone: Option<CloneInfo>,
+    /// Every triple's subscription (`create-subscription`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription: Option<SubscriptionCreated>,
+    pub subscription: Option<Vec<SubscriptionCreated>>,
 }
 
 /// The state after `validate-input`; later steps add their results.
@@ -58,6 +76,20 @@ pub struct State {
     /// Set once the inventory is recorded (`RecordInventory`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<Inventory>,
+    /// Subscriptions per database (`pipeline.apply_groups`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub apply_groups: u32,
+    /// What preflight found, with the pipeline's triples (`$.preflight`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<PreflightReport>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// What `RecordInventory` adds to the state.
@@ -71,6 +103,16 @@ pub struct Inventory {
 }
 
 impl State {
+    /// The pipeline's triples: as preflight planned them; before that (or
+    /// in a state rebuilt from an older record) the one triple of the
+    /// pipeline's own names in its database.
+    pub fn triples(&self) -> Vec<Triple> {
+        match &self.preflight {
+            Some(report) if !report.triples.is_empty() => report.triples.clone(),
+            _ => vec![Triple::single(&self.pipeline, self.source.login_database())],
+        }
+    }
+
     /// The setup execution working on this state, once recorded.
     pub fn setup_execution(&self) -> Option<String> {
         self.inventory.as_ref().map(|i| i.execution.clone())
@@ -92,6 +134,8 @@ impl From<ValidRequest> for State {
             clone_lsn: None,
             inventory: None,
             reseed: request.reseed,
+            apply_groups: request.apply_groups,
+            preflight: None,
         }
     }
 }
@@ -296,6 +340,7 @@ mod tests {
             publication: false,
             slot: true,
             slot_consistent_lsn: Lsn::from(1u64),
+            triples: vec![],
         });
         state.created.clone = Some(CloneInfo {
             clone_id: "clonesync-orders-dev".into(),

@@ -85,6 +85,7 @@ async fn bench(runs: usize) {
                     setup_execution: None,
                     phase: clonesync::pipeline::Phase::Streaming,
                     registered_at: 0,
+                    triples: vec![],
                 })
                 .await
                 .expect("register");
