@@ -22,7 +22,7 @@
 //!
 //! A figure that could not be read is left out, never written as null.
 
-use crate::monitor::MonitorReport;
+use crate::monitor::{MonitorReport, TargetReading};
 use serde_json::{json, Map, Value};
 
 pub const NAMESPACE: &str = "clonesync";
@@ -163,7 +163,14 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
         out.extend(documents(&dimensions, &metrics, &properties, timestamp_ms));
     }
     for pipeline in &report.pipelines {
-        let target = report.targets.iter().find(|t| &t.pipeline == pipeline);
+        // A pipeline of several triples reports its subscriptions as one.
+        let mine: Vec<&TargetReading> = report
+            .targets
+            .iter()
+            .filter(|t| &t.pipeline == pipeline)
+            .collect();
+        let combined = TargetReading::combined(&mine);
+        let target = combined.as_ref();
         let errors = report
             .errors
             .iter()
@@ -285,7 +292,13 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
         .iter()
         .filter(|t| !t.apply_worker && !t.paused)
         .count();
-    let paused = report.targets.iter().filter(|t| t.paused).count();
+    let paused = report
+        .targets
+        .iter()
+        .filter(|t| t.paused)
+        .map(|t| t.pipeline.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let sum = |values: &mut dyn Iterator<Item = i64>| values.sum::<i64>() as f64;
     let apply_errors = sum(&mut report.targets.iter().filter_map(|t| t.apply_errors));
     let sync_errors = sum(&mut report.targets.iter().filter_map(|t| t.sync_errors));
@@ -366,6 +379,7 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn conflict_kinds_become_metric_names() {
@@ -402,5 +416,38 @@ mod tests {
             })
             .collect();
         assert_eq!(counts, [100, 100, 50]);
+    }
+
+    #[test]
+    fn a_pipeline_of_several_subscriptions_reports_them_as_one() {
+        let reading = |subscription: &str, enabled: bool, errors: i64, lag: f64| TargetReading {
+            pipeline: "p".into(),
+            subscription: subscription.into(),
+            enabled,
+            apply_worker: enabled,
+            seconds_since_last_message: Some(lag),
+            apply_lag_seconds: Some(lag),
+            apply_errors: Some(errors),
+            sync_errors: Some(0),
+            conflicts: Some(BTreeMap::from([("insert_exists".to_string(), errors)])),
+            paused: false,
+        };
+        let report = MonitorReport {
+            pipelines: vec!["p".into()],
+            targets: vec![reading("a", true, 1, 2.0), reading("b", false, 2, 9.0)],
+            ..MonitorReport::default()
+        };
+        let docs: Vec<Value> = lines(&report, 1)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &Value| v["Pipeline"] == "p")
+            .collect();
+        assert_eq!(docs.len(), 1, "one document per pipeline: {docs:?}");
+        let doc = &docs[0];
+        assert_eq!(doc["ApplyErrors"], 3.0);
+        assert_eq!(doc["ConflictInsertExists"], 3.0);
+        assert_eq!(doc["SubscriptionEnabled"], 0.0, "one is disabled");
+        assert_eq!(doc["ApplyWorkerRunning"], 0.0);
+        assert_eq!(doc["ApplyLagSeconds"], 9.0, "the worst");
     }
 }

@@ -114,6 +114,41 @@ impl TargetReading {
     pub fn conflicts_total(&self) -> Option<i64> {
         self.conflicts.as_ref().map(|c| c.values().sum())
     }
+
+    /// One pipeline's subscriptions read as one (a pipeline with several
+    /// triples): enabled and applying only when every one is, the worst
+    /// lag and silence, errors and conflicts summed, paused when any is.
+    /// `None` for no reading.
+    pub fn combined(readings: &[&TargetReading]) -> Option<TargetReading> {
+        let (first, rest) = readings.split_first()?;
+        let mut all = (*first).clone();
+        let worst = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let add = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        for r in rest {
+            all.subscription = format!("{},{}", all.subscription, r.subscription);
+            all.enabled &= r.enabled;
+            all.apply_worker &= r.apply_worker;
+            all.paused |= r.paused;
+            all.seconds_since_last_message =
+                worst(all.seconds_since_last_message, r.seconds_since_last_message);
+            all.apply_lag_seconds = worst(all.apply_lag_seconds, r.apply_lag_seconds);
+            all.apply_errors = add(all.apply_errors, r.apply_errors);
+            all.sync_errors = add(all.sync_errors, r.sync_errors);
+            if let Some(kinds) = &r.conflicts {
+                let sum = all.conflicts.get_or_insert_with(BTreeMap::new);
+                for (kind, n) in kinds {
+                    *sum.entry(kind.clone()).or_default() += n;
+                }
+            }
+        }
+        Some(all)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -312,7 +312,9 @@ pub async fn tables_with_size(
     scope: &crate::pipeline::Scope,
 ) -> Result<Vec<(super::TableName, i64)>> {
     use crate::pipeline::Scope;
-    let (schemas, named): (Option<Vec<String>>, Option<Vec<(String, String)>>) = match scope {
+    // (schemas to filter by, tables named)
+    type Filter = (Option<Vec<String>>, Option<Vec<(String, String)>>);
+    let (schemas, named): Filter = match scope {
         Scope::AllTables => (None, None),
         Scope::Schemas { schemas } => (
             Some(schemas.iter().map(|s| s.as_str().to_string()).collect()),

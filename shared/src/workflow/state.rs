@@ -333,6 +333,56 @@ mod tests {
     }
 
     #[test]
+    fn databases_and_apply_groups_are_checked() {
+        let problems_of = |input: serde_json::Value| match validate(input, "eu-west-1") {
+            Err(Error::InvalidInput { problems }) => problems,
+            other => panic!("accepted: {other:?}"),
+        };
+        let mut both = good();
+        both["source"]["databases"] = json!(["a", "b"]);
+        assert!(problems_of(both)[0].contains("not both"));
+        let mut neither = good();
+        neither["source"]
+            .as_object_mut()
+            .unwrap()
+            .remove("database");
+        assert!(problems_of(neither)[0].contains("missing"));
+        let mut listed = good();
+        listed["source"].as_object_mut().unwrap().remove("database");
+        listed["source"]["databases"] = json!([]);
+        assert!(problems_of(listed.clone())[0].contains("no database"));
+        listed["source"]["databases"] = json!(["a", {"name": "a"}]);
+        assert!(problems_of(listed.clone())[0].contains("twice"));
+        listed["source"]["databases"] = json!("some");
+        assert!(problems_of(listed.clone())[0].contains("source:"));
+        for groups in [0, 17] {
+            let mut grouped = good();
+            grouped["pipeline"]["apply_groups"] = json!(groups);
+            assert!(problems_of(grouped)[0].contains("apply_groups must be 1..=16"));
+        }
+        // A pipeline id so long its names cannot take a suffix.
+        let mut long = good();
+        long["pipeline"]["id"] = json!("a".repeat(50));
+        long["pipeline"]["apply_groups"] = json!(2);
+        assert!(problems_of(long)
+            .iter()
+            .any(|p| p.contains("no room for the database and group suffix")));
+
+        listed["source"]["databases"] = json!("all");
+        listed["pipeline"]["apply_groups"] = json!(4);
+        let state = validate(listed, "eu-west-1").unwrap();
+        assert_eq!(state.apply_groups, 4);
+        assert_eq!(state.source.login_database(), "postgres");
+        assert!(state.source.several_databases());
+        // Before preflight plans, the one triple of the pipeline's names.
+        assert_eq!(state.triples().len(), 1);
+        let text = serde_json::to_value(&state).unwrap();
+        assert_eq!(text["apply_groups"], 4);
+        let back: State = serde_json::from_value(text).unwrap();
+        assert_eq!(back, state);
+    }
+
+    #[test]
     fn cleanup_reads_what_was_created() {
         let mut state = validate(good(), "eu-west-1").unwrap();
         assert!(state.undo_plan().is_empty());
