@@ -12,6 +12,7 @@ pub mod bench;
 pub mod capture;
 pub mod compare;
 pub mod fixture;
+pub mod groups_bench;
 pub mod moto;
 pub mod pipeline;
 pub mod runtime_api;

@@ -470,6 +470,8 @@ fn the_examples_are_valid_inputs() {
         "schemas.json",
         "tables.json",
         "reseed.json",
+        "databases.json",
+        "all-databases.json",
     ] {
         let text =
             std::fs::read_to_string(root().join("statemachine/examples").join(name)).unwrap();
@@ -478,6 +480,15 @@ fn the_examples_are_valid_inputs() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(state.clone_id.starts_with("clonesync-"));
         assert_eq!(state.reseed, name == "reseed.json", "{name}");
+        assert_eq!(
+            state.source.several_databases(),
+            name.contains("databases"),
+            "{name}"
+        );
+        assert_eq!(
+            state.apply_groups,
+            if name == "databases.json" { 2 } else { 1 }
+        );
     }
     let text = std::fs::read_to_string(root().join("statemachine/examples/pause.json")).unwrap();
     let _: clonesync::workflow::lifecycle::PipelineId = serde_json::from_str(&text).unwrap();
