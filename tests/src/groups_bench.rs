@@ -97,24 +97,41 @@ pub struct SyncedRow {
     /// Until the tool said it was set up (clonesync: the setup execution
     /// succeeded; pgcopydb: not reported, `None`).
     pub set_up_in: Option<Duration>,
-    pub synced_in: Duration,
+    /// From the start until the load ended.
+    pub load_ended_in: Duration,
+    /// `None`: not synced within the bench's patience ([`PATIENCE`]);
+    /// `note` says where it stood.
+    pub synced_in: Option<Duration>,
+    pub note: String,
 }
+
+/// How long a peer may take to catch up after the load before the run
+/// gives up on it (and says where it stood).
+pub const PATIENCE: Duration = Duration::from_secs(300);
 
 impl SyncedRow {
     pub fn header() -> &'static str {
-        "| method | transactions during the run | set up in | synced in (from start) |\n\
-         |---|---:|---:|---:|"
+        "| method | transactions during the run | set up in | load ended at | synced at (from start) | synced after the load ended | note |\n\
+         |---|---:|---:|---:|---:|---:|---|"
     }
 
     pub fn report(&self) -> String {
+        let seconds = |d: Option<Duration>| {
+            d.map(|d| format!("{:.1} s", d.as_secs_f64()))
+                .unwrap_or_else(|| "–".into())
+        };
         format!(
-            "| {} | {} | {} | {:.1} s |",
+            "| {} | {} | {} | {:.1} s | {} | {} | {} |",
             self.method,
             self.transactions,
-            self.set_up_in
-                .map(|d| format!("{:.1} s", d.as_secs_f64()))
-                .unwrap_or_else(|| "–".into()),
-            self.synced_in.as_secs_f64()
+            seconds(self.set_up_in),
+            self.load_ended_in.as_secs_f64(),
+            seconds(self.synced_in),
+            seconds(
+                self.synced_in
+                    .map(|synced| synced.saturating_sub(self.load_ended_in))
+            ),
+            self.note
         )
     }
 }
@@ -206,6 +223,14 @@ async fn assert_equal(source: &Client, target: &Client, what: &str) {
     let (states, differing) = crate::compare_tables(source, target, &tables).await;
     assert_eq!(states.len(), 4, "{what}: the four pgbench tables");
     assert!(differing.is_empty(), "{what}: tables differ: {differing:?}");
+}
+
+async fn history_rows(client: &Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM pgbench_history", &[])
+        .await
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(-1)
 }
 
 async fn sizes(client: &Client) -> Vec<(TableName, i64)> {
@@ -351,6 +376,7 @@ pub async fn clone_path(options: &GroupsBenchOptions, groups: u32) -> SyncedRow 
     );
     let set_up_in = started.elapsed();
     let transactions = pgbench_done(load).await;
+    let load_ended_in = started.elapsed();
     let state = outcome.state().expect("state");
     let slots: Vec<String> = state.triples().iter().map(|t| t.slot.to_string()).collect();
     let source = connect(&endpoint).await;
@@ -364,7 +390,9 @@ pub async fn clone_path(options: &GroupsBenchOptions, groups: u32) -> SyncedRow 
         method: format!("clonesync clone path, apply_groups = {groups}"),
         transactions,
         set_up_in: Some(set_up_in),
-        synced_in,
+        load_ended_in,
+        synced_in: Some(synced_in),
+        note: format!("{} triple(s), every table equal", slots.len()),
     }
 }
 
@@ -428,6 +456,7 @@ pub async fn pgcopydb(options: &GroupsBenchOptions, work: &Path) -> SyncedRow {
     .spawn()
     .expect("start pgcopydb (install Debian's pgcopydb and postgresql-15-wal2json)");
     let transactions = pgbench_done(load).await;
+    let load_ended_in = started.elapsed();
     // The load is over: follow up to the source's position now, then stop.
     let status = pgcopydb(&["stream", "sentinel", "set", "endpos", "--current"])
         .status()
@@ -437,17 +466,59 @@ pub async fn pgcopydb(options: &GroupsBenchOptions, work: &Path) -> SyncedRow {
         status.success(),
         "pgcopydb stream sentinel set endpos failed"
     );
-    let exit = clone.wait().await.expect("pgcopydb ran");
-    assert!(exit.success(), "pgcopydb clone --follow failed: {exit}");
-    let synced_in = started.elapsed();
-    let _ = std::fs::remove_file(&passfile);
+    let waited = tokio::time::timeout(PATIENCE, clone.wait()).await;
+    let synced_in = match &waited {
+        Ok(Ok(exit)) if exit.success() => Some(started.elapsed()),
+        _ => None,
+    };
     let source = connect(&source_endpoint).await;
-    let target = connect(&target_endpoint).await;
-    assert_equal(&source, &target, "pgcopydb").await;
+    let note = match synced_in {
+        Some(_) => {
+            let target = connect(&target_endpoint).await;
+            assert_equal(&source, &target, "pgcopydb").await;
+            "reached the end position and exited; every table equal".to_string()
+        }
+        None => {
+            // Where it stood: pgcopydb keeps its progress in a sentinel
+            // table on the source.
+            let sentinel = source
+                .query_opt(
+                    "SELECT endpos::text, replay_lsn::text FROM pgcopydb.sentinel",
+                    &[],
+                )
+                .await
+                .ok()
+                .flatten()
+                .map(|r| {
+                    format!(
+                        "end position {}, replayed to {}",
+                        r.get::<_, String>(0),
+                        r.get::<_, String>(1)
+                    )
+                })
+                .unwrap_or_else(|| "no sentinel".into());
+            let target = connect(&target_endpoint).await;
+            format!(
+                "not synced {} s after the load ended ({}): {sentinel}; pgbench_history {} rows on the target of {} on the source",
+                PATIENCE.as_secs(),
+                match &waited {
+                    Err(_) => "still running".to_string(),
+                    Ok(Ok(exit)) => format!("exited with {exit}"),
+                    Ok(Err(e)) => format!("could not be waited for: {e}"),
+                },
+                history_rows(&target).await,
+                history_rows(&source).await
+            )
+        }
+    };
+    let _ = clone.kill().await;
+    let _ = std::fs::remove_file(&passfile);
     SyncedRow {
         method: "pgcopydb clone --follow (0.10, wal2json)".into(),
         transactions,
         set_up_in: None,
+        load_ended_in,
         synced_in,
+        note,
     }
 }

@@ -147,6 +147,24 @@ async fn apply_errors(env: &TestEnv, state: &State, triple: &Triple) -> (i64, i6
     )
 }
 
+/// The teardown state machine, clone included; it must succeed.
+async fn teardown_with_clone(runtime: &LocalRuntime, id: &str) {
+    let teardown = runtime
+        .run_teardown(
+            &format!("teardown-{id}"),
+            &json!({"pipeline_id": id, "delete_clone": true}),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(
+        teardown.succeeded(),
+        "{:?} {:?}",
+        teardown.error,
+        teardown.cause
+    );
+}
+
 /// Nothing named for the pipeline in any database of the source, and no
 /// slot at all.
 async fn assert_nothing_left(env: &TestEnv, databases: &[&str]) {
@@ -289,20 +307,7 @@ async fn three_databases_under_load_each_equal_then_paused_and_torn_down() {
     wait_caught_up(&source, &slots, Duration::from_secs(60)).await;
     assert_eq!(compare_database(&env, &state, DB).await, 8);
 
-    let teardown = runtime
-        .run_teardown(
-            "teardown-three",
-            &json!({"pipeline_id": "three_dbs", "delete_clone": true}),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
-    assert!(
-        teardown.succeeded(),
-        "{:?} {:?}",
-        teardown.error,
-        teardown.cause
-    );
+    teardown_with_clone(&runtime, "three_dbs").await;
     assert_nothing_left(&env, &databases).await;
     assert!(runtime
         .registry()
@@ -512,15 +517,7 @@ async fn three_apply_groups_under_load_equal_and_stable_across_a_rerun() {
     wait_caught_up(&source, &slots, Duration::from_secs(90)).await;
     assert_eq!(compare_database(&env, &state, DB).await, 8);
 
-    let teardown = runtime
-        .run_teardown(
-            "teardown-grouped",
-            &json!({"pipeline_id": "grouped", "delete_clone": true}),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
-    assert!(teardown.succeeded(), "{:?}", teardown.cause);
+    teardown_with_clone(&runtime, "grouped").await;
     assert_nothing_left(&env, &[DB]).await;
 }
 
@@ -702,4 +699,71 @@ async fn all_databases_and_the_named_preflight_failures() {
     }
     let (slots, publications) = slots_and_publications(&admin).await;
     assert!(slots.is_empty() && publications.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_source_crash_with_four_triples_streaming_loses_and_repeats_nothing() {
+    let mut env = env_with_databases(&OTHERS[..1]).await;
+    let databases = [DB, OTHERS[0]];
+    let runtime = runtime(&env).await;
+    let input = request_over(
+        "crash_many",
+        json!({"kind": "all_tables"}),
+        &list(&databases),
+        2,
+        short_waits(),
+    );
+    let loads: Vec<Workload> = databases
+        .iter()
+        .enumerate()
+        .map(|(i, db)| Workload::start(endpoint_of(&env, db), 2, 90 + i as u64, Duration::ZERO))
+        .collect();
+    let outcome = run(&runtime, "setup-crash", &input).await;
+    let state = outcome.state().unwrap();
+    let triples = state.triples();
+    assert_eq!(triples.len(), 4);
+    for load in &loads {
+        load.wait_for_more(200).await;
+    }
+    for load in loads {
+        load.stop().await;
+    }
+    // A last burst, then the source dies (immediate shutdown: no
+    // checkpoint, the WAL senders cut mid-stream) and comes back.
+    for db in databases {
+        connect(&endpoint_of(&env, db))
+            .await
+            .batch_execute(
+                "INSERT INTO public.events (kind, detail) \
+                 SELECT 'burst', jsonb_build_object('n', g) FROM generate_series(1, 5000) g",
+            )
+            .await
+            .unwrap();
+    }
+    env.source.stop_now();
+    assert!(!env.source.is_running());
+    env.source.start().await.expect("the source starts again");
+    // Writes after the restart reach the clone through every triple.
+    let loads: Vec<Workload> = databases
+        .iter()
+        .enumerate()
+        .map(|(i, db)| Workload::start(endpoint_of(&env, db), 2, 95 + i as u64, Duration::ZERO))
+        .collect();
+    for load in &loads {
+        load.wait_for_more(200).await;
+    }
+    for load in loads {
+        load.stop().await;
+    }
+    let source = env.source_client().await;
+    let slots: Vec<String> = triples.iter().map(|t| t.slot.to_string()).collect();
+    wait_caught_up(&source, &slots, Duration::from_secs(120)).await;
+    for db in databases {
+        assert_eq!(compare_database(&env, &state, db).await, 8, "{db}");
+    }
+    for triple in &triples {
+        assert_eq!(apply_errors(&env, &state, triple).await.1, 0, "no conflict");
+    }
+    runtime.teardown(&state).await.unwrap();
+    assert_nothing_left(&env, &databases).await;
 }

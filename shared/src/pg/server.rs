@@ -227,6 +227,11 @@ const PUBLISHABLE: &str = "c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
      AND c.oid >= 16384";
 
+/// The tables a query keeps, by its parameters: `$1` schemas (NULL: any),
+/// `$2` whether tables are named, `$3` and `$4` their schemas and names.
+const IN_SCOPE: &str = "AND ($1::text[] IS NULL OR n.nspname = ANY($1)) \
+     AND ($2 = false OR (n.nspname, c.relname) IN (SELECT * FROM unnest($3::text[], $4::text[])))";
+
 /// Replica identity of tables: all publishable ones (`schemas` and `tables`
 /// both None), those in the given schemas, or the named ones (names not
 /// found are simply absent from the result).
@@ -249,8 +254,7 @@ pub async fn table_identities(
                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE {PUBLISHABLE} \
-           AND ($1::text[] IS NULL OR n.nspname = ANY($1)) \
-           AND ($2 = false OR (n.nspname, c.relname) IN (SELECT * FROM unnest($3::text[], $4::text[]))) \
+           {IN_SCOPE} \
          ORDER BY 1, 2"
     );
     let rows = client
@@ -341,8 +345,7 @@ pub async fn tables_with_size(
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE {PUBLISHABLE} \
            AND ($2 OR NOT c.relispartition) \
-           AND ($1::text[] IS NULL OR n.nspname = ANY($1)) \
-           AND ($2 = false OR (n.nspname, c.relname) IN (SELECT * FROM unnest($3::text[], $4::text[]))) \
+           {IN_SCOPE} \
          ORDER BY 1, 2"
     );
     let rows = client
