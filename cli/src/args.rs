@@ -447,6 +447,39 @@ mod tests {
     }
 
     #[test]
+    fn databases_and_apply_groups() {
+        use clonesync::pipeline::triples::AllDatabases;
+        use clonesync::pipeline::DatabaseSelection;
+        let Ok(Command::LocalUp(o)) = parse(&args(
+            "local up --source-url postgres://a@h:1/d --databases all --apply-groups 3",
+        )) else {
+            panic!("not local up")
+        };
+        assert_eq!(o.databases, Some(DatabaseSelection::All(AllDatabases::All)));
+        assert_eq!(o.apply_groups, 3);
+        let Ok(Command::LocalUp(o)) = parse(&args(
+            r#"local up --source-url postgres://a@h:1/d --databases orders,"AuditLog""#,
+        )) else {
+            panic!("not local up")
+        };
+        let Some(DatabaseSelection::List(list)) = &o.databases else {
+            panic!("not a list")
+        };
+        let names: Vec<&str> = list.iter().map(|e| e.name()).collect();
+        assert_eq!(names, ["orders", "AuditLog"]);
+        assert_eq!(o.apply_groups, 1);
+        for bad in [
+            "--apply-groups 0",
+            "--apply-groups 17",
+            "--apply-groups x",
+            "--databases ,",
+        ] {
+            let line = format!("local up --source-url postgres://a@h:1/d {bad}");
+            assert!(parse(&args(&line)).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
     fn scopes_and_defaults() {
         let Ok(Command::LocalUp(o)) = parse(&args(
             "local up --source-url postgres://a@h:1/d --pipeline p1 --tables sales.orders,items",

@@ -381,7 +381,13 @@ pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorRe
 
     let mut report = MonitorReport {
         pipelines: records.iter().map(|r| r.pipeline.id.to_string()).collect(),
-        connections: groups.len() + records.len(),
+        // One session per source server, and one per database of each
+        // pipeline's clone.
+        connections: groups.len()
+            + records
+                .iter()
+                .map(|r| crate::pipeline::triples::databases_of(&r.triples()).len())
+                .sum::<usize>(),
         ..MonitorReport::default()
     };
     for (group, read) in source_reads {

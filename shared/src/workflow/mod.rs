@@ -23,7 +23,8 @@ pub use state::{CreatedState, PreparedTriple, SourceCreated, State};
 use std::time::Duration;
 use tokio_postgres::Client;
 
-/// How long `verify` waits for the apply worker and the slot to be active.
+/// How long `verify` waits, for all the triples together, for each apply
+/// worker and slot to be active.
 pub const VERIFY_WAIT: Duration = Duration::from_secs(60);
 
 /// The control plane for the pipeline of `state`.
@@ -384,12 +385,14 @@ pub async fn verify<P: ControlPlane>(
     let mut sources = Sessions::source(plane).await?;
     let mut clones = Sessions::clone(plane, state.clone_info()?).await?;
     let mut verified = Vec::new();
+    // One wait for all: the task's Lambda timeout bounds the whole loop.
+    let deadline = std::time::Instant::now() + VERIFY_WAIT;
     for triple in state.triples() {
         let source = &*sources.get(&triple.database).await?;
         let target = &*clones.get(&triple.database).await?;
-        verified.push(
-            steps::verify::run(source, target, &triple.spec(&state.pipeline), VERIFY_WAIT).await?,
-        );
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+        verified
+            .push(steps::verify::run(source, target, &triple.spec(&state.pipeline), wait).await?);
     }
     Ok(verified)
 }
