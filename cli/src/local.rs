@@ -519,21 +519,33 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     if let Some(line) = last_apply_error(&log) {
         say!("  last apply error (clone log): {line}");
     }
+    let triples = state.triples();
     let others: Vec<String> = clonesync_objects(&url)
         .await?
         .into_iter()
         .filter(|line| {
-            !line.starts_with(&format!("slot {} ", state.pipeline.slot))
-                && !line.starts_with(&format!("publication {} ", state.pipeline.publication))
+            !triples.iter().any(|t| {
+                line.starts_with(&format!("slot {} ", t.slot))
+                    || line.starts_with(&format!("publication {} ", t.publication))
+            })
         })
         .collect();
     if !others.is_empty() {
         show_objects("other clonesync objects on the source", &others);
     }
-    let (slot, target) = show::pipeline_figures(&report, state.pipeline.id.as_str());
+    // Healthy only when every triple is: each slot active, each
+    // subscription's worker applying.
+    let id = state.pipeline.id.as_str();
+    let owned: Vec<_> = report
+        .slots()
+        .filter(|(_, s)| s.pipeline.as_deref() == Some(id))
+        .collect();
+    let mine: Vec<&monitor::TargetReading> =
+        report.targets.iter().filter(|t| t.pipeline == id).collect();
     Ok(report.errors.is_empty()
-        && slot.is_some_and(|s| s.active)
-        && target.is_some_and(|t| t.apply_worker))
+        && owned.len() == triples.len()
+        && owned.iter().all(|(_, s)| s.active)
+        && monitor::TargetReading::combined(&mine).is_some_and(|t| t.apply_worker))
 }
 
 /// The last error an apply worker wrote to the clone's log, if any.
@@ -560,10 +572,28 @@ pub async fn down(dir: PipelineDir) -> Result<bool> {
     create_dir(&dir.work_dir)?;
     let _lock = lock(&dir.work_dir)?;
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
+    // A run killed before preflight planned its triples left a record
+    // without them: name them again from the request, so every slot goes.
+    let mut state = record.state.clone();
+    if state.preflight.is_none() && (state.source.several_databases() || state.apply_groups > 1) {
+        match clonesync::workflow::named_triples(&plane, &state).await {
+            Ok(triples) => {
+                state.preflight = Some(clonesync::steps::preflight::PreflightReport {
+                    source_version_num: 0,
+                    tables_in_scope: 0,
+                    warnings: Vec::new(),
+                    triples,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, kind = e.name(), "could not name the pipeline's triples again")
+            }
+        }
+    }
     let runtime = LocalRuntime::start(plane, &dir.work_dir.join("cloud")).await?;
     say!("down: running statemachine/teardown.asl.json (delete_clone, delete_share) through moto");
     let report = runtime
-        .teardown_by_state_machine(&record.state, &mut show::progress(SystemTime::now()))
+        .teardown_by_state_machine(&state, &mut show::progress(SystemTime::now()))
         .await?;
     say!(
         "down: subscription dropped {}, slot dropped {}, publication dropped {}, clone deleted {}, share deleted {}",

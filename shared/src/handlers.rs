@@ -77,7 +77,7 @@ pub async fn validate_input<C: Cloud>(cloud: &C, payload: Value) -> Result<Value
 
 pub async fn preflight<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let state = state(payload)?;
-    output(&Box::pin(workflow::preflight(&workflow::plane(cloud, &state), &state)).await?)
+    output(&Box::pin(workflow::preflight_registered(cloud, &state)).await?)
 }
 
 pub async fn prepare_source<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {

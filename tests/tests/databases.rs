@@ -225,7 +225,7 @@ async fn three_databases_under_load_each_equal_then_paused_and_torn_down() {
         "slots are cluster-wide: each is named for its database: {slots:?}"
     );
     assert!(
-        slots.contains(&"clonesync_three_dbs_billing".to_string()),
+        slots.contains(&"clonesync_three_dbs__billing".to_string()),
         "{slots:?}"
     );
     let record = runtime
@@ -444,9 +444,9 @@ async fn three_apply_groups_under_load_equal_and_stable_across_a_rerun() {
     assert_eq!(
         triples.iter().map(|t| t.slot.as_str()).collect::<Vec<_>>(),
         [
-            "clonesync_grouped_g1",
-            "clonesync_grouped_g2",
-            "clonesync_grouped_g3"
+            "clonesync_grouped__g1",
+            "clonesync_grouped__g2",
+            "clonesync_grouped__g3"
         ]
     );
     // Every table of the scope is in exactly one group (a partitioned
@@ -515,6 +515,33 @@ async fn three_apply_groups_under_load_equal_and_stable_across_a_rerun() {
         .unwrap();
     assert_eq!(record.triples, triples);
     wait_caught_up(&source, &slots, Duration::from_secs(90)).await;
+    assert_eq!(compare_database(&env, &state, DB).await, 8);
+
+    // Setup run again with another group count would make a slot after
+    // the clone: refused at preflight, before anything is touched.
+    let mut other = input.clone();
+    other["pipeline"]["apply_groups"] = json!(2);
+    let refused = runtime
+        .run("setup-grouped-other", &other, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(refused.error.as_deref(), Some("Preflight.Failed"));
+    assert!(
+        refused
+            .cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("reseed"),
+        "{:?}",
+        refused.cause
+    );
+    let (now, _) = slots_and_publications(&source).await;
+    assert_eq!(now.len(), 3, "the streaming slots stay: {now:?}");
+    source
+        .batch_execute("INSERT INTO public.accounts (owner, balance) VALUES ('after refusal', 3)")
+        .await
+        .unwrap();
+    wait_caught_up(&source, &slots, Duration::from_secs(60)).await;
     assert_eq!(compare_database(&env, &state, DB).await, 8);
 
     teardown_with_clone(&runtime, "grouped").await;
@@ -670,6 +697,48 @@ async fn all_databases_and_the_named_preflight_failures() {
         "templates and a database without connections are left out"
     );
 
+    // Split into groups, an unlogged table is still named (the groups'
+    // table lists alone would leave it out).
+    admin
+        .batch_execute("CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let grouped = workflow::state::validate(
+        request_over(
+            "grouped_unlogged",
+            json!({"kind": "all_tables"}),
+            &list(&[DB]),
+            2,
+            short_waits(),
+        ),
+        clonesync_local::moto::REGION,
+    )
+    .unwrap();
+    let err = workflow::preflight(&env.plane, &grouped).await.unwrap_err();
+    assert!(err.to_string().contains("unlogged"), "{err}");
+
+    // A publication of a triple's name marked as another pipeline's.
+    admin
+        .batch_execute(
+            "CREATE PUBLICATION clonesync_marked__appdb FOR TABLE public.accounts; \
+             COMMENT ON PUBLICATION clonesync_marked__appdb IS 'clonesync pipeline someone_else'",
+        )
+        .await
+        .unwrap();
+    let marked = workflow::state::validate(
+        request_over(
+            "marked",
+            json!({"kind": "tables", "tables": [{"schema": "public", "name": "accounts"}]}),
+            &list(&[DB]),
+            1,
+            short_waits(),
+        ),
+        clonesync_local::moto::REGION,
+    )
+    .unwrap();
+    let err = workflow::preflight(&env.plane, &marked).await.unwrap_err();
+    assert!(err.to_string().contains("another pipeline's"), "{err}");
+
     // A database that does not exist, one that takes no connections, and
     // more groups than a database has tables: one Preflight.Failed naming
     // each; nothing made.
@@ -698,7 +767,12 @@ async fn all_databases_and_the_named_preflight_failures() {
         );
     }
     let (slots, publications) = slots_and_publications(&admin).await;
-    assert!(slots.is_empty() && publications.is_empty());
+    assert!(slots.is_empty(), "{slots:?}");
+    assert_eq!(
+        publications,
+        ["clonesync_marked__appdb"],
+        "only the other pipeline's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

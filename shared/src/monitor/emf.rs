@@ -291,7 +291,9 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
         .targets
         .iter()
         .filter(|t| !t.apply_worker && !t.paused)
-        .count();
+        .map(|t| t.pipeline.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let paused = report
         .targets
         .iter()

@@ -30,9 +30,11 @@ pub const MARK_PREFIX: &str = "clonesync pipeline ";
 
 /// A pipeline id: a lowercase letter, then `a-z`, `0-9` and `_`, so that it
 /// is a valid slot name itself and every derived name is a valid
-/// identifier in PostgreSQL and RDS.
+/// identifier in PostgreSQL and RDS; never `__`, which separates a
+/// triple's database and group from the id (`triples::suffix`).
 pub fn check_pipeline_id(id: &str) -> Result<()> {
     let shaped = id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.contains("__")
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
@@ -40,7 +42,7 @@ pub fn check_pipeline_id(id: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "pipeline.id {id:?} must start with a lowercase letter and hold only a-z, 0-9 and _"
+            "pipeline.id {id:?} must start with a lowercase letter and hold only a-z, 0-9 and single _"
         )))
     }
 }
@@ -114,7 +116,7 @@ mod tests {
     #[test]
     fn pipeline_ids() {
         assert!(check_pipeline_id("orders_dev2").is_ok());
-        for bad in ["", "Orders", "2x", "a-b", "a b"] {
+        for bad in ["", "Orders", "2x", "a-b", "a b", "a__b"] {
             assert_eq!(check_pipeline_id(bad).unwrap_err().name(), "Input.Invalid");
         }
     }

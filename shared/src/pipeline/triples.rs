@@ -7,12 +7,16 @@
 //!
 //! Names: a pipeline that names one database (`source.database`) with one
 //! group keeps the names it always had (`clonesync_<id>` for all three).
-//! A pipeline over `source.databases` adds the database (`_<database>`,
-//! or `_d<8 hex digits of its hash>` when the database's name is not
+//! A pipeline over `source.databases` adds the database (`__<database>`,
+//! or `__d<8 hex digits of its hash>` when the database's name is not
 //! `[a-z0-9_]` or would not fit), and one with `apply_groups > 1` adds the
-//! group (`_g1` .. `_gN`). Slots are cluster-wide, so each triple's name is
-//! unique in the cluster; publications and subscriptions take the same
-//! name so a DBA sees which belong together.
+//! group (`__g1` .. `__gN`). The separator is two underscores because a
+//! pipeline id may not hold them (`names::check_pipeline_id`): no triple of
+//! one pipeline can take another pipeline's default names (`orders` over
+//! database `billing` is not pipeline `orders_billing`). Slots are
+//! cluster-wide, so each triple's name is unique in the cluster;
+//! publications and subscriptions take the same name so a DBA sees which
+//! belong together.
 //!
 //! Groups: [`assign_groups`] balances tables over the groups by size
 //! (largest first, each to the lightest group), keeping every table that a
@@ -132,7 +136,7 @@ pub fn databases_of(triples: &[Triple]) -> Vec<&str> {
 /// several) and the group (when there are several). `base_len`: the
 /// longest base name, so the result always fits PostgreSQL's 63 bytes.
 pub fn suffix(base_len: usize, database: Option<&str>, group: Option<u32>) -> String {
-    let group = group.map(|g| format!("_g{g}")).unwrap_or_default();
+    let group = group.map(|g| format!("__g{g}")).unwrap_or_default();
     let database = match database {
         None => String::new(),
         Some(db) => {
@@ -140,11 +144,11 @@ pub fn suffix(base_len: usize, database: Option<&str>, group: Option<u32>) -> St
                 && db
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            let as_is = format!("_{db}");
+            let as_is = format!("__{db}");
             if plain && base_len + as_is.len() + group.len() <= crate::pg::name::MAX_NAME_BYTES {
                 as_is
             } else {
-                format!("_d{:08x}", fnv1a(db.as_bytes()))
+                format!("__d{:08x}", fnv1a(db.as_bytes()))
             }
         }
     };
@@ -155,7 +159,7 @@ pub fn suffix(base_len: usize, database: Option<&str>, group: Option<u32>) -> St
 /// base name longer than 63 minus this cannot be used with several
 /// databases or groups.
 pub fn longest_suffix(databases: bool, groups: bool) -> usize {
-    usize::from(databases) * "_d00000000".len() + usize::from(groups) * "_g16".len()
+    usize::from(databases) * "__d00000000".len() + usize::from(groups) * "__g16".len()
 }
 
 /// FNV-1a, 32 bits: stable across builds and platforms (the standard
@@ -325,17 +329,20 @@ mod tests {
         let slots: Vec<&str> = triples.iter().map(|t| t.slot.as_str()).collect();
         assert_eq!(
             slots,
-            ["clonesync_orders_billing_g1", "clonesync_orders_billing_g2"]
+            [
+                "clonesync_orders__billing__g1",
+                "clonesync_orders__billing__g2"
+            ]
         );
         assert_eq!(triples[0].publication.as_str(), triples[0].slot.as_str());
         // A name that is not slot-safe is hashed, stably.
         let odd = suffix(20, Some("Billing-DB"), None);
-        assert!(odd.starts_with("_d") && odd.len() == 10, "{odd}");
+        assert!(odd.starts_with("__d") && odd.len() == 11, "{odd}");
         assert_eq!(odd, suffix(20, Some("Billing-DB"), None));
         assert_ne!(odd, suffix(20, Some("billing-db"), None));
         // One that would not fit is hashed too.
         let long = "x".repeat(50);
-        assert!(suffix(20, Some(&long), Some(3)).starts_with("_d"));
+        assert!(suffix(20, Some(&long), Some(3)).starts_with("__d"));
         assert!(20 + suffix(20, Some(&long), Some(16)).len() <= 20 + longest_suffix(true, true));
     }
 

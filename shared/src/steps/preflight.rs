@@ -204,10 +204,11 @@ pub async fn run<P: ControlPlane>(
     let triples = vec![Triple::single(spec, &database)];
     run_triples(
         plane,
-        &[(database, source)],
+        &[(database.clone(), source)],
         target,
         spec,
         &triples,
+        &[(database, spec.scope.clone())],
         Vec::new(),
         extra_senders,
         idle_window,
@@ -227,6 +228,7 @@ pub async fn run_triples<P: ControlPlane>(
     target: Option<&Client>,
     pipeline: &PipelineSpec,
     triples: &[Triple],
+    scopes: &[(String, Scope)],
     planned: Vec<PreflightFailure>,
     extra_senders: i64,
     idle_window: Duration,
@@ -287,7 +289,22 @@ pub async fn run_triples<P: ControlPlane>(
             }
         }
         if let Some(info) = publication::publication_info(client, &triple.publication).await? {
-            if let Some(reason) = info.mismatch(&triple.scope) {
+            let theirs = info
+                .comment
+                .as_deref()
+                .filter(|c| c.starts_with(crate::pipeline::names::MARK_PREFIX))
+                .filter(|c| *c != pipeline.ownership_mark());
+            if let Some(mark) = theirs {
+                fail(
+                    "publication_name",
+                    format!(
+                        "publication {:?} in database {:?} is marked {mark:?}: another pipeline's",
+                        triple.publication.as_str(),
+                        triple.database
+                    ),
+                    "choose another pipeline.publication base or pipeline id",
+                );
+            } else if let Some(reason) = info.mismatch(&triple.scope) {
                 fail(
                     "publication_name",
                     format!(
@@ -347,11 +364,14 @@ pub async fn run_triples<P: ControlPlane>(
         );
     }
     let mut tables_in_scope = 0;
-    for triple in triples {
-        let Some(client) = session_of(&triple.database) else {
+    // The scope asked for, per database: a split into groups keeps only
+    // the publishable tables it found, so the groups' lists would hide an
+    // unlogged table or a missing schema.
+    for (database, scope) in scopes {
+        let Some(client) = session_of(database) else {
             continue;
         };
-        let unlogged = match &triple.scope {
+        let unlogged = match scope {
             Scope::AllTables => server::unlogged_tables(client, None).await?,
             Scope::Schemas { schemas } => {
                 let names: Vec<String> = schemas.iter().map(|s| s.as_str().to_string()).collect();
@@ -366,15 +386,15 @@ pub async fn run_triples<P: ControlPlane>(
                 format!(
                     "{} unlogged table(s) in scope in database {:?}, which logical replication cannot carry (they would stay empty on the copy): {}",
                     unlogged.len(),
-                    triple.database,
+                    database,
                     unlogged.iter().take(20).cloned().collect::<Vec<_>>().join(", ")
                 ),
                 "ALTER TABLE ... SET LOGGED, or narrow the scope with a schema or table list",
             );
         }
-        let in_scope = scope_checks(client, &triple.scope, &mut fail).await?;
+        let in_scope = scope_checks(client, scope, &mut fail).await?;
         if in_scope == 0 {
-            warnings.push(format!("no table is in scope in database {:?} yet; tables created later are published only by FOR ALL TABLES / FOR TABLES IN SCHEMA", triple.database));
+            warnings.push(format!("no table is in scope in database {:?} yet; tables created later are published only by FOR ALL TABLES / FOR TABLES IN SCHEMA", database));
         }
         tables_in_scope += in_scope;
     }

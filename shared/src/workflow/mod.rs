@@ -148,11 +148,106 @@ pub async fn preflight<P: ControlPlane>(
         None,
         &state.pipeline,
         &triples,
+        &usable,
         failures,
         plane.extra_senders(),
         state.waits.slot_idle_window(),
     )
     .await
+}
+
+/// [`preflight`], then what only the registry knows: a pipeline already
+/// registered keeps the triples it has (setup run again with other
+/// databases or groups would make a slot after the clone, fail the range
+/// check and have its cleanup drop the live slots: changing them is a
+/// re-seed), and no triple may take a slot another pipeline lists.
+pub async fn preflight_registered<C: Cloud>(
+    cloud: &C,
+    state: &State,
+) -> Result<steps::preflight::PreflightReport> {
+    let plane = plane(cloud, state);
+    // Slot names do not depend on how tables fall into groups, so the
+    // registry is checked even when the other checks fail: every failure
+    // comes back at once.
+    let planned: std::collections::BTreeSet<String> = named_triples(&plane, state)
+        .await?
+        .iter()
+        .map(|t| t.slot.to_string())
+        .collect();
+    let (records, _) = cloud.coordination().scan_pipelines().await?;
+    let mut registry = Vec::new();
+    for record in &records {
+        let slots: std::collections::BTreeSet<String> = record
+            .triples()
+            .iter()
+            .map(|t| t.slot.to_string())
+            .collect();
+        if record.pipeline.id == state.pipeline.id {
+            if slots != planned {
+                registry.push(crate::error::PreflightFailure {
+                    check: "triples".into(),
+                    detail: format!(
+                        "pipeline {} is registered ({}) with slots {:?}; this request plans {:?}",
+                        record.pipeline.id,
+                        record.phase.as_str(),
+                        slots,
+                        planned
+                    ),
+                    hint: "run it with \"reseed\": true to change its databases or apply groups, or tear it down first".into(),
+                });
+            }
+        } else if let Some(taken) = slots.intersection(&planned).next() {
+            registry.push(crate::error::PreflightFailure {
+                check: "slot_name".into(),
+                detail: format!("slot {taken:?} belongs to pipeline {}", record.pipeline.id),
+                hint: "choose another pipeline.slot base or pipeline id".into(),
+            });
+        }
+    }
+    match Box::pin(preflight(&plane, state)).await {
+        Ok(report) if registry.is_empty() => Ok(report),
+        Ok(_) => Err(Error::PreflightFailed { failures: registry }),
+        Err(Error::PreflightFailed { mut failures }) => {
+            failures.extend(registry);
+            Err(Error::PreflightFailed { failures })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The names of every triple the request of `state` can have (each
+/// database it lists, or all for `"all"`; every group), without planning
+/// the groups' tables: what a teardown needs when a setup died before
+/// preflight recorded its plan. Reads only.
+pub async fn named_triples<P: ControlPlane>(
+    plane: &P,
+    state: &State,
+) -> Result<Vec<crate::pipeline::Triple>> {
+    let mut sources = Sessions::source(plane).await?;
+    let login = sources.get(state.source.login_database()).await?;
+    let (databases, _) =
+        steps::preflight::databases(login, &state.source, &state.pipeline.scope).await?;
+    let mut triples = Vec::new();
+    for (database, scope) in databases {
+        for group in 1..=state.apply_groups.max(1) {
+            let (publication, slot, subscription) = crate::pipeline::triples::triple_names(
+                &state.pipeline,
+                &database,
+                state.source.several_databases(),
+                state.apply_groups,
+                group,
+            )?;
+            triples.push(crate::pipeline::Triple {
+                database: database.clone(),
+                group,
+                publication,
+                slot,
+                subscription,
+                scope: scope.clone(),
+            });
+        }
+    }
+    Ok(triples)
 }
 
 /// Every triple's publication and slot, in order. A triple that fails
@@ -489,7 +584,24 @@ pub async fn cleanup<P: ControlPlane>(
                 steps::cleanup::run(plane, source, target, &triple.spec(&state.pipeline), &plan)
                     .await
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // The slot is what hurts production, and a slot can be
+                // dropped from any database: when the triple's own
+                // database refuses us, through the login's.
+                if plan.slot {
+                    if let Ok(login) = sources.get(state.source.login_database()).await {
+                        match crate::pg::slot::drop_slot_if_exists(login, triple.slot.as_str())
+                            .await
+                        {
+                            Ok(dropped) => report.slot_dropped |= dropped,
+                            Err(e) => {
+                                tracing::error!(slot = %triple.slot, error = %e, "could not drop the slot")
+                            }
+                        }
+                    }
+                }
+                Err(e)
+            }
         };
         match result {
             Ok(done) => {

@@ -44,9 +44,31 @@ pub struct CreatedState {
     pub source: Option<SourceCreated>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone: Option<CloneInfo>,
-    /// Every triple's subscription (`create-subscription`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Every triple's subscription (`create-subscription`). A state
+    /// written before there were several holds one object: read as one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "one_or_many"
+    )]
     pub subscription: Option<Vec<SubscriptionCreated>>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Vec<SubscriptionCreated>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<SubscriptionCreated>),
+        One(SubscriptionCreated),
+    }
+    Ok(
+        Option::<OneOrMany>::deserialize(deserializer)?.map(|v| match v {
+            OneOrMany::Many(list) => list,
+            OneOrMany::One(one) => vec![one],
+        }),
+    )
 }
 
 /// The state after `validate-input`; later steps add their results.
@@ -380,6 +402,21 @@ mod tests {
         assert_eq!(text["apply_groups"], 4);
         let back: State = serde_json::from_value(text).unwrap();
         assert_eq!(back, state);
+    }
+
+    #[test]
+    fn a_state_of_one_subscription_still_reads() {
+        let mut text = serde_json::to_value(validate(good(), "eu-west-1").unwrap()).unwrap();
+        text["created"]["subscription"] =
+            json!({"subscription_oid": 7, "origin": "pg_7", "created_now": true});
+        let state: State = serde_json::from_value(text.clone()).unwrap();
+        let subs = state.created.subscription.as_ref().unwrap();
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].subscription_oid, 7);
+        assert!(state.undo_plan().subscription);
+        text["created"]["subscription"] = json!([]);
+        let state: State = serde_json::from_value(text).unwrap();
+        assert_eq!(state.created.subscription, Some(vec![]));
     }
 
     #[test]
