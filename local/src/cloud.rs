@@ -84,7 +84,12 @@ impl ShareBook {
         let result = change(&mut shares);
         let text =
             serde_json::to_string_pretty(&shares).map_err(|e| Error::local_record(what(), e))?;
-        std::fs::write(&self.path, text).map_err(|e| Error::local_file("write", &self.path, e))?;
+        // Written beside and renamed over: a process killed mid-write
+        // leaves the old book or the new one, never a truncated file.
+        let partial = self.path.with_extension("json.partial");
+        std::fs::write(&partial, text).map_err(|e| Error::local_file("write", &partial, e))?;
+        std::fs::rename(&partial, &self.path)
+            .map_err(|e| Error::local_file("rename", &self.path, e))?;
         Ok(result)
     }
 }
