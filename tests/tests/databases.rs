@@ -544,6 +544,39 @@ async fn three_apply_groups_under_load_equal_and_stable_across_a_rerun() {
     wait_caught_up(&source, &slots, Duration::from_secs(60)).await;
     assert_eq!(compare_database(&env, &state, DB).await, 8);
 
+    // Setup run again with the same input that fails late (after it found
+    // and reused every slot, subscription and the clone): its cleanup
+    // keeps the live pipeline.
+    runtime.faults.add(clonesync_local::invoke::Fault {
+        function: "verify".into(),
+        error_type: "Verify.NotStreaming".into(),
+        times: None,
+    });
+    let failed = runtime
+        .run("setup-grouped-fails", &input, &mut |_| {})
+        .await
+        .unwrap();
+    runtime.faults.clear();
+    assert_eq!(failed.error.as_deref(), Some("Verify.NotStreaming"));
+    assert!(failed.exited_at("Cleanup").is_some(), "cleanup ran");
+    let (now, _) = slots_and_publications(&source).await;
+    assert_eq!(now.len(), 3, "the live slots stay: {now:?}");
+    let record = runtime
+        .registry()
+        .get_pipeline("grouped")
+        .await
+        .unwrap()
+        .expect("the record stays");
+    assert_eq!(record.phase, clonesync::pipeline::Phase::Streaming);
+    source
+        .batch_execute(
+            "INSERT INTO public.accounts (owner, balance) VALUES ('after a failed re-run', 4)",
+        )
+        .await
+        .unwrap();
+    wait_caught_up(&source, &slots, Duration::from_secs(60)).await;
+    assert_eq!(compare_database(&env, &state, DB).await, 8);
+
     teardown_with_clone(&runtime, "grouped").await;
     assert_nothing_left(&env, &[DB]).await;
 }

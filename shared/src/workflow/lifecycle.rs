@@ -47,6 +47,11 @@ pub struct Recorded {
     /// This execution wrote the record (none was there): only then may its
     /// cleanup remove it.
     pub created_record: bool,
+    /// The record was there and the pipeline streamed (or was paused):
+    /// this execution runs setup again on a live pipeline, and its cleanup
+    /// must not undo what it found and reused.
+    #[serde(default)]
+    pub registered_before: bool,
 }
 
 /// Write (or keep) the pipeline's record before setup makes anything, so
@@ -74,6 +79,9 @@ pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Re
         }
     }
     let created_record = existing.is_none();
+    let registered_before = existing
+        .as_ref()
+        .is_some_and(|r| matches!(r.phase, Phase::Streaming | Phase::Paused));
     let record = match existing {
         Some(record) => PipelineRecord {
             setup_execution: Some(input.execution.clone()),
@@ -96,6 +104,7 @@ pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Re
     Ok(Recorded {
         execution: input.execution.clone(),
         created_record,
+        registered_before,
     })
 }
 
@@ -188,6 +197,7 @@ impl Teardown {
                 .map(|execution| workflow::state::Inventory {
                     execution,
                     created_record: false,
+                    registered_before: false,
                 }),
             reseed: false,
             apply_groups: 1,

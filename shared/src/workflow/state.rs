@@ -122,6 +122,9 @@ pub struct Inventory {
     /// This execution wrote the record (see `lifecycle::record_inventory`).
     #[serde(default)]
     pub created_record: bool,
+    /// Setup runs again on a pipeline that streamed (or was paused).
+    #[serde(default)]
+    pub registered_before: bool,
 }
 
 impl State {
@@ -170,8 +173,22 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<State> {
 
 impl State {
     /// What this run created, from `$.created.*` and the share: what its
-    /// cleanup undoes.
+    /// cleanup undoes. Setup run again on a live pipeline
+    /// (`registered_before`) found and reused its slots, publications,
+    /// subscriptions and clone: recorded in `$.created` as this run's, they
+    /// are the streaming pipeline's, and its cleanup keeps them (only a
+    /// share made now goes).
     pub fn undo_plan(&self) -> UndoPlan {
+        if self.inventory.as_ref().is_some_and(|i| i.registered_before) {
+            return UndoPlan {
+                share: self
+                    .share
+                    .as_ref()
+                    .filter(|s| s.created_now)
+                    .map(|s| s.share_arn.clone()),
+                ..UndoPlan::default()
+            };
+        }
         UndoPlan {
             publication: self.created.source.as_ref().is_some_and(|s| s.publication),
             slot: self.created.source.as_ref().is_some_and(|s| s.slot),
@@ -445,6 +462,16 @@ mod tests {
         assert_eq!(created.share, None, "a reused share is not this run's");
         state.share.as_mut().unwrap().created_now = true;
         assert!(state.undo_plan().share.is_some());
+        // Setup run again on a streaming pipeline keeps what it found.
+        let mut rerun = state.clone();
+        rerun.inventory = Some(Inventory {
+            execution: "arn:aws:states:eu-west-1:1:execution:setup:x".into(),
+            created_record: false,
+            registered_before: true,
+        });
+        let kept = rerun.undo_plan();
+        assert!(!kept.slot && !kept.publication && !kept.subscription && kept.clone.is_none());
+        assert!(kept.share.is_some(), "a share made now still goes");
         let everything = state.undo_everything();
         assert!(everything.publication && everything.slot && everything.subscription);
         assert!(everything.share.is_some());
