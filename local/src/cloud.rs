@@ -151,7 +151,11 @@ impl LocalCloud {
             jobs: Arc::new(Mutex::new(HashMap::new())),
             events,
             ready_at: Arc::new(Mutex::new(HashMap::new())),
-            share_delay: Duration::from_millis(300),
+            // Long enough that the share wait's first look, even on a
+            // loaded machine, comes before the invitation: the wait then
+            // really depends on the event (or its polling fallback), as
+            // with RAM, instead of finding the share ready by chance.
+            share_delay: Duration::from_millis(1500),
         };
         (cloud, receiver)
     }
