@@ -14,6 +14,16 @@ use serde::Serialize;
 use std::time::Duration;
 use tokio_postgres::Client;
 
+/// Short waits, so the polling fallback is reached within a test.
+pub fn short_waits() -> clonesync::pipeline::Waits {
+    clonesync::pipeline::Waits {
+        share_timeout_seconds: 4,
+        share_heartbeat_seconds: 3,
+        clone_timeout_seconds: 8,
+        clone_heartbeat_seconds: 6,
+    }
+}
+
 /// How far a run goes before it stops (as if the next step failed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {

@@ -6,12 +6,12 @@
 
 use clonesync::pg::{Endpoint, Lsn};
 use clonesync::pipeline::triples::{AllDatabases, DatabaseEntry};
-use clonesync::pipeline::{DatabaseSelection, PipelineRecord, Scope, Triple, Waits};
+use clonesync::pipeline::{DatabaseSelection, PipelineRecord, Scope, Triple};
 use clonesync::workflow::{self, State};
 use clonesync_local::runtime::{request_over, RunOutcome};
 use clonesync_local::LocalRuntime;
 use clonesync_tests::fixture::{connect, DB};
-use clonesync_tests::pipeline::slots_and_publications;
+use clonesync_tests::pipeline::{short_waits, slots_and_publications};
 use clonesync_tests::{compare_tables, create_schema, tables_in, TestEnv, Workload};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -20,15 +20,6 @@ use tokio_postgres::Client;
 
 const SCHEMAS: &[&str] = &["public", "Sales Schema"];
 const OTHERS: [&str; 2] = ["billing", "Audit Log"];
-
-fn short_waits() -> Waits {
-    Waits {
-        share_timeout_seconds: 4,
-        share_heartbeat_seconds: 3,
-        clone_timeout_seconds: 8,
-        clone_heartbeat_seconds: 6,
-    }
-}
 
 fn endpoint_of(env: &TestEnv, database: &str) -> Endpoint {
     Endpoint {

@@ -3,12 +3,11 @@
 //! this process, the local cloud making the clone and emitting the RAM and
 //! RDS events, against real servers under a concurrent write load.
 
-use clonesync::pipeline::Waits;
 use clonesync_local::invoke::{Delivery, Fault};
 use clonesync_local::runtime::{Progress, RunOutcome};
 use clonesync_local::LocalRuntime;
 use clonesync_tests::fixture::{connect, DB};
-use clonesync_tests::pipeline::slots_and_publications;
+use clonesync_tests::pipeline::{short_waits, slots_and_publications};
 use clonesync_tests::{
     compare_tables, create_schema, tables_in, wait_for_marker, TestEnv, Workload,
 };
@@ -16,16 +15,6 @@ use serde_json::json;
 use std::time::Duration;
 
 const SCHEMAS: &[&str] = &["public", "Sales Schema"];
-
-/// Short waits, so the polling fallback is reached within a test.
-fn short_waits() -> Waits {
-    Waits {
-        share_timeout_seconds: 4,
-        share_heartbeat_seconds: 3,
-        clone_timeout_seconds: 8,
-        clone_heartbeat_seconds: 6,
-    }
-}
 
 struct Run {
     env: TestEnv,

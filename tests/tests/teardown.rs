@@ -58,12 +58,7 @@ impl Run {
             id,
             json!({"kind": "all_tables"}),
             DB,
-            Waits {
-                share_timeout_seconds: 4,
-                share_heartbeat_seconds: 3,
-                clone_timeout_seconds: 8,
-                clone_heartbeat_seconds: 6,
-            },
+            clonesync_tests::pipeline::short_waits(),
         );
         tokio::time::timeout(
             Duration::from_secs(240),
