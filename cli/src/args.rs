@@ -59,6 +59,8 @@ pub enum Command {
     LocalPause(PipelineDir),
     LocalResume(PipelineDir),
     LocalReseed(PipelineDir),
+    LocalRefresh(PipelineDir),
+    LocalDrift(PipelineDir),
     Preflight(SourceOptions),
 }
 
@@ -357,8 +359,14 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 source,
             }))
         }
-        ["local", which @ ("status" | "down" | "pause" | "resume" | "reseed"), ..] => {
-            let o = Options::parse(&args[2..], &["work-dir", "source-url", "pipeline"], &[])?;
+        ["local", which @ ("status" | "down" | "pause" | "resume" | "reseed" | "refresh" | "drift"), ..]
+        | [which @ "drift", ..] => {
+            let rest = if *which == "drift" && args[0] == "drift" {
+                &args[1..]
+            } else {
+                &args[2..]
+            };
+            let o = Options::parse(rest, &["work-dir", "source-url", "pipeline"], &[])?;
             let pipeline = o.pipeline()?;
             let dir = PipelineDir {
                 work_dir: o
@@ -373,11 +381,13 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 "pause" => Command::LocalPause(dir),
                 "resume" => Command::LocalResume(dir),
                 "reseed" => Command::LocalReseed(dir),
+                "refresh" => Command::LocalRefresh(dir),
+                "drift" => Command::LocalDrift(dir),
                 _ => Command::LocalDown(dir),
             })
         }
         ["local", ..] => Err(UsageError(
-            "local needs up, status, down, pause, resume or reseed".into(),
+            "local needs up, status, down, pause, resume, reseed, refresh or drift".into(),
         )),
         ["preflight", ..] => {
             let o = Options::parse(

@@ -15,7 +15,7 @@ use clonesync::pipeline::PipelineRecord;
 use clonesync::pipeline::Waits;
 use clonesync::pipeline::{names, PipelineSpec};
 use clonesync::steps::preflight;
-use clonesync::workflow::{lifecycle, State};
+use clonesync::workflow::{lifecycle, schema, State};
 use clonesync_local::runtime::LocalRuntime;
 use clonesync_local::LocalCloud;
 use clonesync_local::{LocalControlPlane, PgBinaries, RunAs, LOCAL_CLONE_EXTRA_SENDERS};
@@ -491,23 +491,9 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         info.host,
         info.port
     );
+    let registered = registered(&record, info);
+    let refreshed = schema::refresh_pipeline(&plane, &registered).await;
     let cloud = LocalCloud::offline(plane, &dir.work_dir.join("cloud"));
-    let registered = PipelineRecord {
-        triples: state.triples(),
-        pipeline: state.pipeline.clone(),
-        source: state.source.clone(),
-        clone: state.clone.clone(),
-        clone_info: Some(info.clone()),
-        clone_id: None,
-        share: None,
-        setup_execution: None,
-        phase: if record.paused {
-            clonesync::pipeline::Phase::Paused
-        } else {
-            clonesync::pipeline::Phase::Streaming
-        },
-        registered_at: 0,
-    };
     if record.paused {
         say!("  PAUSED (clonesync local pause): the subscription is disabled on purpose; the slot keeps WAL until `local resume`");
     }
@@ -533,6 +519,8 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     if !others.is_empty() {
         show_objects("other clonesync objects on the source", &others);
     }
+    let refreshed = refreshed?;
+    show::refresh(&refreshed);
     // Healthy only when every triple is: each slot active, each
     // subscription's worker applying.
     let id = state.pipeline.id.as_str();
@@ -545,7 +533,57 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     Ok(report.errors.is_empty()
         && owned.len() == triples.len()
         && owned.iter().all(|(_, s)| s.active)
-        && monitor::TargetReading::combined(&mine).is_some_and(|t| t.apply_worker))
+        && monitor::TargetReading::combined(&mine).is_some_and(|t| t.apply_worker)
+        && refreshed.pending() == 0)
+}
+
+/// The registry record a local pipeline stands for.
+fn registered(record: &LocalPipeline, info: &clonesync::pipeline::CloneInfo) -> PipelineRecord {
+    let state = &record.state;
+    PipelineRecord {
+        triples: state.triples(),
+        pipeline: state.pipeline.clone(),
+        source: state.source.clone(),
+        clone: state.clone.clone(),
+        clone_info: Some(info.clone()),
+        clone_id: Some(state.clone_id.clone()),
+        share: None,
+        setup_execution: None,
+        phase: if record.paused {
+            clonesync::pipeline::Phase::Paused
+        } else {
+            clonesync::pipeline::Phase::Streaming
+        },
+        registered_at: 0,
+    }
+}
+
+/// `local refresh`: the tables new to each publication into its
+/// subscription (copied), and the schema changes the copy could not
+/// apply. True when nothing is pending or missing.
+pub async fn refresh(dir: PipelineDir) -> Result<bool> {
+    let (record, url) = read_record(&dir)?;
+    let _lock = lock(&dir.work_dir)?;
+    let info = record.state.clone_info()?.clone();
+    let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
+    let report = schema::refresh_pipeline(&plane, &registered(&record, &info)).await?;
+    show::refresh(&report);
+    Ok(report.pending() == 0
+        && report
+            .triples
+            .iter()
+            .all(|(_, t)| t.missing_on_target.is_empty()))
+}
+
+/// `local drift` (or `clonesync drift`): every table in scope compared by
+/// shape, source against target. True when nothing differs.
+pub async fn drift(dir: PipelineDir) -> Result<bool> {
+    let (record, url) = read_record(&dir)?;
+    let info = record.state.clone_info()?.clone();
+    let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
+    let report = schema::drift_pipeline(&plane, &registered(&record, &info)).await?;
+    show::drift(&report);
+    Ok(report.differences() == 0)
 }
 
 /// The last error an apply worker wrote to the clone's log, if any.
@@ -652,18 +690,7 @@ pub async fn pause(dir: PipelineDir, pause: bool) -> Result<bool> {
     let state = &record.state;
     let info = state.clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
-    let inventory = PipelineRecord {
-        triples: state.triples(),
-        pipeline: state.pipeline.clone(),
-        source: state.source.clone(),
-        clone: state.clone.clone(),
-        clone_info: Some(info),
-        clone_id: Some(state.clone_id.clone()),
-        share: None,
-        setup_execution: None,
-        phase: clonesync::pipeline::Phase::Streaming,
-        registered_at: 0,
-    };
+    let inventory = registered(&record, &info);
     let pausing = if pause {
         lifecycle::Pausing::Pause
     } else {

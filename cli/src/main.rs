@@ -61,6 +61,8 @@ fn main() -> ExitCode {
             Command::LocalPause(dir) => local::pause(dir, true).await,
             Command::LocalResume(dir) => local::pause(dir, false).await,
             Command::LocalReseed(dir) => local::reseed(dir).await,
+            Command::LocalRefresh(dir) => local::refresh(dir).await,
+            Command::LocalDrift(dir) => local::drift(dir).await,
             Command::Preflight(options) => local::preflight(options).await,
         }
     });

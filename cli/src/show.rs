@@ -225,6 +225,68 @@ fn conflicts(t: &clonesync::monitor::TargetReading) -> String {
     }
 }
 
+/// A refresh: the tables it added, the ones it could not, and the schema
+/// changes the copy could not apply (each by its queue id and command).
+pub fn refresh(report: &clonesync::workflow::schema::PipelineRefresh) {
+    for (database, t) in &report.triples {
+        if let Some(why) = &t.skipped {
+            say!("  refresh {} ({database}): skipped, {why}", t.subscription);
+        }
+        if !t.added.is_empty() {
+            say!(
+                "  refresh {} ({database}): added {} (being copied)",
+                t.subscription,
+                t.added.join(", ")
+            );
+        }
+        if !t.syncing.is_empty() {
+            say!("  still copying: {}", t.syncing.join(", "));
+        }
+        if !t.missing_on_target.is_empty() {
+            say!(
+                "  NEW TABLES MISSING ON THE COPY ({database}): {} (published, but not created on the target; not refreshed)",
+                t.missing_on_target.join(", ")
+            );
+        }
+    }
+    for (database, summary) in &report.schema_changes {
+        say!(
+            "  schema changes ({database}): {} applied, {} out of scope, {} pending",
+            summary.applied,
+            summary.out_of_scope,
+            summary.pending.len()
+        );
+        for change in &summary.pending {
+            say!(
+                "    PENDING #{} {}: {} [{}]",
+                change.id,
+                change.command_tag,
+                change.detail,
+                change.command.replace('\n', " ")
+            );
+        }
+    }
+}
+
+/// The drift report, one line per difference.
+pub fn drift(report: &clonesync::workflow::schema::PipelineDrift) {
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(absent)".into());
+    for (database, differences) in &report.databases {
+        if differences.is_empty() {
+            say!("  {database}: every table in scope has the same shape on both sides");
+        }
+        for d in differences {
+            say!(
+                "  DRIFT {database} {} {}: source {} | target {}",
+                d.table,
+                d.what,
+                show(&d.source),
+                show(&d.target)
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

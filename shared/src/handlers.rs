@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// The Lambda functions, by package name (`functions/<name>`).
-pub const FUNCTIONS: [&str; 26] = [
+pub const FUNCTIONS: [&str; 28] = [
     "validate-input",
     "preflight",
     "record-inventory",
@@ -41,6 +41,8 @@ pub const FUNCTIONS: [&str; 26] = [
     "deregister-pipeline",
     "pause-pipeline",
     "resume-pipeline",
+    "refresh-tables",
+    "drift-report",
 ];
 
 // Each step's future is boxed: nested in lambda_runtime's service layers
@@ -288,6 +290,29 @@ pub async fn lag_monitor<C: Cloud>(cloud: &C, _payload: Value) -> Result<Value> 
     }))
 }
 
+/// `{"pipeline_id": ...}` for one pipeline; the schedule's event (or no
+/// input) for every streaming one.
+fn pipeline_choice(payload: Value) -> Result<workflow::schema::PipelineChoice> {
+    if payload.is_null() || payload.get("detail-type").is_some() {
+        return Ok(workflow::schema::PipelineChoice::default());
+    }
+    parse(payload)
+}
+
+/// On the monitor's schedule and on demand: add the tables new to each
+/// publication to its subscription, and say which schema changes a target
+/// could not apply.
+pub async fn refresh_tables<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let choice = pipeline_choice(payload)?;
+    output(&Box::pin(workflow::schema::refresh(cloud, &choice)).await?)
+}
+
+/// The drift report: table shapes, source against target, by name.
+pub async fn drift_report<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let choice = pipeline_choice(payload)?;
+    output(&Box::pin(workflow::schema::drift(cloud, &choice)).await?)
+}
+
 /// The package name in a Lambda function name or ARN: the last `:` part,
 /// without a `clonesync-` prefix (`arn:...:function:clonesync-verify` is
 /// `verify`).
@@ -326,6 +351,8 @@ pub async fn dispatch<C: Cloud>(cloud: &C, function: &str, payload: Value) -> Re
         "deregister-pipeline" => deregister_pipeline(cloud, payload).await,
         "pause-pipeline" => pause_pipeline(cloud, payload).await,
         "resume-pipeline" => resume_pipeline(cloud, payload).await,
+        "refresh-tables" => refresh_tables(cloud, payload).await,
+        "drift-report" => drift_report(cloud, payload).await,
         other => Err(Error::invalid(format!("no Lambda function {other:?}"))),
     }
 }

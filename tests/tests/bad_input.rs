@@ -96,6 +96,7 @@ async fn injection_attempts_in_names_are_inert() {
         slot: SlotName::new("clonesync_inj").unwrap(),
         subscription: PgName::new("s'); DROP TABLE public.documents; --").unwrap(),
         scope: Scope::tables(tables.clone()).unwrap(),
+        schema_changes: true,
     };
     let mut source = env.source_client().await;
     env.preflight(&source, &spec).await.unwrap();

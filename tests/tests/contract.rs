@@ -456,6 +456,8 @@ fn the_database_functions_run_in_the_vpc_and_the_others_do_not() {
         "DropDatabases",
         "PausePipeline",
         "ResumePipeline",
+        "RefreshTables",
+        "DriftReport",
     ];
     for (logical, function) in functions(&template) {
         let has_vpc = !function["Properties"]["VpcConfig"].is_null();

@@ -17,8 +17,8 @@
 //! | --- | --- | --- |
 //! | `Pipeline`, `Slot` | `SlotActive`, `SlotLagBytes`, `SlotRetainedBytes`, `SlotSafeWalBytes` | each pipeline's slot |
 //! | `Source`, `Slot` | the same | each logical slot no pipeline owns (property `Owned: false`) |
-//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
-//! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying`, `ApplyErrors`, `SyncErrors`, `Conflicts` (sums over pipelines) | once per run, also with no pipeline (the alarms' metrics) |
+//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `SchemaChangesPending` (where the target applies schema changes), `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
+//! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying`, `ApplyErrors`, `SyncErrors`, `Conflicts`, `SchemaChangesPending` (sums over pipelines) | once per run, also with no pipeline (the alarms' metrics) |
 //!
 //! A figure that could not be read is left out, never written as null.
 
@@ -198,6 +198,13 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
                     t.conflicts_total().map(|n| n as f64),
                 )
             }),
+            target.and_then(|t| {
+                metric(
+                    "SchemaChangesPending",
+                    Unit::Count,
+                    t.schema_changes_pending.map(|n| n as f64),
+                )
+            }),
             metric("MonitorErrors", Unit::Count, errors as f64),
         ]
         .into_iter()
@@ -305,7 +312,16 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
     let apply_errors = sum(&mut report.targets.iter().filter_map(|t| t.apply_errors));
     let sync_errors = sum(&mut report.targets.iter().filter_map(|t| t.sync_errors));
     let conflicts = sum(&mut report.targets.iter().filter_map(|t| t.conflicts_total()));
+    let pending = sum(&mut report
+        .targets
+        .iter()
+        .filter_map(|t| t.schema_changes_pending));
     vec![
+        Metric {
+            name: "SchemaChangesPending".into(),
+            unit: Unit::Count,
+            value: pending,
+        },
         Metric {
             name: "PipelinesChecked".into(),
             unit: Unit::Count,
@@ -433,6 +449,7 @@ mod tests {
             sync_errors: Some(0),
             conflicts: Some(BTreeMap::from([("insert_exists".to_string(), errors)])),
             paused: false,
+            schema_changes_pending: (subscription == "a").then_some(3),
         };
         let report = MonitorReport {
             pipelines: vec!["p".into()],
@@ -451,5 +468,15 @@ mod tests {
         assert_eq!(doc["SubscriptionEnabled"], 0.0, "one is disabled");
         assert_eq!(doc["ApplyWorkerRunning"], 0.0);
         assert_eq!(doc["ApplyLagSeconds"], 9.0, "the worst");
+        assert_eq!(
+            doc["SchemaChangesPending"], 3.0,
+            "counted once per database"
+        );
+        let service: Vec<Value> = lines(&report, 1)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &Value| v["Service"] == "clonesync")
+            .collect();
+        assert_eq!(service[0]["SchemaChangesPending"], 3.0);
     }
 }

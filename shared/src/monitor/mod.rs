@@ -8,7 +8,7 @@
 //! server has them. A slot named as a registered pipeline's slot is that
 //! pipeline's; any other is reported as not owned. One connection per
 //! target and one query: the subscription's apply worker and its times
-//! from `pg_stat_subscription`.
+//! from `pg_stat_subscription`, and the schema changes it could not apply.
 //!
 //! Every source and target is read concurrently, each within a deadline.
 //! One that cannot be read yields an error for its pipelines
@@ -107,6 +107,12 @@ pub struct TargetReading {
     /// no worker are expected, not a fault.
     #[serde(default)]
     pub paused: bool,
+    /// Schema changes the target could not apply (`clonesync.ddl_applied`
+    /// rows still `pending`), counted on the first subscription of each
+    /// database so a sum over subscriptions counts each once. `None`: the
+    /// target does not apply schema changes.
+    #[serde(default)]
+    pub schema_changes_pending: Option<i64>,
 }
 
 impl TargetReading {
@@ -140,6 +146,7 @@ impl TargetReading {
             all.apply_lag_seconds = worst(all.apply_lag_seconds, r.apply_lag_seconds);
             all.apply_errors = add(all.apply_errors, r.apply_errors);
             all.sync_errors = add(all.sync_errors, r.sync_errors);
+            all.schema_changes_pending = add(all.schema_changes_pending, r.schema_changes_pending);
             if let Some(kinds) = &r.conflicts {
                 let sum = all.conflicts.get_or_insert_with(BTreeMap::new);
                 for (kind, n) in kinds {
@@ -245,6 +252,7 @@ pub async fn read_subscriptions(
                 sync_errors: lag.and_then(|s| s.sync_error_count),
                 conflicts: lag.and_then(|s| s.conflicts.clone()),
                 paused: false,
+                schema_changes_pending: None,
             }
         })
         .collect())
@@ -319,11 +327,21 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
             .filter(|t| t.database == database)
             .map(|t| (t.subscription.to_string(), record.pipeline.id.to_string()))
             .collect();
+        let pending = if pg::ddl::apply_installed(&client).await? {
+            Some(pg::ddl::applied_summary(&client).await?.pending.len() as i64)
+        } else {
+            None
+        };
         readings.extend(
             read_subscriptions(&client, &subscriptions)
                 .await?
                 .into_iter()
-                .map(|reading| TargetReading { paused, ..reading }),
+                .enumerate()
+                .map(|(i, reading)| TargetReading {
+                    paused,
+                    schema_changes_pending: if i == 0 { pending } else { None },
+                    ..reading
+                }),
         );
     }
     Ok(readings)

@@ -10,6 +10,8 @@
 
 pub mod connect;
 pub mod conninfo;
+pub mod ddl;
+pub mod drift;
 pub mod lag;
 pub mod lsn;
 pub mod name;

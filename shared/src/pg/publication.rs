@@ -23,8 +23,9 @@ pub struct PublicationInfo {
 }
 
 impl PublicationInfo {
-    /// Why this publication does not publish exactly `scope`, if it doesn't.
-    pub fn mismatch(&self, scope: &Scope) -> Option<String> {
+    /// Why this publication does not publish exactly `scope` (and the
+    /// `extra` table besides, the schema change queue), if it doesn't.
+    pub fn mismatch(&self, scope: &Scope, extra: Option<&TableName>) -> Option<String> {
         if !self.publishes_all_actions {
             return Some("it does not publish all of insert, update, delete, truncate".into());
         }
@@ -42,24 +43,35 @@ impl PublicationInfo {
                 )
             }
         };
+        let extra_tables: BTreeSet<TableName> = extra.into_iter().cloned().collect();
         let matches = match scope {
             Scope::AllTables => self.all_tables,
             Scope::Schemas { schemas } => {
                 !self.all_tables
-                    && self.tables.is_empty()
+                    && self.tables == extra_tables
                     && self.schemas == schemas.iter().cloned().collect::<BTreeSet<_>>()
             }
             Scope::Tables { tables } => {
                 !self.all_tables
                     && self.schemas.is_empty()
-                    && self.tables == tables.iter().cloned().collect::<BTreeSet<_>>()
+                    && self.tables
+                        == tables
+                            .iter()
+                            .cloned()
+                            .chain(extra_tables.iter().cloned())
+                            .collect::<BTreeSet<_>>()
             }
         };
-        (!matches).then(|| {
-            format!(
+        (!matches).then(|| match extra {
+            Some(queue) if !self.all_tables && !self.tables.contains(queue) => format!(
+                "it publishes {} and not {} (schema changes are on: add that table to it, or set pipeline.schema_changes \"off\")",
+                describe(self),
+                queue
+            ),
+            _ => format!(
                 "it publishes {} instead of the requested set",
                 describe(self)
-            )
+            ),
         })
     }
 }
@@ -126,6 +138,7 @@ pub async fn create_publication(
     client: &mut Client,
     name: &PgName,
     scope: &Scope,
+    extra: Option<&TableName>,
     comment: &str,
 ) -> Result<bool> {
     let op = "create publication";
@@ -133,7 +146,7 @@ pub async fn create_publication(
     let ddl = format!(
         "CREATE PUBLICATION {} {}; COMMENT ON PUBLICATION {} IS {}",
         name.quoted(),
-        publication_clause(scope),
+        publication_clause(scope, extra),
         name.quoted(),
         quote::literal(comment)
     );
@@ -146,18 +159,26 @@ pub async fn create_publication(
     Ok(true)
 }
 
-/// The `FOR ...` clause of `CREATE PUBLICATION`, every name quoted.
-pub fn publication_clause(scope: &Scope) -> String {
+/// The `FOR ...` clause of `CREATE PUBLICATION`, every name quoted;
+/// `extra` is one more table (`FOR ALL TABLES` has it anyway).
+pub fn publication_clause(scope: &Scope, extra: Option<&TableName>) -> String {
     let list = |names: Vec<String>| names.join(", ");
+    let extra: Vec<String> = extra.iter().map(|t| t.quoted()).collect();
     match scope {
         Scope::AllTables => "FOR ALL TABLES".to_string(),
-        Scope::Schemas { schemas } => format!(
-            "FOR TABLES IN SCHEMA {}",
-            list(schemas.iter().map(PgName::quoted).collect())
-        ),
+        Scope::Schemas { schemas } => {
+            let mut clause = format!(
+                "FOR TABLES IN SCHEMA {}",
+                list(schemas.iter().map(PgName::quoted).collect())
+            );
+            if !extra.is_empty() {
+                clause.push_str(&format!(", TABLE {}", list(extra)));
+            }
+            clause
+        }
         Scope::Tables { tables } => format!(
             "FOR TABLE {}",
-            list(tables.iter().map(TableName::quoted).collect())
+            list(tables.iter().map(TableName::quoted).chain(extra).collect())
         ),
     }
 }
@@ -223,11 +244,26 @@ mod tests {
     fn clauses_quote_every_name() {
         let scope = Scope::tables(vec![TableName::new("Sales Schema", "a\"b").unwrap()]).unwrap();
         assert_eq!(
-            publication_clause(&scope),
+            publication_clause(&scope, None),
             r#"FOR TABLE "Sales Schema"."a""b""#
         );
+        let queue = TableName::new("clonesync", "ddl_queue").unwrap();
+        assert_eq!(
+            publication_clause(&scope, Some(&queue)),
+            r#"FOR TABLE "Sales Schema"."a""b", clonesync.ddl_queue"#
+        );
         let scope = Scope::schemas(vec![PgName::new("s;1").unwrap()]).unwrap();
-        assert_eq!(publication_clause(&scope), r#"FOR TABLES IN SCHEMA "s;1""#);
-        assert_eq!(publication_clause(&Scope::AllTables), "FOR ALL TABLES");
+        assert_eq!(
+            publication_clause(&scope, None),
+            r#"FOR TABLES IN SCHEMA "s;1""#
+        );
+        assert_eq!(
+            publication_clause(&scope, Some(&queue)),
+            r#"FOR TABLES IN SCHEMA "s;1", TABLE clonesync.ddl_queue"#
+        );
+        assert_eq!(
+            publication_clause(&Scope::AllTables, Some(&queue)),
+            "FOR ALL TABLES"
+        );
     }
 }

@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::pg::sqlstate::{
     classify, code_of, CANT_CHANGE_RUNTIME_PARAM, INSUFFICIENT_PRIVILEGE, UNDEFINED_OBJECT,
 };
-use crate::pg::{quote, Lsn, PgName, Secret, SlotName};
+use crate::pg::{quote, Lsn, PgName, Secret, SlotName, TableName};
 use postgres_types::PgLsn;
 use tokio_postgres::Client;
 
@@ -316,4 +316,82 @@ pub async fn apply_error_count(client: &Client, name: &str) -> Result<i64> {
         .ok_or_else(|| Error::SubscriptionMissing {
             subscription: name.to_string(),
         })
+}
+
+/// The tables a publication publishes now (`pg_publication_tables`: a
+/// schema or `FOR ALL TABLES` publication's new tables included).
+pub async fn published_tables(source: &Client, publication: &PgName) -> Result<Vec<TableName>> {
+    let rows = source
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables \
+             WHERE pubname = $1 ORDER BY 1, 2",
+            &[&publication.as_str()],
+        )
+        .await
+        .map_err(|e| classify("read published tables", e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| TableName::new(r.get(0), r.get(1)).ok())
+        .collect())
+}
+
+/// The tables the subscription knows (`pg_subscription_rel`), with
+/// whether each is still being copied (`i`nit, `d`ata copy, `f`inished
+/// copy, `s`ync done: not yet `r`eady).
+pub async fn subscribed_tables(
+    target: &Client,
+    subscription: &str,
+) -> Result<Vec<(TableName, bool)>> {
+    let rows = target
+        .query(
+            "SELECT n.nspname::text, c.relname::text, sr.srsubstate <> 'r' \
+             FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid \
+             JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             ORDER BY 1, 2",
+            &[&subscription],
+        )
+        .await
+        .map_err(|e| classify("read subscribed tables", e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            TableName::new(r.get(0), r.get(1))
+                .ok()
+                .map(|t| (t, r.get::<_, bool>(2)))
+        })
+        .collect())
+}
+
+/// Which of `tables` exist on this server.
+pub async fn existing_tables(client: &Client, tables: &[TableName]) -> Result<Vec<TableName>> {
+    let mut found = Vec::new();
+    for table in tables {
+        let exists: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p'))",
+                &[&table.schema.as_str(), &table.name.as_str()],
+            )
+            .await
+            .map_err(|e| classify("look for a table", e))?
+            .get(0);
+        if exists {
+            found.push(table.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// `ALTER SUBSCRIPTION ... REFRESH PUBLICATION WITH (copy_data = true)`:
+/// tables new to the publication are copied (only those), tables gone from
+/// it are forgotten.
+pub async fn refresh_publication(target: &Client, subscription: &PgName) -> Result<()> {
+    target
+        .batch_execute(&format!(
+            "ALTER SUBSCRIPTION {} REFRESH PUBLICATION WITH (copy_data = true)",
+            subscription.quoted()
+        ))
+        .await
+        .map_err(|e| classify("refresh the subscription", e))
 }

@@ -35,6 +35,14 @@ pub struct PipelineSpec {
     pub slot: SlotName,
     pub subscription: PgName,
     pub scope: Scope,
+    /// Capture DDL on the source and apply it on the target
+    /// (`pipeline.schema_changes`, on unless "off").
+    #[serde(default = "schema_changes_default")]
+    pub schema_changes: bool,
+}
+
+fn schema_changes_default() -> bool {
+    true
 }
 
 impl PipelineSpec {
@@ -49,12 +57,22 @@ impl PipelineSpec {
             subscription: PgName::new(name.clone())?,
             slot: SlotName::new(name)?,
             scope,
+            schema_changes: true,
         })
     }
 
     /// The comment that marks a publication as made by this pipeline.
     pub fn ownership_mark(&self) -> String {
         names::ownership_mark(self.id.as_str())
+    }
+
+    /// The table the publication carries besides the scope: the schema
+    /// change queue, when schema changes are on.
+    pub fn queue_table(&self) -> Result<Option<crate::pg::TableName>> {
+        if !self.schema_changes {
+            return Ok(None);
+        }
+        crate::pg::TableName::new(names::CAPTURE_SCHEMA, names::CAPTURE_QUEUE).map(Some)
     }
 
     /// The clone's DB cluster identifier.

@@ -28,6 +28,13 @@ pub const OBJECT_PREFIX: &str = "clonesync_";
 /// What every publication mark starts with.
 pub const MARK_PREFIX: &str = "clonesync pipeline ";
 
+/// The schema of the schema change capture and apply, in every database
+/// the pipelines of which capture DDL.
+pub const CAPTURE_SCHEMA: &str = "clonesync";
+/// The capture's queue table: one row per DDL command, in every such
+/// pipeline's publication.
+pub const CAPTURE_QUEUE: &str = "ddl_queue";
+
 /// A pipeline id: a lowercase letter, then `a-z`, `0-9` and `_`, so that it
 /// is a valid slot name itself and every derived name is a valid
 /// identifier in PostgreSQL and RDS; never `__`, which separates a

@@ -157,6 +157,10 @@ pub struct PipelineRequest {
     /// (default 1).
     #[serde(default)]
     pub apply_groups: Option<u32>,
+    /// "on" (the default with one apply group) or "off": capture DDL on
+    /// the source and apply it on the target.
+    #[serde(default)]
+    pub schema_changes: Option<String>,
 }
 
 /// A request that passed [`validate`]: the pipeline's names resolved.
@@ -312,6 +316,27 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             triples::MAX_APPLY_GROUPS
         ))));
     }
+    // Several groups apply one database's tables in independent streams; a
+    // command applied in one stream could land before rows of another
+    // group that predate it, so capture is off there unless asked for, and
+    // asking for it is refused.
+    let schema_changes = match p.schema_changes.as_deref() {
+        None => apply_groups == 1,
+        Some("on") if apply_groups > 1 => {
+            note(Err(Error::invalid(
+                "pipeline.schema_changes \"on\" needs pipeline.apply_groups 1: several groups apply in independent streams, so a schema change cannot be ordered with every group's rows",
+            )));
+            false
+        }
+        Some("on") => true,
+        Some("off") => false,
+        Some(other) => {
+            note(Err(Error::invalid(format!(
+                "pipeline.schema_changes must be \"on\" or \"off\", not {other:?}"
+            ))));
+            false
+        }
+    };
     if !request.clone.instance_class.starts_with("db.") {
         note(Err(Error::invalid(format!(
             "clone.instance_class {:?} is not a DB instance class (db.*)",
@@ -336,6 +361,7 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             slot,
             subscription,
             scope: p.scope.clone(),
+            schema_changes,
         }),
         _ => None,
     };

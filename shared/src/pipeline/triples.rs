@@ -104,6 +104,7 @@ impl Triple {
             slot: self.slot.clone(),
             subscription: self.subscription.clone(),
             scope: self.scope.clone(),
+            schema_changes: pipeline.schema_changes,
         }
     }
 

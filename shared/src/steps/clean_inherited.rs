@@ -6,7 +6,9 @@
 //!   the source subscribed to; each is disabled, detached from its slot
 //!   (`slot_name = NONE`, so dropping it does not touch the remote slot,
 //!   which is someone else's) and dropped;
-//! - the pipeline's publication, copied from the source.
+//! - the pipeline's publication, copied from the source;
+//! - the schema change capture's event triggers: disabled, so DDL run on
+//!   the copy is not queued as if it came from the source.
 //!
 //! Idempotent: it drops what is there. This pipeline's own subscription
 //! (same name, attached to the pipeline's slot) is never touched, so running
@@ -16,7 +18,7 @@
 //! Leaves behind: nothing new; it only removes.
 
 use crate::error::Result;
-use crate::pg::{publication, slot, subscription};
+use crate::pg::{ddl, publication, slot, subscription};
 use crate::pipeline::PipelineSpec;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
@@ -26,6 +28,8 @@ pub struct Cleaned {
     pub slots_dropped: Vec<String>,
     pub subscriptions_dropped: Vec<String>,
     pub publication_dropped: bool,
+    #[serde(default)]
+    pub capture_disabled: bool,
 }
 
 pub async fn run(clone: &Client, spec: &PipelineSpec) -> Result<Cleaned> {
@@ -52,6 +56,7 @@ pub async fn run_for(clone: &Client, specs: &[PipelineSpec]) -> Result<Cleaned> 
             cleaned.slots_dropped.push(inherited.name);
         }
     }
+    cleaned.capture_disabled = ddl::disable_inherited_capture(clone).await?;
     for spec in specs {
         cleaned.publication_dropped |=
             publication::drop_publication_if_exists(clone, &spec.publication).await?;

@@ -1,9 +1,11 @@
 //! Undo what a run created, exactly that and nothing more.
 //!
 //! Order: the subscription on the clone first (detached from its slot, so
-//! the drop does not need the source), then the source slot — the one
-//! object that hurts production if left behind, since it retains WAL until
-//! the disk fills — then the publication, then the clone.
+//! the drop does not need the source) with the clone's schema change apply
+//! objects, then the source slot — the one object that hurts production if
+//! left behind, since it retains WAL until the disk fills — then the
+//! publication, with the schema change capture once no pipeline's
+//! publication is left in the database, then the clone.
 //!
 //! Every part is attempted even when an earlier one fails, and an
 //! unreachable target never stops the source slot from being dropped (its
@@ -11,7 +13,7 @@
 //! Idempotent: dropping what is already gone is success.
 
 use crate::error::Result;
-use crate::pg::{publication, slot, subscription};
+use crate::pg::{ddl, publication, slot, subscription};
 use crate::pipeline::{PipelineSpec, UndoPlan};
 use crate::ports::ControlPlane;
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,10 @@ pub struct CleanupReport {
     pub slot_dropped: bool,
     pub publication_dropped: bool,
     pub clone_deleted: bool,
+    /// The schema change capture left the source database with its last
+    /// pipeline.
+    #[serde(default)]
+    pub capture_removed: bool,
 }
 
 /// Undo `created`'s databases and clone (the share is the workflow's: it
@@ -49,6 +55,9 @@ pub async fn run<P: ControlPlane>(
                 subscription::drop_subscription_keep_slot(target, spec.subscription.as_str()).await,
                 &mut report.subscription_dropped,
             );
+            // A copy nothing feeds any more must not apply or capture.
+            let mut removed = false;
+            keep(ddl::remove(target).await, &mut removed);
         }
     }
     if created.slot {
@@ -61,6 +70,10 @@ pub async fn run<P: ControlPlane>(
         keep(
             publication::drop_publication_if_exists(source, &spec.publication).await,
             &mut report.publication_dropped,
+        );
+        keep(
+            ddl::remove_if_unused(source).await,
+            &mut report.capture_removed,
         );
     }
     if let Some(clone_id) = &created.clone {

@@ -11,12 +11,19 @@
 //! and publication is returned as is; one with other settings is a
 //! `Target.SubscriptionConflict`.
 //!
+//! Schema changes: the trigger that applies the source's DDL as its queue
+//! rows arrive is (re)installed on the clone, with the scope it filters
+//! by, and the capture the clone inherited is disabled
+//! ([`crate::pg::ddl::install_apply`]); with schema changes off only the
+//! queue table is made sure to exist. Both are idempotent.
+//!
 //! Leaves behind: a disabled subscription on the clone (recorded as
-//! created). It applies nothing until `advance_and_enable`.
+//! created) and the `clonesync` apply objects. It applies nothing until
+//! `advance_and_enable`.
 
 use crate::error::{Error, Result};
 use crate::pg::subscription::{self, SubscriptionOptions};
-use crate::pg::{server, Secret};
+use crate::pg::{ddl, server, Secret};
 use crate::pipeline::PipelineSpec;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
@@ -69,6 +76,7 @@ pub async fn run(
             ),
         });
     }
+    ddl::install_apply(clone, &spec.scope, spec.schema_changes).await?;
     tracing::info!(pipeline = %spec.id, subscription = %spec.subscription, oid = info.oid, created_now, "subscription in place (disabled until advanced)");
     Ok(SubscriptionCreated {
         subscription_oid: info.oid,

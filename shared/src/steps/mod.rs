@@ -1,16 +1,20 @@
 //! The procedure, one module per step, in the order they run:
 //!
 //! 1. [`preflight`] — check both sides, collect every failure, fail once.
-//! 2. [`prepare_source`] — publication, then the logical slot.
+//! 2. [`prepare_source`] — schema change capture, publication, then the
+//!    logical slot.
 //! 3. [`clone`] — the copy-on-write clone, taken after the slot exists.
 //! 4. [`clone_lsn`] — the clone's start LSN, range-checked.
 //! 5. [`clean_inherited`] — drop the slots, subscriptions and publication
 //!    the clone copied from the source.
-//! 6. [`create_subscription`] — disabled, attached to the source slot.
+//! 6. [`create_subscription`] — disabled, attached to the source slot; the
+//!    schema change apply trigger beside it.
 //! 7. [`advance_and_enable`] — origin to the clone LSN, then enable.
 //! 8. [`verify`] — apply worker running, slot active, lag.
 //!
-//! [`cleanup`] undoes what a failed run created.
+//! [`cleanup`] undoes what a failed run created. While a pipeline streams,
+//! [`refresh`] adds the tables new to its publication and [`drift`]
+//! compares the shape of every table in scope.
 //!
 //! Every step is idempotent: running it again after it succeeded returns
 //! the same result and changes nothing. [`checks`] holds the checks two
@@ -28,6 +32,8 @@ pub mod cleanup;
 pub mod clone;
 pub mod clone_lsn;
 pub mod create_subscription;
+pub mod drift;
 pub mod preflight;
 pub mod prepare_source;
+pub mod refresh;
 pub mod verify;

@@ -304,7 +304,9 @@ pub async fn run_triples<P: ControlPlane>(
                     ),
                     "choose another pipeline.publication base or pipeline id",
                 );
-            } else if let Some(reason) = info.mismatch(&triple.scope) {
+            } else if let Some(reason) =
+                info.mismatch(&triple.scope, pipeline.queue_table()?.as_ref())
+            {
                 fail(
                     "publication_name",
                     format!(
@@ -360,7 +362,11 @@ pub async fn run_triples<P: ControlPlane>(
         fail(
             "login_privileges",
             "the login is neither a superuser nor a member of rds_superuser".into(),
-            "use a superuser (on Aurora a member of rds_superuser): FOR ALL TABLES and FOR TABLES IN SCHEMA publications, and the subscription on the clone (the same login), need one",
+            if pipeline.schema_changes {
+                "use a superuser (on Aurora a member of rds_superuser: GRANT rds_superuser TO <login>): the event trigger that captures schema changes, FOR ALL TABLES and FOR TABLES IN SCHEMA publications, and the subscription on the clone (the same login), need one"
+            } else {
+                "use a superuser (on Aurora a member of rds_superuser: GRANT rds_superuser TO <login>): FOR ALL TABLES and FOR TABLES IN SCHEMA publications, and the subscription on the clone (the same login), need one"
+            },
         );
     }
     let mut tables_in_scope = 0;

@@ -1,4 +1,11 @@
-//! Prepare the source: the publication first, then the logical slot.
+//! Prepare the source: the schema change capture, the publication, then
+//! the logical slot.
+//!
+//! The capture (event triggers and the queue table `clonesync.ddl_queue`,
+//! [`crate::pg::ddl`]) comes first because the publication names the queue
+//! table (for schema and table scopes), and both come before the slot.
+//! It is shared by the pipelines of the database: installing it again
+//! only brings its functions up to date.
 //!
 //! Order matters: a slot decodes with the catalog as of each change, so a
 //! publication created after the slot would be missing for the first
@@ -23,7 +30,7 @@
 
 use crate::error::{Error, Result};
 use crate::pg::slot::{self, SlotCreation};
-use crate::pg::{publication, server, Lsn, PgName, SlotName};
+use crate::pg::{ddl, publication, server, Lsn, PgName, SlotName};
 use crate::pipeline::PipelineSpec;
 use crate::steps::checks::{logical_decoding, slot_conflict};
 use serde::{Deserialize, Serialize};
@@ -47,6 +54,8 @@ pub struct SourcePrepared {
 pub struct MadeNow {
     pub slot: bool,
     pub publication: bool,
+    /// The schema change capture was not in this database before.
+    pub capture: bool,
 }
 
 pub async fn run(source: &mut Client, spec: &PipelineSpec) -> Result<SourcePrepared> {
@@ -67,7 +76,18 @@ pub async fn prepare(
         });
     }
     let database = server::current_database(source).await?;
-    let (publication_created, made_now) = ensure_publication(source, spec).await?;
+    let capture_made_now = if spec.schema_changes {
+        ddl::install_capture(source).await?
+    } else {
+        false
+    };
+    let (publication_created, made_now) = match ensure_publication(source, spec).await {
+        Ok(made) => made,
+        Err(error) => {
+            undo_capture(source, capture_made_now).await;
+            return Err(error);
+        }
+    };
     let (consistent_lsn, slot_made_now) = match ensure_slot(source, spec, &database).await {
         Ok(made) => made,
         Err(error) => {
@@ -79,6 +99,7 @@ pub async fn prepare(
                     tracing::error!(publication = %spec.publication, error = %undo, "could not drop the publication made by this failed call");
                 }
             }
+            undo_capture(source, capture_made_now).await;
             return Err(error);
         }
     };
@@ -100,8 +121,20 @@ pub async fn prepare(
         MadeNow {
             slot: slot_made_now,
             publication: made_now,
+            capture: capture_made_now,
         },
     ))
+}
+
+/// Remove a capture this failed call installed, unless another pipeline's
+/// publication already relies on it.
+async fn undo_capture(source: &mut Client, made_now: bool) {
+    if !made_now {
+        return;
+    }
+    if let Err(undo) = ddl::remove_if_unused(source).await {
+        tracing::error!(error = %undo, "could not remove the schema change capture made by this failed call");
+    }
 }
 
 /// Returns (owned by the pipeline, made by this call).
@@ -109,7 +142,7 @@ async fn ensure_publication(source: &mut Client, spec: &PipelineSpec) -> Result<
     let mark = spec.ownership_mark();
     for _ in 0..2 {
         if let Some(info) = publication::publication_info(source, &spec.publication).await? {
-            if let Some(reason) = info.mismatch(&spec.scope) {
+            if let Some(reason) = info.mismatch(&spec.scope, spec.queue_table()?.as_ref()) {
                 return Err(Error::PublicationConflict {
                     publication: spec.publication.to_string(),
                     reason,
@@ -117,7 +150,16 @@ async fn ensure_publication(source: &mut Client, spec: &PipelineSpec) -> Result<
             }
             return Ok((info.comment.as_deref() == Some(mark.as_str()), false));
         }
-        if publication::create_publication(source, &spec.publication, &spec.scope, &mark).await? {
+        let queue = spec.queue_table()?;
+        if publication::create_publication(
+            source,
+            &spec.publication,
+            &spec.scope,
+            queue.as_ref(),
+            &mark,
+        )
+        .await?
+        {
             return Ok((true, true));
         }
         // Created concurrently by someone else: judge it like any other.

@@ -305,6 +305,12 @@ pub async fn drop_databases<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<
         )
         .await?;
     }
+    // The capture is shared by the database's pipelines: it goes with the
+    // last one.
+    for database in crate::pipeline::triples::databases_of(&state.triples()) {
+        let source = sources.get(database).await?;
+        report.capture_removed |= crate::pg::ddl::remove_if_unused(source).await?;
+    }
     Ok(report)
 }
 

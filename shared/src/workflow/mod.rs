@@ -10,6 +10,7 @@
 
 pub mod events;
 pub mod lifecycle;
+pub mod schema;
 pub mod state;
 pub mod waits;
 
@@ -329,6 +330,11 @@ async fn undo_prepared(
             tracing::error!(publication = %triple.publication, error = %e, "could not drop the publication made by this failed call");
         }
     }
+    if made_now.capture {
+        if let Err(e) = crate::pg::ddl::remove_if_unused(client).await {
+            tracing::error!(error = %e, "could not remove the schema change capture made by this failed call");
+        }
+    }
 }
 
 pub async fn share_cluster<C: Cloud>(cloud: &C, state: &State) -> Result<Share> {
@@ -402,6 +408,7 @@ pub async fn clean_inherited<P: ControlPlane>(
             .subscriptions_dropped
             .extend(done.subscriptions_dropped);
         cleaned.publication_dropped |= done.publication_dropped;
+        cleaned.capture_disabled |= done.capture_disabled;
     }
     Ok(cleaned)
 }

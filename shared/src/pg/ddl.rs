@@ -1,0 +1,254 @@
+//! Schema changes: the capture on the source and the apply on the target
+//! (`ddl_capture.sql`, `ddl_apply.sql`), and what the target recorded.
+//!
+//! Both sides live in the schema `clonesync` of each database. The capture
+//! is shared by every pipeline of a source database: it records every DDL
+//! command, and each target applies what is inside its own scope. It is
+//! removed with the last pipeline of the database.
+
+use crate::error::Result;
+use crate::pg::quote;
+use crate::pg::sqlstate::{classify, code_of};
+use crate::pipeline::Scope;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+const CAPTURE_SQL: &str = include_str!("ddl_capture.sql");
+const APPLY_SQL: &str = include_str!("ddl_apply.sql");
+
+use crate::pipeline::names::CAPTURE_SCHEMA as SCHEMA;
+const EVENT_TRIGGERS: [&str; 2] = ["clonesync_ddl_command_end", "clonesync_sql_drop"];
+const APPLY_TRIGGER: &str = "clonesync_ddl_apply";
+
+/// Run `sql` in one transaction in which nothing is captured: our own
+/// objects must not become queue rows. (`session_replication_role` needs
+/// the superuser or `rds_superuser` the login has anyway.)
+async fn uncaptured(client: &Client, operation: &str, sql: &str) -> Result<()> {
+    let batch = format!("BEGIN; SET LOCAL session_replication_role = replica;\n{sql}\n;COMMIT");
+    match client.batch_execute(&batch).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // The failed statement left the transaction open and aborted.
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(classify(operation, e))
+        }
+    }
+}
+
+/// Whether the capture's event triggers exist in this database.
+pub async fn capture_installed(client: &Client) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT count(*) = 2 FROM pg_event_trigger WHERE evtname = ANY($1)",
+            &[&EVENT_TRIGGERS.to_vec()],
+        )
+        .await
+        .map_err(|e| classify("read event triggers", e))?;
+    Ok(row.get(0))
+}
+
+/// Install (or bring up to date) the capture. Returns whether it was not
+/// there before. Two pipelines installing at once: the loser of the race
+/// on the schema's catalog rows tries again and finds it.
+pub async fn install_capture(client: &Client) -> Result<bool> {
+    let existed = capture_installed(client).await?;
+    for attempt in 0..2 {
+        match uncaptured(client, "install schema change capture", CAPTURE_SQL).await {
+            Ok(()) => break,
+            Err(e) if attempt == 0 && e.name() == "Database.Failed" => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(!existed)
+}
+
+/// Remove the capture and apply objects of this database (both sides use
+/// this: a kept copy must not go on applying or capturing). A schema that
+/// holds objects of someone else stays. Returns whether anything was
+/// there.
+pub async fn remove(client: &Client) -> Result<bool> {
+    let present = client
+        .query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&SCHEMA])
+        .await
+        .map_err(|e| classify("read schema", e))?
+        .get::<_, bool>(0);
+    if !present {
+        return Ok(false);
+    }
+    let sql = format!(
+        "DROP EVENT TRIGGER IF EXISTS {}; DROP EVENT TRIGGER IF EXISTS {}; \
+         DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied; \
+         DROP FUNCTION IF EXISTS clonesync.ddl_capture(), clonesync.ddl_record(text, text, text, text), \
+             clonesync.ddl_definition(oid, oid), clonesync.ddl_apply(), clonesync.ddl_reconcile(jsonb, text, text), \
+             clonesync.ddl_reconcile_table(text, jsonb, text), clonesync.ddl_execute(text, text, text), \
+             clonesync.ddl_in_scope(jsonb, jsonb), clonesync.ddl_statements(text), clonesync.ddl_first_keyword(text)",
+        EVENT_TRIGGERS[0], EVENT_TRIGGERS[1]
+    );
+    uncaptured(client, "remove schema change capture", &sql).await?;
+    // Not in the transaction above: a schema someone else also uses must
+    // not undo the removal of our own objects.
+    match client
+        .batch_execute("DROP SCHEMA IF EXISTS clonesync")
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if code_of(&e) == Some("2BP01") => {
+            tracing::warn!("schema clonesync holds objects that are not clonesync's; it stays");
+        }
+        Err(e) => return Err(classify("drop schema clonesync", e)),
+    }
+    Ok(true)
+}
+
+/// [`remove`] unless a pipeline's publication (marked as one) is still in
+/// this database: the capture is shared by all of them. Returns whether it
+/// was removed.
+pub async fn remove_if_unused(client: &Client) -> Result<bool> {
+    let marked =
+        crate::pg::publication::marked_publications(client, crate::pipeline::names::MARK_PREFIX)
+            .await?;
+    if !marked.is_empty() {
+        return Ok(false);
+    }
+    remove(client).await
+}
+
+/// Make the target apply the queue rows of `scope` as they arrive, and
+/// stop the capture it inherited from the source (local DDL on the copy
+/// must not be captured). With `apply` false only the queue table is made
+/// sure to exist, so a source publication that carries queue rows (`FOR
+/// ALL TABLES` with another pipeline's capture) never stops apply.
+pub async fn install_apply(client: &Client, scope: &Scope, apply: bool) -> Result<()> {
+    let scope_json = serde_json::to_string(scope)
+        .map_err(|e| crate::error::Error::invalid(format!("the scope does not serialize: {e}")))?;
+    let mut sql = APPLY_SQL.to_string();
+    for trigger in EVENT_TRIGGERS {
+        // An inherited event trigger is disabled, not dropped: the
+        // functions it names stay in use by nothing else.
+        sql.push_str(&format!(
+            "\nDO $do$ BEGIN IF EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = {lit}) THEN \
+             ALTER EVENT TRIGGER {name} DISABLE; END IF; END $do$;",
+            lit = quote::literal(trigger),
+            name = trigger
+        ));
+    }
+    sql.push_str(&format!(
+        "\nDROP TRIGGER IF EXISTS {APPLY_TRIGGER} ON clonesync.ddl_queue;"
+    ));
+    if apply {
+        sql.push_str(&format!(
+            "\nCREATE TRIGGER {APPLY_TRIGGER} BEFORE INSERT ON clonesync.ddl_queue FOR EACH ROW \
+             EXECUTE FUNCTION clonesync.ddl_apply({scope}); \
+             ALTER TABLE clonesync.ddl_queue ENABLE ALWAYS TRIGGER {APPLY_TRIGGER};",
+            scope = quote::literal(&scope_json)
+        ));
+    }
+    uncaptured(client, "install schema change apply", &sql).await
+}
+
+/// Whether the target applies schema changes (the trigger is there and
+/// fires during apply).
+pub async fn apply_installed(client: &Client) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = $1 AND tgenabled = 'A' \
+               AND tgrelid = to_regclass('clonesync.ddl_queue'))",
+            &[&APPLY_TRIGGER],
+        )
+        .await
+        .map_err(|e| classify("read the apply trigger", e))?;
+    Ok(row.get(0))
+}
+
+/// Disable the capture a clone inherited. Returns whether there was one.
+pub async fn disable_inherited_capture(client: &Client) -> Result<bool> {
+    if !capture_installed(client).await? {
+        return Ok(false);
+    }
+    let sql = format!(
+        "ALTER EVENT TRIGGER {} DISABLE; ALTER EVENT TRIGGER {} DISABLE",
+        EVENT_TRIGGERS[0], EVENT_TRIGGERS[1]
+    );
+    uncaptured(client, "disable inherited capture", &sql).await?;
+    Ok(true)
+}
+
+/// A schema change the target could not apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    /// The queue row's id (the source's order).
+    pub id: i64,
+    pub command_tag: String,
+    /// Why, per object.
+    pub detail: String,
+    /// The start of the client string that ran it.
+    pub command: String,
+}
+
+/// What the target did with the schema changes it received.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedSummary {
+    pub applied: i64,
+    pub out_of_scope: i64,
+    pub pending: Vec<PendingChange>,
+}
+
+/// The target's record of applied schema changes; all zero where apply is
+/// not installed.
+pub async fn applied_summary(client: &Client) -> Result<AppliedSummary> {
+    let op = "read applied schema changes";
+    let present: bool = client
+        .query_one(
+            "SELECT to_regclass('clonesync.ddl_applied') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(op, e))?
+        .get(0);
+    if !present {
+        return Ok(AppliedSummary::default());
+    }
+    let counts = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'applied'), count(*) FILTER (WHERE status = 'out_of_scope') \
+             FROM clonesync.ddl_applied",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    let pending = client
+        .query(
+            "SELECT a.id, a.command_tag, coalesce(a.detail, ''), coalesce(left(q.command_text, 200), '') \
+             FROM clonesync.ddl_applied a LEFT JOIN clonesync.ddl_queue q ON q.id = a.id \
+             WHERE a.status = 'pending' ORDER BY a.id",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    Ok(AppliedSummary {
+        applied: counts.get(0),
+        out_of_scope: counts.get(1),
+        pending: pending
+            .iter()
+            .map(|r| PendingChange {
+                id: r.get(0),
+                command_tag: r.get(1),
+                detail: r.get(2),
+                command: r.get(3),
+            })
+            .collect(),
+    })
+}
+
+/// The capture's queue rows on the source, oldest first (tests and the
+/// drift report read them).
+pub async fn queued_commands(client: &Client) -> Result<Vec<(i64, String)>> {
+    let rows = client
+        .query(
+            "SELECT id, command_tag FROM clonesync.ddl_queue ORDER BY id",
+            &[],
+        )
+        .await
+        .map_err(|e| classify("read the schema change queue", e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

@@ -1,0 +1,85 @@
+//! Pick up the tables that appeared in a subscription's publication.
+//!
+//! A table created on the source after setup is in a `FOR ALL TABLES` or
+//! `FOR TABLES IN SCHEMA` publication at once, but the subscription skips
+//! its rows (silently: the table is not in `pg_subscription_rel`) until
+//! `ALTER SUBSCRIPTION ... REFRESH PUBLICATION` adds it. With
+//! `copy_data = true` that copies the new tables only, at a snapshot taken
+//! then, after which the table's own sync catches up to the subscription:
+//! every row written since the table's creation is in the copy or in the
+//! stream after it, none in both.
+//!
+//! The refresh runs only when every newly published table exists on the
+//! target (the schema change apply made it); a refresh with a table
+//! missing would fail as a whole, so those are reported instead
+//! ([`Refreshed::missing_on_target`]). A paused (disabled) subscription is
+//! not refreshed: PostgreSQL refuses to, and it will be on resume.
+//! A table-list publication never grows by itself: its tables are the ones
+//! the input listed.
+//!
+//! Idempotent: with nothing new it changes nothing. Leaves behind: the
+//! new tables in the subscription (and their copy running).
+
+use crate::error::{Error, Result};
+use crate::pg::subscription;
+use crate::pipeline::PipelineSpec;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refreshed {
+    pub subscription: String,
+    /// New tables the refresh added (their copy started).
+    pub added: Vec<String>,
+    /// Published tables the target does not have: not refreshed.
+    pub missing_on_target: Vec<String>,
+    /// Tables still being copied.
+    pub syncing: Vec<String>,
+    /// Why nothing was tried (paused).
+    pub skipped: Option<String>,
+}
+
+pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Result<Refreshed> {
+    let name = spec.subscription.as_str();
+    let info = subscription::subscription_info(target, name)
+        .await?
+        .ok_or_else(|| Error::SubscriptionMissing {
+            subscription: name.to_string(),
+        })?;
+    let mut refreshed = Refreshed {
+        subscription: name.to_string(),
+        ..Refreshed::default()
+    };
+    let subscribed = subscription::subscribed_tables(target, name).await?;
+    refreshed.syncing = subscribed
+        .iter()
+        .filter(|(_, syncing)| *syncing)
+        .map(|(t, _)| t.to_string())
+        .collect();
+    if !info.enabled {
+        refreshed.skipped = Some("the subscription is disabled (paused)".into());
+        return Ok(refreshed);
+    }
+    let published = subscription::published_tables(source, &spec.publication).await?;
+    let new: Vec<_> = published
+        .into_iter()
+        .filter(|t| !subscribed.iter().any(|(s, _)| s == t))
+        .collect();
+    if new.is_empty() {
+        return Ok(refreshed);
+    }
+    let present = subscription::existing_tables(target, &new).await?;
+    refreshed.missing_on_target = new
+        .iter()
+        .filter(|t| !present.contains(t))
+        .map(ToString::to_string)
+        .collect();
+    if !refreshed.missing_on_target.is_empty() {
+        tracing::warn!(pipeline = %spec.id, subscription = name, missing = ?refreshed.missing_on_target, "published tables missing on the target: not refreshed");
+        return Ok(refreshed);
+    }
+    subscription::refresh_publication(target, &spec.subscription).await?;
+    refreshed.added = new.iter().map(ToString::to_string).collect();
+    tracing::info!(pipeline = %spec.id, subscription = name, added = ?refreshed.added, "new tables added to the subscription");
+    Ok(refreshed)
+}

@@ -1,0 +1,229 @@
+//! Schema changes over registered pipelines: refresh the subscriptions so
+//! new tables are copied, report what the targets could not apply, and the
+//! drift report. Each works on one pipeline (`pipeline_id`) or on every
+//! streaming one (the scheduled run); one pipeline that cannot be read is
+//! reported and the others go on.
+
+use crate::error::{Error, Result};
+use crate::pg::ddl::{self, AppliedSummary};
+use crate::pipeline::{names, triples, Phase, PipelineRecord, Scope};
+use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
+use crate::steps::drift::Difference;
+use crate::steps::refresh::Refreshed;
+use crate::workflow::Sessions;
+use serde::{Deserialize, Serialize};
+
+/// The input of `refresh-tables` and `drift-report`: one pipeline, or
+/// (no id) every streaming pipeline.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineChoice {
+    #[serde(default)]
+    pub pipeline_id: Option<String>,
+}
+
+/// One pipeline's refresh: per triple, and the schema changes its target
+/// could not apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineRefresh {
+    pub pipeline: String,
+    pub triples: Vec<(String, Refreshed)>,
+    /// Per database of the target.
+    pub schema_changes: Vec<(String, AppliedSummary)>,
+    /// The error that stopped this pipeline's refresh (name and message).
+    pub error: Option<(String, String)>,
+}
+
+impl PipelineRefresh {
+    pub fn pending(&self) -> usize {
+        self.schema_changes
+            .iter()
+            .map(|(_, s)| s.pending.len())
+            .sum()
+    }
+}
+
+/// One pipeline's drift report, per database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineDrift {
+    pub pipeline: String,
+    pub databases: Vec<(String, Vec<Difference>)>,
+    pub error: Option<(String, String)>,
+}
+
+impl PipelineDrift {
+    pub fn differences(&self) -> usize {
+        self.databases.iter().map(|(_, d)| d.len()).sum()
+    }
+}
+
+fn not_streaming(record: &PipelineRecord) -> Error {
+    Error::NotStreaming {
+        detail: format!(
+            "pipeline {} has no clone yet: only a set-up pipeline has a copy to refresh or compare",
+            record.pipeline.id
+        ),
+    }
+}
+
+/// Refresh every subscription of one registered pipeline (a paused one is
+/// reported as skipped) and read what its target did with schema changes.
+pub async fn refresh_pipeline<P: ControlPlane>(
+    plane: &P,
+    record: &PipelineRecord,
+) -> Result<PipelineRefresh> {
+    let info = record
+        .clone_info
+        .as_ref()
+        .ok_or_else(|| not_streaming(record))?;
+    let mut sources = Sessions::source(plane).await?;
+    let mut clones = Sessions::clone(plane, info).await?;
+    let mut report = PipelineRefresh {
+        pipeline: record.pipeline.id.to_string(),
+        ..PipelineRefresh::default()
+    };
+    let all = record.triples();
+    for triple in &all {
+        let source = sources.get(&triple.database).await?;
+        let target = clones.get(&triple.database).await?;
+        let done =
+            crate::steps::refresh::run(source, target, &triple.spec(&record.pipeline)).await?;
+        report.triples.push((triple.database.clone(), done));
+    }
+    for database in triples::databases_of(&all) {
+        let target = clones.get(database).await?;
+        report
+            .schema_changes
+            .push((database.to_string(), ddl::applied_summary(target).await?));
+    }
+    Ok(report)
+}
+
+/// The scope of one database of a pipeline: its triples' scope, or the
+/// union of its groups' table lists.
+fn database_scope(record: &PipelineRecord, database: &str) -> Result<Scope> {
+    let mine: Vec<_> = record
+        .triples()
+        .into_iter()
+        .filter(|t| t.database == database)
+        .collect();
+    if mine.len() > 1 {
+        let mut tables = Vec::new();
+        for triple in &mine {
+            if let Scope::Tables { tables: list } = &triple.scope {
+                tables.extend(list.iter().cloned());
+            }
+        }
+        tables.sort();
+        tables.dedup();
+        return Scope::tables(tables);
+    }
+    Ok(mine
+        .first()
+        .map(|t| t.scope.clone())
+        .unwrap_or_else(|| record.pipeline.scope.clone()))
+}
+
+/// Compare the shape of every table in scope, per database.
+pub async fn drift_pipeline<P: ControlPlane>(
+    plane: &P,
+    record: &PipelineRecord,
+) -> Result<PipelineDrift> {
+    let info = record
+        .clone_info
+        .as_ref()
+        .ok_or_else(|| not_streaming(record))?;
+    let mut sources = Sessions::source(plane).await?;
+    let mut clones = Sessions::clone(plane, info).await?;
+    let mut report = PipelineDrift {
+        pipeline: record.pipeline.id.to_string(),
+        ..PipelineDrift::default()
+    };
+    for database in triples::databases_of(&record.triples()) {
+        let scope = database_scope(record, database)?;
+        let source = sources.get(database).await?;
+        let target = clones.get(database).await?;
+        let differences = crate::steps::drift::run(source, target, &scope).await?;
+        report.databases.push((database.to_string(), differences));
+    }
+    Ok(report)
+}
+
+/// The registered pipelines a choice names: the one asked for (which must
+/// exist and have a clone), or every one that streams.
+async fn chosen<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec<PipelineRecord>> {
+    let coordination = cloud.coordination();
+    match &choice.pipeline_id {
+        Some(id) => {
+            names::check_pipeline_id(id)?;
+            let record =
+                coordination
+                    .get_pipeline(id)
+                    .await?
+                    .ok_or_else(|| Error::PipelineUnknown {
+                        pipeline: id.clone(),
+                    })?;
+            if !record.is_monitored() {
+                return Err(not_streaming(&record));
+            }
+            Ok(vec![record])
+        }
+        None => {
+            let (records, _) = coordination.scan_pipelines().await?;
+            Ok(records
+                .into_iter()
+                .filter(|r| r.is_monitored() && r.phase == Phase::Streaming)
+                .collect())
+        }
+    }
+}
+
+fn error_pair(error: &Error) -> Option<(String, String)> {
+    Some((error.name().to_string(), error.to_string()))
+}
+
+/// `refresh-tables`: the chosen pipelines, one after the other.
+pub async fn refresh<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec<PipelineRefresh>> {
+    let mut reports = Vec::new();
+    for record in chosen(cloud, choice).await? {
+        let plane =
+            cloud
+                .clones()
+                .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+        match refresh_pipeline(&plane, &record).await {
+            Ok(report) => reports.push(report),
+            // Asked for one: its error is the answer.
+            Err(e) if choice.pipeline_id.is_some() => return Err(e),
+            Err(e) => {
+                tracing::error!(pipeline = %record.pipeline.id, kind = e.name(), error = %e, "could not refresh a pipeline");
+                reports.push(PipelineRefresh {
+                    pipeline: record.pipeline.id.to_string(),
+                    error: error_pair(&e),
+                    ..PipelineRefresh::default()
+                });
+            }
+        }
+    }
+    Ok(reports)
+}
+
+/// `drift-report`: the chosen pipelines, one after the other.
+pub async fn drift<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec<PipelineDrift>> {
+    let mut reports = Vec::new();
+    for record in chosen(cloud, choice).await? {
+        let plane =
+            cloud
+                .clones()
+                .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+        match drift_pipeline(&plane, &record).await {
+            Ok(report) => reports.push(report),
+            Err(e) if choice.pipeline_id.is_some() => return Err(e),
+            Err(e) => reports.push(PipelineDrift {
+                pipeline: record.pipeline.id.to_string(),
+                error: error_pair(&e),
+                ..PipelineDrift::default()
+            }),
+        }
+    }
+    Ok(reports)
+}
