@@ -434,7 +434,7 @@ mod tests {
             ("local up", "--source-url is required"),
             (
                 "local sideways",
-                "local needs up, status, down, pause, resume or reseed",
+                "local needs up, status, down, pause, resume, reseed, refresh or drift",
             ),
             (
                 "preflight --source-url u --schemas a --tables b",

@@ -287,13 +287,22 @@ async fn a_publication_with_another_table_set_is_a_conflict_and_is_not_touched()
     let (slots, publications) = slots_and_publications(&source).await;
     assert!(slots.is_empty(), "no slot for a conflicting publication");
     assert_eq!(publications, vec![spec.publication.to_string()]);
-    // A publication with the same table set but not made by clonesync is
-    // reused and not claimed: cleanup would leave it.
-    let same_set = PipelineSpec::with_defaults(
+    // A publication with the same table set but not made by clonesync:
+    // with schema changes on it lacks the queue table, which is named (the
+    // user's publication is not altered)...
+    let mut same_set = PipelineSpec::with_defaults(
         "pubconflict",
         Scope::tables(vec![TableName::new("public", "accounts").unwrap()]).unwrap(),
     )
     .unwrap();
+    let error = prepare_source::run(&mut source, &same_set)
+        .await
+        .unwrap_err();
+    assert_eq!(error.name(), "Source.PublicationConflict", "{error}");
+    assert!(error.to_string().contains("ddl_queue"), "{error}");
+    // ...and with them off it is reused and not claimed: cleanup would
+    // leave it.
+    same_set.schema_changes = false;
     let prepared = prepare_source::run(&mut source, &same_set).await.unwrap();
     assert!(!prepared.publication_created && prepared.slot_created);
 }

@@ -79,7 +79,7 @@ pub async fn remove(client: &Client) -> Result<bool> {
         "DROP EVENT TRIGGER IF EXISTS {}; DROP EVENT TRIGGER IF EXISTS {}; \
          DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied; \
          DROP FUNCTION IF EXISTS clonesync.ddl_capture(), clonesync.ddl_record(text, text, text, text), \
-             clonesync.ddl_definition(oid, oid), clonesync.ddl_apply(), clonesync.ddl_reconcile(jsonb, text, text), \
+             clonesync.ddl_definition(oid, oid), clonesync.ddl_apply(), clonesync.ddl_reconcile(jsonb, text, text, boolean), clonesync.ddl_statement_tag_matches(text, text), \
              clonesync.ddl_reconcile_table(text, jsonb, text), clonesync.ddl_execute(text, text, text), \
              clonesync.ddl_in_scope(jsonb, jsonb), clonesync.ddl_statements(text), clonesync.ddl_first_keyword(text)",
         EVENT_TRIGGERS[0], EVENT_TRIGGERS[1]
@@ -160,15 +160,30 @@ pub async fn apply_installed(client: &Client) -> Result<bool> {
     Ok(row.get(0))
 }
 
-/// Disable the capture a clone inherited. Returns whether there was one.
+/// Disable the capture a clone inherited. Returns whether one was enabled
+/// (so a second call reports nothing done).
 pub async fn disable_inherited_capture(client: &Client) -> Result<bool> {
-    if !capture_installed(client).await? {
+    let enabled: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY($1) AND evtenabled <> 'D'",
+            &[&EVENT_TRIGGERS.to_vec()],
+        )
+        .await
+        .map_err(|e| classify("read event triggers", e))?
+        .get(0);
+    if enabled == 0 {
         return Ok(false);
     }
-    let sql = format!(
-        "ALTER EVENT TRIGGER {} DISABLE; ALTER EVENT TRIGGER {} DISABLE",
-        EVENT_TRIGGERS[0], EVENT_TRIGGERS[1]
-    );
+    let sql = EVENT_TRIGGERS
+        .iter()
+        .map(|name| {
+            format!(
+                "DO $do$ BEGIN IF EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = {lit}) THEN \
+                 ALTER EVENT TRIGGER {name} DISABLE; END IF; END $do$;",
+                lit = quote::literal(name)
+            )
+        })
+        .collect::<String>();
     uncaptured(client, "disable inherited capture", &sql).await?;
     Ok(true)
 }

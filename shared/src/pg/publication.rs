@@ -250,7 +250,7 @@ mod tests {
         let queue = TableName::new("clonesync", "ddl_queue").unwrap();
         assert_eq!(
             publication_clause(&scope, Some(&queue)),
-            r#"FOR TABLE "Sales Schema"."a""b", clonesync.ddl_queue"#
+            r#"FOR TABLE "Sales Schema"."a""b", "clonesync"."ddl_queue""#
         );
         let scope = Scope::schemas(vec![PgName::new("s;1").unwrap()]).unwrap();
         assert_eq!(
@@ -259,7 +259,7 @@ mod tests {
         );
         assert_eq!(
             publication_clause(&scope, Some(&queue)),
-            r#"FOR TABLES IN SCHEMA "s;1", TABLE clonesync.ddl_queue"#
+            r#"FOR TABLES IN SCHEMA "s;1", TABLE "clonesync"."ddl_queue""#
         );
         assert_eq!(
             publication_clause(&Scope::AllTables, Some(&queue)),

@@ -422,6 +422,43 @@ mod tests {
     }
 
     #[test]
+    fn schema_changes_are_on_with_one_group_and_refused_with_several() {
+        let problems_of = |input: serde_json::Value| match validate(input, "eu-west-1") {
+            Err(Error::InvalidInput { problems }) => problems,
+            other => panic!("accepted: {other:?}"),
+        };
+        assert!(
+            validate(good(), "eu-west-1")
+                .unwrap()
+                .pipeline
+                .schema_changes
+        );
+        let mut off = good();
+        off["pipeline"]["schema_changes"] = json!("off");
+        let state = validate(off, "eu-west-1").unwrap();
+        assert!(!state.pipeline.schema_changes);
+        let back: State = serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert!(!back.pipeline.schema_changes, "it travels in the state");
+        let mut grouped = good();
+        grouped["pipeline"]["apply_groups"] = json!(3);
+        assert!(
+            !validate(grouped.clone(), "eu-west-1")
+                .unwrap()
+                .pipeline
+                .schema_changes,
+            "off by default with several groups"
+        );
+        grouped["pipeline"]["schema_changes"] = json!("on");
+        assert!(problems_of(grouped)[0].contains("needs pipeline.apply_groups 1"));
+        let mut odd = good();
+        odd["pipeline"]["schema_changes"] = json!("sometimes");
+        assert!(problems_of(odd)[0].contains("must be \"on\" or \"off\""));
+        let mut typed = good();
+        typed["pipeline"]["schema_changes"] = json!(true);
+        assert!(!problems_of(typed).is_empty());
+    }
+
+    #[test]
     fn a_state_of_one_subscription_still_reads() {
         let mut text = serde_json::to_value(validate(good(), "eu-west-1").unwrap()).unwrap();
         text["created"]["subscription"] =

@@ -1,0 +1,849 @@
+//! Schema changes keep flowing: a migration applied on the source while
+//! rows are written reaches the target in commit order, new tables are
+//! picked up by the refresh, nothing is silently dropped. Real servers, the
+//! real setup and teardown state machines under moto's engine, a write
+//! load from before setup until after the last change; every table in
+//! scope compared by content and by shape at the end.
+
+use clonesync::pg::ddl;
+use clonesync::pg::{Endpoint, Lsn};
+use clonesync::pipeline::{Phase, PipelineRecord};
+use clonesync::steps::drift::Difference;
+use clonesync::workflow::{schema, State};
+use clonesync_local::runtime::{request, RunOutcome};
+use clonesync_local::LocalRuntime;
+use clonesync_tests::fixture::{connect, DB};
+use clonesync_tests::pipeline::{short_waits, slots_and_publications};
+use clonesync_tests::{compare_tables, create_schema, tables_in, TestEnv, Workload};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_postgres::Client;
+
+const SCHEMAS: &[&str] = &["public", "Sales Schema", "reporting"];
+
+/// Tables the migration reshapes, next to the workload's own.
+const MIGRATION_TABLES: &str = "
+    CREATE TYPE public.mood AS ENUM ('happy', 'sad');
+    CREATE TABLE public.mig_orders (
+        id bigserial PRIMARY KEY, qty int NOT NULL DEFAULT 1, note text, legacy text, price int);
+    CREATE TABLE public.mig_people (id bigserial PRIMARY KEY, name text NOT NULL, m public.mood);
+    CREATE TABLE public.mig_measure (id bigint NOT NULL, k int NOT NULL, v int, PRIMARY KEY (id, k))
+        PARTITION BY RANGE (k);
+    CREATE TABLE public.mig_measure_p0 PARTITION OF public.mig_measure FOR VALUES FROM (0) TO (100);
+    INSERT INTO public.mig_orders (qty, note, legacy, price)
+        SELECT g, 'seed', 'old' || g, g * 10 FROM generate_series(1, 200) g;
+    INSERT INTO public.mig_people (name, m) SELECT 'p' || g, 'happy' FROM generate_series(1, 50) g;
+";
+
+/// How far the migration has got, for the load to write where it may.
+const NEW_TABLE: u8 = 1;
+const NEW_PARTITION: u8 = 2;
+
+/// A load on the migration's tables that keeps working through every step
+/// of the migration: it names only columns the migration never renames or
+/// drops, and writes to new objects once they exist.
+struct MigrationLoad {
+    stop: Arc<AtomicBool>,
+    committed: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl MigrationLoad {
+    fn start(endpoint: Endpoint, stage: Arc<AtomicU8>) -> MigrationLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let committed = Arc::new(AtomicU64::new(0));
+        let (s, c) = (stop.clone(), committed.clone());
+        let task = tokio::spawn(async move {
+            let client = connect(&endpoint).await;
+            let mut errors = Vec::new();
+            let mut n: i64 = 0;
+            while !s.load(Ordering::SeqCst) {
+                n += 1;
+                let stage = stage.load(Ordering::SeqCst);
+                let k = if stage >= NEW_PARTITION {
+                    n % 200
+                } else {
+                    n % 100
+                };
+                let mut batch = vec![
+                    "INSERT INTO public.mig_orders (qty, note) VALUES (1, 'load')".to_string(),
+                    "UPDATE public.mig_orders SET qty = qty + 1 WHERE id = (SELECT max(id) - 5 FROM public.mig_orders)".to_string(),
+                    format!("INSERT INTO public.mig_measure (id, k, v) VALUES ({n}, {k}, {n})"),
+                    "INSERT INTO public.mig_people (name) VALUES ('load')".to_string(),
+                ];
+                if n % 5 == 0 {
+                    batch.push(
+                        "DELETE FROM public.mig_orders WHERE id = (SELECT min(id) FROM public.mig_orders)".into(),
+                    );
+                }
+                if stage >= NEW_TABLE {
+                    batch.push(format!(
+                        "INSERT INTO public.mig_new (id, label) VALUES ({}, 'load')",
+                        100_000 + n
+                    ));
+                }
+                for statement in batch {
+                    if let Err(e) = client.batch_execute(&statement).await {
+                        errors.push(format!("{statement}: {e:?}"));
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            errors
+        });
+        MigrationLoad {
+            stop,
+            committed,
+            task,
+        }
+    }
+
+    async fn wait_for_more(&self, more: u64) {
+        let until = self.committed.load(Ordering::SeqCst) + more;
+        let started = Instant::now();
+        while self.committed.load(Ordering::SeqCst) < until {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the migration load stalled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let errors = self.task.await.expect("the load task");
+        (self.committed.load(Ordering::SeqCst), errors)
+    }
+}
+
+async fn runtime(env: &TestEnv) -> LocalRuntime {
+    LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
+        .await
+        .expect("local runtime")
+}
+
+async fn setup(runtime: &LocalRuntime, id: &str, scope: serde_json::Value) -> State {
+    let input = request(id, scope, DB, short_waits());
+    let outcome: RunOutcome = tokio::time::timeout(
+        Duration::from_secs(300),
+        runtime.run(&format!("setup-{id}"), &input, &mut |_| {}),
+    )
+    .await
+    .expect("setup ended within 5 minutes")
+    .expect("run");
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    outcome.state().expect("a state")
+}
+
+async fn record_of(runtime: &LocalRuntime, id: &str) -> PipelineRecord {
+    let record = runtime
+        .registry()
+        .get_pipeline(id)
+        .await
+        .unwrap()
+        .expect("registered");
+    assert_eq!(record.phase, Phase::Streaming);
+    record
+}
+
+fn clone_client_endpoint(env: &TestEnv, state: &State) -> Endpoint {
+    env.plane.clone_login(state.clone_info().unwrap())
+}
+
+/// Until the slot has confirmed the source's WAL position as of now.
+async fn wait_caught_up(source: &Client, slot: &str) {
+    let target = clonesync::pg::server::current_lsn(source).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let info = clonesync::pg::slot::slot_info(source, slot)
+            .await
+            .unwrap()
+            .expect("the slot");
+        if info.confirmed_flush_lsn.unwrap_or(Lsn::from(0u64)) >= target {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "slot {slot} still behind {target}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Refresh until no table of the subscription is still being copied and
+/// none is missing; returns every table the refreshes added.
+async fn refresh_until_synced(env: &TestEnv, record: &PipelineRecord) -> Vec<String> {
+    let started = Instant::now();
+    let mut added = Vec::new();
+    loop {
+        let report = schema::refresh_pipeline(&env.plane, record)
+            .await
+            .expect("refresh");
+        let (_, refreshed) = &report.triples[0];
+        added.extend(refreshed.added.iter().cloned());
+        assert!(
+            refreshed.missing_on_target.is_empty(),
+            "published tables missing on the target: {:?} (pending: {:?})",
+            refreshed.missing_on_target,
+            report.schema_changes
+        );
+        if refreshed.added.is_empty() && refreshed.syncing.is_empty() {
+            return added;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "tables still syncing: {:?}",
+            refreshed.syncing
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The clone's server log lines that are errors (a FATAL is a process
+/// ending, such as the clone's WAL receiver at promotion).
+fn clone_log_errors(env: &TestEnv) -> Vec<String> {
+    env.clone_dirs()
+        .iter()
+        .filter_map(|dir| std::fs::read_to_string(dir.join("server.log")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter(|l| l.contains("ERROR:"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async fn assert_equal_by_content(source: &Client, clone: &Client) -> usize {
+    let tables = tables_in(source, SCHEMAS).await;
+    let (states, differences) = compare_tables(source, clone, &tables).await;
+    assert!(differences.is_empty(), "tables differ: {differences:#?}");
+    states.len()
+}
+
+async fn drift(
+    source: &Client,
+    clone: &Client,
+    scope: &clonesync::pipeline::Scope,
+) -> Vec<Difference> {
+    clonesync::steps::drift::run(source, clone, scope)
+        .await
+        .expect("drift report")
+}
+
+async fn teardown(runtime: &LocalRuntime, id: &str) {
+    let teardown = runtime
+        .run_teardown(
+            &format!("teardown-{id}"),
+            &json!({"pipeline_id": id, "delete_clone": true}),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(
+        teardown.succeeded(),
+        "{:?} {:?}",
+        teardown.error,
+        teardown.cause
+    );
+}
+
+async fn capture_objects(client: &Client) -> (bool, i64) {
+    let row = client
+        .query_one(
+            "SELECT to_regnamespace('clonesync') IS NOT NULL, \
+                    (SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'clonesync%')",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_migration_under_load_reaches_the_target_in_order_and_the_copy_stays_equal() {
+    let env = TestEnv::start().await;
+    let admin = env.source_client().await;
+    create_schema(&admin).await;
+    admin.batch_execute(MIGRATION_TABLES).await.unwrap();
+    let stage = Arc::new(AtomicU8::new(0));
+    let workload = Workload::start(env.source_endpoint(), 2, 15, Duration::from_millis(5));
+    let migration_load = MigrationLoad::start(env.source_endpoint(), stage.clone());
+    workload.wait_for_more(50).await;
+    migration_load.wait_for_more(50).await;
+
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "schema", json!({"kind": "all_tables"})).await;
+    assert!(state.pipeline.schema_changes, "on by default");
+    let record = record_of(&runtime, "schema").await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    assert!(ddl::apply_installed(&clone).await.unwrap());
+    assert_eq!(
+        capture_objects(&clone).await,
+        (true, 2),
+        "the clone keeps the inherited event triggers, disabled"
+    );
+    let enabled: i64 = clone
+        .query_one(
+            "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'clonesync%' AND evtenabled <> 'D'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(enabled, 0, "local DDL on the copy is not captured");
+    migration_load.wait_for_more(100).await;
+
+    // The migration, one step after the other while both loads write.
+    let source = env.source_client().await;
+    source
+        .batch_execute(
+            "BEGIN; CREATE TABLE public.mig_new (id int PRIMARY KEY, label text); \
+             INSERT INTO public.mig_new SELECT g, 'x' || g FROM generate_series(1, 500) g; COMMIT",
+        )
+        .await
+        .unwrap();
+    stage.store(NEW_TABLE, Ordering::SeqCst);
+    migration_load.wait_for_more(50).await;
+    source
+        .batch_execute(
+            "ALTER TABLE public.mig_orders ADD COLUMN status text NOT NULL DEFAULT 'new'",
+        )
+        .await
+        .unwrap();
+    source
+        .batch_execute(
+            "INSERT INTO public.mig_orders (qty, note, status) SELECT 5, 'with status', 'shipped' FROM generate_series(1, 20)",
+        )
+        .await
+        .unwrap();
+    source
+        .batch_execute("ALTER TABLE public.mig_orders RENAME COLUMN legacy TO legacy_note")
+        .await
+        .unwrap();
+    source
+        .batch_execute("UPDATE public.mig_orders SET legacy_note = 'renamed' WHERE id % 7 = 0")
+        .await
+        .unwrap();
+    migration_load.wait_for_more(30).await;
+    source
+        .batch_execute("ALTER TABLE public.mig_orders DROP COLUMN price")
+        .await
+        .unwrap();
+    source
+        .batch_execute("CREATE INDEX CONCURRENTLY mig_orders_note ON public.mig_orders (note)")
+        .await
+        .unwrap();
+    source
+        .batch_execute(
+            "CREATE TABLE public.mig_measure_p1 PARTITION OF public.mig_measure FOR VALUES FROM (100) TO (200)",
+        )
+        .await
+        .unwrap();
+    source
+        .batch_execute("INSERT INTO public.mig_measure SELECT -g, 100 + g % 100, g FROM generate_series(1, 300) g")
+        .await
+        .unwrap();
+    stage.store(NEW_PARTITION, Ordering::SeqCst);
+    source
+        .batch_execute("ALTER TYPE public.mood ADD VALUE 'angry'")
+        .await
+        .unwrap();
+    source
+        .batch_execute("INSERT INTO public.mig_people (name, m) VALUES ('furious', 'angry')")
+        .await
+        .unwrap();
+    source
+        .batch_execute(
+            "CREATE SCHEMA reporting; CREATE TABLE reporting.daily (day date PRIMARY KEY, total bigint NOT NULL); \
+             INSERT INTO reporting.daily SELECT current_date - g, g FROM generate_series(1, 30) g",
+        )
+        .await
+        .unwrap();
+    migration_load.wait_for_more(30).await;
+    source
+        .batch_execute("ALTER TABLE public.mig_orders ALTER COLUMN qty TYPE bigint")
+        .await
+        .unwrap();
+    source
+        .batch_execute("CREATE TABLE public.mig_tmp (a int PRIMARY KEY)")
+        .await
+        .unwrap();
+    source
+        .batch_execute("INSERT INTO public.mig_tmp SELECT generate_series(1, 10)")
+        .await
+        .unwrap();
+    source
+        .batch_execute("DROP TABLE public.mig_tmp")
+        .await
+        .unwrap();
+    // DDL and DML in one simple query: the INSERT must land once.
+    source
+        .batch_execute(
+            "ALTER TABLE public.mig_people ADD COLUMN score int; \
+             INSERT INTO public.mig_people (name, m, score) VALUES ('combo', 'happy', 42)",
+        )
+        .await
+        .unwrap();
+    // A command only its text could apply, run where its text is not the
+    // client's: truly not applied, so pending.
+    source
+        .batch_execute(
+            "DO $$ BEGIN EXECUTE 'COMMENT ON TABLE public.mig_orders IS ''orders, migrated'''; END $$",
+        )
+        .await
+        .unwrap();
+    migration_load.wait_for_more(100).await;
+    workload.wait_for_more(50).await;
+    let (load_commits, load_errors) = migration_load.stop().await;
+    let stats = workload.stop().await;
+    assert!(load_errors.is_empty(), "the load failed: {load_errors:#?}");
+
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+    let added = refresh_until_synced(&env, &record).await;
+    for table in [
+        "\"public\".\"mig_new\"",
+        "\"public\".\"mig_measure_p1\"",
+        "\"reporting\".\"daily\"",
+    ] {
+        assert!(
+            added.iter().any(|a| a == table),
+            "{table} was not added by the refresh: {added:?}"
+        );
+    }
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+
+    let compared = assert_equal_by_content(&source, &clone).await;
+    assert!(compared >= 10, "only {compared} tables compared");
+    let combo: i64 = clone
+        .query_one(
+            "SELECT count(*) FROM public.mig_people WHERE name = 'combo'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(combo, 1, "the INSERT of the DDL+DML string landed once");
+    let differences = drift(&source, &clone, &clonesync::pipeline::Scope::AllTables).await;
+    assert!(
+        differences.is_empty(),
+        "the shapes differ: {differences:#?}"
+    );
+    let gone: bool = clone
+        .query_one("SELECT to_regclass('public.mig_tmp') IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(gone, "the dropped table is dropped on the target");
+
+    // Only the command that was truly not applied is pending.
+    let summary = ddl::applied_summary(&clone).await.unwrap();
+    assert_eq!(summary.pending.len(), 1, "{:#?}", summary.pending);
+    assert_eq!(summary.pending[0].command_tag, "COMMENT");
+    // Every statement of the migration but the DO block, one row each.
+    assert_eq!(summary.applied, 13, "{summary:?}");
+    let comment: Option<String> = clone
+        .query_one(
+            "SELECT obj_description('public.mig_orders'::regclass, 'pg_class')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(comment, None, "the pending change was indeed not applied");
+    let lag =
+        clonesync::pg::lag::subscription_lags(&clone, &[state.pipeline.subscription.as_str()])
+            .await
+            .unwrap();
+    assert_eq!(lag[0].apply_error_count.unwrap_or(0), 0, "{lag:?}");
+    assert_eq!(lag[0].sync_error_count.unwrap_or(0), 0, "{lag:?}");
+    assert_eq!(lag[0].conflicts_total().unwrap_or(0), 0, "{lag:?}");
+    let errors = clone_log_errors(&env);
+    assert!(errors.is_empty(), "errors in the clone's log: {errors:#?}");
+
+    // The monitor reports the pending change.
+    let report = clonesync::monitor::check(&*runtime.cloud, std::slice::from_ref(&record)).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.targets[0].schema_changes_pending, Some(1));
+    let docs: Vec<serde_json::Value> = clonesync::monitor::emf::lines(&report, 1)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mine = docs
+        .iter()
+        .find(|d| d["Pipeline"] == "schema" && d.get("Slot").is_none())
+        .expect("the pipeline's document");
+    assert_eq!(mine["SchemaChangesPending"], 1.0, "{mine}");
+    assert!(
+        load_commits > 300 && stats.committed > 100,
+        "{load_commits} {stats:?}"
+    );
+
+    // Teardown takes the capture with the last pipeline.
+    teardown(&runtime, "schema").await;
+    let after = env.source_client().await;
+    assert_eq!(capture_objects(&after).await, (false, 0));
+    let (slots, publications) = slots_and_publications(&after).await;
+    assert!(
+        slots.is_empty() && publications.is_empty(),
+        "{slots:?} {publications:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_outside_a_schema_scope_are_skipped_and_new_tables_inside_it_are_copied() {
+    let env = TestEnv::start().await;
+    let admin = env.source_client().await;
+    create_schema(&admin).await;
+    admin
+        .batch_execute(
+            "CREATE SCHEMA other; CREATE TABLE other.o (id int PRIMARY KEY); \
+             INSERT INTO other.o SELECT generate_series(1, 10)",
+        )
+        .await
+        .unwrap();
+    let workload = Workload::start(env.source_endpoint(), 2, 21, Duration::from_millis(5));
+    workload.wait_for_more(30).await;
+    let runtime = runtime(&env).await;
+    let scope = json!({"kind": "schemas", "schemas": ["public", "Sales Schema"]});
+    let state = setup(&runtime, "scoped", scope).await;
+    let record = record_of(&runtime, "scoped").await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let source = env.source_client().await;
+    source
+        .batch_execute(
+            "CREATE TABLE other.o2 (id int); ALTER TABLE other.o ADD COLUMN x int; \
+             CREATE TABLE public.fresh (id int PRIMARY KEY, v text); \
+             INSERT INTO public.fresh SELECT g, 'v' || g FROM generate_series(1, 1000) g",
+        )
+        .await
+        .unwrap();
+    // Rows written between the table's creation and the refresh.
+    for i in 0..20 {
+        source
+            .batch_execute(&format!(
+                "INSERT INTO public.fresh VALUES ({}, 'between'); UPDATE public.fresh SET v = 'changed' WHERE id = {}",
+                2000 + i,
+                i + 1
+            ))
+            .await
+            .unwrap();
+    }
+    workload.wait_for_more(50).await;
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+    let added = refresh_until_synced(&env, &record).await;
+    assert_eq!(added, vec!["\"public\".\"fresh\"".to_string()]);
+    // Refreshing again changes nothing.
+    let again = schema::refresh_pipeline(&env.plane, &record).await.unwrap();
+    assert!(again.triples[0].1.added.is_empty(), "{again:?}");
+    source
+        .batch_execute("INSERT INTO public.fresh VALUES (5000, 'after the refresh')")
+        .await
+        .unwrap();
+    workload.stop().await;
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+
+    let tables = tables_in(&source, &["public", "Sales Schema"]).await;
+    let (states, differences) = compare_tables(&source, &clone, &tables).await;
+    assert!(differences.is_empty(), "{differences:#?}");
+    assert!(states.len() >= 8);
+    let fresh: i64 = clone
+        .query_one("SELECT count(*) FROM public.fresh", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(fresh, 1021, "every row of the new table, none twice");
+    let other: (bool, bool) = {
+        let row = clone
+            .query_one(
+                "SELECT to_regclass('other.o2') IS NULL, \
+                   NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'other.o'::regclass AND attname = 'x')",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(other, (true, true), "nothing outside the scope was applied");
+    let summary = ddl::applied_summary(&clone).await.unwrap();
+    assert!(summary.pending.is_empty(), "{:?}", summary.pending);
+    assert_eq!(summary.out_of_scope, 2, "other.o2 and other.o: {summary:?}");
+    let scope = clonesync::pipeline::Scope::schemas(vec![
+        clonesync::pg::PgName::new("public").unwrap(),
+        clonesync::pg::PgName::new("Sales Schema").unwrap(),
+    ])
+    .unwrap();
+    assert!(drift(&source, &clone, &scope).await.is_empty());
+    // A command wholly outside the scope is recorded as such.
+    source
+        .batch_execute("ALTER TABLE other.o ADD COLUMN y int")
+        .await
+        .unwrap();
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+    let summary = ddl::applied_summary(&clone).await.unwrap();
+    assert_eq!(summary.out_of_scope, 3, "{summary:?}");
+    teardown(&runtime, "scoped").await;
+    assert_eq!(
+        capture_objects(&env.source_client().await).await,
+        (false, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_apply_worker_killed_in_a_migration_and_a_source_crash_apply_each_change_once() {
+    let mut env = TestEnv::start().await;
+    let admin = env.source_client().await;
+    create_schema(&admin).await;
+    admin.batch_execute(MIGRATION_TABLES).await.unwrap();
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "faults", json!({"kind": "all_tables"})).await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let source = env.source_client().await;
+    // One large transaction: a schema change in the middle of 60,000 rows,
+    // so the apply worker is busy with it when it is killed.
+    source
+        .batch_execute(
+            "BEGIN; \
+             INSERT INTO public.mig_orders (qty, note) SELECT g, 'before' FROM generate_series(1, 30000) g; \
+             ALTER TABLE public.mig_orders ADD COLUMN batch int DEFAULT 7; \
+             INSERT INTO public.mig_orders (qty, note, batch) SELECT g, 'after', g FROM generate_series(1, 30000) g; \
+             COMMIT",
+        )
+        .await
+        .unwrap();
+    let killed: i64 = clone
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_subscription WHERE pid IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1, "an apply worker was running");
+    // Then the source dies mid-stream and comes back; more changes follow.
+    source
+        .batch_execute("ALTER TABLE public.mig_people ADD COLUMN nick text; INSERT INTO public.mig_people (name, nick) VALUES ('n', 'nick')")
+        .await
+        .unwrap();
+    drop(source);
+    env.source.stop_now();
+    env.source.start().await.expect("the source starts again");
+    let source = env.source_client().await;
+    source
+        .batch_execute("ALTER TABLE public.mig_orders RENAME COLUMN batch TO batch_no")
+        .await
+        .unwrap();
+    source
+        .batch_execute(
+            "INSERT INTO public.mig_orders (qty, note, batch_no) VALUES (1, 'renamed', 1)",
+        )
+        .await
+        .unwrap();
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+    assert_equal_by_content(&source, &clone).await;
+    assert!(
+        drift(&source, &clone, &clonesync::pipeline::Scope::AllTables)
+            .await
+            .is_empty()
+    );
+    let summary = ddl::applied_summary(&clone).await.unwrap();
+    assert!(summary.pending.is_empty(), "{:?}", summary.pending);
+    let queued = ddl::queued_commands(&source).await.unwrap();
+    let applied: i64 = clone
+        .query_one("SELECT count(*) FROM clonesync.ddl_applied", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        applied as usize,
+        queued.len(),
+        "each queued change applied once: {queued:?}"
+    );
+    runtime.teardown(&state).await.unwrap();
+}
+
+/// The capture's statement splitter and tag matcher and the apply side's
+/// scope filter, on a real server (they are SQL functions).
+#[tokio::test]
+async fn the_statement_splitter_tag_matcher_and_scope_filter() {
+    let server = clonesync_tests::fixture::TestServer::start().await;
+    let client = server.client().await;
+    ddl::install_capture(&client).await.unwrap();
+    ddl::install_apply(&client, &clonesync::pipeline::Scope::AllTables, false)
+        .await
+        .unwrap();
+    let cases: &[(&str, usize)] = &[
+        ("ALTER TABLE t ADD c int; INSERT INTO t VALUES (';')", 2),
+        ("SELECT 'a;b'", 1),
+        ("SELECT $$a;b$$; SELECT 1", 2),
+        ("SELECT $tag$ $x$ ; $tag$", 1),
+        ("SELECT \"a;b\" FROM t", 1),
+        ("-- c;\nSELECT 1", 1),
+        ("/* a /* nested; */ ; */ SELECT 1", 1),
+        ("SELECT E'\\';'", 1),
+        ("SELECT 'it''s; fine'", 1),
+        (";;SELECT 1;;", 1),
+        ("SELECT 1; -- trailing;", 1),
+        (
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$; SELECT 2",
+            2,
+        ),
+        ("SELECT $1; SELECT a$b$c FROM t", 2),
+        ("", 0),
+    ];
+    for (text, expected) in cases {
+        let n: i32 = client
+            .query_one(
+                "SELECT coalesce(array_length(clonesync.ddl_statements($1), 1), 0)",
+                &[text],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n as usize, *expected, "{text:?}");
+    }
+    let tags: &[(&str, &str, bool)] = &[
+        (
+            "create unique index concurrently x on t (a)",
+            "CREATE INDEX",
+            true,
+        ),
+        (
+            "CREATE  OR REPLACE\n VIEW v AS SELECT 1",
+            "CREATE VIEW",
+            true,
+        ),
+        (
+            "create index concurrently_named on t (a)",
+            "CREATE INDEX",
+            true,
+        ),
+        ("/* why */ alter table t add c int", "ALTER TABLE", true),
+        ("ALTER TABLE t ADD c int", "ALTER TYPE", false),
+        ("CREATE TABLE t AS SELECT 1", "CREATE TABLE", true),
+        ("INSERT INTO t VALUES (1)", "CREATE TABLE", false),
+    ];
+    for (statement, tag, expected) in tags {
+        let matches: bool = client
+            .query_one(
+                "SELECT clonesync.ddl_statement_tag_matches($1, $2)",
+                &[statement, tag],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(matches, *expected, "{statement:?} as {tag:?}");
+    }
+    let table_in = |schema: &str, name: &str| {
+        json!({"object_type": "table", "schema": schema, "identity": format!("{schema}.{name}"),
+               "definition": {"kind": "table", "schema": schema, "name": name}})
+    };
+    let index_on = |schema: &str, table: &str| {
+        json!({"object_type": "index", "schema": schema, "identity": format!("{schema}.i"),
+               "definition": {"kind": "index", "name": "i", "table_schema": schema, "table_name": table}})
+    };
+    let enum_in = |schema: &str| {
+        json!({"object_type": "type", "schema": schema, "identity": format!("{schema}.mood"),
+               "definition": {"kind": "enum", "schema": schema, "name": "mood"}})
+    };
+    let tables = json!({"kind": "tables", "tables": [{"schema": "app", "name": "orders"}]});
+    let schemas = json!({"kind": "schemas", "schemas": ["app"]});
+    let all = json!({"kind": "all_tables"});
+    let scoped: &[(&serde_json::Value, serde_json::Value, bool)] = &[
+        (&all, table_in("app", "x"), true),
+        (&all, table_in("clonesync", "ddl_queue"), false),
+        (&all, table_in("pg_temp_3", "x"), false),
+        (&schemas, table_in("app", "x"), true),
+        (&schemas, table_in("other", "x"), false),
+        (&tables, table_in("app", "orders"), true),
+        (&tables, table_in("app", "invoices"), false),
+        (&tables, index_on("app", "orders"), true),
+        (&tables, index_on("app", "invoices"), false),
+        // The enum a listed table uses lives in its schema.
+        (&tables, enum_in("app"), true),
+        (&tables, enum_in("other"), false),
+    ];
+    for (scope, command, expected) in scoped {
+        let inside: bool = client
+            .query_one(
+                "SELECT clonesync.ddl_in_scope($1::text::jsonb, $2::text::jsonb)",
+                &[&scope.to_string(), &command.to_string()],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(inside, *expected, "{command} in {scope}");
+    }
+}
+
+/// The queue holds client strings: a password in one (a user mapping's
+/// options) must not be captured, so it never travels to the target.
+#[tokio::test]
+async fn a_password_in_a_user_mapping_is_never_queued() {
+    let server = clonesync_tests::fixture::TestServer::start().await;
+    let client = server.client().await;
+    assert!(ddl::install_capture(&client).await.unwrap(), "made now");
+    assert!(
+        !ddl::install_capture(&client).await.unwrap(),
+        "twice = once"
+    );
+    let secret = clonesync_tests::fixture::random_password();
+    client
+        .batch_execute(&format!(
+            "CREATE FOREIGN DATA WRAPPER w; CREATE SERVER s FOREIGN DATA WRAPPER w; \
+             CREATE USER MAPPING FOR CURRENT_USER SERVER s OPTIONS (user 'u', password {}); \
+             ALTER USER MAPPING FOR CURRENT_USER SERVER s OPTIONS (SET password {}); \
+             CREATE TABLE public.captured (id int)",
+            clonesync::pg::quote::literal(secret.expose()),
+            clonesync::pg::quote::literal(secret.expose()),
+        ))
+        .await
+        .unwrap();
+    let queued: Vec<String> = client
+        .query(
+            "SELECT command_tag || ' ' || command_text || commands::text FROM clonesync.ddl_queue",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        queued.iter().any(|q| q.starts_with("CREATE TABLE")),
+        "the capture works: {queued:?}"
+    );
+    assert!(
+        queued.iter().all(|q| !q.contains(secret.expose())),
+        "a password was queued"
+    );
+    assert!(
+        queued.iter().all(|q| !q.contains("USER MAPPING")),
+        "{queued:?}"
+    );
+    let text: String = client
+        .query_one(
+            "SELECT command_text FROM clonesync.ddl_queue WHERE command_tag = 'CREATE TABLE'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        text, "CREATE TABLE public.captured (id int)",
+        "only its own statement"
+    );
+    // Removing it leaves nothing of clonesync's.
+    assert!(ddl::remove(&client).await.unwrap());
+    assert_eq!(capture_objects(&client).await, (false, 0));
+    assert!(!ddl::remove(&client).await.unwrap(), "twice = once");
+}
