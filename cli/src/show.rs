@@ -239,6 +239,12 @@ pub fn refresh(report: &clonesync::workflow::schema::PipelineRefresh) {
                 t.added.join(", ")
             );
         }
+        if !t.created_on_target.is_empty() {
+            say!(
+                "  created on the copy from the source's definition ({database}): {}",
+                t.created_on_target.join(", ")
+            );
+        }
         if !t.syncing.is_empty() {
             say!("  still copying: {}", t.syncing.join(", "));
         }

@@ -671,6 +671,71 @@ async fn an_apply_worker_killed_in_a_migration_and_a_source_crash_apply_each_cha
     runtime.teardown(&state).await.unwrap();
 }
 
+/// `CREATE TABLE AS` writes its rows before the command ends, so they reach
+/// the target before the queue row that would create the table: apply stops
+/// on them ("target relation does not exist") until the refresh creates the
+/// table from the source's definition; then it goes on and the table is
+/// copied, nothing lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_create_table_as_is_healed_by_the_refresh() {
+    let env = TestEnv::start().await;
+    let admin = env.source_client().await;
+    create_schema(&admin).await;
+    admin.batch_execute(MIGRATION_TABLES).await.unwrap();
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "ctas", json!({"kind": "all_tables"})).await;
+    let record = record_of(&runtime, "ctas").await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let source = env.source_client().await;
+    source
+        .batch_execute(
+            "CREATE TABLE public.mig_summary AS SELECT qty, count(*) AS n FROM public.mig_orders GROUP BY qty; \
+             ALTER TABLE public.mig_summary ADD PRIMARY KEY (qty)",
+        )
+        .await
+        .unwrap();
+    source
+        .batch_execute("INSERT INTO public.mig_orders (qty, note) VALUES (7, 'after the CTAS')")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut created = Vec::new();
+    loop {
+        let report = schema::refresh_pipeline(&env.plane, &record).await.unwrap();
+        created.extend(report.triples[0].1.created_on_target.iter().cloned());
+        if !created.is_empty()
+            && report.triples[0].1.syncing.is_empty()
+            && report.triples[0].1.added.is_empty()
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{report:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(created, vec!["\"public\".\"mig_summary\"".to_string()]);
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+    assert_equal_by_content(&source, &clone).await;
+    assert!(
+        drift(&source, &clone, &clonesync::pipeline::Scope::AllTables)
+            .await
+            .is_empty()
+    );
+    let summary = ddl::applied_summary(&clone).await.unwrap();
+    let rebuilt: Vec<(String, i64)> = clone
+        .query("SELECT identity, as_of FROM clonesync.ddl_rebuilt", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(
+        summary.pending.is_empty(),
+        "{:?} {rebuilt:?}",
+        summary.pending
+    );
+    runtime.teardown(&state).await.unwrap();
+}
+
 /// The capture's statement splitter and tag matcher and the apply side's
 /// scope filter, on a real server (they are SQL functions).
 #[tokio::test]

@@ -75,13 +75,19 @@ pub async fn remove(client: &Client) -> Result<bool> {
     if !present {
         return Ok(false);
     }
+    // Every function of the schema is ours (it is named for clonesync);
+    // they go before the queue table, whose row type one of them takes.
     let sql = format!(
         "DROP EVENT TRIGGER IF EXISTS {}; DROP EVENT TRIGGER IF EXISTS {}; \
-         DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied; \
-         DROP FUNCTION IF EXISTS clonesync.ddl_capture(), clonesync.ddl_record(text, text, text, text), \
-             clonesync.ddl_definition(oid, oid), clonesync.ddl_apply(), clonesync.ddl_reconcile(jsonb, text, text, boolean), clonesync.ddl_statement_tag_matches(text, text), \
-             clonesync.ddl_reconcile_table(text, jsonb, text), clonesync.ddl_execute(text, text, text), \
-             clonesync.ddl_in_scope(jsonb, jsonb), clonesync.ddl_statements(text), clonesync.ddl_first_keyword(text)",
+         DO $do$ DECLARE f regprocedure; BEGIN \
+           IF to_regclass('clonesync.ddl_queue') IS NOT NULL THEN \
+             DROP TRIGGER IF EXISTS clonesync_ddl_apply ON clonesync.ddl_queue; \
+           END IF; \
+           FOR f IN SELECT p.oid::regprocedure FROM pg_proc p \
+                     WHERE p.pronamespace = 'clonesync'::regnamespace LOOP \
+             EXECUTE format('DROP FUNCTION %s', f); \
+           END LOOP; END $do$; \
+         DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied, clonesync.ddl_rebuilt",
         EVENT_TRIGGERS[0], EVENT_TRIGGERS[1]
     );
     uncaptured(client, "remove schema change capture", &sql).await?;
@@ -186,6 +192,80 @@ pub async fn disable_inherited_capture(client: &Client) -> Result<bool> {
         .collect::<String>();
     uncaptured(client, "disable inherited capture", &sql).await?;
     Ok(true)
+}
+
+/// A table's definition on the source, as the capture ships it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDefinition {
+    pub definition: String,
+    pub owner: String,
+    /// The last queue row at the moment it was read: the target skips the
+    /// older commands on the table, which this definition already holds.
+    pub as_of: i64,
+}
+
+/// The source's definition of one table; `None` when the capture is not
+/// installed or there is no such table.
+pub async fn source_table_definition(
+    source: &Client,
+    table: &crate::pg::TableName,
+) -> Result<Option<SourceDefinition>> {
+    let op = "read a table's definition";
+    let installed: bool = source
+        .query_one(
+            "SELECT to_regprocedure('clonesync.ddl_definition(oid, oid)') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(op, e))?
+        .get(0);
+    if !installed {
+        return Ok(None);
+    }
+    let row = source
+        .query_opt(
+            "SELECT clonesync.ddl_definition('pg_class'::regclass, c.oid)::text, c.relowner::regrole::text, \
+                    (SELECT coalesce(max(id), 0) FROM clonesync.ddl_queue) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[&table.schema.as_str(), &table.name.as_str()],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    Ok(row.map(|r| SourceDefinition {
+        definition: r.get(0),
+        owner: r.get(1),
+        as_of: r.get(2),
+    }))
+}
+
+/// Create `table` on the target from the source's definition, as its
+/// owner (the apply's own rebuild). For a table whose rows reached the
+/// stream before the command that made it could (`CREATE TABLE AS`): apply
+/// stops on them until the table exists.
+pub async fn create_table_from_definition(
+    target: &Client,
+    table: &crate::pg::TableName,
+    source: &SourceDefinition,
+) -> Result<()> {
+    target
+        .execute(
+            // The identity written as the apply writes it (quote_ident).
+            "WITH t AS (SELECT quote_ident($1) || '.' || quote_ident($2) AS identity), \
+                  made AS (SELECT clonesync.ddl_reconcile_table(t.identity, $3::text::jsonb, $4) FROM t) \
+             INSERT INTO clonesync.ddl_rebuilt (identity, as_of) SELECT t.identity, $5 FROM t, made \
+             ON CONFLICT (identity) DO UPDATE SET as_of = excluded.as_of",
+            &[
+                &table.schema.as_str(),
+                &table.name.as_str(),
+                &source.definition,
+                &source.owner,
+                &source.as_of,
+            ],
+        )
+        .await
+        .map_err(|e| classify("create a table from its definition", e))?;
+    Ok(())
 }
 
 /// A schema change the target could not apply.

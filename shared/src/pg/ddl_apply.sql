@@ -36,6 +36,15 @@ CREATE TABLE IF NOT EXISTS clonesync.ddl_applied (
 );
 REVOKE ALL ON clonesync.ddl_applied FROM PUBLIC;
 
+-- Tables the refresh made from the source's definition as of a queue row
+-- (`pg::ddl::create_table_from_definition`): older commands on them are
+-- already in that definition.
+CREATE TABLE IF NOT EXISTS clonesync.ddl_rebuilt (
+    identity text PRIMARY KEY,
+    as_of bigint NOT NULL
+);
+REVOKE ALL ON clonesync.ddl_rebuilt FROM PUBLIC;
+
 -- Is one command (an entry of ddl_queue.commands) inside the scope (the
 -- pipeline's scope, as JSON)? Objects that are not tables or indexes are in
 -- a table-list scope when they live in one of its tables' schemas, so the
@@ -50,6 +59,11 @@ DECLARE
     v_table_schema text;
     v_table_name text;
 BEGIN
+    -- An extension serves the whole database: the types and functions of
+    -- any scope's tables may come from it.
+    IF v_type = 'extension' THEN
+        RETURN true;
+    END IF;
     IF v_schema IS NULL OR v_schema IN ('pg_catalog', 'information_schema', 'clonesync', 'pg_toast')
        OR v_schema LIKE 'pg\_temp%' OR v_schema LIKE 'pg\_toast\_temp%' THEN
         RETURN false;
@@ -211,6 +225,53 @@ BEGIN
 END
 $fn$;
 
+-- The table a command's definition describes (a command on a column names
+-- the column), as a qualified name; NULL for other objects.
+CREATE OR REPLACE FUNCTION clonesync.ddl_table_identity(p_command jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT CASE WHEN p_command -> 'definition' ->> 'kind' = 'table'
+            THEN quote_ident(p_command -> 'definition' ->> 'schema') || '.' || quote_ident(p_command -> 'definition' ->> 'name') END
+$fn$;
+
+-- After a command added columns to an existing table: the rows that
+-- predate it must read what they read on the source. A default evaluated
+-- once (now(), current_user) gave the source's moment's value there and the
+-- target's here, so those rows get the source's value; a value computed per
+-- row (a volatile default, an identity) cannot be known here: reported.
+CREATE OR REPLACE FUNCTION clonesync.ddl_align_added(p_identity text, p_def jsonb, p_before text[]) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_rel regclass := to_regclass(p_identity);
+    v_col jsonb;
+    v_here text;
+    v_rows boolean;
+    v_problems text[] := '{}';
+BEGIN
+    IF v_rel IS NULL OR p_before IS NULL OR p_def ->> 'parent' IS NOT NULL OR (p_def ->> 'partitioned')::boolean THEN
+        RETURN v_problems;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', p_identity) INTO v_rows;
+    IF NOT v_rows THEN
+        RETURN v_problems;
+    END IF;
+    FOR v_col IN SELECT x FROM jsonb_array_elements(p_def -> 'columns') x
+                  WHERE NOT (x ->> 'name' = ANY (p_before)) AND x ->> 'generated' IS NULL LOOP
+        SELECT CASE WHEN a.atthasmissing THEN a.attmissingval::text END INTO v_here
+          FROM pg_attribute a WHERE a.attrelid = v_rel AND a.attname = v_col ->> 'name' AND NOT a.attisdropped;
+        IF v_col ->> 'missing' IS NOT NULL THEN
+            IF v_here IS DISTINCT FROM v_col ->> 'missing' THEN
+                EXECUTE format('UPDATE %s SET %I = (%L::%s[])[1]', p_identity, v_col ->> 'name', v_col ->> 'missing', v_col ->> 'type');
+            END IF;
+        ELSIF v_col ->> 'default' IS NOT NULL OR coalesce(v_col ->> 'identity', '') <> '' THEN
+            v_problems := v_problems || format(
+                'column %s of %s was added with a value computed row by row on each side (a volatile default or an identity): the rows that predate it differ from the source''s; copy them from the source',
+                v_col ->> 'name', p_identity);
+        END IF;
+    END LOOP;
+    RETURN v_problems;
+END
+$fn$;
+
 -- Bring the object of one command to its definition on the source. NULL
 -- when this kind of object is not rebuilt from its definition (only a
 -- replay of the text applies it).
@@ -315,14 +376,14 @@ BEGIN
 END
 $fn$;
 
--- The trigger: fires while the apply worker inserts a queue row, inside
+-- One queue row: applied while the apply worker inserts it, inside
 -- the replicated transaction, before the rows that follow the command.
 -- It never raises: a command it cannot apply is recorded as pending, so
 -- the rest of the stream keeps flowing. TG_ARGV[0] is the pipeline's scope.
-CREATE OR REPLACE FUNCTION clonesync.ddl_apply() RETURNS trigger
+CREATE OR REPLACE FUNCTION clonesync.ddl_apply_row(q clonesync.ddl_queue, p_scope jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-    v_scope jsonb := TG_ARGV[0]::jsonb;
+    v_scope jsonb := p_scope;
     v_commands jsonb;
     v_command jsonb;
     v_statement text;
@@ -332,41 +393,58 @@ DECLARE
     v_notes text[] := '{}';
     v_how text := 'reconciled';
     v_statement_no int;
+    v_before jsonb;
 BEGIN
-    IF EXISTS (SELECT 1 FROM clonesync.ddl_applied WHERE id = NEW.id) THEN
-        RETURN NEW;
+    IF EXISTS (SELECT 1 FROM clonesync.ddl_applied WHERE id = q.id) THEN
+        RETURN;
     END IF;
     SELECT coalesce(jsonb_agg(x ORDER BY o), '[]'::jsonb) INTO v_commands
-      FROM jsonb_array_elements(NEW.commands) WITH ORDINALITY AS e(x, o)
+      FROM jsonb_array_elements(q.commands) WITH ORDINALITY AS e(x, o)
      WHERE clonesync.ddl_in_scope(v_scope, x);
     IF v_commands = '[]'::jsonb THEN
-        INSERT INTO clonesync.ddl_applied (id, status, how, command_tag) VALUES (NEW.id, 'out_of_scope', 'skipped', NEW.command_tag);
-        RETURN NEW;
+        INSERT INTO clonesync.ddl_applied (id, status, how, command_tag) VALUES (q.id, 'out_of_scope', 'skipped', q.command_tag);
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(v_commands) x
+                    WHERE NOT EXISTS (SELECT 1 FROM clonesync.ddl_rebuilt r
+                                       WHERE r.identity = clonesync.ddl_table_identity(x) AND r.as_of >= q.id)) THEN
+        INSERT INTO clonesync.ddl_applied (id, status, how, command_tag, txid)
+        VALUES (q.id, 'applied', 'in the definition the table was made from', q.command_tag, q.txid);
+        RETURN;
     END IF;
     -- Replay the command's own statement (the source tells which, if it
     -- can) when every object of it is in scope, unless this transaction
     -- already replayed that statement (a function run by another statement
     -- can issue a command of the same kind). CREATE TABLE AS would fill
     -- the table from the target's own rows: rebuilt empty instead.
-    IF NEW.statement_no IS NOT NULL
-       AND jsonb_array_length(v_commands) = jsonb_array_length(NEW.commands)
-       AND NEW.command_tag NOT IN ('CREATE TABLE AS', 'SELECT INTO', 'REINDEX')
-       AND NOT (NEW.event = 'sql_drop' AND NEW.command_tag NOT LIKE 'DROP%')
+    -- The columns each table had before the command, to tell the ones it
+    -- adds.
+    SELECT coalesce(jsonb_object_agg(t.identity, (SELECT to_jsonb(array_agg(a.attname::text))
+               FROM pg_attribute a WHERE a.attrelid = t.rel AND a.attnum > 0 AND NOT a.attisdropped)),
+               '{}'::jsonb)
+      INTO v_before
+      FROM (SELECT clonesync.ddl_table_identity(x) AS identity, to_regclass(clonesync.ddl_table_identity(x)) AS rel
+              FROM jsonb_array_elements(v_commands) x WHERE clonesync.ddl_table_identity(x) IS NOT NULL) t
+     WHERE t.rel IS NOT NULL;
+    IF q.statement_no IS NOT NULL
+       AND jsonb_array_length(v_commands) = jsonb_array_length(q.commands)
+       AND q.command_tag NOT IN ('CREATE TABLE AS', 'SELECT INTO', 'REINDEX')
+       AND NOT (q.event = 'sql_drop' AND q.command_tag NOT LIKE 'DROP%')
        AND NOT EXISTS (SELECT 1 FROM clonesync.ddl_applied
-                        WHERE txid = NEW.txid AND statement_no = NEW.statement_no) THEN
-        v_statement_no := NEW.statement_no;
+                        WHERE txid = q.txid AND statement_no = q.statement_no) THEN
+        v_statement_no := q.statement_no;
     END IF;
     IF v_statement_no IS NOT NULL THEN
-        v_statement := NEW.command_text;
+        v_statement := q.command_text;
         -- Not in a transaction block, so the equivalent form that is.
-        IF NEW.command_tag IN ('CREATE INDEX', 'DROP INDEX') THEN
+        IF q.command_tag IN ('CREATE INDEX', 'DROP INDEX') THEN
             v_statement := regexp_replace(v_statement, '^(\s*(CREATE\s+(UNIQUE\s+)?|DROP\s+)INDEX)\s+CONCURRENTLY\M', '\1', 'i');
         END IF;
         BEGIN
-            PERFORM clonesync.ddl_execute(v_statement, NEW.role_name, NEW.search_path);
+            PERFORM clonesync.ddl_execute(v_statement, q.role_name, q.search_path);
             v_replayed := true;
-            v_how := CASE WHEN NEW.statement_count = 1 THEN 'replayed'
-                          ELSE format('replayed statement %s of %s', v_statement_no, NEW.statement_count) END;
+            v_how := CASE WHEN q.statement_count = 1 THEN 'replayed'
+                          ELSE format('replayed statement %s of %s', v_statement_no, q.statement_count) END;
         EXCEPTION WHEN OTHERS THEN
             v_notes := v_notes || format('replay failed: %s', SQLERRM);
             v_statement_no := NULL;
@@ -375,13 +453,15 @@ BEGIN
     -- Then make each object match the source's definition: a no-op after a
     -- replay, the whole work otherwise.
     FOR v_command IN SELECT x FROM jsonb_array_elements(v_commands) x LOOP
-        CONTINUE WHEN v_replayed AND NEW.event = 'sql_drop';
+        CONTINUE WHEN v_replayed AND q.event = 'sql_drop';
+        -- An extension's objects come and go with the extension.
+        CONTINUE WHEN coalesce((v_command ->> 'in_extension')::boolean, false);
         BEGIN
-            v_result := clonesync.ddl_reconcile(v_command, NEW.role_name, NEW.event, v_replayed);
+            v_result := clonesync.ddl_reconcile(v_command, q.role_name, q.event, v_replayed);
             IF v_result IS NULL AND NOT v_replayed THEN
                 v_problems := v_problems || format('%s %s: not applied (%s)', v_command ->> 'tag',
                     coalesce(v_command ->> 'identity', v_command ->> 'object_type'),
-                    CASE WHEN NEW.statement_count > 1
+                    CASE WHEN q.statement_count > 1
                          THEN 'its statement cannot be told apart in a client string of several statements'
                          ELSE 'it ran inside another statement (a function or DO block), and only its text could apply it' END);
             ELSIF coalesce(v_result, '') <> '' THEN
@@ -393,11 +473,36 @@ BEGIN
         EXCEPTION WHEN OTHERS THEN
             v_problems := v_problems || format('%s %s: %s', v_command ->> 'tag', v_command ->> 'identity', SQLERRM);
         END;
+        IF v_before ? clonesync.ddl_table_identity(v_command) THEN
+            BEGIN
+                v_problems := v_problems || clonesync.ddl_align_added(clonesync.ddl_table_identity(v_command),
+                    v_command -> 'definition',
+                    ARRAY(SELECT jsonb_array_elements_text(v_before -> clonesync.ddl_table_identity(v_command))));
+            EXCEPTION WHEN OTHERS THEN
+                v_problems := v_problems || format('%s %s: aligning added columns: %s', v_command ->> 'tag', v_command ->> 'identity', SQLERRM);
+            END;
+        END IF;
     END LOOP;
     INSERT INTO clonesync.ddl_applied (id, status, how, detail, command_tag, txid, statement_no)
-    VALUES (NEW.id, CASE WHEN v_problems = '{}' THEN 'applied' ELSE 'pending' END, v_how,
-            nullif(array_to_string(v_problems || v_notes, '; '), ''), NEW.command_tag,
-            NEW.txid, CASE WHEN v_replayed THEN v_statement_no END);
+    VALUES (q.id, CASE WHEN v_problems = '{}' THEN 'applied' ELSE 'pending' END, v_how,
+            nullif(array_to_string(v_problems || v_notes, '; '), ''), q.command_tag,
+            q.txid, CASE WHEN v_replayed THEN v_statement_no END);
+END
+$fn$;
+
+-- The trigger itself: whatever goes wrong in applying one row (a bug, a
+-- catalog it does not expect) is recorded as pending, never raised, so the
+-- apply worker does not stop on it.
+CREATE OR REPLACE FUNCTION clonesync.ddl_apply() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    BEGIN
+        PERFORM clonesync.ddl_apply_row(NEW, TG_ARGV[0]::jsonb);
+    EXCEPTION WHEN OTHERS THEN
+        INSERT INTO clonesync.ddl_applied (id, status, how, detail, command_tag, txid)
+        VALUES (NEW.id, 'pending', 'failed', format('could not apply: %s', SQLERRM), NEW.command_tag, NEW.txid)
+        ON CONFLICT (id) DO NOTHING;
+    END;
     RETURN NEW;
 END
 $fn$;

@@ -147,12 +147,6 @@ BEGIN
 END
 $fn$;
 
--- The first keyword of a statement, after leading comments.
-CREATE OR REPLACE FUNCTION clonesync.ddl_first_keyword(p_statement text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
-SELECT upper(substring(regexp_replace(p_statement, '^(\s+|--[^\n]*(\n|$)|/\*([^*]|\*+[^*/])*\*+/)*', ''), '^[A-Za-z]+'))
-$fn$;
-
 -- The leading keywords of a statement in the form of a command tag:
 -- upper case, single spaces, without the words a tag leaves out
 -- ("CREATE UNIQUE INDEX CONCURRENTLY" is a "CREATE INDEX").
@@ -189,6 +183,9 @@ SELECT CASE
               'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
               'generated_kind', a.attgenerated::text,
               'identity', a.attidentity::text,
+              -- The value rows that predate the column read (a default
+              -- evaluated once when it was added: now() is that moment's).
+              'missing', CASE WHEN a.atthasmissing THEN a.attmissingval::text END,
               'local', a.attislocal) ORDER BY a.attnum), '[]'::jsonb)
             FROM pg_attribute a
             JOIN pg_type t ON t.oid = a.atttypid
@@ -293,6 +290,8 @@ BEGIN
           FROM pg_event_trigger_ddl_commands() WITH ORDINALITY AS c(classid, objid, objsubid, command_tag, object_type,
                  schema_name, object_identity, in_extension, command, ord)
          WHERE coalesce(c.schema_name, '') <> 'clonesync'
+           -- An extension's script: CREATE EXTENSION itself is the command.
+           AND NOT c.in_extension
            AND coalesce(c.schema_name, '') NOT LIKE 'pg\_temp%'
            AND NOT (c.object_type = 'schema' AND c.object_identity = 'clonesync')
            -- Replication objects are each side's own; a user mapping's
@@ -311,17 +310,14 @@ BEGIN
     ELSE
         v_statements := clonesync.ddl_statements(v_query);
     END IF;
-    IF coalesce(array_length(v_statements, 1), 0) = 1 THEN
-        IF clonesync.ddl_first_keyword(v_statements[1]) = split_part(p_tag, ' ', 1) THEN
-            v_no := 1;
-        END IF;
-    ELSE
-        SELECT min(o), count(*) INTO v_no, v_candidates
-          FROM unnest(v_statements) WITH ORDINALITY AS u(st, o)
-         WHERE clonesync.ddl_statement_tag_matches(st, p_tag);
-        IF v_candidates <> 1 THEN
-            v_no := NULL;
-        END IF;
+    -- The command's statement: the one statement of the string of its
+    -- kind (a DO block, a function call or CREATE EXTENSION running this
+    -- command is of another kind: none).
+    SELECT min(o), count(*) INTO v_no, v_candidates
+      FROM unnest(v_statements) WITH ORDINALITY AS u(st, o)
+     WHERE clonesync.ddl_statement_tag_matches(st, p_tag);
+    IF v_candidates <> 1 THEN
+        v_no := NULL;
     END IF;
     INSERT INTO clonesync.ddl_queue (event, command_tag, role_name, search_path, command_text,
                                      statement_count, statement_no, commands)

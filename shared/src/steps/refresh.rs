@@ -11,7 +11,12 @@
 //!
 //! The refresh runs only when every newly published table exists on the
 //! target (the schema change apply made it); a refresh with a table
-//! missing would fail as a whole, so those are reported instead
+//! missing would fail as a whole. With schema changes on, a missing table
+//! is first created on the target from the source's definition: that is
+//! the case of `CREATE TABLE AS` and `SELECT INTO`, whose rows reach the
+//! stream before the command that makes the table, so apply stops on them
+//! ("target relation does not exist") until this step has made it
+//! ([`Refreshed::created_on_target`]). What still is missing is reported
 //! ([`Refreshed::missing_on_target`]). A paused (disabled) subscription is
 //! not refreshed: PostgreSQL refuses to, and it will be on resume.
 //! A table-list publication never grows by itself: its tables are the ones
@@ -21,7 +26,7 @@
 //! new tables in the subscription (and their copy running).
 
 use crate::error::{Error, Result};
-use crate::pg::subscription;
+use crate::pg::{ddl, subscription};
 use crate::pipeline::PipelineSpec;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
@@ -31,6 +36,10 @@ pub struct Refreshed {
     pub subscription: String,
     /// New tables the refresh added (their copy started).
     pub added: Vec<String>,
+    /// Published tables the target did not have, created now from the
+    /// source's definition.
+    #[serde(default)]
+    pub created_on_target: Vec<String>,
     /// Published tables the target does not have: not refreshed.
     pub missing_on_target: Vec<String>,
     /// Tables still being copied.
@@ -68,7 +77,17 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
     if new.is_empty() {
         return Ok(refreshed);
     }
-    let present = subscription::existing_tables(target, &new).await?;
+    let mut present = subscription::existing_tables(target, &new).await?;
+    if spec.schema_changes && ddl::apply_installed(target).await? {
+        for table in new.iter().filter(|t| !present.contains(t)) {
+            if let Some(definition) = ddl::source_table_definition(source, table).await? {
+                ddl::create_table_from_definition(target, table, &definition).await?;
+                tracing::info!(pipeline = %spec.id, table = %table, "published table created on the target from the source's definition");
+                refreshed.created_on_target.push(table.to_string());
+            }
+        }
+        present = subscription::existing_tables(target, &new).await?;
+    }
     refreshed.missing_on_target = new
         .iter()
         .filter(|t| !present.contains(t))
