@@ -205,11 +205,16 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
             .map(|(report, _)| report)
     };
     let streaming_since = Instant::now();
+    // A reading each second, however long a reading takes on a loaded
+    // machine (a sleep after each would drift).
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !stop.load(Ordering::Relaxed)
         && options
             .duration
             .is_none_or(|d| streaming_since.elapsed() < d)
     {
+        every_second.tick().await;
         let report = monitor().await?;
         show::streaming(
             &report,
@@ -217,7 +222,6 @@ pub async fn run(options: DemoOptions) -> Result<bool> {
             streaming_since.elapsed(),
             Some(load.committed()),
         );
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
     // 4. Stop writing, catch up, compare.

@@ -328,7 +328,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
             .map(|t| (t.subscription.to_string(), record.pipeline.id.to_string()))
             .collect();
         let pending = if pg::ddl::apply_installed(&client).await? {
-            Some(pg::ddl::applied_summary(&client).await?.pending.len() as i64)
+            Some(pg::ddl::pending_count(&client).await?)
         } else {
             None
         };

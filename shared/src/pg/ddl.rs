@@ -335,6 +335,19 @@ pub async fn applied_summary(client: &Client) -> Result<AppliedSummary> {
     })
 }
 
+/// How many schema changes the target could not apply (where the apply is
+/// installed: `clonesync.ddl_applied` exists).
+pub async fn pending_count(client: &Client) -> Result<i64> {
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM clonesync.ddl_applied WHERE status = 'pending'",
+            &[],
+        )
+        .await
+        .map_err(|e| classify("count pending schema changes", e))?
+        .get(0))
+}
+
 /// The capture's queue rows on the source, oldest first (tests and the
 /// drift report read them).
 pub async fn queued_commands(client: &Client) -> Result<Vec<(i64, String)>> {
