@@ -763,6 +763,13 @@ async fn the_statement_splitter_tag_matcher_and_scope_filter() {
             2,
         ),
         ("SELECT $1; SELECT a$b$c FROM t", 2),
+        // PostgreSQL's scanner: a non-ASCII character continues an
+        // identifier, so "€$$" is a name, not a dollar quote's start.
+        (
+            "SELECT 1 AS €$$; ALTER TABLE t ADD q int; SELECT $$; ALTER TABLE t DROP n; $$",
+            3,
+        ),
+        ("SELECT 1 --c\r; SELECT 2", 2),
         ("", 0),
     ];
     for (text, expected) in cases {
@@ -911,4 +918,109 @@ async fn a_password_in_a_user_mapping_is_never_queued() {
     assert!(ddl::remove(&client).await.unwrap());
     assert_eq!(capture_objects(&client).await, (false, 0));
     assert!(!ddl::remove(&client).await.unwrap(), "twice = once");
+}
+
+/// A migration run by a role that owns its tables, not a superuser, in
+/// one explicit transaction of separately sent statements (as migration
+/// tools send them): every statement is replayed as that role, with its
+/// USING expression, and a function that tries to become superuser while
+/// the target applies it gets no further than on the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_non_superuser_migration_in_one_transaction_is_replayed_as_its_role_and_cannot_escalate()
+{
+    let env = TestEnv::start().await;
+    let admin = env.source_client().await;
+    create_schema(&admin).await;
+    let secret = clonesync_tests::fixture::random_password();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE app LOGIN PASSWORD {}; CREATE SCHEMA app AUTHORIZATION app; \
+             CREATE TABLE app.prices (id int PRIMARY KEY, price int NOT NULL); \
+             ALTER TABLE app.prices OWNER TO app; \
+             INSERT INTO app.prices SELECT g, g * 100 + 99 FROM generate_series(1, 100) g",
+            clonesync::pg::quote::literal(secret.expose())
+        ))
+        .await
+        .unwrap();
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "roles", json!({"kind": "all_tables"})).await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let app = connect(&Endpoint {
+        user: "app".into(),
+        password: Some(secret.clone()),
+        ..env.source_endpoint()
+    })
+    .await;
+    app.batch_execute("BEGIN").await.unwrap();
+    for statement in [
+        "ALTER TABLE app.prices ADD COLUMN currency text NOT NULL DEFAULT 'EUR'",
+        "ALTER TABLE app.prices ALTER COLUMN price TYPE numeric(10,2) USING price / 100.0",
+        "COMMENT ON TABLE app.prices IS 'prices in euro'",
+        "CREATE INDEX prices_currency ON app.prices (currency)",
+        "INSERT INTO app.prices VALUES (1000, 12.34, 'USD')",
+    ] {
+        app.batch_execute(statement).await.unwrap();
+    }
+    app.batch_execute("COMMIT").await.unwrap();
+    // Harmless on the source (app may not SET ROLE postgres); on the target
+    // the apply's own login could, were the statement run under it.
+    app.batch_execute(
+        // IMMUTABLE: the default is evaluated once, when the column is
+        // added (a volatile one would make the change pending, rightly).
+        "CREATE FUNCTION app.escalate() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN \
+           BEGIN SET ROLE postgres; ALTER ROLE app SUPERUSER; EXCEPTION WHEN OTHERS THEN NULL; END; \
+           RETURN 1; END $$",
+    )
+    .await
+    .unwrap();
+    app.batch_execute("ALTER TABLE app.prices ADD COLUMN z int DEFAULT app.escalate()")
+        .await
+        .unwrap();
+    let source = env.source_client().await;
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+
+    let superuser: bool = clone
+        .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = 'app'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!superuser, "app became superuser on the target");
+    let tables = tables_in(&source, &["app"]).await;
+    let (_, differences) = compare_tables(&source, &clone, &tables).await;
+    assert!(differences.is_empty(), "{differences:#?}");
+    assert!(
+        drift(&source, &clone, &clonesync::pipeline::Scope::AllTables)
+            .await
+            .is_empty()
+    );
+    let summary = ddl::applied_summary(&clone).await.unwrap();
+    assert!(summary.pending.is_empty(), "{:?}", summary.pending);
+    let how: Vec<(String, String)> = clone
+        .query(
+            "SELECT command_tag, how FROM clonesync.ddl_applied ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(
+        how.iter().all(|(_, h)| h.starts_with("replayed")),
+        "{how:?}"
+    );
+    let (comment, owner): (Option<String>, String) = {
+        let row = clone
+            .query_one(
+                "SELECT obj_description('app.prices'::regclass, 'pg_class'), \
+                        (SELECT relowner::regrole::text FROM pg_class WHERE oid = 'app.prices_currency'::regclass)",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(comment.as_deref(), Some("prices in euro"));
+    assert_eq!(owner, "app", "made as the role that made it on the source");
+    runtime.teardown(&state).await.unwrap();
 }

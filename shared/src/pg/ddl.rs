@@ -87,7 +87,7 @@ pub async fn remove(client: &Client) -> Result<bool> {
                      WHERE p.pronamespace = 'clonesync'::regnamespace LOOP \
              EXECUTE format('DROP FUNCTION %s', f); \
            END LOOP; END $do$; \
-         DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied, clonesync.ddl_rebuilt",
+         DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied, clonesync.ddl_rebuilt, clonesync.ddl_split",
         EVENT_TRIGGERS[0], EVENT_TRIGGERS[1]
     );
     uncaptured(client, "remove schema change capture", &sql).await?;

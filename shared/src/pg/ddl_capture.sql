@@ -20,6 +20,9 @@ CREATE TABLE IF NOT EXISTS clonesync.ddl_queue (
     -- The source transaction: a client string's statements are told apart
     -- within it.
     txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    -- The client message (one per statement sent; one for a whole string
+    -- of statements): with txid and statement_no it names one statement.
+    stmt_ts timestamptz NOT NULL DEFAULT statement_timestamp(),
     event text NOT NULL,
     command_tag text NOT NULL,
     -- current_user when the command ran: the target runs it as that role.
@@ -39,12 +42,26 @@ CREATE TABLE IF NOT EXISTS clonesync.ddl_queue (
     commands jsonb NOT NULL
 );
 REVOKE ALL ON clonesync.ddl_queue FROM PUBLIC;
+ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS stmt_ts timestamptz NOT NULL DEFAULT statement_timestamp();
+ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS statement_count int NOT NULL DEFAULT 1;
+ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS statement_no int;
+-- A database that was a copy (its queue rows came with explicit ids) and
+-- now captures itself continues after the last id.
+SELECT setval(pg_get_serial_sequence('clonesync.ddl_queue', 'id'),
+              coalesce((SELECT max(id) FROM clonesync.ddl_queue), 0) + 1, false);
+
+-- A character that continues an identifier for PostgreSQL's scanner:
+-- letters, digits, _, $ and every non-ASCII character.
+CREATE OR REPLACE FUNCTION clonesync.ddl_identifier_char(p_char text) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT p_char ~ '^[A-Za-z0-9_$]$' OR ascii(p_char) > 127
+$fn$;
 
 -- The top-level statements of a client string, comments kept, empty ones
 -- left out. Knows quotes, E'' strings, quoted identifiers, dollar quotes
 -- and nested comments: enough to tell one statement from several.
 CREATE OR REPLACE FUNCTION clonesync.ddl_statements(p_text text) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
 DECLARE
     -- ('' would split into one empty element.)
     c text[] := CASE WHEN p_text = '' THEN '{}'::text[] ELSE regexp_split_to_array(p_text, '') END;
@@ -61,7 +78,7 @@ BEGIN
     WHILE i <= n LOOP
         IF c[i] = '''' THEN
             -- E'...' takes backslash escapes.
-            IF i > 1 AND lower(c[i - 1]) = 'e' AND (i = 2 OR c[i - 2] !~ '[[:alnum:]_$]') THEN
+            IF i > 1 AND lower(c[i - 1]) = 'e' AND (i = 2 OR NOT clonesync.ddl_identifier_char(c[i - 2])) THEN
                 i := i + 1;
                 WHILE i <= n LOOP
                     IF c[i] = '\' THEN
@@ -96,7 +113,7 @@ BEGIN
             i := i + 1;
             content := true;
         ELSIF c[i] = '-' AND i < n AND c[i + 1] = '-' THEN
-            WHILE i <= n AND c[i] <> E'\n' LOOP
+            WHILE i <= n AND c[i] <> E'\n' AND c[i] <> E'\r' LOOP
                 i := i + 1;
             END LOOP;
         ELSIF c[i] = '/' AND i < n AND c[i + 1] = '*' THEN
@@ -113,9 +130,9 @@ BEGIN
                     i := i + 1;
                 END IF;
             END LOOP;
-        ELSIF c[i] = '$' AND (i = 1 OR c[i - 1] !~ '[[:alnum:]_$]') AND (i = n OR c[i + 1] !~ '[0-9]') THEN
+        ELSIF c[i] = '$' AND (i = 1 OR NOT clonesync.ddl_identifier_char(c[i - 1])) AND (i = n OR c[i + 1] !~ '[0-9]') THEN
             j := i + 1;
-            WHILE j <= n AND c[j] ~ '[[:alnum:]_]' LOOP
+            WHILE j <= n AND clonesync.ddl_identifier_char(c[j]) AND c[j] <> '$' LOOP
                 j := j + 1;
             END LOOP;
             IF j <= n AND c[j] = '$' THEN
@@ -150,19 +167,38 @@ $fn$;
 -- The leading keywords of a statement in the form of a command tag:
 -- upper case, single spaces, without the words a tag leaves out
 -- ("CREATE UNIQUE INDEX CONCURRENTLY" is a "CREATE INDEX").
+CREATE OR REPLACE FUNCTION clonesync.ddl_statement_prefix(p_statement text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
+SELECT regexp_replace(
+           regexp_replace(
+             upper(regexp_replace(left(regexp_replace(p_statement, '^(\s+|--[^\n\r]*([\n\r]|$)|/\*([^*]|\*+[^*/])*\*+/)*', ''), 200), '\s+', ' ', 'g')),
+             '\m(OR REPLACE|UNIQUE|GLOBAL|LOCAL|TEMPORARY|TEMP|UNLOGGED|TRUSTED|PROCEDURAL|RECURSIVE|CONSTRAINT|DEFAULT) ', '', 'g'),
+           '^(CREATE INDEX|DROP INDEX) CONCURRENTLY\M', '\1') || ' '
+$fn$;
+
 CREATE OR REPLACE FUNCTION clonesync.ddl_statement_tag_matches(p_statement text, p_tag text) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
-SELECT (regexp_replace(
-           regexp_replace(
-             upper(regexp_replace(left(regexp_replace(p_statement, '^(\s+|--[^\n]*(\n|$)|/\*([^*]|\*+[^*/])*\*+/)*', ''), 200), '\s+', ' ', 'g')),
-             '\m(OR REPLACE|UNIQUE|GLOBAL|LOCAL|TEMPORARY|TEMP|UNLOGGED|TRUSTED|PROCEDURAL|RECURSIVE|CONSTRAINT|DEFAULT) ', '', 'g'),
-           '^(CREATE INDEX|DROP INDEX) CONCURRENTLY\M', '\1') || ' ') LIKE (p_tag || ' %')
+SELECT clonesync.ddl_statement_prefix(p_statement) LIKE (p_tag || ' %')
 $fn$;
+
+-- The split of the client string being run, per backend: a script of
+-- many commands sent as one string is split once, not once per command.
+-- Only the capture writes it (no role but the owner may), so nobody can
+-- make the capture queue a text the source did not run. Unlogged: not
+-- published, not kept across a crash.
+CREATE UNLOGGED TABLE IF NOT EXISTS clonesync.ddl_split (
+    pid int PRIMARY KEY,
+    stmt_ts timestamptz NOT NULL,
+    query_md5 text NOT NULL,
+    statements text[] NOT NULL,
+    prefixes text[] NOT NULL
+);
+REVOKE ALL ON clonesync.ddl_split FROM PUBLIC;
 
 -- The definition of one object as of now, in terms the target can rebuild
 -- it from: every name schema-qualified (search_path is pg_catalog here).
 CREATE OR REPLACE FUNCTION clonesync.ddl_definition(p_classid oid, p_objid oid)
-RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
 SELECT CASE
   WHEN p_classid = 'pg_class'::regclass THEN (
     SELECT CASE
@@ -239,6 +275,14 @@ SELECT CASE
   WHEN p_classid = 'pg_namespace'::regclass THEN (
     SELECT jsonb_build_object('kind', 'schema', 'schema', n.nspname, 'name', n.nspname)
       FROM pg_namespace n WHERE n.oid = p_objid)
+  -- Objects of a table: scoped by their table.
+  WHEN p_classid IN ('pg_trigger'::regclass, 'pg_policy'::regclass, 'pg_rewrite'::regclass) THEN (
+    SELECT jsonb_build_object('kind', 'table_child', 'schema', n.nspname, 'name', c.relname)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = CASE p_classid
+                     WHEN 'pg_trigger'::regclass THEN (SELECT t.tgrelid FROM pg_trigger t WHERE t.oid = p_objid)
+                     WHEN 'pg_policy'::regclass THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = p_objid)
+                     ELSE (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = p_objid) END)
   WHEN p_classid = 'pg_proc'::regclass THEN (
     SELECT jsonb_build_object('kind', 'function', 'def', pg_get_functiondef(p.oid))
       FROM pg_proc p WHERE p.oid = p_objid AND p.prokind IN ('f', 'p'))
@@ -252,13 +296,15 @@ $fn$;
 -- it calls refuse to run outside an event trigger, so it cannot be used to
 -- forge a queue row.
 CREATE OR REPLACE FUNCTION clonesync.ddl_record(p_event text, p_tag text, p_role text, p_search_path text)
-RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
 DECLARE
     v_commands jsonb;
     v_query text := coalesce(current_query(), '');
     v_statements text[];
+    v_prefixes text[];
     v_no int;
-    v_candidates bigint;
+    v_earlier bigint;
+    v_tag_known boolean;
 BEGIN
     IF p_event = 'sql_drop' THEN
         -- Only whole objects dropped by a DROP command: a column or a
@@ -302,23 +348,46 @@ BEGIN
     IF v_commands = '[]'::jsonb THEN
         RETURN;
     END IF;
+    -- A tag that is none of the event's commands (a forged call) picks no
+    -- statement: the target then rebuilds from the definitions only.
+    v_tag_known := p_event = 'sql_drop'
+        OR EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c WHERE c.command_tag = p_tag);
+    -- This function is callable by anyone while an event trigger runs, and
+    -- the target runs the command as the role it names: a role the session
+    -- cannot act as (a forged one, or a SECURITY DEFINER function's owner)
+    -- becomes the session's own.
+    IF NOT pg_has_role(session_user, p_role, 'MEMBER') THEN
+        p_role := session_user;
+    END IF;
     -- A string without an inner ';' is one statement; any other is split
-    -- (each command of a script sent as one string splits it again: the
-    -- cost of such scripts grows with their length squared).
+    -- once per client message.
     IF strpos(rtrim(v_query, E' \t\r\n;'), ';') = 0 THEN
         v_statements := ARRAY[btrim(v_query, E' \t\r\n;')];
+        v_prefixes := ARRAY[clonesync.ddl_statement_prefix(v_statements[1])];
     ELSE
-        v_statements := clonesync.ddl_statements(v_query);
+        SELECT s.statements, s.prefixes INTO v_statements, v_prefixes FROM clonesync.ddl_split s
+         WHERE s.pid = pg_backend_pid() AND s.stmt_ts = statement_timestamp() AND s.query_md5 = md5(v_query);
+        IF NOT FOUND THEN
+            v_statements := clonesync.ddl_statements(v_query);
+            v_prefixes := ARRAY(SELECT clonesync.ddl_statement_prefix(st) FROM unnest(v_statements) WITH ORDINALITY u(st, o) ORDER BY o);
+            INSERT INTO clonesync.ddl_split AS s (pid, stmt_ts, query_md5, statements, prefixes)
+            VALUES (pg_backend_pid(), statement_timestamp(), md5(v_query), v_statements, v_prefixes)
+            ON CONFLICT (pid) DO UPDATE SET stmt_ts = excluded.stmt_ts, query_md5 = excluded.query_md5,
+                statements = excluded.statements, prefixes = excluded.prefixes;
+        END IF;
     END IF;
-    -- The command's statement: the one statement of the string of its
-    -- kind (a DO block, a function call or CREATE EXTENSION running this
-    -- command is of another kind: none).
-    SELECT min(o), count(*) INTO v_no, v_candidates
-      FROM unnest(v_statements) WITH ORDINALITY AS u(st, o)
-     WHERE clonesync.ddl_statement_tag_matches(st, p_tag);
-    IF v_candidates <> 1 THEN
-        v_no := NULL;
-    END IF;
+    -- The command's statement: of the statements of its kind in the string,
+    -- the one after those that earlier commands of that kind in this
+    -- message took (top-level statements run in order). A DO block, a
+    -- function call or CREATE EXTENSION running the command is of another
+    -- kind: none then.
+    SELECT count(*) INTO v_earlier FROM clonesync.ddl_queue qq
+     WHERE qq.txid = pg_current_xact_id() AND qq.stmt_ts = statement_timestamp()
+       AND qq.command_tag = p_tag AND qq.event = p_event;
+    SELECT o INTO v_no
+      FROM unnest(v_prefixes) WITH ORDINALITY AS u(pre, o)
+     WHERE pre LIKE (p_tag || ' %') AND v_tag_known
+     ORDER BY o OFFSET v_earlier LIMIT 1;
     INSERT INTO clonesync.ddl_queue (event, command_tag, role_name, search_path, command_text,
                                      statement_count, statement_no, commands)
     VALUES (p_event, p_tag, p_role, p_search_path, coalesce(v_statements[v_no], ''),
