@@ -245,6 +245,12 @@ pub fn refresh(report: &clonesync::workflow::schema::PipelineRefresh) {
                 t.created_on_target.join(", ")
             );
         }
+        if !t.emptied.is_empty() {
+            say!(
+                "  stale rows removed before the copy ({database}): {}",
+                t.emptied.join(", ")
+            );
+        }
         if !t.syncing.is_empty() {
             say!("  still copying: {}", t.syncing.join(", "));
         }

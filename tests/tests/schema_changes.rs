@@ -126,11 +126,19 @@ async fn runtime(env: &TestEnv) -> LocalRuntime {
         .expect("local runtime")
 }
 
+/// Execution names are unique per state machine: a pipeline set up twice
+/// runs under two names.
+static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 async fn setup(runtime: &LocalRuntime, id: &str, scope: serde_json::Value) -> State {
     let input = request(id, scope, DB, short_waits());
     let outcome: RunOutcome = tokio::time::timeout(
         Duration::from_secs(300),
-        runtime.run(&format!("setup-{id}"), &input, &mut |_| {}),
+        runtime.run(
+            &format!("setup-{id}-{}", RUNS.fetch_add(1, Ordering::SeqCst)),
+            &input,
+            &mut |_| {},
+        ),
     )
     .await
     .expect("setup ended within 5 minutes")
@@ -733,6 +741,83 @@ async fn a_create_table_as_is_healed_by_the_refresh() {
         "{:?} {rebuilt:?}",
         summary.pending
     );
+    runtime.teardown(&state).await.unwrap();
+}
+
+/// A table-list scope ignores tables created later, and takes them (and
+/// tables the clone copied but the list left out) when setup runs again
+/// with a longer list: the publication gets them, the refresh copies them
+/// whole (the clone's stale rows of a left-out table go first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_list_ignores_new_tables_until_the_input_lists_them() {
+    let env = TestEnv::start().await;
+    let admin = env.source_client().await;
+    create_schema(&admin).await;
+    let workload = Workload::start(env.source_endpoint(), 2, 33, Duration::from_millis(5));
+    workload.wait_for_more(30).await;
+    let runtime = runtime(&env).await;
+    let listed = |tables: &[&str]| json!({"kind": "tables", "tables": tables.iter().map(|t| json!({"schema": "public", "name": t})).collect::<Vec<_>>()});
+    let state = setup(&runtime, "listed", listed(&["accounts"])).await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let source = env.source_client().await;
+    source
+        .batch_execute(
+            "CREATE TABLE public.extra (id int PRIMARY KEY, v text); \
+             INSERT INTO public.extra SELECT g, 'e' || g FROM generate_series(1, 300) g",
+        )
+        .await
+        .unwrap();
+    workload.wait_for_more(50).await;
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+    let record = record_of(&runtime, "listed").await;
+    let refreshed = schema::refresh_pipeline(&env.plane, &record).await.unwrap();
+    assert!(refreshed.triples[0].1.added.is_empty(), "{refreshed:?}");
+    let absent: bool = clone
+        .query_one("SELECT to_regclass('public.extra') IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        absent,
+        "a table the list does not name is not made on the target"
+    );
+    let summary = ddl::applied_summary(&clone).await.unwrap();
+    assert_eq!(summary.out_of_scope, 1, "{summary:?}");
+
+    // The input now lists it, and `order_lines`, which the clone copied but
+    // nothing kept up to date since.
+    let grown = setup(
+        &runtime,
+        "listed",
+        listed(&["accounts", "order_lines", "extra"]),
+    )
+    .await;
+    assert_eq!(
+        grown.clone_info().unwrap(),
+        state.clone_info().unwrap(),
+        "the same clone"
+    );
+    let record = record_of(&runtime, "listed").await;
+    let added = refresh_until_synced(&env, &record).await;
+    let mut added_sorted = added.clone();
+    added_sorted.sort();
+    assert_eq!(
+        added_sorted,
+        vec![
+            "\"public\".\"extra\"".to_string(),
+            "\"public\".\"order_lines\"".to_string()
+        ]
+    );
+    workload.wait_for_more(50).await;
+    workload.stop().await;
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+    let tables: Vec<clonesync::pg::TableName> = ["accounts", "order_lines", "extra"]
+        .iter()
+        .map(|t| clonesync::pg::TableName::new("public", t).unwrap())
+        .collect();
+    let (states, differences) = compare_tables(&source, &clone, &tables).await;
+    assert!(differences.is_empty(), "{differences:#?}");
+    assert_eq!(states.len(), 3);
     runtime.teardown(&state).await.unwrap();
 }
 

@@ -23,6 +23,28 @@ pub struct PublicationInfo {
 }
 
 impl PublicationInfo {
+    /// The tables of a table-list `scope` (and `extra`) this table-list
+    /// publication lacks, when it publishes nothing else: the input grew
+    /// the list. `None` when it is not such a case.
+    pub fn missing_from(&self, scope: &Scope, extra: Option<&TableName>) -> Option<Vec<TableName>> {
+        let Scope::Tables { tables } = scope else {
+            return None;
+        };
+        if self.all_tables
+            || !self.schemas.is_empty()
+            || self.filtered
+            || !self.publishes_all_actions
+        {
+            return None;
+        }
+        let wanted: BTreeSet<TableName> = tables.iter().cloned().chain(extra.cloned()).collect();
+        if !self.tables.is_subset(&wanted) {
+            return None;
+        }
+        let missing: Vec<TableName> = wanted.difference(&self.tables).cloned().collect();
+        (!missing.is_empty()).then_some(missing)
+    }
+
     /// Why this publication does not publish exactly `scope` (and the
     /// `extra` table besides, the schema change queue), if it doesn't.
     pub fn mismatch(&self, scope: &Scope, extra: Option<&TableName>) -> Option<String> {
@@ -181,6 +203,23 @@ pub fn publication_clause(scope: &Scope, extra: Option<&TableName>) -> String {
             list(tables.iter().map(TableName::quoted).chain(extra).collect())
         ),
     }
+}
+
+/// `ALTER PUBLICATION ... ADD TABLE`: a table-list scope grown by the
+/// input.
+pub async fn add_tables(client: &Client, name: &PgName, tables: &[TableName]) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "ALTER PUBLICATION {} ADD TABLE {}",
+            name.quoted(),
+            tables
+                .iter()
+                .map(TableName::quoted)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .await
+        .map_err(|e| classify("add tables to the publication", e))
 }
 
 /// Publications of the current database whose comment starts with

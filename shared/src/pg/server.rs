@@ -164,14 +164,15 @@ pub async fn login_is_superuser(client: &Client) -> Result<bool> {
 
 /// Unlogged tables (which logical replication cannot carry: their changes
 /// are not in the WAL) among those in the given schemas, or in every
-/// schema (`None`), as `schema.name`.
+/// schema (`None`), as `schema.name`. The capture's own scratch table in
+/// `clonesync` is not replicated on purpose.
 pub async fn unlogged_tables(client: &Client, schemas: Option<&[String]>) -> Result<Vec<String>> {
     let rows = client
         .query(
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' \
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'clonesync') \
                AND ($1::text[] IS NULL OR n.nspname = ANY($1)) ORDER BY 1",
             &[&schemas.map(<[String]>::to_vec)],
         )

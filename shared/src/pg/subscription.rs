@@ -383,6 +383,27 @@ pub async fn existing_tables(client: &Client, tables: &[TableName]) -> Result<Ve
     Ok(found)
 }
 
+/// Empty `table` if it holds rows (`TRUNCATE`, refused when another
+/// table's foreign key points at it). Returns whether it held rows.
+pub async fn emptied_if_filled(target: &Client, table: &TableName) -> Result<bool> {
+    let op = "empty a table joining the subscription";
+    let filled: bool = target
+        .query_one(
+            &format!("SELECT EXISTS (SELECT 1 FROM {})", table.quoted()),
+            &[],
+        )
+        .await
+        .map_err(|e| classify(op, e))?
+        .get(0);
+    if filled {
+        target
+            .batch_execute(&format!("TRUNCATE {}", table.quoted()))
+            .await
+            .map_err(|e| classify(op, e))?;
+    }
+    Ok(filled)
+}
+
 /// `ALTER SUBSCRIPTION ... REFRESH PUBLICATION WITH (copy_data = true)`:
 /// tables new to the publication are copied (only those), tables gone from
 /// it are forgotten.

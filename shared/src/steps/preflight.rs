@@ -304,8 +304,20 @@ pub async fn run_triples<P: ControlPlane>(
                     ),
                     "choose another pipeline.publication base or pipeline id",
                 );
-            } else if let Some(reason) =
-                info.mismatch(&triple.scope, pipeline.queue_table()?.as_ref())
+            } else if let Some(reason) = info
+                .mismatch(&triple.scope, pipeline.queue_table()?.as_ref())
+                .filter(|_| {
+                    // This pipeline's own table list, grown by the input:
+                    // prepare-source adds the tables.
+                    let ours = info.comment.as_deref() == Some(pipeline.ownership_mark().as_str());
+                    !(ours
+                        && info
+                            .missing_from(
+                                &triple.scope,
+                                pipeline.queue_table().ok().flatten().as_ref(),
+                            )
+                            .is_some())
+                })
             {
                 fail(
                     "publication_name",

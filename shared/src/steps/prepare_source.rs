@@ -12,7 +12,9 @@
 //! changes ("publication does not exist").
 //!
 //! Idempotent: an existing publication that publishes exactly the scope is
-//! reused; an existing slot that is logical, uses pgoutput, belongs to this
+//! reused; one of this pipeline's whose table list lacks tables the input
+//! now lists gets them added (`ALTER PUBLICATION ... ADD TABLE`; the
+//! refresh copies them); an existing slot that is logical, uses pgoutput, belongs to this
 //! database and is not consumed by anyone but this pipeline's subscription
 //! is reused, and its `confirmed_flush_lsn` returned — the same LSN as at
 //! creation for as long as nothing has consumed it. Anything else with
@@ -142,6 +144,17 @@ async fn ensure_publication(source: &mut Client, spec: &PipelineSpec) -> Result<
     let mark = spec.ownership_mark();
     for _ in 0..2 {
         if let Some(info) = publication::publication_info(source, &spec.publication).await? {
+            let owned = info.comment.as_deref() == Some(mark.as_str());
+            // Ours, and the input lists more tables than it has: they join
+            // it (the refresh then copies them to the target).
+            if let Some(missing) = info
+                .missing_from(&spec.scope, spec.queue_table()?.as_ref())
+                .filter(|_| owned)
+            {
+                publication::add_tables(source, &spec.publication, &missing).await?;
+                tracing::info!(pipeline = %spec.id, publication = %spec.publication, added = ?missing, "tables added to the publication");
+                return Ok((true, false));
+            }
             if let Some(reason) = info.mismatch(&spec.scope, spec.queue_table()?.as_ref()) {
                 return Err(Error::PublicationConflict {
                     publication: spec.publication.to_string(),

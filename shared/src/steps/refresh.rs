@@ -20,7 +20,11 @@
 //! ([`Refreshed::missing_on_target`]). A paused (disabled) subscription is
 //! not refreshed: PostgreSQL refuses to, and it will be on resume.
 //! A table-list publication never grows by itself: its tables are the ones
-//! the input listed.
+//! the input listed (a setup run again with more tables adds them). A
+//! table that joins the subscription and already has rows on the target
+//! (the clone copied it, the scope left it out) is emptied first
+//! ([`Refreshed::emptied`]): the copy brings all of it, and would collide
+//! with the stale rows otherwise.
 //!
 //! Idempotent: with nothing new it changes nothing. Leaves behind: the
 //! new tables in the subscription (and their copy running).
@@ -40,6 +44,10 @@ pub struct Refreshed {
     /// source's definition.
     #[serde(default)]
     pub created_on_target: Vec<String>,
+    /// Tables joining the subscription whose stale rows on the target were
+    /// removed before their copy.
+    #[serde(default)]
+    pub emptied: Vec<String>,
     /// Published tables the target does not have: not refreshed.
     pub missing_on_target: Vec<String>,
     /// Tables still being copied.
@@ -96,6 +104,15 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
     if !refreshed.missing_on_target.is_empty() {
         tracing::warn!(pipeline = %spec.id, subscription = name, missing = ?refreshed.missing_on_target, "published tables missing on the target: not refreshed");
         return Ok(refreshed);
+    }
+    // A table that joins the subscription is copied whole: what the target
+    // held of it (a table the clone copied that the scope left out until
+    // now) goes first, or the copy would collide with it.
+    for table in &new {
+        if subscription::emptied_if_filled(target, table).await? {
+            tracing::info!(pipeline = %spec.id, table = %table, "stale rows of a table joining the subscription removed before its copy");
+            refreshed.emptied.push(table.to_string());
+        }
     }
     subscription::refresh_publication(target, &spec.subscription).await?;
     refreshed.added = new.iter().map(ToString::to_string).collect();
