@@ -23,6 +23,8 @@ REVOKE ALL ON clonesync.ddl_queue FROM PUBLIC;
 ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS stmt_ts timestamptz NOT NULL DEFAULT statement_timestamp();
 ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS statement_count int NOT NULL DEFAULT 1;
 ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS statement_no int;
+-- The capture counts the commands of the message it runs in.
+CREATE INDEX IF NOT EXISTS ddl_queue_txid ON clonesync.ddl_queue (txid, stmt_ts);
 
 -- What the target did with each queue row. Only on the target: the queue
 -- rows themselves stay equal to the source's.
@@ -177,7 +179,7 @@ BEGIN
                       WHERE p_def ->> 'parent' IS NULL OR (x ->> 'local')::boolean
                       ORDER BY (x ->> 'attnum')::int LOOP
             SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
-                   pg_get_expr(d.adbin, d.adrelid) AS expr, a.attgenerated::text AS generated
+                   CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) ELSE pg_get_expr(d.adbin, d.adrelid) END AS expr, a.attgenerated::text AS generated
               INTO v_target FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attrelid = v_rel AND a.attname = v_col ->> 'name' AND a.attnum > 0 AND NOT a.attisdropped;
             IF NOT FOUND THEN
@@ -197,7 +199,7 @@ BEGIN
                     CONTINUE;
                 END IF;
                 SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
-                       pg_get_expr(d.adbin, d.adrelid) AS expr, a.attgenerated::text AS generated
+                       CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) ELSE pg_get_expr(d.adbin, d.adrelid) END AS expr, a.attgenerated::text AS generated
                   INTO v_target FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
                  WHERE a.attrelid = v_rel AND a.attname = v_col ->> 'name' AND a.attnum > 0 AND NOT a.attisdropped;
             END IF;

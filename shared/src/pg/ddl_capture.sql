@@ -45,6 +45,8 @@ REVOKE ALL ON clonesync.ddl_queue FROM PUBLIC;
 ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS stmt_ts timestamptz NOT NULL DEFAULT statement_timestamp();
 ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS statement_count int NOT NULL DEFAULT 1;
 ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS statement_no int;
+-- The capture counts the commands of the message it runs in.
+CREATE INDEX IF NOT EXISTS ddl_queue_txid ON clonesync.ddl_queue (txid, stmt_ts);
 -- A database that was a copy (its queue rows came with explicit ids) and
 -- now captures itself continues after the last id.
 SELECT setval(pg_get_serial_sequence('clonesync.ddl_queue', 'id'),
@@ -198,9 +200,14 @@ REVOKE ALL ON clonesync.ddl_split FROM PUBLIC;
 -- The definition of one object as of now, in terms the target can rebuild
 -- it from: every name schema-qualified (search_path is pg_catalog here).
 CREATE OR REPLACE FUNCTION clonesync.ddl_definition(p_classid oid, p_objid oid)
-RETURNS jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
+DECLARE
+    v_definition jsonb;
+BEGIN
+    -- EXECUTE: planned for this object, with its oid, each time.
+    EXECUTE $q$
 SELECT CASE
-  WHEN p_classid = 'pg_class'::regclass THEN (
+  WHEN $1 = 'pg_class'::regclass THEN (
     SELECT CASE
       WHEN c.relkind IN ('r', 'p') THEN jsonb_build_object(
         'kind', 'table',
@@ -215,7 +222,9 @@ SELECT CASE
                      FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
                     WHERE co.oid = a.attcollation) END,
               'notnull', a.attnotnull,
-              'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END,
+              -- A default has no column references: relid 0 spares
+              -- pg_get_expr a deparse context of the whole table per column.
+              'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) END,
               'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
               'generated_kind', a.attgenerated::text,
               'identity', a.attidentity::text,
@@ -265,28 +274,30 @@ SELECT CASE
         'schema', n.nspname, 'name', c.relname, 'def', pg_get_viewdef(c.oid))
       ELSE jsonb_build_object('kind', 'relation', 'relkind', c.relkind::text, 'schema', n.nspname, 'name', c.relname)
     END
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_objid)
-  WHEN p_classid = 'pg_type'::regclass THEN (
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $2)
+  WHEN $1 = 'pg_type'::regclass THEN (
     SELECT jsonb_build_object(
       'kind', CASE WHEN t.typtype = 'e' THEN 'enum' ELSE 'type' END,
       'schema', n.nspname, 'name', t.typname,
       'labels', (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid))
-      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = p_objid)
-  WHEN p_classid = 'pg_namespace'::regclass THEN (
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $2)
+  WHEN $1 = 'pg_namespace'::regclass THEN (
     SELECT jsonb_build_object('kind', 'schema', 'schema', n.nspname, 'name', n.nspname)
-      FROM pg_namespace n WHERE n.oid = p_objid)
+      FROM pg_namespace n WHERE n.oid = $2)
   -- Objects of a table: scoped by their table.
-  WHEN p_classid IN ('pg_trigger'::regclass, 'pg_policy'::regclass, 'pg_rewrite'::regclass) THEN (
+  WHEN $1 IN ('pg_trigger'::regclass, 'pg_policy'::regclass, 'pg_rewrite'::regclass) THEN (
     SELECT jsonb_build_object('kind', 'table_child', 'schema', n.nspname, 'name', c.relname)
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.oid = CASE p_classid
-                     WHEN 'pg_trigger'::regclass THEN (SELECT t.tgrelid FROM pg_trigger t WHERE t.oid = p_objid)
-                     WHEN 'pg_policy'::regclass THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = p_objid)
-                     ELSE (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = p_objid) END)
-  WHEN p_classid = 'pg_proc'::regclass THEN (
+     WHERE c.oid = CASE $1
+                     WHEN 'pg_trigger'::regclass THEN (SELECT t.tgrelid FROM pg_trigger t WHERE t.oid = $2)
+                     WHEN 'pg_policy'::regclass THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = $2)
+                     ELSE (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = $2) END)
+  WHEN $1 = 'pg_proc'::regclass THEN (
     SELECT jsonb_build_object('kind', 'function', 'def', pg_get_functiondef(p.oid))
-      FROM pg_proc p WHERE p.oid = p_objid AND p.prokind IN ('f', 'p'))
+      FROM pg_proc p WHERE p.oid = $2 AND p.prokind IN ('f', 'p'))
   ELSE NULL
+END$q$ INTO v_definition USING p_classid, p_objid;
+    RETURN v_definition;
 END
 $fn$;
 

@@ -53,7 +53,7 @@ pub async fn table_shapes(
             "SELECT n.nspname::text, c.relname::text, \
                (SELECT coalesce(jsonb_agg(jsonb_build_object('name', a.attname::text, \
                     'data_type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull, \
-                    'default', pg_get_expr(d.adbin, d.adrelid)) ORDER BY a.attnum), '[]'::jsonb) \
+                    'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) ELSE pg_get_expr(d.adbin, d.adrelid) END) ORDER BY a.attnum), '[]'::jsonb) \
                   FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::text, \
                (SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p'), \
