@@ -202,3 +202,21 @@ pub async fn streaming_pipeline(
     .await;
     (runtime, state, target)
 }
+
+/// The teardown state machine, clone included; it must succeed.
+pub async fn teardown_with_clone(runtime: &clonesync_local::LocalRuntime, id: &str) {
+    let teardown = runtime
+        .run_teardown(
+            &format!("teardown-{id}"),
+            &serde_json::json!({"pipeline_id": id, "delete_clone": true}),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(
+        teardown.succeeded(),
+        "{:?} {:?}",
+        teardown.error,
+        teardown.cause
+    );
+}

@@ -11,7 +11,7 @@ use clonesync::workflow::{self, State};
 use clonesync_local::runtime::{request_over, RunOutcome};
 use clonesync_local::LocalRuntime;
 use clonesync_tests::fixture::{connect, DB};
-use clonesync_tests::pipeline::{short_waits, slots_and_publications};
+use clonesync_tests::pipeline::{short_waits, slots_and_publications, teardown_with_clone};
 use clonesync_tests::{compare_tables, create_schema, tables_in, TestEnv, Workload};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -136,24 +136,6 @@ async fn apply_errors(env: &TestEnv, state: &State, triple: &Triple) -> (i64, i6
         lag.apply_error_count.unwrap_or(0),
         lag.conflicts_total().unwrap_or(0),
     )
-}
-
-/// The teardown state machine, clone included; it must succeed.
-async fn teardown_with_clone(runtime: &LocalRuntime, id: &str) {
-    let teardown = runtime
-        .run_teardown(
-            &format!("teardown-{id}"),
-            &json!({"pipeline_id": id, "delete_clone": true}),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
-    assert!(
-        teardown.succeeded(),
-        "{:?} {:?}",
-        teardown.error,
-        teardown.cause
-    );
 }
 
 /// Nothing named for the pipeline in any database of the source, and no

@@ -13,7 +13,7 @@ use clonesync::workflow::{schema, State};
 use clonesync_local::runtime::{request, RunOutcome};
 use clonesync_local::LocalRuntime;
 use clonesync_tests::fixture::{connect, DB};
-use clonesync_tests::pipeline::{short_waits, slots_and_publications};
+use clonesync_tests::pipeline::{short_waits, slots_and_publications, teardown_with_clone};
 use clonesync_tests::{compare_tables, create_schema, tables_in, TestEnv, Workload};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -248,23 +248,6 @@ async fn drift(
         .expect("drift report")
 }
 
-async fn teardown(runtime: &LocalRuntime, id: &str) {
-    let teardown = runtime
-        .run_teardown(
-            &format!("teardown-{id}"),
-            &json!({"pipeline_id": id, "delete_clone": true}),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
-    assert!(
-        teardown.succeeded(),
-        "{:?} {:?}",
-        teardown.error,
-        teardown.cause
-    );
-}
-
 async fn capture_objects(client: &Client) -> (bool, i64) {
     let row = client
         .query_one(
@@ -497,7 +480,7 @@ async fn a_migration_under_load_reaches_the_target_in_order_and_the_copy_stays_e
     );
 
     // Teardown takes the capture with the last pipeline.
-    teardown(&runtime, "schema").await;
+    teardown_with_clone(&runtime, "schema").await;
     let after = env.source_client().await;
     assert_eq!(capture_objects(&after).await, (false, 0));
     let (slots, publications) = slots_and_publications(&after).await;
@@ -599,7 +582,7 @@ async fn changes_outside_a_schema_scope_are_skipped_and_new_tables_inside_it_are
     wait_caught_up(&source, state.pipeline.slot.as_str()).await;
     let summary = ddl::applied_summary(&clone).await.unwrap();
     assert_eq!(summary.out_of_scope, 3, "{summary:?}");
-    teardown(&runtime, "scoped").await;
+    teardown_with_clone(&runtime, "scoped").await;
     assert_eq!(
         capture_objects(&env.source_client().await).await,
         (false, 0)

@@ -13,6 +13,7 @@ use crate::pipeline::Scope;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
+const QUEUE_SQL: &str = include_str!("ddl_queue.sql");
 const CAPTURE_SQL: &str = include_str!("ddl_capture.sql");
 const APPLY_SQL: &str = include_str!("ddl_apply.sql");
 
@@ -53,7 +54,8 @@ pub async fn capture_installed(client: &Client) -> Result<bool> {
 pub async fn install_capture(client: &Client) -> Result<bool> {
     let existed = capture_installed(client).await?;
     for attempt in 0..2 {
-        match uncaptured(client, "install schema change capture", CAPTURE_SQL).await {
+        let sql = format!("{QUEUE_SQL}\n{CAPTURE_SQL}");
+        match uncaptured(client, "install schema change capture", &sql).await {
             Ok(()) => break,
             Err(e) if attempt == 0 && e.name() == "Database.Failed" => continue,
             Err(e) => return Err(e),
@@ -127,7 +129,7 @@ pub async fn remove_if_unused(client: &Client) -> Result<bool> {
 pub async fn install_apply(client: &Client, scope: &Scope, apply: bool) -> Result<()> {
     let scope_json = serde_json::to_string(scope)
         .map_err(|e| crate::error::Error::invalid(format!("the scope does not serialize: {e}")))?;
-    let mut sql = APPLY_SQL.to_string();
+    let mut sql = format!("{QUEUE_SQL}\n{APPLY_SQL}");
     for trigger in EVENT_TRIGGERS {
         // An inherited event trigger is disabled, not dropped: the
         // functions it names stay in use by nothing else.

@@ -66,18 +66,28 @@ fn not_streaming(record: &PipelineRecord) -> Error {
     }
 }
 
+/// Sessions on the source and on the pipeline's clone (which it must have).
+async fn both_sides<P: ControlPlane>(
+    plane: &P,
+    record: &PipelineRecord,
+) -> Result<(Sessions, Sessions)> {
+    let info = record
+        .clone_info
+        .as_ref()
+        .ok_or_else(|| not_streaming(record))?;
+    Ok((
+        Sessions::source(plane).await?,
+        Sessions::clone(plane, info).await?,
+    ))
+}
+
 /// Refresh every subscription of one registered pipeline (a paused one is
 /// reported as skipped) and read what its target did with schema changes.
 pub async fn refresh_pipeline<P: ControlPlane>(
     plane: &P,
     record: &PipelineRecord,
 ) -> Result<PipelineRefresh> {
-    let info = record
-        .clone_info
-        .as_ref()
-        .ok_or_else(|| not_streaming(record))?;
-    let mut sources = Sessions::source(plane).await?;
-    let mut clones = Sessions::clone(plane, info).await?;
+    let (mut sources, mut clones) = both_sides(plane, record).await?;
     let mut report = PipelineRefresh {
         pipeline: record.pipeline.id.to_string(),
         ..PipelineRefresh::default()
@@ -129,12 +139,7 @@ pub async fn drift_pipeline<P: ControlPlane>(
     plane: &P,
     record: &PipelineRecord,
 ) -> Result<PipelineDrift> {
-    let info = record
-        .clone_info
-        .as_ref()
-        .ok_or_else(|| not_streaming(record))?;
-    let mut sources = Sessions::source(plane).await?;
-    let mut clones = Sessions::clone(plane, info).await?;
+    let (mut sources, mut clones) = both_sides(plane, record).await?;
     let mut report = PipelineDrift {
         pipeline: record.pipeline.id.to_string(),
         ..PipelineDrift::default()
