@@ -494,6 +494,13 @@ fn the_examples_are_valid_inputs() {
     }
     let text = std::fs::read_to_string(root().join("statemachine/examples/pause.json")).unwrap();
     let _: clonesync::workflow::lifecycle::PipelineId = serde_json::from_str(&text).unwrap();
+    for example in ["refresh-tables.json", "drift-report.json"] {
+        let text =
+            std::fs::read_to_string(root().join("statemachine/examples").join(example)).unwrap();
+        let choice: clonesync::workflow::schema::PipelineChoice =
+            serde_json::from_str(&text).unwrap();
+        assert!(choice.pipeline_id.is_some(), "{example} names a pipeline");
+    }
     let text = std::fs::read_to_string(root().join("statemachine/examples/teardown.json")).unwrap();
     let request: clonesync::workflow::lifecycle::TeardownRequest =
         serde_json::from_str(&text).unwrap();
