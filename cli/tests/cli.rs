@@ -217,6 +217,66 @@ async fn local_up_status_down_against_a_running_server() {
     assert!(printed.contains("read with 2 connections"), "{printed}");
     assert!(!printed.contains(password.expose()));
 
+    // Schema changes: a new table is refreshed into the subscription by
+    // `status`; a change that cannot be applied is listed as pending and
+    // fails `refresh` until the operator marks it (the runbook's way).
+    source
+        .batch_execute(
+            "CREATE TABLE public.cli_new (id int PRIMARY KEY); INSERT INTO public.cli_new VALUES (1); \
+             DO $$ BEGIN EXECUTE 'COMMENT ON TABLE public.cli_new IS ''new'''; END $$",
+        )
+        .await
+        .unwrap();
+    // Every status output, for the one that did the refresh.
+    let mut all = String::new();
+    let mut shown = String::new();
+    for _ in 0..60 {
+        shown = text(&clonesync(
+            &["local", "status", "--work-dir", work_arg],
+            Some(&password),
+        ));
+        all.push_str(&shown);
+        if shown.contains("PENDING #") && all.contains("added \"public\".\"cli_new\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        shown.contains("1 pending") && shown.contains("COMMENT"),
+        "{shown}"
+    );
+    assert!(all.contains("added \"public\".\"cli_new\""), "{all}");
+    let refresh = clonesync(
+        &["local", "refresh", "--work-dir", work_arg],
+        Some(&password),
+    );
+    assert_eq!(
+        refresh.status.code(),
+        Some(1),
+        "pending: {}",
+        text(&refresh)
+    );
+    let clone = connect_to_clone(&work, &endpoint).await;
+    clone
+        .batch_execute(
+            "UPDATE clonesync.ddl_applied SET status = 'applied' WHERE status = 'pending'",
+        )
+        .await
+        .unwrap();
+    let refresh = clonesync(
+        &["local", "refresh", "--work-dir", work_arg],
+        Some(&password),
+    );
+    assert!(refresh.status.success(), "{}", text(&refresh));
+    let drift = clonesync(&["drift", "--work-dir", work_arg], Some(&password));
+    assert!(drift.status.success(), "{}", text(&drift));
+    assert!(
+        text(&drift).contains("same shape on both sides"),
+        "{}",
+        text(&drift)
+    );
+    drop(clone);
+
     // An apply worker looping on an error reads as running with no lag:
     // status shows the error count and the error itself.
     let clone = connect_to_clone(&work, &endpoint).await;

@@ -515,6 +515,13 @@ async fn preflight_names_privileges_unlogged_tables_a_busy_port_and_the_clones_s
         failed_checks(&error).contains(&"login_privileges".to_string()),
         "{error}"
     );
+    // Schema changes are on by default: the failure names the event
+    // trigger and the fix on Aurora.
+    assert!(error.to_string().contains("event trigger"), "{error}");
+    assert!(
+        error.to_string().contains("GRANT rds_superuser TO"),
+        "{error}"
+    );
 
     // The state machine's preflight counts the base backup's slot too:
     // two slots is one short of the pipeline's plus the copy's.
