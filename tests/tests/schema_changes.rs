@@ -120,6 +120,17 @@ impl MigrationLoad {
     }
 }
 
+/// A source with the workload's tables, and the migration's when asked.
+async fn source_env(migration_tables: bool) -> TestEnv {
+    let env = TestEnv::start().await;
+    let admin = env.source_client().await;
+    create_schema(&admin).await;
+    if migration_tables {
+        admin.batch_execute(MIGRATION_TABLES).await.unwrap();
+    }
+    env
+}
+
 async fn runtime(env: &TestEnv) -> LocalRuntime {
     LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
         .await
@@ -262,10 +273,7 @@ async fn capture_objects(client: &Client) -> (bool, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_migration_under_load_reaches_the_target_in_order_and_the_copy_stays_equal() {
-    let env = TestEnv::start().await;
-    let admin = env.source_client().await;
-    create_schema(&admin).await;
-    admin.batch_execute(MIGRATION_TABLES).await.unwrap();
+    let env = source_env(true).await;
     let stage = Arc::new(AtomicU8::new(0));
     let workload = Workload::start(env.source_endpoint(), 2, 15, Duration::from_millis(5));
     let migration_load = MigrationLoad::start(env.source_endpoint(), stage.clone());
@@ -591,10 +599,7 @@ async fn changes_outside_a_schema_scope_are_skipped_and_new_tables_inside_it_are
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_apply_worker_killed_in_a_migration_and_a_source_crash_apply_each_change_once() {
-    let mut env = TestEnv::start().await;
-    let admin = env.source_client().await;
-    create_schema(&admin).await;
-    admin.batch_execute(MIGRATION_TABLES).await.unwrap();
+    let mut env = source_env(true).await;
     let runtime = runtime(&env).await;
     let state = setup(&runtime, "faults", json!({"kind": "all_tables"})).await;
     let clone = connect(&clone_client_endpoint(&env, &state)).await;
@@ -669,10 +674,7 @@ async fn an_apply_worker_killed_in_a_migration_and_a_source_crash_apply_each_cha
 /// copied, nothing lost or doubled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_create_table_as_is_healed_by_the_refresh() {
-    let env = TestEnv::start().await;
-    let admin = env.source_client().await;
-    create_schema(&admin).await;
-    admin.batch_execute(MIGRATION_TABLES).await.unwrap();
+    let env = source_env(true).await;
     let runtime = runtime(&env).await;
     let state = setup(&runtime, "ctas", json!({"kind": "all_tables"})).await;
     let record = record_of(&runtime, "ctas").await;
@@ -733,9 +735,7 @@ async fn a_create_table_as_is_healed_by_the_refresh() {
 /// whole (the clone's stale rows of a left-out table go first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_table_list_ignores_new_tables_until_the_input_lists_them() {
-    let env = TestEnv::start().await;
-    let admin = env.source_client().await;
-    create_schema(&admin).await;
+    let env = source_env(false).await;
     let workload = Workload::start(env.source_endpoint(), 2, 33, Duration::from_millis(5));
     workload.wait_for_more(30).await;
     let runtime = runtime(&env).await;
