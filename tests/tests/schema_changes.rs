@@ -911,6 +911,17 @@ async fn the_statement_splitter_tag_matcher_and_scope_filter() {
         // The enum a listed table uses lives in its schema.
         (&tables, enum_in("app"), true),
         (&tables, enum_in("other"), false),
+        // A command the source could not record: wherever it was, reported.
+        (
+            &schemas,
+            json!({"object_type": "capture failure", "tag": "ALTER TABLE", "error": "x"}),
+            true,
+        ),
+        (
+            &tables,
+            json!({"object_type": "capture failure", "tag": "ALTER TABLE", "error": "x"}),
+            true,
+        ),
     ];
     for (scope, command, expected) in scoped {
         let inside: bool = client
@@ -926,7 +937,8 @@ async fn the_statement_splitter_tag_matcher_and_scope_filter() {
 }
 
 /// The queue holds client strings: a password in one (a user mapping's
-/// options) must not be captured, so it never travels to the target.
+/// options) must not be captured, so it never travels to the target. And a
+/// capture that fails leaves the user's DDL to succeed.
 #[tokio::test]
 async fn a_password_in_a_user_mapping_is_never_queued() {
     let server = clonesync_tests::fixture::TestServer::start().await;
@@ -981,6 +993,31 @@ async fn a_password_in_a_user_mapping_is_never_queued() {
     assert_eq!(
         text, "CREATE TABLE public.captured (id int)",
         "only its own statement"
+    );
+    // A capture that fails never fails the user's DDL: it queues a row
+    // saying so (the target reports it pending).
+    client
+        .batch_execute(
+            "CREATE OR REPLACE FUNCTION clonesync.ddl_definition(p_classid oid, p_objid oid) RETURNS jsonb \
+             LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected capture fault'; END $$",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute("CREATE TABLE public.after_a_fault (id int)")
+        .await
+        .expect("the DDL succeeds although its capture failed");
+    let failure: String = client
+        .query_one(
+            "SELECT commands::text FROM clonesync.ddl_queue WHERE command_tag = 'CREATE TABLE' ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        failure.contains("capture failure") && failure.contains("injected capture fault"),
+        "{failure}"
     );
     // Removing it leaves nothing of clonesync's.
     assert!(ddl::remove(&client).await.unwrap());

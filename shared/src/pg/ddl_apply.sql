@@ -48,8 +48,9 @@ DECLARE
     v_table_name text;
 BEGIN
     -- An extension serves the whole database: the types and functions of
-    -- any scope's tables may come from it.
-    IF v_type = 'extension' THEN
+    -- any scope's tables may come from it. A command the source could not
+    -- record may have been anywhere: reported.
+    IF v_type IN ('extension', 'capture failure') THEN
         RETURN true;
     END IF;
     -- A command that names no schema (GRANT, ALTER DEFAULT PRIVILEGES):
@@ -496,7 +497,10 @@ BEGIN
         CONTINUE WHEN coalesce((v_command ->> 'in_extension')::boolean, false);
         BEGIN
             v_result := clonesync.ddl_reconcile(v_command, q.role_name, q.event, v_replayed);
-            IF v_result IS NULL AND NOT v_replayed THEN
+            IF v_command ->> 'object_type' = 'capture failure' THEN
+                v_problems := v_problems || format('%s: the source could not record it (%s); compare with the drift report',
+                    v_command ->> 'tag', v_command ->> 'error');
+            ELSIF v_result IS NULL AND NOT v_replayed THEN
                 v_problems := v_problems || format('%s %s: not applied (%s)', v_command ->> 'tag',
                     coalesce(v_command ->> 'identity', v_command ->> 'object_type'),
                     CASE WHEN q.statement_count > 1

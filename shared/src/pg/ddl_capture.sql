@@ -377,10 +377,30 @@ GRANT EXECUTE ON FUNCTION clonesync.ddl_record(text, text, text, text) TO PUBLIC
 
 -- The event trigger function: runs as the role that ran the DDL, so it can
 -- read that role and its search_path.
+-- When recording fails (a catalog it does not expect, a bug), the user's
+-- DDL must still succeed on production: a row saying so is queued instead,
+-- and the target reports the command as pending.
+CREATE OR REPLACE FUNCTION clonesync.ddl_record_failure(p_event text, p_tag text, p_role text, p_error text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    INSERT INTO clonesync.ddl_queue (event, command_tag, role_name, search_path, command_text, statement_count, commands)
+    VALUES (p_event, p_tag, session_user, '', '', 0,
+            jsonb_build_array(jsonb_build_object('object_type', 'capture failure', 'tag', p_tag,
+                'identity', NULL, 'error', left(p_error, 500))));
+END
+$fn$;
+REVOKE ALL ON FUNCTION clonesync.ddl_record_failure(text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION clonesync.ddl_record_failure(text, text, text, text) TO PUBLIC;
+
 CREATE OR REPLACE FUNCTION clonesync.ddl_capture() RETURNS event_trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
-    PERFORM clonesync.ddl_record(TG_EVENT, TG_TAG, current_user::text, pg_catalog.current_setting('search_path'));
+    BEGIN
+        PERFORM clonesync.ddl_record(TG_EVENT, TG_TAG, current_user::text, pg_catalog.current_setting('search_path'));
+    EXCEPTION WHEN OTHERS THEN
+        -- (OTHERS leaves a cancel or a termination to end the command.)
+        PERFORM clonesync.ddl_record_failure(TG_EVENT, TG_TAG, current_user::text, SQLERRM);
+    END;
 END
 $fn$;
 
