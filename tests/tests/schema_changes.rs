@@ -249,6 +249,17 @@ async fn assert_equal_by_content(source: &Client, clone: &Client) -> usize {
     states.len()
 }
 
+/// Once the slot has confirmed the source's position: every table equal by
+/// content, the same shapes, and no schema change pending.
+async fn caught_up_equal_and_nothing_pending(source: &Client, clone: &Client, slot: &str) {
+    wait_caught_up(source, slot).await;
+    assert_equal_by_content(source, clone).await;
+    let differences = drift(source, clone, &clonesync::pipeline::Scope::AllTables).await;
+    assert!(differences.is_empty(), "{differences:#?}");
+    let summary = ddl::applied_summary(clone).await.unwrap();
+    assert!(summary.pending.is_empty(), "{:?}", summary.pending);
+}
+
 async fn drift(
     source: &Client,
     clone: &Client,
@@ -644,15 +655,7 @@ async fn an_apply_worker_killed_in_a_migration_and_a_source_crash_apply_each_cha
         )
         .await
         .unwrap();
-    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
-    assert_equal_by_content(&source, &clone).await;
-    assert!(
-        drift(&source, &clone, &clonesync::pipeline::Scope::AllTables)
-            .await
-            .is_empty()
-    );
-    let summary = ddl::applied_summary(&clone).await.unwrap();
-    assert!(summary.pending.is_empty(), "{:?}", summary.pending);
+    caught_up_equal_and_nothing_pending(&source, &clone, state.pipeline.slot.as_str()).await;
     let queued = ddl::queued_commands(&source).await.unwrap();
     let applied: i64 = clone
         .query_one("SELECT count(*) FROM clonesync.ddl_applied", &[])
@@ -706,26 +709,7 @@ async fn a_create_table_as_is_healed_by_the_refresh() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(created, vec!["\"public\".\"mig_summary\"".to_string()]);
-    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
-    assert_equal_by_content(&source, &clone).await;
-    assert!(
-        drift(&source, &clone, &clonesync::pipeline::Scope::AllTables)
-            .await
-            .is_empty()
-    );
-    let summary = ddl::applied_summary(&clone).await.unwrap();
-    let rebuilt: Vec<(String, i64)> = clone
-        .query("SELECT identity, as_of FROM clonesync.ddl_rebuilt", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    assert!(
-        summary.pending.is_empty(),
-        "{:?} {rebuilt:?}",
-        summary.pending
-    );
+    caught_up_equal_and_nothing_pending(&source, &clone, state.pipeline.slot.as_str()).await;
     runtime.teardown(&state).await.unwrap();
 }
 

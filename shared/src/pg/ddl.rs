@@ -36,16 +36,34 @@ async fn uncaptured(client: &Client, operation: &str, sql: &str) -> Result<()> {
     }
 }
 
+/// The one value a catalog question answers with; `operation` names it in
+/// the error.
+async fn answer<T>(
+    client: &Client,
+    operation: &str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    client
+        .query_one(sql, params)
+        .await
+        .map_err(|e| classify(operation, e))?
+        .try_get(0)
+        .map_err(|e| classify(operation, e))
+}
+
 /// Whether the capture's event triggers exist in this database.
 pub async fn capture_installed(client: &Client) -> Result<bool> {
-    let row = client
-        .query_one(
-            "SELECT count(*) = 2 FROM pg_event_trigger WHERE evtname = ANY($1)",
-            &[&EVENT_TRIGGERS.to_vec()],
-        )
-        .await
-        .map_err(|e| classify("read event triggers", e))?;
-    Ok(row.get(0))
+    answer(
+        client,
+        "read event triggers",
+        "SELECT count(*) = 2 FROM pg_event_trigger WHERE evtname = ANY($1)",
+        &[&EVENT_TRIGGERS.to_vec()],
+    )
+    .await
 }
 
 /// Install (or bring up to date) the capture. Returns whether it was not
@@ -69,11 +87,13 @@ pub async fn install_capture(client: &Client) -> Result<bool> {
 /// holds objects of someone else stays. Returns whether anything was
 /// there.
 pub async fn remove(client: &Client) -> Result<bool> {
-    let present = client
-        .query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&SCHEMA])
-        .await
-        .map_err(|e| classify("read schema", e))?
-        .get::<_, bool>(0);
+    let present: bool = answer(
+        client,
+        "read schema",
+        "SELECT to_regnamespace($1) IS NOT NULL",
+        &[&SCHEMA],
+    )
+    .await?;
     if !present {
         return Ok(false);
     }
@@ -157,28 +177,26 @@ pub async fn install_apply(client: &Client, scope: &Scope, apply: bool) -> Resul
 /// Whether the target applies schema changes (the trigger is there and
 /// fires during apply).
 pub async fn apply_installed(client: &Client) -> Result<bool> {
-    let row = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = $1 AND tgenabled = 'A' \
-               AND tgrelid = to_regclass('clonesync.ddl_queue'))",
-            &[&APPLY_TRIGGER],
-        )
-        .await
-        .map_err(|e| classify("read the apply trigger", e))?;
-    Ok(row.get(0))
+    answer(
+        client,
+        "read the apply trigger",
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = $1 AND tgenabled = 'A' \
+           AND tgrelid = to_regclass('clonesync.ddl_queue'))",
+        &[&APPLY_TRIGGER],
+    )
+    .await
 }
 
 /// Disable the capture a clone inherited. Returns whether one was enabled
 /// (so a second call reports nothing done).
 pub async fn disable_inherited_capture(client: &Client) -> Result<bool> {
-    let enabled: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY($1) AND evtenabled <> 'D'",
-            &[&EVENT_TRIGGERS.to_vec()],
-        )
-        .await
-        .map_err(|e| classify("read event triggers", e))?
-        .get(0);
+    let enabled: i64 = answer(
+        client,
+        "read event triggers",
+        "SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY($1) AND evtenabled <> 'D'",
+        &[&EVENT_TRIGGERS.to_vec()],
+    )
+    .await?;
     if enabled == 0 {
         return Ok(false);
     }
@@ -213,14 +231,13 @@ pub async fn source_table_definition(
     table: &crate::pg::TableName,
 ) -> Result<Option<SourceDefinition>> {
     let op = "read a table's definition";
-    let installed: bool = source
-        .query_one(
-            "SELECT to_regprocedure('clonesync.ddl_definition(oid, oid)') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(|e| classify(op, e))?
-        .get(0);
+    let installed: bool = answer(
+        source,
+        op,
+        "SELECT to_regprocedure('clonesync.ddl_definition(oid, oid)') IS NOT NULL",
+        &[],
+    )
+    .await?;
     if !installed {
         return Ok(None);
     }
@@ -294,14 +311,13 @@ pub struct AppliedSummary {
 /// not installed.
 pub async fn applied_summary(client: &Client) -> Result<AppliedSummary> {
     let op = "read applied schema changes";
-    let present: bool = client
-        .query_one(
-            "SELECT to_regclass('clonesync.ddl_applied') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(|e| classify(op, e))?
-        .get(0);
+    let present: bool = answer(
+        client,
+        op,
+        "SELECT to_regclass('clonesync.ddl_applied') IS NOT NULL",
+        &[],
+    )
+    .await?;
     if !present {
         return Ok(AppliedSummary::default());
     }
@@ -340,14 +356,13 @@ pub async fn applied_summary(client: &Client) -> Result<AppliedSummary> {
 /// How many schema changes the target could not apply (where the apply is
 /// installed: `clonesync.ddl_applied` exists).
 pub async fn pending_count(client: &Client) -> Result<i64> {
-    Ok(client
-        .query_one(
-            "SELECT count(*) FROM clonesync.ddl_applied WHERE status = 'pending'",
-            &[],
-        )
-        .await
-        .map_err(|e| classify("count pending schema changes", e))?
-        .get(0))
+    answer(
+        client,
+        "count pending schema changes",
+        "SELECT count(*) FROM clonesync.ddl_applied WHERE status = 'pending'",
+        &[],
+    )
+    .await
 }
 
 /// The capture's queue rows on the source, oldest first (tests and the

@@ -42,36 +42,25 @@ DECLARE
     tag text;
     start int := 1;
     content boolean := false;
+    escapes boolean;
     result text[] := '{}';
 BEGIN
     WHILE i <= n LOOP
         IF c[i] = '''' THEN
-            -- E'...' takes backslash escapes.
-            IF i > 1 AND lower(c[i - 1]) = 'e' AND (i = 2 OR NOT clonesync.ddl_identifier_char(c[i - 2])) THEN
-                i := i + 1;
-                WHILE i <= n LOOP
-                    IF c[i] = '\' THEN
-                        i := i + 2;
-                    ELSIF c[i] = '''' AND i < n AND c[i + 1] = '''' THEN
-                        i := i + 2;
-                    ELSIF c[i] = '''' THEN
-                        EXIT;
-                    ELSE
-                        i := i + 1;
-                    END IF;
-                END LOOP;
-            ELSE
-                i := i + 1;
-                WHILE i <= n LOOP
-                    IF c[i] = '''' AND i < n AND c[i + 1] = '''' THEN
-                        i := i + 2;
-                    ELSIF c[i] = '''' THEN
-                        EXIT;
-                    ELSE
-                        i := i + 1;
-                    END IF;
-                END LOOP;
-            END IF;
+            -- E'...' takes backslash escapes; '' is a quote in either.
+            escapes := i > 1 AND lower(c[i - 1]) = 'e' AND (i = 2 OR NOT clonesync.ddl_identifier_char(c[i - 2]));
+            i := i + 1;
+            WHILE i <= n LOOP
+                IF escapes AND c[i] = '\' THEN
+                    i := i + 2;
+                ELSIF c[i] = '''' AND i < n AND c[i + 1] = '''' THEN
+                    i := i + 2;
+                ELSIF c[i] = '''' THEN
+                    EXIT;
+                ELSE
+                    i := i + 1;
+                END IF;
+            END LOOP;
             i := i + 1;
             content := true;
         ELSIF c[i] = '"' THEN
