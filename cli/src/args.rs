@@ -37,6 +37,30 @@ Usage:
   clonesync local reseed [--work-dir DIR] [--source-url URL]
       After a lost slot: tear down with the clone, set up again (same names).
 
+  clonesync local refresh [--work-dir DIR] [--source-url URL]
+      Copy the tables new to the publication; list schema changes pending.
+  clonesync drift  [--work-dir DIR] [--source-url URL]
+      Table shapes compared, source against target.
+
+  clonesync verify [--work-dir DIR] [--source-url URL] [--tables S.T,...]
+                   [--connections N] [--chunk-rows N]
+      Every table in scope (or those listed) compared by content while
+      writes go on: equal, differs (naming the keys) or unsettled. Exit 0
+      only when every table is equal.
+  clonesync sequences [--work-dir DIR] [--source-url URL]
+                      [--headroom N | --headroom-increments N]
+      Set every sequence in scope on the target to the source's next value
+      plus headroom (default 1000000 values); never moves one backwards.
+  clonesync local switchover [--work-dir DIR] [--source-url URL]
+                             [--quiet-seconds N | --source-stopped]
+                             [--headroom N | --headroom-increments N]
+                             [--drop-source-objects]
+      Run statemachine/switchover.asl.json: the source quiet (no write for
+      --quiet-seconds, default 30), zero lag, sequences, verification (any
+      difference stops it), subscription disabled; with
+      --drop-source-objects also the slot and publication dropped. The
+      clone is then a standalone database.
+
   clonesync preflight --source-url URL [--pipeline ID] [--schemas A,B | --tables S.T,...]
       Every check on the source, as a readable report.
 
@@ -61,7 +85,26 @@ pub enum Command {
     LocalReseed(PipelineDir),
     LocalRefresh(PipelineDir),
     LocalDrift(PipelineDir),
+    Verify(VerifyArgs),
+    Sequences(PipelineDir, clonesync::steps::sequences::Headroom),
+    Switchover(SwitchoverArgs),
     Preflight(SourceOptions),
+}
+
+#[derive(Debug)]
+pub struct VerifyArgs {
+    pub dir: PipelineDir,
+    pub tables: Option<Vec<TableName>>,
+    pub options: clonesync::steps::verify_table::VerifyOptions,
+}
+
+#[derive(Debug)]
+pub struct SwitchoverArgs {
+    pub dir: PipelineDir,
+    pub quiet_seconds: u64,
+    pub source_stopped: bool,
+    pub drop_source_objects: bool,
+    pub headroom: clonesync::steps::sequences::Headroom,
 }
 
 #[derive(Debug)]
@@ -164,6 +207,37 @@ impl Options {
                     .map_err(|e| UsageError(format!("--pipeline: {e}")))
             })
             .transpose()
+    }
+
+    /// `--work-dir`, `--source-url` and `--pipeline` of a command on a
+    /// pipeline set up with `local up`.
+    fn pipeline_dir(&self) -> Result<PipelineDir, UsageError> {
+        let pipeline = self.pipeline()?;
+        Ok(PipelineDir {
+            work_dir: self
+                .get("work-dir")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| default_work_dir(pipeline.as_deref().unwrap_or("local"))),
+            source_url: self.get("source-url").map(str::to_string),
+            pipeline,
+        })
+    }
+
+    /// `--headroom N` (values) or `--headroom-increments N`.
+    fn headroom(&self) -> Result<clonesync::steps::sequences::Headroom, UsageError> {
+        use clonesync::steps::sequences::Headroom;
+        match (
+            self.number::<i64>("headroom")?,
+            self.number::<i64>("headroom-increments")?,
+        ) {
+            (Some(_), Some(_)) => Err(UsageError(
+                "give --headroom or --headroom-increments, not both".into(),
+            )),
+            (Some(n), None) if n >= 0 => Ok(Headroom::Values(n)),
+            (None, Some(n)) if n >= 0 => Ok(Headroom::Increments(n)),
+            (None, None) => Ok(Headroom::default()),
+            _ => Err(UsageError("headroom must not be negative".into())),
+        }
     }
 
     fn source(&self) -> Result<SourceOptions, UsageError> {
@@ -386,8 +460,90 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 _ => Command::LocalDown(dir),
             })
         }
+        ["verify", ..] | ["local", "verify", ..] => {
+            let rest = if args[0] == "verify" { &args[1..] } else { &args[2..] };
+            let o = Options::parse(
+                rest,
+                &[
+                    "work-dir",
+                    "source-url",
+                    "pipeline",
+                    "tables",
+                    "connections",
+                    "chunk-rows",
+                ],
+                &[],
+            )?;
+            let defaults = clonesync::steps::verify_table::VerifyOptions::default();
+            let options = clonesync::steps::verify_table::VerifyOptions {
+                connections: o.number("connections")?.unwrap_or(defaults.connections),
+                chunk_rows: o.number("chunk-rows")?.unwrap_or(defaults.chunk_rows),
+                ..defaults
+            };
+            options
+                .check()
+                .map_err(|e| UsageError(format!("verify: {e}")))?;
+            let tables = o
+                .get("tables")
+                .map(|list| {
+                    split_outside_quotes(list, ',')
+                        .and_then(|names| names.iter().map(|name| table(name)).collect())
+                        .map_err(|e| UsageError(format!("--tables: {e}")))
+                })
+                .transpose()?;
+            Ok(Command::Verify(VerifyArgs {
+                dir: o.pipeline_dir()?,
+                tables,
+                options,
+            }))
+        }
+        ["sequences", ..] | ["local", "sequences", ..] => {
+            let rest = if args[0] == "sequences" {
+                &args[1..]
+            } else {
+                &args[2..]
+            };
+            let o = Options::parse(
+                rest,
+                &[
+                    "work-dir",
+                    "source-url",
+                    "pipeline",
+                    "headroom",
+                    "headroom-increments",
+                ],
+                &[],
+            )?;
+            Ok(Command::Sequences(o.pipeline_dir()?, o.headroom()?))
+        }
+        ["local", "switchover", ..] => {
+            let o = Options::parse(
+                &args[2..],
+                &[
+                    "work-dir",
+                    "source-url",
+                    "pipeline",
+                    "quiet-seconds",
+                    "headroom",
+                    "headroom-increments",
+                ],
+                &["source-stopped", "drop-source-objects"],
+            )?;
+            if o.flag("source-stopped") && o.get("quiet-seconds").is_some() {
+                return Err(UsageError(
+                    "give --quiet-seconds or --source-stopped, not both".into(),
+                ));
+            }
+            Ok(Command::Switchover(SwitchoverArgs {
+                dir: o.pipeline_dir()?,
+                quiet_seconds: o.number("quiet-seconds")?.unwrap_or(30),
+                source_stopped: o.flag("source-stopped"),
+                drop_source_objects: o.flag("drop-source-objects"),
+                headroom: o.headroom()?,
+            }))
+        }
         ["local", ..] => Err(UsageError(
-            "local needs up, status, down, pause, resume, reseed, refresh or drift".into(),
+            "local needs up, status, down, pause, resume, reseed, refresh, drift, verify, sequences or switchover".into(),
         )),
         ["preflight", ..] => {
             let o = Options::parse(
@@ -434,7 +590,7 @@ mod tests {
             ("local up", "--source-url is required"),
             (
                 "local sideways",
-                "local needs up, status, down, pause, resume, reseed, refresh or drift",
+                "local needs up, status, down, pause, resume, reseed, refresh, drift, verify, sequences or switchover",
             ),
             (
                 "preflight --source-url u --schemas a --tables b",
@@ -450,6 +606,14 @@ mod tests {
                 "not a valid number",
             ),
             ("preflight --source-url u --tables '\"a.b'", "unclosed"),
+            ("verify --connections 0", "connections 0"),
+            ("verify --chunk-rows many", "not a valid number"),
+            ("sequences --headroom 5 --headroom-increments 2", "not both"),
+            ("sequences --headroom -5", "negative"),
+            (
+                "local switchover --quiet-seconds 5 --source-stopped",
+                "not both",
+            ),
         ] {
             let err = parse(&args(line)).unwrap_err();
             assert!(err.0.contains(expected), "{line}: {}", err.0);

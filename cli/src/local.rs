@@ -6,7 +6,7 @@
 //! `pipeline.json` in the work directory — identifiers only: the password
 //! is given again (in the URL or `PGPASSWORD`) when it is needed.
 
-use crate::args::{PipelineDir, SourceOptions, UpOptions};
+use crate::args::{PipelineDir, SourceOptions, SwitchoverArgs, UpOptions, VerifyArgs};
 use crate::show;
 use clonesync::error::{Error, Result};
 use clonesync::monitor;
@@ -15,6 +15,7 @@ use clonesync::pipeline::PipelineRecord;
 use clonesync::pipeline::Waits;
 use clonesync::pipeline::{names, PipelineSpec};
 use clonesync::steps::preflight;
+use clonesync::steps::sequences::Headroom;
 use clonesync::workflow::{lifecycle, schema, State};
 use clonesync_local::runtime::LocalRuntime;
 use clonesync_local::LocalCloud;
@@ -41,6 +42,10 @@ struct LocalPipeline {
     /// Paused by `local pause` (the subscription is disabled on purpose).
     #[serde(default)]
     paused: bool,
+    /// Switched over by `local switchover`: the clone is a standalone
+    /// database now.
+    #[serde(default)]
+    switched_over: bool,
 }
 
 /// The source login: the URL's, with `PGPASSWORD` when it has none.
@@ -311,6 +316,7 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         clone_port: options.clone_port,
         state: clonesync::workflow::state::validate(input.clone(), clonesync_local::moto::REGION)?,
         paused: false,
+        switched_over: false,
     };
     write_record(&options.work_dir, &record)?;
     let name = execution_name("", &options.source.pipeline);
@@ -435,6 +441,7 @@ fn record_or_named(dir: &PipelineDir) -> Result<Option<(LocalPipeline, Connectio
         clone_port: None,
         state: clonesync::workflow::state::validate(input, clonesync_local::moto::REGION)?,
         paused: false,
+        switched_over: false,
     };
     Ok(Some((record, source)))
 }
@@ -494,7 +501,9 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     let registered = registered(&record, info);
     let refreshed = schema::refresh_pipeline(&plane, &registered).await;
     let cloud = LocalCloud::offline(plane, &dir.work_dir.join("cloud"));
-    if record.paused {
+    if record.switched_over {
+        say!("  SWITCHED OVER (clonesync local switchover): the clone is a standalone database; do not resume");
+    } else if record.paused {
         say!("  PAUSED (clonesync local pause): the subscription is disabled on purpose; the slot keeps WAL until `local resume`");
     }
     let report = monitor::check(&cloud, &[registered]).await;
@@ -584,6 +593,101 @@ pub async fn drift(dir: PipelineDir) -> Result<bool> {
     let report = schema::drift_pipeline(&plane, &registered(&record, &info)).await?;
     show::drift(&report);
     Ok(report.differences() == 0)
+}
+
+/// `clonesync verify`: every table in scope (or those asked) compared by
+/// content while writes go on. True only when every table is equal.
+pub async fn verify(args: VerifyArgs) -> Result<bool> {
+    let (record, url) = read_record(&args.dir)?;
+    let info = record.state.clone_info()?.clone();
+    let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
+    let request = clonesync::workflow::verify::VerifyRequest {
+        pipeline_id: record.state.pipeline.id.to_string(),
+        tables: args.tables,
+        options: args.options,
+    };
+    let started = std::time::Instant::now();
+    let verdicts =
+        clonesync::workflow::verify::verify_pipeline(&plane, &registered(&record, &info), &request)
+            .await?;
+    show::verdicts(&verdicts, started.elapsed());
+    Ok(verdicts
+        .iter()
+        .all(|v| v.verdict == clonesync::steps::verify_table::Verdict::Equal))
+}
+
+/// `clonesync sequences`: the target's sequences set ahead of the source's.
+/// True when every sequence in scope exists on the target.
+pub async fn sequences(dir: PipelineDir, headroom: Headroom) -> Result<bool> {
+    let (record, url) = read_record(&dir)?;
+    let _lock = lock(&dir.work_dir)?;
+    let info = record.state.clone_info()?.clone();
+    let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
+    let report = clonesync::workflow::switchover::sequences_pipeline(
+        &plane,
+        &registered(&record, &info),
+        headroom,
+    )
+    .await?;
+    show::sequences(&report);
+    Ok(report.missing_on_target().is_empty())
+}
+
+/// `local switchover`: `statemachine/switchover.asl.json` through moto.
+pub async fn switchover(args: SwitchoverArgs) -> Result<bool> {
+    let (mut record, url) = read_record(&args.dir)?;
+    let _lock = lock(&args.dir.work_dir)?;
+    if record.switched_over {
+        say!(
+            "pipeline {} is switched over already: the clone is a standalone database",
+            record.state.pipeline.id
+        );
+        return Ok(true);
+    }
+    clonesync_local::moto::ensure_installed()?;
+    let info = record.state.clone_info()?.clone();
+    let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
+    let runtime = LocalRuntime::start(plane, &args.dir.work_dir.join("cloud")).await?;
+    runtime
+        .registry()
+        .put_pipeline(&registered(&record, &info))
+        .await?;
+    let id = record.state.pipeline.id.to_string();
+    let input = serde_json::json!({
+        "pipeline_id": id,
+        "quiet_seconds": args.quiet_seconds,
+        "source_stopped": args.source_stopped,
+        "drop_source_objects": args.drop_source_objects,
+        "headroom": args.headroom,
+    });
+    let name = execution_name("switchover-", &id);
+    say!("switchover: execution {name} (switchover.asl.json)");
+    crate::interrupt::on_ctrl_c("letting the switchover finish its step");
+    let outcome = runtime
+        .run_switchover(&name, &input, &mut show::progress(SystemTime::now()))
+        .await?;
+    show::outcome(&outcome);
+    if let Some(summary) = outcome.output.as_ref().and_then(|o| o.get("summary")) {
+        say!("  verification: {summary}");
+    }
+    if !outcome.succeeded() {
+        say!("  nothing was switched: the subscription still applies (the target's sequences may have moved forward, which is harmless)");
+        return Ok(false);
+    }
+    record.paused = true;
+    record.switched_over = true;
+    write_record(&args.dir.work_dir, &record)?;
+    say!(
+        "switched over: the clone on {}:{} is a standalone database{}",
+        info.host,
+        info.port,
+        if args.drop_source_objects {
+            "; the source's slot and publication are dropped"
+        } else {
+            "; the source's slot is kept (it retains WAL: drop it with `clonesync local down` once the clone is no longer needed, or run the switchover with --drop-source-objects)"
+        }
+    );
+    Ok(true)
 }
 
 /// The last error an apply worker wrote to the clone's log, if any.

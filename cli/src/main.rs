@@ -63,6 +63,9 @@ fn main() -> ExitCode {
             Command::LocalReseed(dir) => local::reseed(dir).await,
             Command::LocalRefresh(dir) => local::refresh(dir).await,
             Command::LocalDrift(dir) => local::drift(dir).await,
+            Command::Verify(args) => local::verify(args).await,
+            Command::Sequences(dir, headroom) => local::sequences(dir, headroom).await,
+            Command::Switchover(args) => local::switchover(args).await,
             Command::Preflight(options) => local::preflight(options).await,
         }
     });

@@ -311,3 +311,84 @@ mod tests {
         assert_eq!(millis(Duration::from_millis(12_340)), "12.3 s");
     }
 }
+
+/// `clonesync verify`: one line per table, then the rows that differ.
+pub fn verdicts(verdicts: &[clonesync::steps::verify_table::TableVerdict], took: Duration) {
+    use clonesync::steps::verify_table::Verdict;
+    for v in verdicts {
+        let word = match v.verdict {
+            Verdict::Equal => "equal",
+            Verdict::Differs => "DIFFERS",
+            Verdict::Unsettled => "UNSETTLED",
+        };
+        let how = if v.key.is_empty() {
+            "compared whole".to_string()
+        } else {
+            format!("{} chunk(s), {} re-checked", v.chunks, v.rechecked)
+        };
+        say!(
+            "  {word:9} {}: {} ({} rows, {how}, {})",
+            v.database,
+            v.table,
+            v.source_rows,
+            millis(Duration::from_millis(v.took_ms))
+        );
+        if let Some(detail) = &v.detail {
+            say!("            {detail}");
+        }
+        for row in &v.differing_rows {
+            say!(
+                "            row ({}) = ({}): {:?}",
+                v.key.join(", "),
+                row.key.join(", "),
+                row.state
+            );
+        }
+        if v.differing_total as usize > v.differing_rows.len() {
+            say!("            ... {} row(s) differ in all", v.differing_total);
+        }
+        for key in &v.unsettled_keys {
+            say!(
+                "            unsettled ({}) = ({})",
+                v.key.join(", "),
+                key.join(", ")
+            );
+        }
+    }
+    let equal = verdicts
+        .iter()
+        .filter(|v| v.verdict == Verdict::Equal)
+        .count();
+    say!(
+        "verify: {equal} of {} table(s) equal in {}",
+        verdicts.len(),
+        millis(took)
+    );
+}
+
+/// `clonesync sequences`: each sequence's move.
+pub fn sequences(report: &clonesync::workflow::switchover::SequencesReport) {
+    for (database, synced) in &report.databases {
+        for s in synced {
+            match (s.target_before, s.target_next) {
+                (Some(before), Some(next)) if s.moved => say!(
+                    "  {database}: {} source next {} -> target next {next} (was {before}){}",
+                    s.sequence,
+                    s.source_next,
+                    if s.clamped {
+                        ", clamped at its limit"
+                    } else {
+                        ""
+                    }
+                ),
+                (Some(before), _) => say!(
+                    "  {database}: {} source next {}; target next {before} is ahead already",
+                    s.sequence,
+                    s.source_next
+                ),
+                (None, _) => say!("  {database}: {} MISSING on the target", s.sequence),
+            }
+        }
+    }
+    say!("sequences: {} moved", report.moved());
+}

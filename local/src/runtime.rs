@@ -25,8 +25,12 @@ use tokio::task::JoinHandle;
 /// The definition, as built into this program.
 pub const SETUP_ASL: &str = include_str!("../../statemachine/setup.asl.json");
 pub const TEARDOWN_ASL: &str = include_str!("../../statemachine/teardown.asl.json");
+pub const VERIFY_ASL: &str = include_str!("../../statemachine/verify.asl.json");
+pub const SWITCHOVER_ASL: &str = include_str!("../../statemachine/switchover.asl.json");
 const STATE_MACHINE: &str = "clonesync-setup";
 const TEARDOWN_MACHINE: &str = "clonesync-teardown";
+const VERIFY_MACHINE: &str = "clonesync-verify";
+const SWITCHOVER_MACHINE: &str = "clonesync-switchover";
 
 /// `${PreflightArn}` → the ARN of `clonesync-preflight` in moto's account.
 pub fn substitute(definition: &str) -> Result<String> {
@@ -143,6 +147,8 @@ pub struct LocalRuntime {
     sfn: aws_sdk_sfn::Client,
     state_machine_arn: String,
     teardown_machine_arn: String,
+    verify_machine_arn: String,
+    switchover_machine_arn: String,
     tasks: Vec<JoinHandle<()>>,
     // Last: moto stops after the tasks that call it.
     moto: MotoServer,
@@ -178,26 +184,27 @@ impl LocalRuntime {
         let cloud = Arc::new(cloud);
         let faults = Arc::new(Faults::default());
         let delivered = Arc::new(Mutex::new(Vec::new()));
-        let state_machine_arn = clients
-            .sfn
-            .create_state_machine()
-            .name(STATE_MACHINE)
-            .definition(substitute(SETUP_ASL)?)
-            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/clonesync-local"))
-            .send()
-            .await
-            .map_err(|e| clonesync::aws::fault::classify("states", "CreateStateMachine", e))?
-            .state_machine_arn;
-        let teardown_machine_arn = clients
-            .sfn
-            .create_state_machine()
-            .name(TEARDOWN_MACHINE)
-            .definition(substitute(TEARDOWN_ASL)?)
-            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/clonesync-local"))
-            .send()
-            .await
-            .map_err(|e| clonesync::aws::fault::classify("states", "CreateStateMachine", e))?
-            .state_machine_arn;
+        let create = |name: &'static str, definition: &'static str| {
+            let sfn = clients.sfn.clone();
+            async move {
+                Ok::<String, Error>(
+                    sfn.create_state_machine()
+                        .name(name)
+                        .definition(substitute(definition)?)
+                        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/clonesync-local"))
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            clonesync::aws::fault::classify("states", "CreateStateMachine", e)
+                        })?
+                        .state_machine_arn,
+                )
+            }
+        };
+        let state_machine_arn = create(STATE_MACHINE, SETUP_ASL).await?;
+        let teardown_machine_arn = create(TEARDOWN_MACHINE, TEARDOWN_ASL).await?;
+        let verify_machine_arn = create(VERIFY_MACHINE, VERIFY_ASL).await?;
+        let switchover_machine_arn = create(SWITCHOVER_MACHINE, SWITCHOVER_ASL).await?;
         let tasks = vec![
             invoke::serve(listener, cloud.clone(), faults.clone()),
             tokio::spawn(deliver(
@@ -215,6 +222,8 @@ impl LocalRuntime {
             sfn: clients.sfn.clone(),
             state_machine_arn,
             teardown_machine_arn,
+            verify_machine_arn,
+            switchover_machine_arn,
             tasks,
             moto,
         })
@@ -262,6 +271,30 @@ impl LocalRuntime {
     ) -> Result<RunOutcome> {
         let execution = self
             .start_on(&self.teardown_machine_arn, name, input)
+            .await?;
+        self.watch(&execution, progress).await
+    }
+
+    /// Run `statemachine/verify.asl.json` and follow it to its end.
+    pub async fn run_verify(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<RunOutcome> {
+        let execution = self.start_on(&self.verify_machine_arn, name, input).await?;
+        self.watch(&execution, progress).await
+    }
+
+    /// Run `statemachine/switchover.asl.json` and follow it to its end.
+    pub async fn run_switchover(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<RunOutcome> {
+        let execution = self
+            .start_on(&self.switchover_machine_arn, name, input)
             .await?;
         self.watch(&execution, progress).await
     }

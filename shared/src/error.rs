@@ -263,6 +263,28 @@ pub enum Error {
     #[error("pipeline {pipeline:?}: its setup execution {execution} is still running")]
     SetupRunning { pipeline: String, execution: String },
 
+    /// The table to verify is not on the source.
+    #[error("table {table} does not exist on the source")]
+    VerifyTableUnknown { table: String },
+
+    /// The table to verify exists but the pipeline does not replicate it.
+    #[error("table {table} is not in pipeline {pipeline:?}'s scope: it is not replicated, so there is no copy to verify")]
+    VerifyTableOutOfScope { table: String, pipeline: String },
+
+    /// Verification found tables that differ (or did not settle) where
+    /// they had to be equal (a switchover).
+    #[error("verification: {}", .tables.join("; "))]
+    VerifyDiffers { tables: Vec<String> },
+
+    /// The source did not stay quiet through the switchover's quiet
+    /// period: something still writes to it.
+    #[error("the source is still being written to: {detail}")]
+    SourceWriting { detail: String },
+
+    /// The target did not catch up with the source in the time given.
+    #[error("the target is behind the source: {detail}")]
+    Lagging { detail: String },
+
     /// An AWS resource the step needs does not exist (or is not visible
     /// from this account).
     #[error("{service}: {what} not found")]
@@ -343,6 +365,11 @@ impl Error {
         "Event.Malformed",
         "Pipeline.Unknown",
         "Pipeline.SetupRunning",
+        "Verify.TableUnknown",
+        "Verify.TableOutOfScope",
+        "Verify.Differs",
+        "Switchover.SourceWriting",
+        "Switchover.Lagging",
         "Aws.NotFound",
         "Aws.AccessDenied",
         "Transient.Aws",
@@ -389,6 +416,11 @@ impl Error {
             Error::EventMalformed { .. } => "Event.Malformed",
             Error::PipelineUnknown { .. } => "Pipeline.Unknown",
             Error::SetupRunning { .. } => "Pipeline.SetupRunning",
+            Error::VerifyTableUnknown { .. } => "Verify.TableUnknown",
+            Error::VerifyTableOutOfScope { .. } => "Verify.TableOutOfScope",
+            Error::VerifyDiffers { .. } => "Verify.Differs",
+            Error::SourceWriting { .. } => "Switchover.SourceWriting",
+            Error::Lagging { .. } => "Switchover.Lagging",
             Error::AwsNotFound { .. } => "Aws.NotFound",
             Error::AwsAccessDenied { .. } => "Aws.AccessDenied",
             Error::TransientAws { .. } => "Transient.Aws",
@@ -560,6 +592,14 @@ mod tests {
                 pipeline: s(),
                 execution: s(),
             },
+            Error::VerifyTableUnknown { table: s() },
+            Error::VerifyTableOutOfScope {
+                table: s(),
+                pipeline: s(),
+            },
+            Error::VerifyDiffers { tables: vec![] },
+            Error::SourceWriting { detail: s() },
+            Error::Lagging { detail: s() },
             Error::AwsNotFound {
                 service: s(),
                 what: s(),

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// The Lambda functions, by package name (`functions/<name>`).
-pub const FUNCTIONS: [&str; 28] = [
+pub const FUNCTIONS: [&str; 36] = [
     "validate-input",
     "preflight",
     "record-inventory",
@@ -43,6 +43,14 @@ pub const FUNCTIONS: [&str; 28] = [
     "resume-pipeline",
     "refresh-tables",
     "drift-report",
+    "verify-plan",
+    "verify-table",
+    "verify-report",
+    "sync-sequences",
+    "switchover-start",
+    "switchover-quiet",
+    "switchover-catch-up",
+    "switchover-finish",
 ];
 
 // Each step's future is boxed: nested in lambda_runtime's service layers
@@ -269,16 +277,19 @@ pub async fn on_rds_event<C: Cloud>(cloud: &C, payload: Value) -> Result<EventRe
     events::on_rds_event(cloud, &event(payload)?).await
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Every registered pipeline's lag and slots, printed as Embedded Metric
 /// Format lines on stdout (CloudWatch Logs makes them metrics); returns
 /// the counts. A database that cannot be read is a metric and an error
 /// line for its pipelines, not a failed run.
 pub async fn lag_monitor<C: Cloud>(cloud: &C, _payload: Value) -> Result<Value> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let (report, lines) = Box::pin(crate::monitor::run(cloud, now_ms)).await?;
+    let (report, lines) = Box::pin(crate::monitor::run(cloud, now_ms())).await?;
     for line in &lines {
         println!("{line}");
     }
@@ -311,6 +322,59 @@ pub async fn refresh_tables<C: Cloud>(cloud: &C, payload: Value) -> Result<Value
 pub async fn drift_report<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
     let choice = pipeline_choice(payload)?;
     output(&Box::pin(workflow::schema::drift(cloud, &choice)).await?)
+}
+
+/// The verification's first task: the pipeline streams, and the tables
+/// the Map goes over.
+pub async fn verify_plan<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let request: workflow::verify::VerifyRequest = parse(payload)?;
+    output(&Box::pin(workflow::verify::plan(cloud, &request)).await?)
+}
+
+/// One table of the Map.
+pub async fn verify_table<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let item: workflow::verify::VerifyItem = parse(payload)?;
+    output(&Box::pin(workflow::verify::table(cloud, &item)).await?)
+}
+
+/// The Map's results summed up; `TablesDiffering` as an EMF line on
+/// stdout (the alarm's metric).
+pub async fn verify_report<C: Cloud>(_cloud: &C, payload: Value) -> Result<Value> {
+    let results: workflow::verify::VerifyResults = parse(payload)?;
+    let (summary, lines) = workflow::verify::summarize(&results, now_ms())?;
+    for line in &lines {
+        println!("{line}");
+    }
+    output(&summary)
+}
+
+pub async fn sync_sequences<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let request: workflow::switchover::SequencesRequest = parse(payload)?;
+    output(&Box::pin(workflow::switchover::sequences(cloud, &request)).await?)
+}
+
+pub async fn switchover_start<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let request: workflow::switchover::SwitchoverRequest = parse(payload)?;
+    output(&Box::pin(workflow::switchover::start(cloud, &request)).await?)
+}
+
+fn switchover(payload: Value) -> Result<workflow::switchover::Switchover> {
+    parse(payload)
+}
+
+pub async fn switchover_quiet<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let s = switchover(payload)?;
+    output(&Box::pin(workflow::switchover::quiet(cloud, &s)).await?)
+}
+
+pub async fn switchover_catch_up<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let s = switchover(payload)?;
+    output(&Box::pin(workflow::switchover::catch_up(cloud, &s)).await?)
+}
+
+pub async fn switchover_finish<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let s = switchover(payload)?;
+    output(&Box::pin(workflow::switchover::finish(cloud, &s)).await?)
 }
 
 /// The package name in a Lambda function name or ARN: the last `:` part,
@@ -353,6 +417,14 @@ pub async fn dispatch<C: Cloud>(cloud: &C, function: &str, payload: Value) -> Re
         "resume-pipeline" => resume_pipeline(cloud, payload).await,
         "refresh-tables" => refresh_tables(cloud, payload).await,
         "drift-report" => drift_report(cloud, payload).await,
+        "verify-plan" => verify_plan(cloud, payload).await,
+        "verify-table" => verify_table(cloud, payload).await,
+        "verify-report" => verify_report(cloud, payload).await,
+        "sync-sequences" => sync_sequences(cloud, payload).await,
+        "switchover-start" => switchover_start(cloud, payload).await,
+        "switchover-quiet" => switchover_quiet(cloud, payload).await,
+        "switchover-catch-up" => switchover_catch_up(cloud, payload).await,
+        "switchover-finish" => switchover_finish(cloud, payload).await,
         other => Err(Error::invalid(format!("no Lambda function {other:?}"))),
     }
 }

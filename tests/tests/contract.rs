@@ -24,8 +24,13 @@ fn asl_named(name: &str) -> Value {
 }
 
 /// Every state machine with its template resource.
-fn machines() -> [(&'static str, Value); 2] {
-    [("Setup", asl()), ("Teardown", asl_named("teardown"))]
+fn machines() -> [(&'static str, Value); 4] {
+    [
+        ("Setup", asl()),
+        ("Teardown", asl_named("teardown")),
+        ("VerifyMachine", asl_named("verify")),
+        ("Switchover", asl_named("switchover")),
+    ]
 }
 
 fn template() -> Yaml {
@@ -458,6 +463,13 @@ fn the_database_functions_run_in_the_vpc_and_the_others_do_not() {
         "ResumePipeline",
         "RefreshTables",
         "DriftReport",
+        "VerifyPlan",
+        "VerifyTable",
+        "SyncSequences",
+        "SwitchoverStart",
+        "SwitchoverQuiet",
+        "SwitchoverCatchUp",
+        "SwitchoverFinish",
     ];
     for (logical, function) in functions(&template) {
         let has_vpc = !function["Properties"]["VpcConfig"].is_null();
@@ -500,6 +512,24 @@ fn the_examples_are_valid_inputs() {
         let choice: clonesync::workflow::schema::PipelineChoice =
             serde_json::from_str(&text).unwrap();
         assert!(choice.pipeline_id.is_some(), "{example} names a pipeline");
+    }
+    for example in ["verify.json", "verify-tables.json"] {
+        let text =
+            std::fs::read_to_string(root().join("statemachine/examples").join(example)).unwrap();
+        let request: clonesync::workflow::verify::VerifyRequest =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{example}: {e}"));
+        request.options.check().unwrap();
+    }
+    let text =
+        std::fs::read_to_string(root().join("statemachine/examples/sync-sequences.json")).unwrap();
+    let request: clonesync::workflow::switchover::SequencesRequest =
+        serde_json::from_str(&text).unwrap();
+    request.headroom.check().unwrap();
+    for example in ["switchover.json", "switchover-stopped.json"] {
+        let text =
+            std::fs::read_to_string(root().join("statemachine/examples").join(example)).unwrap();
+        let _: clonesync::workflow::switchover::SwitchoverRequest =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{example}: {e}"));
     }
     let text = std::fs::read_to_string(root().join("statemachine/examples/teardown.json")).unwrap();
     let request: clonesync::workflow::lifecycle::TeardownRequest =
@@ -564,10 +594,33 @@ fn the_local_dispatch_knows_every_lambda_package() {
 fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
     use clonesync::monitor::{emf, MonitorReport};
     let template = template();
-    let written: BTreeSet<String> = emf::summary(&MonitorReport::default())
+    let every_run: BTreeSet<String> = emf::summary(&MonitorReport::default())
         .into_iter()
         .map(|m| m.name)
         .collect();
+    // verify-report writes its figures (dimension Service) once per
+    // verification, not per monitor run.
+    let results = clonesync::workflow::verify::VerifyResults {
+        pipeline_id: "p".into(),
+        results: Vec::new(),
+        require_equal: false,
+    };
+    let (_, lines) = clonesync::workflow::verify::summarize(&results, 0).unwrap();
+    let per_verification: BTreeSet<String> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|doc| doc["Service"] == emf::SERVICE)
+        .flat_map(|doc| {
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["Name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(per_verification.contains("TablesDiffering"));
+    let written: BTreeSet<String> = every_run.union(&per_verification).cloned().collect();
     let mut watched = BTreeSet::new();
     for (name, resource) in resources(&template) {
         if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
@@ -610,12 +663,14 @@ fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
         } else {
             metric_of(p)
         };
-        // Written every run, so missing data means the monitor is down.
-        assert_eq!(
-            p["TreatMissingData"].as_str(),
-            Some("breaching"),
-            "{name:?}"
-        );
+        // Written every run, so missing data means the monitor is down;
+        // a verification's figures only exist when one ran.
+        let expected = if every_run.contains(&metric) {
+            "breaching"
+        } else {
+            "notBreaching"
+        };
+        assert_eq!(p["TreatMissingData"].as_str(), Some(expected), "{name:?}");
         watched.insert(metric);
     }
     for metric in [
@@ -627,6 +682,7 @@ fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
         "ApplyErrors",
         "Conflicts",
         "LostSlots",
+        "TablesDiffering",
     ] {
         assert!(watched.contains(metric), "no alarm on {metric}");
     }

@@ -8,6 +8,7 @@
 //! queries) is the adapter, which may import the domain but nothing above
 //! it.
 
+pub mod checksum;
 pub mod connect;
 pub mod conninfo;
 pub mod ddl;
@@ -18,6 +19,7 @@ pub mod name;
 pub mod publication;
 pub mod quote;
 pub mod secret;
+pub mod sequences;
 pub mod server;
 pub mod slot;
 pub mod sqlstate;

@@ -1,6 +1,6 @@
 //! Facts about a server that preflight and the steps need.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pg::sqlstate::classify;
 use crate::pg::Lsn;
 use postgres_types::PgLsn;
@@ -188,6 +188,28 @@ pub async fn flush_lsn(client: &Client) -> Result<Lsn> {
         .await
         .map_err(|e| classify("read flush LSN", e))?;
     Ok(Lsn::from(row.get::<_, PgLsn>(0)))
+}
+
+/// The WAL insert position and the next transaction id to be assigned
+/// (`pg_snapshot_xmax` of a fresh snapshot): the id moves only when a
+/// transaction writes, unlike the WAL, which the server also writes on
+/// its own (checkpoints, snapshots of running transactions).
+pub async fn write_position(client: &Client) -> Result<(Lsn, u64)> {
+    let row = client
+        .query_one(
+            "SELECT pg_current_wal_insert_lsn(), pg_snapshot_xmax(pg_current_snapshot())::text",
+            &[],
+        )
+        .await
+        .map_err(|e| classify("read the write position", e))?;
+    let xid: String = row.get(1);
+    let next = xid.parse().map_err(|_| Error::Database {
+        operation: "read the write position".into(),
+        sqlstate: "XX000".into(),
+        message: format!("transaction id {xid:?} is not a number"),
+        cause: None,
+    })?;
+    Ok((Lsn::from(row.get::<_, PgLsn>(0)), next))
 }
 
 /// The WAL position written so far on a primary (`pg_current_wal_lsn()`).

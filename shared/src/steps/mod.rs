@@ -36,4 +36,6 @@ pub mod drift;
 pub mod preflight;
 pub mod prepare_source;
 pub mod refresh;
+pub mod sequences;
 pub mod verify;
+pub mod verify_table;

@@ -12,6 +12,8 @@ pub mod events;
 pub mod lifecycle;
 pub mod schema;
 pub mod state;
+pub mod switchover;
+pub mod verify;
 pub mod waits;
 
 use crate::error::{Error, Result};

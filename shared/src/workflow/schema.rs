@@ -111,7 +111,7 @@ pub async fn refresh_pipeline<P: ControlPlane>(
 
 /// The scope of one database of a pipeline: its triples' scope, or the
 /// union of its groups' table lists.
-fn database_scope(record: &PipelineRecord, database: &str) -> Result<Scope> {
+pub(crate) fn database_scope(record: &PipelineRecord, database: &str) -> Result<Scope> {
     let mine: Vec<_> = record
         .triples()
         .into_iter()

@@ -1,0 +1,374 @@
+//! Sequences and the switchover: make the copy a standalone database the
+//! application can move to.
+//!
+//! The `switchover` state machine runs, in order: [`start`] (the pipeline
+//! streams; a quiet marker is taken on the source), a wait of
+//! `quiet_seconds`, [`quiet`] (no transaction has written on the source
+//! since the marker), [`catch_up`] (every slot has confirmed the source's
+//! last position: zero lag), `sync-sequences` ([`sequences`]), the
+//! verification (`verify-plan`, a Map of `verify-table`, `verify-report`
+//! requiring every table equal, else `Verify.Differs`), and [`finish`]
+//! (the subscription disabled; with `drop_source_objects` also the
+//! subscription, slot, publication and schema change capture dropped and
+//! the pipeline deregistered, as a teardown that keeps the clone).
+//! Every task reads the pipeline again and changes nothing until
+//! [`finish`], which is idempotent like the pause and the teardown it
+//! reuses.
+
+use crate::error::{Error, Result};
+use crate::pg::{server, Lsn};
+use crate::pipeline::PipelineRecord;
+use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
+use crate::steps::sequences::{self, Headroom, SequenceSync};
+use crate::steps::verify_table::VerifyOptions;
+use crate::workflow::{lifecycle, schema, verify, Sessions};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+fn default_quiet_seconds() -> u64 {
+    30
+}
+
+fn default_catch_up_seconds() -> u64 {
+    300
+}
+
+/// The console input of `switchover.asl.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchoverRequest {
+    pub pipeline_id: String,
+    /// How long the source must stay without a writing transaction.
+    #[serde(default = "default_quiet_seconds")]
+    pub quiet_seconds: u64,
+    /// The operator's word that the source has stopped writing: no quiet
+    /// period is waited for or checked.
+    #[serde(default)]
+    pub source_stopped: bool,
+    /// Also drop the subscription, and the slot and publication on the
+    /// source, and deregister the pipeline (the clone stays).
+    #[serde(default)]
+    pub drop_source_objects: bool,
+    #[serde(default)]
+    pub headroom: Headroom,
+    /// How long the target may take to reach zero lag.
+    #[serde(default = "default_catch_up_seconds")]
+    pub catch_up_seconds: u64,
+    #[serde(default)]
+    pub verify: VerifyOptions,
+}
+
+/// The source's position when the quiet period began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuietMarker {
+    pub lsn: Lsn,
+    /// The next transaction id the source would assign: it moves only
+    /// when a transaction writes.
+    pub next_xid: u64,
+}
+
+/// What the switchover's tasks pass along.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switchover {
+    pub pipeline_id: String,
+    pub quiet_seconds: u64,
+    pub source_stopped: bool,
+    pub drop_source_objects: bool,
+    pub headroom: Headroom,
+    pub catch_up_seconds: u64,
+    pub verify: VerifyOptions,
+    pub marker: Option<QuietMarker>,
+    /// WAL the source wrote during the quiet period without any writing
+    /// transaction (checkpoints, snapshots of running transactions).
+    #[serde(default)]
+    pub quiet_wal_bytes: Option<u64>,
+    /// The source position every slot had confirmed.
+    #[serde(default)]
+    pub caught_up_at: Option<Lsn>,
+}
+
+/// The input of `sync-sequences`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequencesRequest {
+    pub pipeline_id: String,
+    #[serde(default)]
+    pub headroom: Headroom,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequencesReport {
+    pub pipeline_id: String,
+    /// Per database.
+    pub databases: Vec<(String, Vec<SequenceSync>)>,
+}
+
+impl SequencesReport {
+    pub fn moved(&self) -> usize {
+        self.databases
+            .iter()
+            .flat_map(|(_, s)| s)
+            .filter(|s| s.moved)
+            .count()
+    }
+
+    pub fn missing_on_target(&self) -> Vec<String> {
+        self.databases
+            .iter()
+            .flat_map(|(d, s)| s.iter().map(move |s| (d, s)))
+            .filter(|(_, s)| s.target_next.is_none())
+            .map(|(d, s)| format!("{d}: {}", s.sequence))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchedOver {
+    pub pipeline_id: String,
+    pub subscriptions_disabled: bool,
+    /// Dropped with `drop_source_objects` (the teardown's report).
+    pub dropped: Option<crate::steps::cleanup::CleanupReport>,
+    pub deregistered: bool,
+}
+
+async fn registered<C: Cloud>(cloud: &C, pipeline_id: &str) -> Result<PipelineRecord> {
+    crate::pipeline::names::check_pipeline_id(pipeline_id)?;
+    cloud
+        .coordination()
+        .get_pipeline(pipeline_id)
+        .await?
+        .ok_or_else(|| Error::PipelineUnknown {
+            pipeline: pipeline_id.to_string(),
+        })
+}
+
+fn plane_of<'a, C: Cloud>(
+    cloud: &'a C,
+    record: &PipelineRecord,
+) -> <C::Clones as Clones>::Plane<'a> {
+    cloud
+        .clones()
+        .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone)
+}
+
+/// Every sequence in scope on the target set ahead of the source's.
+pub async fn sequences_pipeline<P: ControlPlane>(
+    plane: &P,
+    record: &PipelineRecord,
+    headroom: Headroom,
+) -> Result<SequencesReport> {
+    headroom.check()?;
+    let info = record
+        .clone_info
+        .as_ref()
+        .ok_or_else(|| Error::NotStreaming {
+            detail: format!(
+                "pipeline {} has no clone yet: there is no copy to set sequences on",
+                record.pipeline.id
+            ),
+        })?;
+    let mut sources = Sessions::source(plane).await?;
+    let mut clones = Sessions::clone(plane, info).await?;
+    let mut report = SequencesReport {
+        pipeline_id: record.pipeline.id.to_string(),
+        databases: Vec::new(),
+    };
+    for database in crate::pipeline::triples::databases_of(&record.triples()) {
+        let scope = schema::database_scope(record, database)?;
+        let source = sources.get(database).await?;
+        let target = clones.get(database).await?;
+        let synced = sequences::run(source, target, &scope, headroom).await?;
+        report.databases.push((database.to_string(), synced));
+    }
+    Ok(report)
+}
+
+/// `sync-sequences`.
+pub async fn sequences<C: Cloud>(cloud: &C, request: &SequencesRequest) -> Result<SequencesReport> {
+    let record = registered(cloud, &request.pipeline_id).await?;
+    sequences_pipeline(&plane_of(cloud, &record), &record, request.headroom).await
+}
+
+/// The source's quiet marker: its insert position and next transaction id.
+async fn marker<P: ControlPlane>(plane: &P, record: &PipelineRecord) -> Result<QuietMarker> {
+    let mut sources = Sessions::source(plane).await?;
+    let client = sources.get(record.source.login_database()).await?;
+    let (lsn, next_xid) = server::write_position(client).await?;
+    Ok(QuietMarker { lsn, next_xid })
+}
+
+/// `switchover-start`: the request checked, the pipeline streaming, the
+/// quiet marker taken (unless the operator says the source has stopped).
+pub async fn start<C: Cloud>(cloud: &C, request: &SwitchoverRequest) -> Result<Switchover> {
+    let mut problems = Vec::new();
+    if request.quiet_seconds > 3_600 {
+        problems.push(format!(
+            "quiet_seconds {} is over 3600",
+            request.quiet_seconds
+        ));
+    }
+    if !(1..=840).contains(&request.catch_up_seconds) {
+        problems.push(format!(
+            "catch_up_seconds {} is not 1..=840 (a Lambda runs at most 15 minutes)",
+            request.catch_up_seconds
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Error::InvalidInput { problems });
+    }
+    request.headroom.check()?;
+    request.verify.check()?;
+    let record = registered(cloud, &request.pipeline_id).await?;
+    let plane = plane_of(cloud, &record);
+    verify::check_streaming(&plane, &record).await?;
+    let marker = if request.source_stopped {
+        None
+    } else {
+        Some(marker(&plane, &record).await?)
+    };
+    tracing::info!(pipeline = %request.pipeline_id, ?marker, "switchover started");
+    Ok(Switchover {
+        pipeline_id: request.pipeline_id.clone(),
+        quiet_seconds: request.quiet_seconds,
+        source_stopped: request.source_stopped,
+        drop_source_objects: request.drop_source_objects,
+        headroom: request.headroom,
+        catch_up_seconds: request.catch_up_seconds,
+        verify: request.verify.clone(),
+        marker,
+        quiet_wal_bytes: None,
+        caught_up_at: None,
+    })
+}
+
+/// `switchover-quiet`: after the quiet period, no transaction has written
+/// on the source since the marker; else `Switchover.SourceWriting`.
+pub async fn quiet<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Switchover> {
+    let Some(marker) = switchover.marker else {
+        return Ok(switchover.clone());
+    };
+    let record = registered(cloud, &switchover.pipeline_id).await?;
+    let now = self::marker(&plane_of(cloud, &record), &record).await?;
+    if now.next_xid != marker.next_xid {
+        return Err(Error::SourceWriting {
+            detail: format!(
+                "{} transaction id(s) were assigned on the source since the quiet marker ({} bytes of WAL since {}): stop the application's writes, or give source_stopped if they are stopped and this is the server's own work",
+                now.next_xid.saturating_sub(marker.next_xid),
+                marker.lsn.bytes_until(now.lsn),
+                marker.lsn
+            ),
+        });
+    }
+    Ok(Switchover {
+        quiet_wal_bytes: Some(marker.lsn.bytes_until(now.lsn)),
+        ..switchover.clone()
+    })
+}
+
+/// `switchover-catch-up`: wait until every slot of the pipeline confirmed
+/// the source's current position; `Switchover.Lagging` after
+/// `catch_up_seconds`.
+pub async fn catch_up<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Switchover> {
+    let record = registered(cloud, &switchover.pipeline_id).await?;
+    let plane = plane_of(cloud, &record);
+    verify::check_streaming(&plane, &record).await?;
+    let limit = Duration::from_secs(switchover.catch_up_seconds);
+    let mut sources = Sessions::source(&plane).await?;
+    let started = Instant::now();
+    let triples = record.triples();
+    for database in crate::pipeline::triples::databases_of(&triples) {
+        let slots: Vec<String> = triples
+            .iter()
+            .filter(|t| t.database == database)
+            .map(|t| t.slot.to_string())
+            .collect();
+        let client = sources.get(database).await?;
+        let goal = crate::pg::checksum::insert_lsn(client).await?;
+        let geometry = crate::pg::checksum::wal_geometry(client).await?;
+        let mark = crate::steps::verify_table::applied_mark(goal, geometry);
+        loop {
+            let confirmed = crate::pg::checksum::least_confirmed(client, &slots).await?;
+            if confirmed.is_some_and(|c| c >= mark) {
+                break;
+            }
+            if started.elapsed() >= limit {
+                return Err(Error::Lagging {
+                    detail: format!(
+                        "database {database}: slots {} confirmed {} of {goal} after {limit:?}",
+                        slots.join(", "),
+                        confirmed.map_or("nothing".to_string(), |c| c.to_string())
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut sources = Sessions::source(&plane).await?;
+    let at =
+        crate::pg::checksum::insert_lsn(sources.get(record.source.login_database()).await?).await?;
+    Ok(Switchover {
+        caught_up_at: Some(at),
+        ..switchover.clone()
+    })
+}
+
+/// `switchover-finish`: the subscription disabled (the pipeline paused),
+/// and with `drop_source_objects` what a teardown keeping the clone drops.
+pub async fn finish<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<SwitchedOver> {
+    let id = &switchover.pipeline_id;
+    let record = match cloud.coordination().get_pipeline(id).await? {
+        Some(record) => record,
+        // Deregistered by a finish that ran before: done.
+        None if switchover.drop_source_objects => {
+            return Ok(SwitchedOver {
+                pipeline_id: id.clone(),
+                subscriptions_disabled: true,
+                dropped: None,
+                deregistered: true,
+            })
+        }
+        None => {
+            return Err(Error::PipelineUnknown {
+                pipeline: id.clone(),
+            })
+        }
+    };
+    let paused = lifecycle::set_paused(
+        cloud,
+        &lifecycle::PipelineId {
+            pipeline_id: id.clone(),
+        },
+        lifecycle::Pausing::Pause,
+    )
+    .await;
+    match paused {
+        Ok(_) => {}
+        // A finish cut short after it dropped the subscription.
+        Err(Error::SubscriptionMissing { .. }) if switchover.drop_source_objects => {}
+        Err(e) => return Err(e),
+    }
+    if !switchover.drop_source_objects {
+        tracing::info!(pipeline = %id, "switched over: subscription disabled, slot kept");
+        return Ok(SwitchedOver {
+            pipeline_id: id.clone(),
+            subscriptions_disabled: true,
+            dropped: None,
+            deregistered: false,
+        });
+    }
+    let teardown = lifecycle::Teardown {
+        pipeline_id: id.clone(),
+        delete_clone: false,
+        delete_share: false,
+        record,
+    };
+    let dropped = lifecycle::drop_databases(cloud, &teardown).await?;
+    lifecycle::deregister(cloud, &teardown).await?;
+    tracing::info!(pipeline = %id, "switched over: subscription, slot and publication dropped, pipeline deregistered");
+    Ok(SwitchedOver {
+        pipeline_id: id.clone(),
+        subscriptions_disabled: true,
+        dropped: Some(dropped),
+        deregistered: true,
+    })
+}
