@@ -174,12 +174,15 @@ fn row_hash_expression(layout: &TableLayout) -> String {
     format!("hashtextextended(ROW({})::text, 0)", list(&layout.columns))
 }
 
-/// The key columns as text, in key order.
+/// The key columns as text, in key order. Each is renamed (`k0`, ...):
+/// an output column keeping the key's name would make `ORDER BY key`
+/// sort by the text, not by the key's own type.
 fn key_text(layout: &TableLayout) -> String {
     layout
         .key
         .iter()
-        .map(|c| format!("{}::text", quote::ident(c)))
+        .enumerate()
+        .map(|(i, c)| format!("{}::text AS k{i}", quote::ident(c)))
         .collect::<Vec<_>>()
         .join(", ")
 }

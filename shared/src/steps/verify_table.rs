@@ -384,6 +384,7 @@ impl Worker {
             }
             let leaf = self.context.options.leaf_rows;
             let larger = source.rows.max(target.rows);
+            tracing::debug!(table = %self.layout().table, ?range, depth, source_rows = source.rows, target_rows = target.rows, stable, "a range differs: bisecting");
             if larger <= leaf || depth >= MAX_DEPTH {
                 return self.compare_rows(&range).await;
             }
