@@ -162,6 +162,16 @@ pub fn report(report: &MonitorReport) {
                 .unwrap_or_else(|| "-".into()),
             conflicts(t),
         );
+        if let Some((sequence, headroom)) = &t.smallest_sequence_headroom {
+            say!(
+                "  sequences: smallest headroom {headroom} increment(s), {sequence}{}",
+                if *headroom <= 0 {
+                    " (behind the source: run `clonesync sequences` before writing to the copy)"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     for error in &report.errors {
         say!(

@@ -17,7 +17,7 @@
 //! | --- | --- | --- |
 //! | `Pipeline`, `Slot` | `SlotActive`, `SlotLagBytes`, `SlotRetainedBytes`, `SlotSafeWalBytes` | each pipeline's slot |
 //! | `Source`, `Slot` | the same | each logical slot no pipeline owns (property `Owned: false`) |
-//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `SchemaChangesPending` (where the target applies schema changes), `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
+//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `SchemaChangesPending` (where the target applies schema changes), `SequenceHeadroom` (the smallest, in increments, over the sequences in scope, where there is one), `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
 //! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying`, `ApplyErrors`, `SyncErrors`, `Conflicts`, `SchemaChangesPending` (sums over pipelines) | once per run, also with no pipeline (the alarms' metrics) |
 //!
 //! A figure that could not be read is left out, never written as null.
@@ -203,6 +203,13 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
                     "SchemaChangesPending",
                     Unit::Count,
                     t.schema_changes_pending.map(|n| n as f64),
+                )
+            }),
+            target.and_then(|t| {
+                metric(
+                    "SequenceHeadroom",
+                    Unit::Count,
+                    t.smallest_sequence_headroom.as_ref().map(|(_, n)| *n as f64),
                 )
             }),
             metric("MonitorErrors", Unit::Count, errors as f64),
@@ -450,6 +457,7 @@ mod tests {
             conflicts: Some(BTreeMap::from([("insert_exists".to_string(), errors)])),
             paused: false,
             schema_changes_pending: (subscription == "a").then_some(3),
+            smallest_sequence_headroom: (subscription == "a").then(|| ("public.s".to_string(), 42)),
         };
         let report = MonitorReport {
             pipelines: vec!["p".into()],
@@ -478,5 +486,6 @@ mod tests {
             .filter(|v: &Value| v["Service"] == "clonesync")
             .collect();
         assert_eq!(service[0]["SchemaChangesPending"], 3.0);
+        assert_eq!(doc["SequenceHeadroom"], 42.0, "the smallest");
     }
 }

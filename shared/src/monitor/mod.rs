@@ -113,6 +113,13 @@ pub struct TargetReading {
     /// target does not apply schema changes.
     #[serde(default)]
     pub schema_changes_pending: Option<i64>,
+    /// The sequence in scope closest to handing out a value the source
+    /// has used, and how many more `nextval` calls the source may make
+    /// before it does (negative: the target's sequence is behind the
+    /// source's: `clonesync sequences` moves it ahead). Read on the first
+    /// subscription of each database, like the pending count.
+    #[serde(default)]
+    pub smallest_sequence_headroom: Option<(String, i64)>,
 }
 
 impl TargetReading {
@@ -147,6 +154,13 @@ impl TargetReading {
             all.apply_errors = add(all.apply_errors, r.apply_errors);
             all.sync_errors = add(all.sync_errors, r.sync_errors);
             all.schema_changes_pending = add(all.schema_changes_pending, r.schema_changes_pending);
+            all.smallest_sequence_headroom = match (
+                all.smallest_sequence_headroom.take(),
+                r.smallest_sequence_headroom.clone(),
+            ) {
+                (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
+                (a, b) => a.or(b),
+            };
             if let Some(kinds) = &r.conflicts {
                 let sum = all.conflicts.get_or_insert_with(BTreeMap::new);
                 for (kind, n) in kinds {
@@ -253,6 +267,7 @@ pub async fn read_subscriptions(
                 conflicts: lag.and_then(|s| s.conflicts.clone()),
                 paused: false,
                 schema_changes_pending: None,
+                smallest_sequence_headroom: None,
             }
         })
         .collect())
@@ -311,6 +326,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
             status: "no clone recorded yet".into(),
         })?;
     let endpoint = plane.clone_endpoint(info).await?;
+    let source_endpoint = plane.source_endpoint().await?;
     let triples = record.triples();
     let paused = record.phase == Phase::Paused;
     let mut readings = Vec::new();
@@ -332,6 +348,17 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
         } else {
             None
         };
+        let source = pg::connect(
+            &pg::Endpoint {
+                dbname: database.to_string(),
+                ..source_endpoint.clone()
+            },
+            &plane.session(),
+        )
+        .await?;
+        let scope = crate::workflow::schema::database_scope(record, database)?;
+        let headroom =
+            crate::steps::sequences::smallest_headroom(&source, &client, &scope).await?;
         readings.extend(
             read_subscriptions(&client, &subscriptions)
                 .await?
@@ -340,6 +367,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
                 .map(|(i, reading)| TargetReading {
                     paused,
                     schema_changes_pending: if i == 0 { pending } else { None },
+                    smallest_sequence_headroom: if i == 0 { headroom.clone() } else { None },
                     ..reading
                 }),
         );
@@ -399,10 +427,10 @@ pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorRe
 
     let mut report = MonitorReport {
         pipelines: records.iter().map(|r| r.pipeline.id.to_string()).collect(),
-        // One session per source server, and one per database of each
-        // pipeline's clone.
+        // One session per source server, and per database of each
+        // pipeline one on its clone and one on the source (the sequences).
         connections: groups.len()
-            + records
+            + 2 * records
                 .iter()
                 .map(|r| crate::pipeline::triples::databases_of(&r.triples()).len())
                 .sum::<usize>(),
