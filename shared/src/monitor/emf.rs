@@ -209,7 +209,9 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
                 metric(
                     "SequenceHeadroom",
                     Unit::Count,
-                    t.smallest_sequence_headroom.as_ref().map(|(_, n)| *n as f64),
+                    t.smallest_sequence_headroom
+                        .as_ref()
+                        .map(|(_, n)| *n as f64),
                 )
             }),
             metric("MonitorErrors", Unit::Count, errors as f64),

@@ -357,8 +357,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
         )
         .await?;
         let scope = crate::workflow::schema::database_scope(record, database)?;
-        let headroom =
-            crate::steps::sequences::smallest_headroom(&source, &client, &scope).await?;
+        let headroom = crate::steps::sequences::smallest_headroom(&source, &client, &scope).await?;
         readings.extend(
             read_subscriptions(&client, &subscriptions)
                 .await?

@@ -107,12 +107,18 @@ pub async fn positions(client: &Client, names: &[TableName]) -> Result<Vec<Seque
         .collect()
 }
 
-/// Make `next` the value the sequence's next `nextval` returns.
-pub async fn set_next(client: &Client, sequence: &TableName, next: i64) -> Result<()> {
+/// Make `next` the value the sequence's next `nextval` returns: its last
+/// value set one increment before, as called (`pg_sequences` reads a
+/// sequence set as not called as never used, and so at its start).
+pub async fn set_next(client: &Client, position: &SequencePosition, next: i64) -> Result<()> {
+    let last = next
+        .saturating_sub(position.increment)
+        .clamp(position.min, position.max);
+    let called = last != next;
     client
         .execute(
-            "SELECT setval($1::text::regclass, $2, false)",
-            &[&sequence.quoted(), &next],
+            "SELECT setval($1::text::regclass, $2, $3)",
+            &[&position.sequence.quoted(), &last, &called],
         )
         .await
         .map_err(|e| classify("set a sequence", e))?;

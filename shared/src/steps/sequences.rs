@@ -145,7 +145,7 @@ pub async fn run(
         };
         let moved = !ahead;
         if moved {
-            sequences::set_next(target, &target_position.sequence, goal).await?;
+            sequences::set_next(target, target_position, goal).await?;
         }
         report.push(SequenceSync {
             sequence: name,

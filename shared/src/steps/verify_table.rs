@@ -55,7 +55,7 @@ impl Verdict {
 }
 
 /// How a row differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowState {
     /// The source has it, the target does not.

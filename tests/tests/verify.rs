@@ -1,0 +1,524 @@
+//! Trust the copy: verification by content while writes go on, sequences
+//! moved ahead for a switchover, and the switchover itself. Real servers,
+//! the real setup, verify and switchover state machines under moto's
+//! engine, the demo's write load on every table from before the first
+//! verification until the switchover.
+
+use clonesync::pg::{Endpoint, TableName};
+use clonesync::pipeline::PipelineRecord;
+use clonesync::steps::verify_table::{RowState, TableVerdict, Verdict, VerifyOptions};
+use clonesync::workflow::verify::{self, VerifyRequest};
+use clonesync::workflow::{lifecycle, switchover, State};
+use clonesync_local::runtime::{request, RunOutcome};
+use clonesync_local::LocalRuntime;
+use clonesync_tests::fixture::{connect, DB};
+use clonesync_tests::pipeline::short_waits;
+use clonesync_tests::{create_schema, TestEnv, Workload};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::Client;
+
+/// A table only this test writes: the load inserts and updates rows past
+/// id 5000, the hand edits on the target touch rows below it.
+const LEDGER: &str = "
+    CREATE TABLE public.ledger (id bigint PRIMARY KEY, amount numeric(12,2), note text, at timestamptz);
+    INSERT INTO public.ledger SELECT g, g / 3.0, 'seed ' || g, '2026-01-01'::timestamptz + g * interval '1 min'
+        FROM generate_series(1, 5000) g;
+    CREATE SCHEMA elsewhere;
+    CREATE TABLE elsewhere.kept_out (id int PRIMARY KEY);
+    CREATE TABLE public.serials (id serial PRIMARY KEY, v text);
+    INSERT INTO public.serials (v) SELECT 'x' FROM generate_series(1, 30);
+";
+
+fn table(schema: &str, name: &str) -> TableName {
+    TableName::new(schema, name).unwrap()
+}
+
+/// Inserts and updates on the ledger past id 5000 until stopped.
+fn ledger_load(endpoint: Endpoint, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let client = connect(&endpoint).await;
+        let mut n: u64 = 0;
+        while !stop.load(Ordering::SeqCst) {
+            n += 1;
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO public.ledger VALUES ({id}, 1, 'load', now()); \
+                     UPDATE public.ledger SET amount = amount + 1 WHERE id = {old};",
+                    id = 5000 + n,
+                    old = 5000 + n / 2 + 1
+                ))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        n
+    })
+}
+
+async fn setup(runtime: &LocalRuntime, id: &str) -> State {
+    let scope = json!({"kind": "schemas", "schemas": ["public", "Sales Schema"]});
+    let outcome: RunOutcome = runtime
+        .run(
+            &format!("setup-{id}"),
+            &request(id, scope, DB, short_waits()),
+            &mut |_| {},
+        )
+        .await
+        .expect("setup ran");
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    outcome.state().expect("a state")
+}
+
+async fn record_of(runtime: &LocalRuntime, id: &str) -> PipelineRecord {
+    runtime
+        .registry()
+        .get_pipeline(id)
+        .await
+        .unwrap()
+        .expect("registered")
+}
+
+fn by_table<'v>(verdicts: &'v [TableVerdict], name: &str) -> &'v TableVerdict {
+    verdicts
+        .iter()
+        .find(|v| v.table == name)
+        .unwrap_or_else(|| panic!("no verdict for {name}: {verdicts:#?}"))
+}
+
+async fn verify_all(
+    env: &TestEnv,
+    record: &PipelineRecord,
+    tables: Option<Vec<TableName>>,
+) -> Vec<TableVerdict> {
+    let request = VerifyRequest {
+        pipeline_id: record.pipeline.id.to_string(),
+        tables,
+        options: VerifyOptions {
+            // Small ranges, so the tables span several and bisection runs.
+            chunk_rows: 500,
+            ..VerifyOptions::default()
+        },
+    };
+    verify::verify_pipeline(&env.plane, record, &request)
+        .await
+        .expect("verify")
+}
+
+async fn apply_worker_pid(target: &Client) -> Option<i32> {
+    target
+        .query_opt(
+            "SELECT pid FROM pg_stat_subscription WHERE relid IS NULL AND pid IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+/// Sequences in scope on `client` and their next value.
+async fn sequences(client: &Client) -> Vec<(String, i64)> {
+    client
+        .query(
+            "SELECT schemaname || '.' || sequencename, \
+                    coalesce(last_value + increment_by, start_value) \
+             FROM pg_sequences WHERE schemaname IN ('public', 'Sales Schema') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_an_equal_copy() {
+    let env = TestEnv::start().await;
+    let admin = env.source_client().await;
+    create_schema(&admin).await;
+    admin.batch_execute(LEDGER).await.unwrap();
+    let runtime = LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
+        .await
+        .expect("runtime");
+    let id = "verify_p";
+    let state = setup(&runtime, id).await;
+    let record = record_of(&runtime, id).await;
+    let target = connect(&env.plane.clone_login(state.clone_info().unwrap())).await;
+
+    let workload = Workload::start(env.source_endpoint(), 2, 16, Duration::from_millis(10));
+    let stop_ledger = Arc::new(AtomicBool::new(false));
+    let ledger = ledger_load(env.source_endpoint(), stop_ledger.clone());
+    workload.wait_for_more(100).await;
+
+    // No false positive: ten runs over an unaltered copy under the load;
+    // during one, the apply worker is killed (it restarts, the re-checks
+    // wait for it).
+    let mut tables = 0;
+    for run in 0..10 {
+        let killer = (run == 4).then(|| {
+            let login = env.plane.clone_login(state.clone_info().unwrap());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                let target = connect(&login).await;
+                if let Some(pid) = apply_worker_pid(&target).await {
+                    target
+                        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                        .await
+                        .unwrap();
+                }
+            })
+        });
+        let verdicts = verify_all(&env, &record, None).await;
+        if let Some(killer) = killer {
+            killer.await.unwrap();
+        }
+        tables = verdicts.len();
+        for v in &verdicts {
+            assert_ne!(
+                v.verdict,
+                Verdict::Differs,
+                "run {run}: a false positive: {v:#?}"
+            );
+            if !v.key.is_empty() {
+                assert_eq!(v.verdict, Verdict::Equal, "run {run}: {v:#?}");
+            }
+        }
+        let events = by_table(&verdicts, "\"public\".\"events\"");
+        assert!(events.key.is_empty(), "events has no key: compared whole");
+    }
+    assert!(tables >= 8, "only {tables} tables verified");
+    assert!(
+        by_table(
+            &verify_all(&env, &record, None).await,
+            "\"public\".\"ledger\""
+        )
+        .chunks
+            >= 10,
+        "the ledger spans several ranges"
+    );
+
+    // By hand on the target: a row changed, one deleted, one added.
+    target
+        .batch_execute(
+            "UPDATE public.ledger SET note = 'by hand' WHERE id = 100; \
+             DELETE FROM public.ledger WHERE id = 2000; \
+             INSERT INTO public.ledger VALUES (-5, 0, 'only on the target', now());",
+        )
+        .await
+        .unwrap();
+    let verdicts = verify_all(&env, &record, None).await;
+    let ledger_verdict = by_table(&verdicts, "\"public\".\"ledger\"");
+    assert_eq!(
+        ledger_verdict.verdict,
+        Verdict::Differs,
+        "{ledger_verdict:#?}"
+    );
+    let mut found: Vec<(Vec<String>, RowState)> = ledger_verdict
+        .differing_rows
+        .iter()
+        .map(|r| (r.key.clone(), r.state))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            (vec!["-5".to_string()], RowState::ExtraOnTarget),
+            (vec!["100".to_string()], RowState::Changed),
+            (vec!["2000".to_string()], RowState::MissingOnTarget),
+        ]
+    );
+    assert_eq!(ledger_verdict.differing_total, 3);
+    for v in verdicts
+        .iter()
+        .filter(|v| !v.key.is_empty() && v.table != ledger_verdict.table)
+    {
+        assert_eq!(v.verdict, Verdict::Equal, "{v:#?}");
+    }
+
+    // The verify state machine (a Map over the tables) says the same.
+    let outcome = runtime
+        .run_verify(
+            "verify-ledger",
+            &json!({"pipeline_id": id, "tables": [{"schema": "public", "name": "ledger"}], "options": {"chunk_rows": 500}}),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    let output = outcome.output.unwrap();
+    assert_eq!(output["summary"]["all_equal"], false);
+    assert_eq!(
+        output["summary"]["differing"],
+        json!([format!("{DB}: \"public\".\"ledger\"")])
+    );
+    assert_eq!(output["results"][0]["differing_total"], 3);
+
+    // Bad input: named, and nothing changes.
+    let ask = |tables: Vec<TableName>| VerifyRequest {
+        pipeline_id: id.into(),
+        tables: Some(tables),
+        options: VerifyOptions::default(),
+    };
+    let err = verify::plan(runtime.cloud.as_ref(), &ask(vec![table("public", "nope")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Verify.TableUnknown", "{err}");
+    let err = verify::plan(
+        runtime.cloud.as_ref(),
+        &ask(vec![table("elsewhere", "kept_out")]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "Verify.TableOutOfScope", "{err}");
+    let err = verify::plan(
+        runtime.cloud.as_ref(),
+        &VerifyRequest {
+            pipeline_id: "no_such".into(),
+            ..VerifyRequest::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "Pipeline.Unknown");
+    let err = verify::plan(
+        runtime.cloud.as_ref(),
+        &VerifyRequest {
+            pipeline_id: id.into(),
+            tables: None,
+            options: VerifyOptions {
+                connections: 99,
+                ..VerifyOptions::default()
+            },
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "Input.Invalid");
+    let pipeline = lifecycle::PipelineId {
+        pipeline_id: id.into(),
+    };
+    lifecycle::set_paused(runtime.cloud.as_ref(), &pipeline, lifecycle::Pausing::Pause)
+        .await
+        .unwrap();
+    let err = verify::plan(
+        runtime.cloud.as_ref(),
+        &ask(vec![table("public", "ledger")]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "Verify.NotStreaming", "{err}");
+    lifecycle::set_paused(
+        runtime.cloud.as_ref(),
+        &pipeline,
+        lifecycle::Pausing::Resume,
+    )
+    .await
+    .unwrap();
+
+    // A switchover while the source is written to stops at the quiet check.
+    let outcome = runtime
+        .run_switchover(
+            "switchover-busy",
+            &json!({"pipeline_id": id, "quiet_seconds": 1}),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("Switchover.SourceWriting"),
+        "{:?}",
+        outcome.cause
+    );
+
+    stop_ledger.store(true, Ordering::SeqCst);
+    let ledger_rows = ledger.await.unwrap();
+    let stats = workload.stop().await;
+    assert!(
+        ledger_rows > 20 && stats.committed > 100,
+        "the loads ran: {ledger_rows}, {stats:?}"
+    );
+
+    // Sequences: behind the source before, ahead after; twice = once.
+    let report = clonesync::monitor::check(runtime.cloud.as_ref(), &[record.clone()]).await;
+    let headroom = report.targets[0]
+        .smallest_sequence_headroom
+        .clone()
+        .expect("a headroom");
+    assert!(
+        headroom.1 <= 0,
+        "the clone's sequences stayed behind: {headroom:?}"
+    );
+    let synced = switchover::sequences(
+        runtime.cloud.as_ref(),
+        &switchover::SequencesRequest {
+            pipeline_id: id.into(),
+            headroom: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(synced.moved() >= 5, "{synced:#?}");
+    assert!(synced.missing_on_target().is_empty());
+    let again = switchover::sequences(
+        runtime.cloud.as_ref(),
+        &switchover::SequencesRequest {
+            pipeline_id: id.into(),
+            headroom: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.moved(), 0, "{again:#?}");
+    let report = clonesync::monitor::check(runtime.cloud.as_ref(), &[record.clone()]).await;
+    let headroom = report.targets[0]
+        .smallest_sequence_headroom
+        .clone()
+        .expect("a headroom");
+    assert!(headroom.1 >= 999_000, "{headroom:?}");
+
+    // The table without a key: a row added by hand is found.
+    target
+        .execute("INSERT INTO public.events (kind) VALUES ('by hand')", &[])
+        .await
+        .unwrap();
+    let events = verify_all(&env, &record, Some(vec![table("public", "events")])).await;
+    assert_eq!(events[0].verdict, Verdict::Differs, "{events:#?}");
+
+    // The switchover refuses a copy that differs, and leaves it streaming.
+    let outcome = runtime
+        .run_switchover(
+            "switchover-differs",
+            &json!({"pipeline_id": id, "source_stopped": true}),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("Verify.Differs"),
+        "{:?}",
+        outcome.cause
+    );
+    let enabled: bool = target
+        .query_one("SELECT subenabled FROM pg_subscription", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        enabled,
+        "a refused switchover leaves the subscription applying"
+    );
+
+    // Repair by hand from the source; then the copy is equal again.
+    target
+        .batch_execute(
+            "DELETE FROM public.events WHERE kind = 'by hand'; \
+             DELETE FROM public.ledger WHERE id IN (-5, 100);",
+        )
+        .await
+        .unwrap();
+    for row in admin
+        .query(
+            "SELECT id, amount::text, note, at::text FROM public.ledger WHERE id IN (100, 2000)",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        let (key, amount, note, at): (i64, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        target
+            .execute(
+                "INSERT INTO public.ledger VALUES ($1, $2::text::numeric, $3, $4::text::timestamptz)",
+                &[&key, &amount, &note, &at],
+            )
+            .await
+            .unwrap();
+    }
+    for v in verify_all(&env, &record, None).await {
+        assert_eq!(v.verdict, Verdict::Equal, "{v:#?}");
+    }
+
+    // The switchover: quiet source, zero lag, sequences, verification,
+    // subscription disabled, slot and publication dropped.
+    let outcome = runtime
+        .run_switchover(
+            "switchover",
+            &json!({"pipeline_id": id, "quiet_seconds": 2, "drop_source_objects": true}),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    let output = outcome.output.unwrap();
+    assert_eq!(output["summary"]["all_equal"], true);
+    assert_eq!(output["finished"]["deregistered"], true);
+    // Finishing again is finishing once.
+    let finished: switchover::Switchover = serde_json::from_value(output.clone()).unwrap();
+    let again = switchover::finish(runtime.cloud.as_ref(), &finished)
+        .await
+        .unwrap();
+    assert!(again.deregistered && again.dropped.is_none(), "{again:?}");
+    let subscriptions: i64 = target
+        .query_one("SELECT count(*) FROM pg_subscription", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(subscriptions, 0, "a standalone database");
+    let slots: i64 = admin
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0, "the source's slot is gone");
+
+    // Every sequence and identity column on the target now hands out
+    // values the source never used.
+    let on_source = sequences(&admin).await;
+    let on_target = sequences(&target).await;
+    assert_eq!(on_source.len(), on_target.len());
+    assert!(on_source.len() >= 6, "{on_source:?}");
+    for ((name, source_next), (_, target_next)) in on_source.iter().zip(&on_target) {
+        assert!(
+            target_next > source_next,
+            "{name}: target {target_next} <= source {source_next}"
+        );
+    }
+    for (table_name, insert) in [
+        ("public.accounts", "INSERT INTO public.accounts (owner, balance) VALUES ('after', 0) RETURNING id"),
+        (
+            "public.documents",
+            "INSERT INTO public.documents (title, body, payload) VALUES ('t', 'b', '\\x00') RETURNING id",
+        ),
+        ("public.serials", "INSERT INTO public.serials (v) VALUES ('after') RETURNING id::bigint"),
+    ] {
+        let inserted: i64 = target.query_one(insert, &[]).await.unwrap().get(0);
+        let used: i64 = admin
+            .query_one(&format!("SELECT coalesce(max(id), 0)::bigint FROM {table_name}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(inserted > used, "{table_name}: {inserted} <= {used}");
+    }
+    let (_, publications) = clonesync_tests::pipeline::slots_and_publications(&admin).await;
+    assert!(publications.is_empty(), "{publications:?}");
+}
