@@ -309,19 +309,6 @@ pub fn drift(report: &clonesync::workflow::schema::PipelineDrift) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn figures_are_readable() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1234567), "1 234 567 B");
-        assert_eq!(millis(Duration::from_millis(812)), "812 ms");
-        assert_eq!(millis(Duration::from_millis(12_340)), "12.3 s");
-    }
-}
-
 /// `clonesync verify`: one line per table, then the rows that differ.
 pub fn verdicts(verdicts: &[clonesync::steps::verify_table::TableVerdict], took: Duration) {
     use clonesync::steps::verify_table::Verdict;
@@ -401,4 +388,17 @@ pub fn sequences(report: &clonesync::workflow::switchover::SequencesReport) {
         }
     }
     say!("sequences: {} moved", report.moved());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_readable() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1234567), "1 234 567 B");
+        assert_eq!(millis(Duration::from_millis(812)), "812 ms");
+        assert_eq!(millis(Duration::from_millis(12_340)), "12.3 s");
+    }
 }

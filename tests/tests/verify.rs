@@ -353,7 +353,8 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
     );
 
     // Sequences: behind the source before, ahead after; twice = once.
-    let report = clonesync::monitor::check(runtime.cloud.as_ref(), &[record.clone()]).await;
+    let report =
+        clonesync::monitor::check(runtime.cloud.as_ref(), std::slice::from_ref(&record)).await;
     let headroom = report.targets[0]
         .smallest_sequence_headroom
         .clone()
@@ -383,7 +384,8 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
     .await
     .unwrap();
     assert_eq!(again.moved(), 0, "{again:#?}");
-    let report = clonesync::monitor::check(runtime.cloud.as_ref(), &[record.clone()]).await;
+    let report =
+        clonesync::monitor::check(runtime.cloud.as_ref(), std::slice::from_ref(&record)).await;
     let headroom = report.targets[0]
         .smallest_sequence_headroom
         .clone()
