@@ -214,7 +214,13 @@ async fn local_up_status_down_against_a_running_server() {
     assert!(printed.contains("slot clonesync_cli_local"), "{printed}");
     assert!(printed.contains("pipeline cli_local   active"), "{printed}");
     assert!(printed.contains("apply worker running"), "{printed}");
-    assert!(printed.contains("read with 2 connections"), "{printed}");
+    // One on the source server, one on the clone's database and one on
+    // the source's (the sequences' headroom).
+    assert!(printed.contains("read with 3 connections"), "{printed}");
+    assert!(
+        printed.contains("sequences: smallest headroom"),
+        "{printed}"
+    );
     assert!(!printed.contains(password.expose()));
 
     // Schema changes: a new table is refreshed into the subscription by

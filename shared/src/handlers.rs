@@ -341,8 +341,8 @@ pub async fn verify_table<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> 
 /// stdout (the alarm's metric).
 pub async fn verify_report<C: Cloud>(_cloud: &C, payload: Value) -> Result<Value> {
     let results: workflow::verify::VerifyResults = parse(payload)?;
-    let (summary, lines) = workflow::verify::summarize(&results, now_ms())?;
-    for line in &lines {
+    let summary = workflow::verify::summarize(&results)?;
+    for line in &crate::monitor::emf::verification_lines(&summary, now_ms()) {
         println!("{line}");
     }
     output(&summary)

@@ -605,7 +605,8 @@ fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
         results: Vec::new(),
         require_equal: false,
     };
-    let (_, lines) = clonesync::workflow::verify::summarize(&results, 0).unwrap();
+    let summary = clonesync::workflow::verify::summarize(&results).unwrap();
+    let lines = emf::verification_lines(&summary, 0);
     let per_verification: BTreeSet<String> = lines
         .iter()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())

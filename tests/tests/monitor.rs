@@ -150,8 +150,8 @@ async fn a_disabled_subscription_shows_growing_lag_then_recovers_and_foreign_slo
     let (report, docs) = read(&runtime).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(
-        report.connections, 2,
-        "one per source server, one per target"
+        report.connections, 3,
+        "one per source server, one per target database, one per source database (sequences)"
     );
     let ours = [("Pipeline", "mon"), ("Slot", "clonesync_mon")];
     assert_eq!(number(find(&docs, &ours, "SlotActive"), "SlotActive"), 1.0);

@@ -456,7 +456,16 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
     }
 
     // The switchover: quiet source, zero lag, sequences, verification,
-    // subscription disabled, slot and publication dropped.
+    // subscription disabled, slot and publication dropped. A table's
+    // verification and the finish each fail once on the way (a dropped
+    // connection): the state machine retries them.
+    for function in ["verify-table", "switchover-finish"] {
+        runtime.faults.add(clonesync_local::invoke::Fault {
+            function: function.into(),
+            error_type: "Transient.Database".into(),
+            times: Some(1),
+        });
+    }
     let outcome = runtime
         .run_switchover(
             "switchover",
@@ -474,6 +483,15 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
     let output = outcome.output.unwrap();
     assert_eq!(output["summary"]["all_equal"], true);
     assert_eq!(output["finished"]["deregistered"], true);
+    for function in ["verify-table", "switchover-finish"] {
+        let failed = runtime
+            .faults
+            .invocations()
+            .iter()
+            .filter(|i| i.function == function && i.injected)
+            .count();
+        assert_eq!(failed, 1, "{function} failed once and was retried");
+    }
     // Finishing again is finishing once.
     let finished: switchover::Switchover = serde_json::from_value(output.clone()).unwrap();
     let again = switchover::finish(runtime.cloud.as_ref(), &finished)
@@ -523,4 +541,189 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
     }
     let (_, publications) = clonesync_tests::pipeline::slots_and_publications(&admin).await;
     assert!(publications.is_empty(), "{publications:?}");
+}
+
+/// The hash of a key range and the reads the switchover relies on, on one
+/// server: each pair of tables differs in one way a weak hash misses (or
+/// is equal in a way a strict one must accept).
+#[tokio::test]
+async fn the_range_hash_tells_apart_what_differs_and_the_positions_read_true() {
+    use clonesync::pg::checksum::{self, KeyRange};
+    let server = clonesync_tests::fixture::TestServer::start().await;
+    let client = server.client().await;
+    checksum::prepare(&client).await.unwrap();
+    let icu: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_collation WHERE collprovider = 'i')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut cases = vec![
+        // Values swapped between rows (a sum of linear row hashes cancels).
+        (
+            "swap",
+            "id int PRIMARY KEY, v text",
+            "(1, 'a'), (2, 'b')",
+            "(1, 'b'), (2, 'a')",
+            false,
+        ),
+        // NULL, {} and [] in jsonb (jsonb's own hash makes them collide).
+        (
+            "json",
+            "id int PRIMARY KEY, j jsonb",
+            "(1, NULL), (2, '[]')",
+            "(1, '{}'), (2, '{}')",
+            false,
+        ),
+        (
+            "nesting",
+            "id int PRIMARY KEY, j jsonb",
+            "(1, '[1]')",
+            "(1, '[[[1]]]')",
+            false,
+        ),
+        // numeric scale is content.
+        (
+            "scale",
+            "id int PRIMARY KEY, n numeric",
+            "(1, 1.0)",
+            "(1, 1.00)",
+            false,
+        ),
+        // A NULL against an empty string, and a NULL moved to the next column.
+        (
+            "null",
+            "id int PRIMARY KEY, a text, b text",
+            "(1, NULL, 'x')",
+            "(1, '', 'x')",
+            false,
+        ),
+        (
+            "shift",
+            "id int PRIMARY KEY, a text, b text",
+            "(1, NULL, 'x')",
+            "(1, 'x', NULL)",
+            false,
+        ),
+        // Two equal rows without a key are not one row, nor none.
+        (
+            "dupes",
+            "a int, b text",
+            "(1, 'x'), (1, 'x'), (2, 'y')",
+            "(2, 'y'), (1, 'x')",
+            false,
+        ),
+        // The same rows, inserted in another order: equal.
+        (
+            "order",
+            "id int PRIMARY KEY, v float8, t timestamptz",
+            "(1, 0.1, '2026-01-01 00:00+02'), (2, 1e300, NULL)",
+            "(2, 1e300, NULL), (1, 0.1, '2025-12-31 22:00Z')",
+            true,
+        ),
+    ];
+    if icu {
+        client
+            .batch_execute(
+                "CREATE COLLATION IF NOT EXISTS ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+            )
+            .await
+            .unwrap();
+        cases.push((
+            "case",
+            "id int PRIMARY KEY, v text COLLATE ci",
+            "(1, 'Hello')",
+            "(1, 'HELLO')",
+            false,
+        ));
+    }
+    for (name, columns, left, right, equal) in cases {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE l_{name} ({columns}); CREATE TABLE r_{name} ({columns}); \
+                 INSERT INTO l_{name} VALUES {left}; INSERT INTO r_{name} VALUES {right};"
+            ))
+            .await
+            .unwrap();
+        let l = checksum::layout(&client, &table("public", &format!("l_{name}")))
+            .await
+            .unwrap()
+            .unwrap();
+        let r = checksum::TableLayout {
+            table: table("public", &format!("r_{name}")),
+            ..l.clone()
+        };
+        let whole = KeyRange::default();
+        let (a, b) = (
+            checksum::hash_range(&client, &l, &whole).await.unwrap(),
+            checksum::hash_range(&client, &r, &whole).await.unwrap(),
+        );
+        assert_eq!(a == b, equal, "{name}: {a:?} against {b:?}");
+    }
+
+    // Sequences: a restarted one, one set as not called, one at its limit,
+    // a descending one: each read at the value its next nextval returns.
+    client
+        .batch_execute(
+            "CREATE SEQUENCE s_restarted; SELECT nextval('s_restarted'); ALTER SEQUENCE s_restarted RESTART WITH 5000000; \
+             CREATE SEQUENCE s_uncalled; SELECT setval('s_uncalled', 77, false); \
+             CREATE SEQUENCE s_max MAXVALUE 10; SELECT setval('s_max', 10); \
+             CREATE SEQUENCE s_down INCREMENT -2 MINVALUE -100 MAXVALUE -1 START -1; SELECT nextval('s_down');",
+        )
+        .await
+        .unwrap();
+    let names: Vec<TableName> = ["s_restarted", "s_uncalled", "s_max", "s_down"]
+        .iter()
+        .map(|n| table("public", n))
+        .collect();
+    let positions = clonesync::pg::sequences::positions(&client, &names)
+        .await
+        .unwrap();
+    let next = |n: &str| {
+        positions
+            .iter()
+            .find(|p| p.sequence.name.as_str() == n)
+            .map(|p| p.next)
+            .unwrap_or_else(|| panic!("{n}: {positions:?}"))
+    };
+    assert_eq!(next("s_restarted"), 5_000_000);
+    assert_eq!(next("s_uncalled"), 77);
+    assert_eq!(next("s_max"), 10, "at its limit");
+    assert_eq!(next("s_down"), -3);
+    for (n, want) in [
+        ("s_restarted", 5_000_000),
+        ("s_uncalled", 77),
+        ("s_down", -3),
+    ] {
+        let got: i64 = client
+            .query_one(&format!("SELECT nextval('{n}')"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(got, want, "{n}: what nextval hands out");
+    }
+
+    // The quiet check's reading: a transaction that wrote and is still
+    // open counts, however the xid horizon stands.
+    let before = clonesync::pg::server::write_position(&client)
+        .await
+        .unwrap();
+    assert_eq!(before.open_writers, 0);
+    let writer = server.client().await;
+    writer
+        .batch_execute("BEGIN; INSERT INTO l_swap VALUES (3, 'c');")
+        .await
+        .unwrap();
+    let during = clonesync::pg::server::write_position(&client)
+        .await
+        .unwrap();
+    assert_eq!(during.open_writers, 1);
+    writer.batch_execute("COMMIT").await.unwrap();
+    let after = clonesync::pg::server::write_position(&client)
+        .await
+        .unwrap();
+    assert_eq!(after.open_writers, 0);
+    assert_ne!(after.xid_horizon, before.xid_horizon, "a write ended");
 }

@@ -403,6 +403,40 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
     ]
 }
 
+/// A verification's figures (`verify-report`): `TablesDiffering`,
+/// `TablesUnsettled` and `TablesVerified`, per pipeline and for the
+/// service (the `tables-differing` alarm's metric).
+pub fn verification_lines(
+    summary: &crate::workflow::verify::VerifySummary,
+    timestamp_ms: u64,
+) -> Vec<String> {
+    let figures = [
+        ("TablesDiffering", summary.differing.len()),
+        ("TablesUnsettled", summary.unsettled.len()),
+        ("TablesVerified", summary.tables),
+    ]
+    .into_iter()
+    .map(|(name, n)| Metric {
+        name: name.into(),
+        unit: Unit::Count,
+        value: n as f64,
+    })
+    .collect::<Vec<_>>();
+    let mut lines = documents(
+        &[("Pipeline", summary.pipeline_id.as_str())],
+        &figures,
+        &[],
+        timestamp_ms,
+    );
+    lines.extend(documents(
+        &[("Service", SERVICE)],
+        &figures,
+        &[],
+        timestamp_ms,
+    ));
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,22 +21,51 @@ pub struct SequencePosition {
     pub max: i64,
 }
 
-/// `pg_sequences` gives `last_value` NULL before the first `nextval` (and
-/// to a login without the privilege to read it): the next value is then
-/// the start.
-const POSITIONS: &str = "SELECT s.schemaname::text, s.sequencename::text, \
-       CASE WHEN s.last_value IS NULL THEN s.start_value ELSE s.last_value + s.increment_by END, \
+/// Each sequence's parameters; its position is read from the sequence
+/// itself ([`position_of`]), because `pg_sequences.last_value` is NULL for
+/// a sequence set as not called (a `RESTART`, `setval(s, n, false)`) and
+/// for a login that may not read it, both of which would read as "at its
+/// start".
+const PARAMETERS: &str = "SELECT s.schemaname::text, s.sequencename::text, \
        s.increment_by, s.min_value, s.max_value \
      FROM pg_sequences s";
 
-fn position(row: &tokio_postgres::Row) -> Result<SequencePosition> {
+/// Where one sequence stands: the value its next `nextval` returns. A
+/// sequence at its limit reads as at the limit.
+async fn position_of(client: &Client, row: &tokio_postgres::Row) -> Result<SequencePosition> {
+    let sequence = TableName::new(row.get(0), row.get(1))?;
+    let (increment, min, max): (i64, i64, i64) = (row.get(2), row.get(3), row.get(4));
+    let state = client
+        .query_one(
+            &format!("SELECT last_value, is_called FROM {}", sequence.quoted()),
+            &[],
+        )
+        .await
+        .map_err(|e| classify("read a sequence's position", e))?;
+    let (last, called): (i64, bool) = (state.get(0), state.get(1));
+    let next = if called {
+        last.saturating_add(increment).clamp(min, max)
+    } else {
+        last
+    };
     Ok(SequencePosition {
-        sequence: TableName::new(row.get(0), row.get(1))?,
-        next: row.get(2),
-        increment: row.get(3),
-        min: row.get(4),
-        max: row.get(5),
+        sequence,
+        next,
+        increment,
+        min,
+        max,
     })
+}
+
+async fn positions_of(
+    client: &Client,
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<SequencePosition>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(position_of(client, row).await?);
+    }
+    Ok(out)
 }
 
 /// Every sequence in `scope`: those owned by a table in scope (`serial`
@@ -75,19 +104,17 @@ pub async fn in_scope(client: &Client, scope: &Scope) -> Result<Vec<SequencePosi
            WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'clonesync') \
              AND n.nspname NOT LIKE 'pg\\_%' AND ($1::text[] IS NULL OR n.nspname = ANY($1)) \
          ) \
-         {POSITIONS} \
+         {PARAMETERS} \
          JOIN pg_namespace n ON n.nspname = s.schemaname \
          JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.sequencename \
          WHERE c.oid IN (SELECT objid FROM scoped WHERE objid IN (SELECT oid FROM pg_class WHERE relkind = 'S')) \
          ORDER BY 1, 2"
     );
-    client
+    let rows = client
         .query(&sql, &[&schemas, &tables])
         .await
-        .map_err(|e| classify("read the sequences in scope", e))?
-        .iter()
-        .map(position)
-        .collect()
+        .map_err(|e| classify("read the sequences in scope", e))?;
+    positions_of(client, &rows).await
 }
 
 /// Where the named sequences stand on this server (the ones it has).
@@ -95,16 +122,14 @@ pub async fn positions(client: &Client, names: &[TableName]) -> Result<Vec<Seque
     let schemas: Vec<&str> = names.iter().map(|n| n.schema.as_str()).collect();
     let relnames: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
     let sql = format!(
-        "{POSITIONS} WHERE (s.schemaname::text, s.sequencename::text) IN \
+        "{PARAMETERS} WHERE (s.schemaname::text, s.sequencename::text) IN \
            (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY 1, 2"
     );
-    client
+    let rows = client
         .query(&sql, &[&schemas, &relnames])
         .await
-        .map_err(|e| classify("read sequence positions", e))?
-        .iter()
-        .map(position)
-        .collect()
+        .map_err(|e| classify("read sequence positions", e))?;
+    positions_of(client, &rows).await
 }
 
 /// Make `next` the value the sequence's next `nextval` returns: its last

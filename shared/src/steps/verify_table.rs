@@ -267,7 +267,8 @@ pub fn applied_mark(lsn: Lsn, (page, segment): (u64, u64)) -> Lsn {
     const LONG_HEADER: u64 = 40;
     let at = lsn.as_u64();
     let in_page = at % page;
-    let header = if at % segment == LONG_HEADER {
+    // A segment's first page has the long header.
+    let header = if at % segment < page {
         LONG_HEADER
     } else {
         SHORT_HEADER

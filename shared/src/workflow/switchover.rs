@@ -62,9 +62,11 @@ pub struct SwitchoverRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuietMarker {
     pub lsn: Lsn,
-    /// The next transaction id the source would assign: it moves only
-    /// when a transaction writes.
-    pub next_xid: u64,
+    /// One past the latest completed transaction id: it moves when a
+    /// writing transaction ends.
+    pub xid_horizon: u64,
+    /// Writing transactions open at the marker.
+    pub open_writers: i64,
 }
 
 /// What the switchover's tasks pass along.
@@ -193,8 +195,36 @@ pub async fn sequences<C: Cloud>(cloud: &C, request: &SequencesRequest) -> Resul
 async fn marker<P: ControlPlane>(plane: &P, record: &PipelineRecord) -> Result<QuietMarker> {
     let mut sources = Sessions::source(plane).await?;
     let client = sources.get(record.source.login_database()).await?;
-    let (lsn, next_xid) = server::write_position(client).await?;
-    Ok(QuietMarker { lsn, next_xid })
+    let now = server::write_position(client).await?;
+    Ok(QuietMarker {
+        lsn: now.lsn,
+        xid_horizon: now.xid_horizon,
+        open_writers: now.open_writers,
+    })
+}
+
+/// No writing transaction was open at the marker or is open now, and none
+/// ended in between; the WAL written since, in bytes. Else
+/// `Switchover.SourceWriting`.
+async fn still_quiet<P: ControlPlane>(
+    plane: &P,
+    record: &PipelineRecord,
+    since: &QuietMarker,
+) -> Result<u64> {
+    let now = marker(plane, record).await?;
+    let wal = since.lsn.bytes_until(now.lsn);
+    if since.open_writers > 0 || now.open_writers > 0 || now.xid_horizon != since.xid_horizon {
+        return Err(Error::SourceWriting {
+            detail: format!(
+                "since the quiet marker at {}: {} writing transaction(s) open then, {} open now, {} ended in between; {wal} bytes of WAL. Stop the application's writes (pg_stat_activity names the sessions), or give source_stopped if they are stopped and this is the server's own work (autovacuum's analyze, a job in another database)",
+                since.lsn,
+                since.open_writers,
+                now.open_writers,
+                now.xid_horizon.saturating_sub(since.xid_horizon)
+            ),
+        });
+    }
+    Ok(wal)
 }
 
 /// `switchover-start`: the request checked, the pipeline streaming, the
@@ -248,32 +278,21 @@ pub async fn quiet<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Switc
         return Ok(switchover.clone());
     };
     let record = registered(cloud, &switchover.pipeline_id).await?;
-    let now = self::marker(&plane_of(cloud, &record), &record).await?;
-    if now.next_xid != marker.next_xid {
-        return Err(Error::SourceWriting {
-            detail: format!(
-                "{} transaction id(s) were assigned on the source since the quiet marker ({} bytes of WAL since {}): stop the application's writes, or give source_stopped if they are stopped and this is the server's own work",
-                now.next_xid.saturating_sub(marker.next_xid),
-                marker.lsn.bytes_until(now.lsn),
-                marker.lsn
-            ),
-        });
-    }
+    let wal = still_quiet(&plane_of(cloud, &record), &record, &marker).await?;
     Ok(Switchover {
-        quiet_wal_bytes: Some(marker.lsn.bytes_until(now.lsn)),
+        quiet_wal_bytes: Some(wal),
         ..switchover.clone()
     })
 }
 
-/// `switchover-catch-up`: wait until every slot of the pipeline confirmed
-/// the source's current position; `Switchover.Lagging` after
-/// `catch_up_seconds`.
-pub async fn catch_up<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Switchover> {
-    let record = registered(cloud, &switchover.pipeline_id).await?;
-    let plane = plane_of(cloud, &record);
-    verify::check_streaming(&plane, &record).await?;
-    let limit = Duration::from_secs(switchover.catch_up_seconds);
-    let mut sources = Sessions::source(&plane).await?;
+/// Wait until every slot of the pipeline confirmed the source's current
+/// position; `Switchover.Lagging` after `limit`. That position.
+async fn wait_caught_up<P: ControlPlane>(
+    plane: &P,
+    record: &PipelineRecord,
+    limit: Duration,
+) -> Result<Lsn> {
+    let mut sources = Sessions::source(plane).await?;
     let started = Instant::now();
     let triples = record.triples();
     for database in crate::pipeline::triples::databases_of(&triples) {
@@ -303,9 +322,22 @@ pub async fn catch_up<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Sw
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let mut sources = Sessions::source(&plane).await?;
-    let at =
-        crate::pg::checksum::insert_lsn(sources.get(record.source.login_database()).await?).await?;
+    crate::pg::checksum::insert_lsn(sources.get(record.source.login_database()).await?).await
+}
+
+/// `switchover-catch-up`: wait until every slot of the pipeline confirmed
+/// the source's current position; `Switchover.Lagging` after
+/// `catch_up_seconds`.
+pub async fn catch_up<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Switchover> {
+    let record = registered(cloud, &switchover.pipeline_id).await?;
+    let plane = plane_of(cloud, &record);
+    verify::check_streaming(&plane, &record).await?;
+    let at = wait_caught_up(
+        &plane,
+        &record,
+        Duration::from_secs(switchover.catch_up_seconds),
+    )
+    .await?;
     Ok(Switchover {
         caught_up_at: Some(at),
         ..switchover.clone()
@@ -333,6 +365,21 @@ pub async fn finish<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Swit
             })
         }
     };
+    // Verification took time: the source must still be quiet, and the
+    // target caught up, at the moment the subscription stops. (A finish
+    // run again after it paused the pipeline has nothing left to check.)
+    if record.phase == crate::pipeline::Phase::Streaming {
+        let plane = plane_of(cloud, &record);
+        if let Some(marker) = &switchover.marker {
+            still_quiet(&plane, &record, marker).await?;
+        }
+        wait_caught_up(
+            &plane,
+            &record,
+            Duration::from_secs(switchover.catch_up_seconds),
+        )
+        .await?;
+    }
     let paused = lifecycle::set_paused(
         cloud,
         &lifecycle::PipelineId {

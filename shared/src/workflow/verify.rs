@@ -5,7 +5,6 @@
 //! tables; `clonesync verify` runs the same three here one after the other.
 
 use crate::error::{Error, Result};
-use crate::monitor::emf::{self, Metric, Unit};
 use crate::pg::{subscription, TableName};
 use crate::pipeline::{names, Phase, PipelineRecord};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
@@ -278,11 +277,9 @@ pub async fn table<C: Cloud>(cloud: &C, item: &VerifyItem) -> Result<TableVerdic
     table_pipeline(&plane, &record, item).await
 }
 
-/// `verify-report`: the summary, and its metrics as EMF lines.
-pub fn summarize(
-    results: &VerifyResults,
-    timestamp_ms: u64,
-) -> Result<(VerifySummary, Vec<String>)> {
+/// `verify-report`: the summary (its metrics are
+/// [`crate::monitor::emf::verification_lines`]).
+pub fn summarize(results: &VerifyResults) -> Result<VerifySummary> {
     let name = |v: &TableVerdict| format!("{}: {}", v.database, v.table);
     let of = |verdict: Verdict| -> Vec<String> {
         results
@@ -300,42 +297,6 @@ pub fn summarize(
         unsettled: of(Verdict::Unsettled),
         all_equal: results.results.iter().all(|v| v.verdict == Verdict::Equal),
     };
-    let metrics = |differing: usize, unsettled: usize, tables: usize| {
-        vec![
-            Metric {
-                name: "TablesDiffering".into(),
-                unit: Unit::Count,
-                value: differing as f64,
-            },
-            Metric {
-                name: "TablesUnsettled".into(),
-                unit: Unit::Count,
-                value: unsettled as f64,
-            },
-            Metric {
-                name: "TablesVerified".into(),
-                unit: Unit::Count,
-                value: tables as f64,
-            },
-        ]
-    };
-    let figures = metrics(
-        summary.differing.len(),
-        summary.unsettled.len(),
-        summary.tables,
-    );
-    let mut lines = emf::documents(
-        &[("Pipeline", summary.pipeline_id.as_str())],
-        &figures,
-        &[],
-        timestamp_ms,
-    );
-    lines.extend(emf::documents(
-        &[("Service", emf::SERVICE)],
-        &figures,
-        &[],
-        timestamp_ms,
-    ));
     for verdict in results
         .results
         .iter()
@@ -346,7 +307,7 @@ pub fn summarize(
     if results.require_equal && !summary.all_equal {
         return Err(differs(&results.results));
     }
-    Ok((summary, lines))
+    Ok(summary)
 }
 
 /// `Verify.Differs`, naming each table that is not equal.
