@@ -466,6 +466,21 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
             times: Some(1),
         });
     }
+    // Writes to a table out of scope go on through the quiet period: they
+    // never reach the copy, so they do not stop the switchover.
+    let elsewhere = {
+        let endpoint = env.source_endpoint();
+        tokio::spawn(async move {
+            let client = connect(&endpoint).await;
+            for i in 0..40 {
+                client
+                    .execute("INSERT INTO elsewhere.kept_out VALUES ($1)", &[&i])
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     let outcome = runtime
         .run_switchover(
             "switchover",
@@ -480,6 +495,7 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
         outcome.error,
         outcome.cause
     );
+    elsewhere.await.unwrap();
     let output = outcome.output.unwrap();
     assert_eq!(output["summary"]["all_equal"], true);
     assert_eq!(output["finished"]["deregistered"], true);
@@ -725,5 +741,5 @@ async fn the_range_hash_tells_apart_what_differs_and_the_positions_read_true() {
         .await
         .unwrap();
     assert_eq!(after.open_writers, 0);
-    assert_ne!(after.xid_horizon, before.xid_horizon, "a write ended");
+    assert!(after.lsn > before.lsn, "the write is in the WAL");
 }

@@ -1,6 +1,6 @@
 //! Facts about a server that preflight and the steps need.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pg::sqlstate::classify;
 use crate::pg::Lsn;
 use postgres_types::PgLsn;
@@ -190,43 +190,32 @@ pub async fn flush_lsn(client: &Client) -> Result<Lsn> {
     Ok(Lsn::from(row.get::<_, PgLsn>(0)))
 }
 
-/// Where the source's writes stand: the WAL insert position, the xid
-/// horizon of a fresh snapshot (`pg_snapshot_xmax`: one past the latest
-/// completed transaction id, so it moves when a writing transaction ends)
-/// and how many transactions that wrote (hold an xid) are open now,
-/// prepared ones included, this session's aside. The WAL the server
-/// writes on its own (checkpoints, snapshots of running transactions)
-/// moves neither count.
+/// Where the source's writes stand: the WAL insert position, and how
+/// many client sessions hold an open transaction that wrote (has an xid),
+/// prepared transactions included, this session aside. Background
+/// workers (autovacuum's `ANALYZE` takes an xid) are not the
+/// application's writes and are left out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WritePosition {
     pub lsn: Lsn,
-    pub xid_horizon: u64,
     pub open_writers: i64,
 }
 
 pub async fn write_position(client: &Client) -> Result<WritePosition> {
-    let op = "read the write position";
     let row = client
         .query_one(
-            "SELECT pg_current_wal_insert_lsn(), pg_snapshot_xmax(pg_current_snapshot())::text, \
+            "SELECT pg_current_wal_insert_lsn(), \
                     (SELECT count(*) FROM pg_stat_activity \
-                      WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) \
+                      WHERE backend_xid IS NOT NULL AND backend_type = 'client backend' \
+                        AND pid <> pg_backend_pid()) \
                     + (SELECT count(*) FROM pg_prepared_xacts)",
             &[],
         )
         .await
-        .map_err(|e| classify(op, e))?;
-    let xid: String = row.get(1);
-    let xid_horizon = xid.parse().map_err(|_| Error::Database {
-        operation: op.into(),
-        sqlstate: "XX000".into(),
-        message: format!("transaction id {xid:?} is not a number"),
-        cause: None,
-    })?;
+        .map_err(|e| classify("read the write position", e))?;
     Ok(WritePosition {
         lsn: Lsn::from(row.get::<_, PgLsn>(0)),
-        xid_horizon,
-        open_writers: row.get(2),
+        open_writers: row.get(1),
     })
 }
 

@@ -58,14 +58,17 @@ pub struct SwitchoverRequest {
     pub verify: VerifyOptions,
 }
 
-/// The source's position when the quiet period began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where the pipeline stood when the quiet period began, the target
+/// caught up: the source's insert position, and per subscription how far
+/// it had applied (its origin's source position). An origin moves only
+/// when a transaction that changed a replicated table (or ran a schema
+/// change the capture queued) is applied; the server's own WAL, writes to
+/// other databases and autovacuum never reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuietMarker {
     pub lsn: Lsn,
-    /// One past the latest completed transaction id: it moves when a
-    /// writing transaction ends.
-    pub xid_horizon: u64,
-    /// Writing transactions open at the marker.
+    pub applied: Vec<(String, Option<Lsn>)>,
+    /// Writing transactions open on the source at the marker.
     pub open_writers: i64,
 }
 
@@ -191,36 +194,74 @@ pub async fn sequences<C: Cloud>(cloud: &C, request: &SequencesRequest) -> Resul
     sequences_pipeline(&plane_of(cloud, &record), &record, request.headroom).await
 }
 
-/// The source's quiet marker: its insert position and next transaction id.
-async fn marker<P: ControlPlane>(plane: &P, record: &PipelineRecord) -> Result<QuietMarker> {
+/// The quiet marker, once the target has caught up with the source.
+async fn marker<P: ControlPlane>(
+    plane: &P,
+    record: &PipelineRecord,
+    limit: Duration,
+) -> Result<QuietMarker> {
+    wait_caught_up(plane, record, limit).await?;
+    let info = record
+        .clone_info
+        .as_ref()
+        .ok_or_else(|| Error::NotStreaming {
+            detail: format!("pipeline {} has no clone yet", record.pipeline.id),
+        })?;
+    let mut clones = Sessions::clone(plane, info).await?;
+    let mut applied = Vec::new();
+    for triple in record.triples() {
+        let target = clones.get(&triple.database).await?;
+        let name = triple.subscription.as_str();
+        let subscription = crate::pg::subscription::subscription_info(target, name)
+            .await?
+            .ok_or_else(|| Error::SubscriptionMissing {
+                subscription: name.to_string(),
+            })?;
+        let progress =
+            crate::pg::subscription::origin_progress(target, &subscription.origin_name()).await?;
+        applied.push((name.to_string(), progress));
+    }
     let mut sources = Sessions::source(plane).await?;
-    let client = sources.get(record.source.login_database()).await?;
-    let now = server::write_position(client).await?;
+    let now = server::write_position(sources.get(record.source.login_database()).await?).await?;
     Ok(QuietMarker {
         lsn: now.lsn,
-        xid_horizon: now.xid_horizon,
+        applied,
         open_writers: now.open_writers,
     })
 }
 
-/// No writing transaction was open at the marker or is open now, and none
-/// ended in between; the WAL written since, in bytes. Else
-/// `Switchover.SourceWriting`.
+/// Nothing replicated was written since the marker, and no writing
+/// transaction was open then or is now; the WAL written since, in bytes.
+/// Else `Switchover.SourceWriting`.
 async fn still_quiet<P: ControlPlane>(
     plane: &P,
     record: &PipelineRecord,
     since: &QuietMarker,
+    limit: Duration,
 ) -> Result<u64> {
-    let now = marker(plane, record).await?;
+    let now = marker(plane, record, limit).await?;
     let wal = since.lsn.bytes_until(now.lsn);
-    if since.open_writers > 0 || now.open_writers > 0 || now.xid_horizon != since.xid_horizon {
+    let moved: Vec<String> = now
+        .applied
+        .iter()
+        .filter(|(name, progress)| {
+            since
+                .applied
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p)
+                != Some(progress)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    if since.open_writers > 0 || now.open_writers > 0 || !moved.is_empty() {
         return Err(Error::SourceWriting {
             detail: format!(
-                "since the quiet marker at {}: {} writing transaction(s) open then, {} open now, {} ended in between; {wal} bytes of WAL. Stop the application's writes (pg_stat_activity names the sessions), or give source_stopped if they are stopped and this is the server's own work (autovacuum's analyze, a job in another database)",
+                "since the quiet marker at {}: {} writing transaction(s) open then, {} open now; subscription(s) that applied new writes: {}; {wal} bytes of WAL. Stop the application's writes (pg_stat_activity names the sessions), or give source_stopped to vouch that they are stopped",
                 since.lsn,
                 since.open_writers,
                 now.open_writers,
-                now.xid_horizon.saturating_sub(since.xid_horizon)
+                if moved.is_empty() { "none".to_string() } else { moved.join(", ") }
             ),
         });
     }
@@ -254,7 +295,14 @@ pub async fn start<C: Cloud>(cloud: &C, request: &SwitchoverRequest) -> Result<S
     let marker = if request.source_stopped {
         None
     } else {
-        Some(marker(&plane, &record).await?)
+        Some(
+            marker(
+                &plane,
+                &record,
+                Duration::from_secs(request.catch_up_seconds),
+            )
+            .await?,
+        )
     };
     tracing::info!(pipeline = %request.pipeline_id, ?marker, "switchover started");
     Ok(Switchover {
@@ -274,11 +322,17 @@ pub async fn start<C: Cloud>(cloud: &C, request: &SwitchoverRequest) -> Result<S
 /// `switchover-quiet`: after the quiet period, no transaction has written
 /// on the source since the marker; else `Switchover.SourceWriting`.
 pub async fn quiet<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Switchover> {
-    let Some(marker) = switchover.marker else {
+    let Some(marker) = &switchover.marker else {
         return Ok(switchover.clone());
     };
     let record = registered(cloud, &switchover.pipeline_id).await?;
-    let wal = still_quiet(&plane_of(cloud, &record), &record, &marker).await?;
+    let wal = still_quiet(
+        &plane_of(cloud, &record),
+        &record,
+        marker,
+        Duration::from_secs(switchover.catch_up_seconds),
+    )
+    .await?;
     Ok(Switchover {
         quiet_wal_bytes: Some(wal),
         ..switchover.clone()
@@ -371,7 +425,13 @@ pub async fn finish<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Swit
     if record.phase == crate::pipeline::Phase::Streaming {
         let plane = plane_of(cloud, &record);
         if let Some(marker) = &switchover.marker {
-            still_quiet(&plane, &record, marker).await?;
+            still_quiet(
+                &plane,
+                &record,
+                marker,
+                Duration::from_secs(switchover.catch_up_seconds),
+            )
+            .await?;
         }
         wait_caught_up(
             &plane,
