@@ -269,10 +269,8 @@ impl LocalRuntime {
         input: &serde_json::Value,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<RunOutcome> {
-        let execution = self
-            .start_on(&self.teardown_machine_arn, name, input)
-            .await?;
-        self.watch(&execution, progress).await
+        self.run_on(&self.teardown_machine_arn, name, input, progress)
+            .await
     }
 
     /// Run `statemachine/verify.asl.json` and follow it to its end.
@@ -282,8 +280,8 @@ impl LocalRuntime {
         input: &serde_json::Value,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<RunOutcome> {
-        let execution = self.start_on(&self.verify_machine_arn, name, input).await?;
-        self.watch(&execution, progress).await
+        self.run_on(&self.verify_machine_arn, name, input, progress)
+            .await
     }
 
     /// Run `statemachine/switchover.asl.json` and follow it to its end.
@@ -293,9 +291,18 @@ impl LocalRuntime {
         input: &serde_json::Value,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<RunOutcome> {
-        let execution = self
-            .start_on(&self.switchover_machine_arn, name, input)
-            .await?;
+        self.run_on(&self.switchover_machine_arn, name, input, progress)
+            .await
+    }
+
+    async fn run_on(
+        &self,
+        machine: &str,
+        name: &str,
+        input: &serde_json::Value,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<RunOutcome> {
+        let execution = self.start_on(machine, name, input).await?;
         self.watch(&execution, progress).await
     }
 

@@ -21,6 +21,7 @@ use crate::pipeline::PipelineRecord;
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
 use crate::steps::sequences::{self, Headroom, SequenceSync};
 use crate::steps::verify_table::VerifyOptions;
+use crate::workflow::verify::registered;
 use crate::workflow::{lifecycle, schema, verify, Sessions};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -134,17 +135,6 @@ pub struct SwitchedOver {
     /// Dropped with `drop_source_objects` (the teardown's report).
     pub dropped: Option<crate::steps::cleanup::CleanupReport>,
     pub deregistered: bool,
-}
-
-async fn registered<C: Cloud>(cloud: &C, pipeline_id: &str) -> Result<PipelineRecord> {
-    crate::pipeline::names::check_pipeline_id(pipeline_id)?;
-    cloud
-        .coordination()
-        .get_pipeline(pipeline_id)
-        .await?
-        .ok_or_else(|| Error::PipelineUnknown {
-            pipeline: pipeline_id.to_string(),
-        })
 }
 
 fn plane_of<'a, C: Cloud>(

@@ -65,7 +65,8 @@ pub struct VerifySummary {
     pub all_equal: bool,
 }
 
-async fn registered<C: Cloud>(cloud: &C, pipeline_id: &str) -> Result<PipelineRecord> {
+/// The registered record of `pipeline_id`, or `Pipeline.Unknown`.
+pub(crate) async fn registered<C: Cloud>(cloud: &C, pipeline_id: &str) -> Result<PipelineRecord> {
     names::check_pipeline_id(pipeline_id)?;
     cloud
         .coordination()
