@@ -283,6 +283,76 @@ async fn local_up_status_down_against_a_running_server() {
     );
     drop(clone);
 
+    // Verify by content: every table equal (exit 0); a key changed on the
+    // clone by hand is named, and the exit code says so; an unknown table
+    // is a named error. Sequences move ahead once, then stay.
+    // (The new table's copy may still be finishing: unsettled until then.)
+    let mut verify = clonesync(&["verify", "--work-dir", work_arg], Some(&password));
+    for _ in 0..20 {
+        if verify.status.success() || !text(&verify).contains("UNSETTLED") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        verify = clonesync(&["verify", "--work-dir", work_arg], Some(&password));
+    }
+    let printed = text(&verify);
+    assert!(verify.status.success(), "{printed}");
+    assert!(
+        printed.contains("equal") && !printed.contains("DIFFERS"),
+        "{printed}"
+    );
+    let clone = connect_to_clone(&work, &endpoint).await;
+    clone
+        .execute("UPDATE public.cli_new SET id = 2 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    let verify = clonesync(
+        &[
+            "verify",
+            "--work-dir",
+            work_arg,
+            "--tables",
+            "public.cli_new",
+        ],
+        Some(&password),
+    );
+    let printed = text(&verify);
+    assert_eq!(verify.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains("DIFFERS")
+            && printed.contains("(id) = (1): MissingOnTarget")
+            && printed.contains("(id) = (2): ExtraOnTarget"),
+        "{printed}"
+    );
+    clone
+        .execute("UPDATE public.cli_new SET id = 1 WHERE id = 2", &[])
+        .await
+        .unwrap();
+    drop(clone);
+    let unknown = clonesync(
+        &["verify", "--work-dir", work_arg, "--tables", "public.nope"],
+        Some(&password),
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown).contains("Verify.TableUnknown"),
+        "{}",
+        text(&unknown)
+    );
+    let synced = clonesync(&["sequences", "--work-dir", work_arg], Some(&password));
+    assert!(synced.status.success(), "{}", text(&synced));
+    assert!(
+        !text(&synced).contains("sequences: 0 moved"),
+        "{}",
+        text(&synced)
+    );
+    let again = clonesync(&["sequences", "--work-dir", work_arg], Some(&password));
+    assert!(
+        text(&again).contains("sequences: 0 moved"),
+        "{}",
+        text(&again)
+    );
+
     // An apply worker looping on an error reads as running with no lag:
     // status shows the error count and the error itself.
     let clone = connect_to_clone(&work, &endpoint).await;
@@ -392,6 +462,33 @@ async fn local_up_status_down_against_a_running_server() {
         servers_under(&work),
         1,
         "one clone: the old one was deleted"
+    );
+
+    // Switch over (the operator vouches that writes stopped): the copy is
+    // verified, the subscription disabled, and status says so.
+    let switched = clonesync(
+        &[
+            "local",
+            "switchover",
+            "--work-dir",
+            work_arg,
+            "--source-stopped",
+        ],
+        Some(&password),
+    );
+    let printed = text(&switched);
+    assert!(switched.status.success(), "{printed}");
+    assert!(
+        printed.contains("SwitchoverFinish") && printed.contains("standalone database"),
+        "{printed}"
+    );
+    let shown = text(&clonesync(
+        &["local", "status", "--work-dir", work_arg],
+        Some(&password),
+    ));
+    assert!(
+        shown.contains("SWITCHED OVER") && shown.contains("DISABLED"),
+        "{shown}"
     );
 
     let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
