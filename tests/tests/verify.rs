@@ -58,6 +58,15 @@ fn ledger_load(endpoint: Endpoint, stop: Arc<AtomicBool>) -> tokio::task::JoinHa
     })
 }
 
+fn assert_succeeded(outcome: &RunOutcome) {
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+}
+
 async fn setup(runtime: &LocalRuntime, id: &str) -> State {
     let scope = json!({"kind": "schemas", "schemas": ["public", "Sales Schema"]});
     let outcome: RunOutcome = runtime
@@ -68,12 +77,7 @@ async fn setup(runtime: &LocalRuntime, id: &str) -> State {
         )
         .await
         .expect("setup ran");
-    assert!(
-        outcome.succeeded(),
-        "{:?} {:?}",
-        outcome.error,
-        outcome.cause
-    );
+    assert_succeeded(&outcome);
     outcome.state().expect("a state")
 }
 
@@ -252,12 +256,7 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
         )
         .await
         .unwrap();
-    assert!(
-        outcome.succeeded(),
-        "{:?} {:?}",
-        outcome.error,
-        outcome.cause
-    );
+    assert_succeeded(&outcome);
     let output = outcome.output.unwrap();
     assert_eq!(output["summary"]["all_equal"], false);
     assert_eq!(
@@ -497,12 +496,7 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
         )
         .await
         .unwrap();
-    assert!(
-        outcome.succeeded(),
-        "{:?} {:?}",
-        outcome.error,
-        outcome.cause
-    );
+    assert_succeeded(&outcome);
     elsewhere.await.unwrap();
     let output = outcome.output.unwrap();
     assert_eq!(output["summary"]["all_equal"], true);

@@ -2,18 +2,20 @@
 //! application can move to.
 //!
 //! The `switchover` state machine runs, in order: [`start`] (the pipeline
-//! streams; a quiet marker is taken on the source), a wait of
-//! `quiet_seconds`, [`quiet`] (no transaction has written on the source
-//! since the marker), [`catch_up`] (every slot has confirmed the source's
+//! streams; the target caught up, a quiet marker is taken: how far each
+//! subscription has applied), a wait of `quiet_seconds`, [`quiet`]
+//! (caught up again, no subscription applied anything new and no writing
+//! transaction is open on the source), [`catch_up`] (every slot has confirmed the source's
 //! last position: zero lag), `sync-sequences` ([`sequences`]), the
 //! verification (`verify-plan`, a Map of `verify-table`, `verify-report`
 //! requiring every table equal, else `Verify.Differs`), and [`finish`]
 //! (the subscription disabled; with `drop_source_objects` also the
 //! subscription, slot, publication and schema change capture dropped and
 //! the pipeline deregistered, as a teardown that keeps the clone).
-//! Every task reads the pipeline again and changes nothing until
-//! [`finish`], which is idempotent like the pause and the teardown it
-//! reuses.
+//! Every task reads the pipeline again. Before [`finish`] nothing changes
+//! but the target's sequences, which only move forward; [`finish`] checks
+//! the quiet and the catch-up once more and is idempotent like the pause
+//! and the teardown it reuses.
 
 use crate::error::{Error, Result};
 use crate::pg::{server, Lsn};
@@ -309,8 +311,9 @@ pub async fn start<C: Cloud>(cloud: &C, request: &SwitchoverRequest) -> Result<S
     })
 }
 
-/// `switchover-quiet`: after the quiet period, no transaction has written
-/// on the source since the marker; else `Switchover.SourceWriting`.
+/// `switchover-quiet`: after the quiet period, nothing replicated was
+/// written since the marker and no writing transaction is open; else
+/// `Switchover.SourceWriting`.
 pub async fn quiet<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Switchover> {
     let Some(marker) = &switchover.marker else {
         return Ok(switchover.clone());
