@@ -32,12 +32,13 @@ fn main() -> ExitCode {
     let command = match args::parse(&argv) {
         Ok(command) => command,
         Err(args::UsageError(problem)) => {
-            warn_user!("clonesync: {problem}\n\n{}", args::USAGE);
+            warn_user!("clonesync: {problem}");
+            out::own_text_error(&format!("\n{}", args::USAGE));
             return ExitCode::from(2);
         }
     };
     if let Command::Help = command {
-        say_more!("{}", args::USAGE);
+        out::own_text(args::USAGE);
         return ExitCode::SUCCESS;
     }
     init_logging();

@@ -276,7 +276,7 @@ pub fn refresh(report: &clonesync::workflow::schema::PipelineRefresh) {
             "  schema changes ({database}): {} applied, {} out of scope, {} pending",
             summary.applied,
             summary.out_of_scope,
-            summary.pending.len()
+            summary.pending_total
         );
         for change in &summary.pending {
             say!(
@@ -286,6 +286,10 @@ pub fn refresh(report: &clonesync::workflow::schema::PipelineRefresh) {
                 change.detail,
                 change.command.replace('\n', " ")
             );
+        }
+        let unlisted = summary.pending_total - summary.pending.len() as i64;
+        if unlisted > 0 {
+            say!("    ... and {unlisted} more (clonesync.ddl_applied on the copy lists them all)");
         }
     }
 }

@@ -2,47 +2,15 @@
 //! pipeline against a server already running, preflight, and usage errors.
 //! Each checks the exit status, what is printed, and what is left behind.
 
+mod driver;
+
 use clonesync::pg::Secret;
-use clonesync_local::{LocalServer, PgBinaries, RunAs};
 use clonesync_tests::fixture::{servers_under, url_without_password, SUPERUSER};
 use clonesync_tests::pipeline::slots_and_publications;
 use clonesync_tests::{create_schema, TestServer};
+use driver::{clonesync, connect_to_clone, files_holding, text, StopServersUnder};
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn clonesync(args: &[&str], password: Option<&Secret>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_clonesync"));
-    command.args(args).env_remove("PGPASSWORD");
-    if let Some(password) = password {
-        command.env("PGPASSWORD", password.expose());
-    }
-    command.output().expect("run clonesync")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Stops any server left under a directory when a test ends early.
-struct StopServersUnder(PathBuf);
-
-impl Drop for StopServersUnder {
-    fn drop(&mut self) {
-        let (Ok(bins), Ok(run_as)) = (PgBinaries::locate(), RunAs::detect()) else {
-            return;
-        };
-        for dir in std::fs::read_dir(self.0.join("clones"))
-            .map(|e| e.flatten().map(|e| e.path()).collect::<Vec<_>>())
-            .unwrap_or_default()
-        {
-            LocalServer::open(dir, 0, SUPERUSER, Secret::new(""), bins.clone(), run_as).stop_now();
-        }
-    }
-}
+use std::process::Command;
 
 #[test]
 fn the_demo_runs_for_30_seconds_compares_equal_and_leaves_nothing() {
@@ -564,49 +532,6 @@ fn usage_errors_exit_2_and_name_the_problem() {
     let output = clonesync(&["--help"], None);
     assert!(output.status.success());
     assert!(text(&output).contains("clonesync demo"));
-}
-
-/// A session on the clone a `local up` into `work` recorded, as `login`
-/// (the clone has the source's roles).
-async fn connect_to_clone(
-    work: &std::path::Path,
-    login: &clonesync::pg::Endpoint,
-) -> tokio_postgres::Client {
-    let text = std::fs::read_to_string(work.join("pipeline.json")).expect("pipeline.json");
-    let record: serde_json::Value = serde_json::from_str(&text).expect("a JSON record");
-    let port = record["state"]["clone_info"]["port"]
-        .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-        .expect("the clone's port in the record");
-    clonesync_tests::fixture::connect(&clonesync::pg::Endpoint {
-        host: "127.0.0.1".into(),
-        port,
-        ..login.clone()
-    })
-    .await
-}
-
-/// Every file under `dir` that holds `needle`, read as bytes.
-fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(path) = todo.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&path) {
-                todo.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if meta.is_file() {
-            if let Ok(bytes) = std::fs::read(&path) {
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    found.push(path);
-                }
-            }
-        }
-    }
-    found
 }
 
 /// A password with every character that breaks a quoting rule somewhere

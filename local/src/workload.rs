@@ -172,6 +172,8 @@ impl Workload {
                 tokio::spawn(async move {
                     let settings = SessionSettings {
                         application_name: format!("clonesync_load_{n}"),
+                        // The load plays the application.
+                        search_path: pg::SearchPath::Application,
                         ..SessionSettings::default()
                     };
                     let client = pg::connect(&endpoint, &settings)

@@ -300,6 +300,26 @@ pub enum Error {
         cause: Option<Cause>,
     },
 
+    /// The schema clonesync installs into, or something in it, belongs to
+    /// a role other than the login (or a superuser), or another role may
+    /// create in it: what clonesync would install there could be replaced
+    /// by that role and then run by a superuser's DDL.
+    #[error("schema clonesync in database {database:?} is not clonesync's: {}; drop it or make the login its owner", .found.join("; "))]
+    SchemaNotOurs {
+        database: String,
+        found: Vec<String>,
+    },
+
+    /// Another pipeline already uses this id: a record with another setup
+    /// mark, or objects on the source marked by another setup.
+    #[error("pipeline id {pipeline:?} is in use by another pipeline: {detail}")]
+    PipelineIdInUse { pipeline: String, detail: String },
+
+    /// The pipeline was switched over: its copy is standalone and takes no
+    /// more replication until it is re-seeded.
+    #[error("pipeline {pipeline:?} was switched over; {action} would replicate onto the standalone copy (re-seed it first)")]
+    SwitchedOver { pipeline: String, action: String },
+
     /// Throttling, a 5xx, a timeout or a network failure talking to AWS:
     /// the same call may succeed later.
     #[error("{service} {operation}: transient failure: {message}")]
@@ -370,6 +390,9 @@ impl Error {
         "Verify.Differs",
         "Switchover.SourceWriting",
         "Switchover.Lagging",
+        "Database.SchemaNotOurs",
+        "Pipeline.IdInUse",
+        "Pipeline.SwitchedOver",
         "Aws.NotFound",
         "Aws.AccessDenied",
         "Transient.Aws",
@@ -421,6 +444,9 @@ impl Error {
             Error::VerifyDiffers { .. } => "Verify.Differs",
             Error::SourceWriting { .. } => "Switchover.SourceWriting",
             Error::Lagging { .. } => "Switchover.Lagging",
+            Error::SchemaNotOurs { .. } => "Database.SchemaNotOurs",
+            Error::PipelineIdInUse { .. } => "Pipeline.IdInUse",
+            Error::SwitchedOver { .. } => "Pipeline.SwitchedOver",
             Error::AwsNotFound { .. } => "Aws.NotFound",
             Error::AwsAccessDenied { .. } => "Aws.AccessDenied",
             Error::TransientAws { .. } => "Transient.Aws",
@@ -600,6 +626,18 @@ mod tests {
             Error::VerifyDiffers { tables: vec![] },
             Error::SourceWriting { detail: s() },
             Error::Lagging { detail: s() },
+            Error::SchemaNotOurs {
+                database: s(),
+                found: vec![],
+            },
+            Error::PipelineIdInUse {
+                pipeline: s(),
+                detail: s(),
+            },
+            Error::SwitchedOver {
+                pipeline: s(),
+                action: s(),
+            },
             Error::AwsNotFound {
                 service: s(),
                 what: s(),

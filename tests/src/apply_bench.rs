@@ -102,7 +102,14 @@ pub fn option_sets(major: u32) -> Vec<(String, SubscriptionOptions)> {
                     Streaming::Parallel => "parallel",
                 }
             );
-            (label, SubscriptionOptions { binary, streaming })
+            (
+                label,
+                SubscriptionOptions {
+                    binary,
+                    streaming,
+                    as_table_owner: false,
+                },
+            )
         })
         .collect()
 }

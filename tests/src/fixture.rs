@@ -191,10 +191,15 @@ pub async fn server_major(client: &Client) -> u32 {
     u32::try_from(row.get::<_, i32>(0)).expect("a positive version")
 }
 
+/// A session as the application has it (the login's default
+/// search_path): tests create and query tables by unqualified name, as
+/// users do.
 pub async fn connect(endpoint: &Endpoint) -> Client {
-    pg::connect(endpoint, &SessionSettings::default())
-        .await
-        .expect("connect")
+    let settings = SessionSettings {
+        search_path: pg::SearchPath::Application,
+        ..SessionSettings::default()
+    };
+    pg::connect(endpoint, &settings).await.expect("connect")
 }
 
 /// A source server plus a local control plane that clones it; every server

@@ -71,6 +71,21 @@ pub struct SessionSettings {
     pub lock_timeout: Duration,
     pub connect_timeout: Duration,
     pub tls: Tls,
+    pub search_path: SearchPath,
+}
+
+/// How names resolve in a session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SearchPath {
+    /// `pg_catalog, pg_temp`: every session clonesync itself opens. A name
+    /// outside pg_catalog must then be schema-qualified, and no schema a
+    /// user can create in is ever searched.
+    #[default]
+    Pinned,
+    /// The login's own default: only for sessions that play the
+    /// application (the demo's and the tests' workloads and fixtures),
+    /// never for one that runs clonesync's SQL.
+    Application,
 }
 
 impl Default for SessionSettings {
@@ -83,6 +98,7 @@ impl Default for SessionSettings {
             lock_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             tls: Tls::Disable,
+            search_path: SearchPath::Pinned,
         }
     }
 }
@@ -97,8 +113,17 @@ pub async fn connect(endpoint: &Endpoint, settings: &SessionSettings) -> Result<
         .user(&endpoint.user)
         .application_name(&settings.application_name)
         .connect_timeout(settings.connect_timeout)
+        // search_path is pinned for every session clonesync opens: with the
+        // login's default ("$user", public) a role with CREATE on public
+        // could define `public.setval(text, ...)` or an operator that is a
+        // better match than pg_catalog's for a call of ours, and we would
+        // run it as superuser. pg_temp last: no temporary object either.
         .options(format!(
-            "-c statement_timeout={} -c lock_timeout={}",
+            "{}-c statement_timeout={} -c lock_timeout={}",
+            match settings.search_path {
+                SearchPath::Pinned => "-c search_path=pg_catalog,pg_temp ",
+                SearchPath::Application => "",
+            },
             settings.statement_timeout.as_millis(),
             settings.lock_timeout.as_millis()
         ));

@@ -66,10 +66,84 @@ pub async fn capture_installed(client: &Client) -> Result<bool> {
     .await
 }
 
+/// What makes the schema `clonesync` of this database not clonesync's own:
+/// an owner other than the login or a superuser, a grant of CREATE to
+/// another role, or an object in it owned by another role. Empty when the
+/// schema is ours or absent. The capture's functions run inside every
+/// role's DDL, a superuser's too: anyone who could replace one of them,
+/// or add an overload beside it, could run code as that superuser.
+async fn foreign_in_schema(client: &Client) -> Result<Vec<String>> {
+    // (`ddl_as_<md5>`: the per-role functions an earlier version's apply
+    // made and left owned by that role; the apply script drops them, and
+    // only the schema's owner could have made them.)
+    let rows = client
+        .query(FOREIGN_IN_SCHEMA_SQL, &[&SCHEMA])
+        .await
+        .map_err(|e| classify("check who owns schema clonesync", e))?;
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
+/// [`foreign_in_schema`]'s question, one line per finding.
+const FOREIGN_IN_SCHEMA_SQL: &str = "
+WITH s AS (SELECT n.oid, n.nspowner, n.nspacl FROM pg_catalog.pg_namespace n WHERE n.nspname = $1),
+     trusted AS (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user OR r.rolsuper)
+SELECT pg_catalog.format('the schema is owned by %s', s.nspowner::pg_catalog.regrole) FROM s
+ WHERE s.nspowner NOT IN (SELECT oid FROM trusted)
+UNION ALL
+SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC may create in it'
+            ELSE pg_catalog.format('%s may create in it', a.grantee::pg_catalog.regrole) END
+  FROM s, pg_catalog.aclexplode(s.nspacl) a
+ WHERE a.privilege_type = 'CREATE' AND a.grantee NOT IN (SELECT oid FROM trusted)
+UNION ALL
+SELECT pg_catalog.format('%s %s is owned by %s', o.kind, o.name, o.owner::pg_catalog.regrole) FROM (
+    SELECT 'relation' AS kind, c.relname::text AS name, c.relowner AS owner
+      FROM pg_catalog.pg_class c, s WHERE c.relnamespace = s.oid
+    UNION ALL
+    SELECT 'function', p.oid::pg_catalog.regprocedure::text, p.proowner
+      FROM pg_catalog.pg_proc p, s WHERE p.pronamespace = s.oid AND p.proname !~ '^ddl_as_[0-9a-f]{32}$'
+    UNION ALL
+    SELECT 'type', t.typname::text, t.typowner FROM pg_catalog.pg_type t, s WHERE t.typnamespace = s.oid
+    UNION ALL
+    SELECT 'operator', o.oprname::text, o.oprowner FROM pg_catalog.pg_operator o, s WHERE o.oprnamespace = s.oid
+    UNION ALL
+    SELECT 'collation', l.collname::text, l.collowner FROM pg_catalog.pg_collation l, s WHERE l.collnamespace = s.oid
+    UNION ALL
+    SELECT 'conversion', v.conname::text, v.conowner FROM pg_catalog.pg_conversion v, s WHERE v.connamespace = s.oid
+    UNION ALL
+    SELECT 'operator class', oc.opcname::text, oc.opcowner FROM pg_catalog.pg_opclass oc, s WHERE oc.opcnamespace = s.oid
+    UNION ALL
+    SELECT 'operator family', f.opfname::text, f.opfowner FROM pg_catalog.pg_opfamily f, s WHERE f.opfnamespace = s.oid
+    UNION ALL
+    SELECT 'statistics', x.stxname::text, x.stxowner FROM pg_catalog.pg_statistic_ext x, s WHERE x.stxnamespace = s.oid
+    UNION ALL
+    SELECT 'text search configuration', tc.cfgname::text, tc.cfgowner FROM pg_catalog.pg_ts_config tc, s WHERE tc.cfgnamespace = s.oid
+    UNION ALL
+    SELECT 'text search dictionary', td.dictname::text, td.dictowner FROM pg_catalog.pg_ts_dict td, s WHERE td.dictnamespace = s.oid
+) o WHERE o.owner NOT IN (SELECT oid FROM trusted)
+ORDER BY 1";
+
+/// Refuse, by name, to install into a schema `clonesync` that is not ours
+/// ([`foreign_in_schema`]); nothing is made.
+pub async fn ensure_schema_ours(client: &Client) -> Result<()> {
+    let found = foreign_in_schema(client).await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let database: String = answer(
+        client,
+        "read the database name",
+        "SELECT current_database()::text",
+        &[],
+    )
+    .await?;
+    Err(crate::error::Error::SchemaNotOurs { database, found })
+}
+
 /// Install (or bring up to date) the capture. Returns whether it was not
 /// there before. Two pipelines installing at once: the loser of the race
 /// on the schema's catalog rows tries again and finds it.
 pub async fn install_capture(client: &Client) -> Result<bool> {
+    ensure_schema_ours(client).await?;
     let existed = capture_installed(client).await?;
     for attempt in 0..2 {
         let sql = format!("{QUEUE_SQL}\n{CAPTURE_SQL}");
@@ -147,6 +221,7 @@ pub async fn remove_if_unused(client: &Client) -> Result<bool> {
 /// sure to exist, so a source publication that carries queue rows (`FOR
 /// ALL TABLES` with another pipeline's capture) never stops apply.
 pub async fn install_apply(client: &Client, scope: &Scope, apply: bool) -> Result<()> {
+    ensure_schema_ours(client).await?;
     let scope_json = serde_json::to_string(scope)
         .map_err(|e| crate::error::Error::invalid(format!("the scope does not serialize: {e}")))?;
     let mut sql = format!("{QUEUE_SQL}\n{APPLY_SQL}");
@@ -172,6 +247,21 @@ pub async fn install_apply(client: &Client, scope: &Scope, apply: bool) -> Resul
         ));
     }
     uncaptured(client, "install schema change apply", &sql).await
+}
+
+/// On PostgreSQL 15, stop every user trigger from firing during apply
+/// (`clonesync.ddl_neutralize_replica_triggers`): a clone brings the
+/// source's ENABLE ALWAYS / ENABLE REPLICA triggers, and 15 would run them
+/// as the subscription's superuser owner. Returns what it changed (each
+/// also a pending entry); nothing on 16+.
+pub async fn neutralize_replica_triggers(client: &Client) -> Result<Vec<String>> {
+    answer(
+        client,
+        "neutralize replica triggers",
+        "SELECT clonesync.ddl_neutralize_replica_triggers()",
+        &[],
+    )
+    .await
 }
 
 /// Whether the target applies schema changes (the trigger is there and
@@ -304,8 +394,16 @@ pub struct PendingChange {
 pub struct AppliedSummary {
     pub applied: i64,
     pub out_of_scope: i64,
+    /// How many are pending in all.
+    #[serde(default)]
+    pub pending_total: i64,
+    /// The oldest of them, at most [`PENDING_LISTED`]: a report (and the
+    /// state machine's payload) stays small however many there are.
     pub pending: Vec<PendingChange>,
 }
+
+/// How many pending changes a summary lists.
+pub const PENDING_LISTED: i64 = 50;
 
 /// The target's record of applied schema changes; all zero where apply is
 /// not installed.
@@ -323,7 +421,8 @@ pub async fn applied_summary(client: &Client) -> Result<AppliedSummary> {
     }
     let counts = client
         .query_one(
-            "SELECT count(*) FILTER (WHERE status = 'applied'), count(*) FILTER (WHERE status = 'out_of_scope') \
+            "SELECT count(*) FILTER (WHERE status = 'applied'), count(*) FILTER (WHERE status = 'out_of_scope'), \
+                    count(*) FILTER (WHERE status = 'pending') \
              FROM clonesync.ddl_applied",
             &[],
         )
@@ -333,14 +432,15 @@ pub async fn applied_summary(client: &Client) -> Result<AppliedSummary> {
         .query(
             "SELECT a.id, a.command_tag, coalesce(a.detail, ''), coalesce(left(q.command_text, 200), '') \
              FROM clonesync.ddl_applied a LEFT JOIN clonesync.ddl_queue q ON q.id = a.id \
-             WHERE a.status = 'pending' ORDER BY a.id",
-            &[],
+             WHERE a.status = 'pending' ORDER BY a.id LIMIT $1",
+            &[&PENDING_LISTED],
         )
         .await
         .map_err(|e| classify(op, e))?;
     Ok(AppliedSummary {
         applied: counts.get(0),
         out_of_scope: counts.get(1),
+        pending_total: counts.get(2),
         pending: pending
             .iter()
             .map(|r| PendingChange {

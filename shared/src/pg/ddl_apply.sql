@@ -94,26 +94,44 @@ END
 $fn$;
 
 -- Run one statement as a role with a search_path, through a SECURITY
--- DEFINER function owned by that role (made on first use): the statement
--- has exactly that role's privileges, and cannot SET ROLE back to the
--- apply's own (PostgreSQL refuses SET ROLE inside such a function). A
--- role the apply may not hand a function to fails here: pending.
+-- DEFINER function owned by that role: the statement has exactly that
+-- role's privileges, and cannot SET ROLE back to the apply's own
+-- (PostgreSQL refuses SET ROLE inside such a function). The function lives
+-- only inside this call: made, handed to the role, called and dropped in
+-- the apply's own transaction, which no other session sees. A function
+-- the role kept would be its to ALTER (SECURITY INVOKER, another body),
+-- and the next replay would run the role's code as the apply's superuser.
+-- A role the apply may not hand a function to fails here: pending.
 CREATE OR REPLACE FUNCTION clonesync.ddl_execute(p_statement text, p_role text, p_search_path text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
 DECLARE
-    v_name text := 'ddl_as_' || md5(p_role);
+    -- Unique per call: a statement that replays a function of its own
+    -- (nothing should, but the name must not be guessable to reuse).
+    v_name text := 'ddl_exec_' || pg_catalog.md5(p_role || pg_catalog.clock_timestamp()::text || pg_catalog.random()::text);
 BEGIN
-    IF to_regprocedure(format('clonesync.%I(text, text)', v_name)) IS NULL THEN
-        EXECUTE format($f$CREATE FUNCTION clonesync.%I(p_statement text, p_search_path text) RETURNS void
-            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
-            BEGIN PERFORM pg_catalog.set_config('search_path', p_search_path, true); EXECUTE p_statement; END $b$$f$, v_name);
-        EXECUTE format('REVOKE ALL ON FUNCTION clonesync.%I(text, text) FROM PUBLIC', v_name);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION clonesync.%I(text, text) TO %I', v_name, current_user);
-        EXECUTE format('ALTER FUNCTION clonesync.%I(text, text) OWNER TO %I', v_name, p_role);
-    END IF;
-    EXECUTE format('SELECT clonesync.%I($1, $2)', v_name) USING p_statement, p_search_path;
+    EXECUTE pg_catalog.format($f$CREATE FUNCTION clonesync.%I(p_statement text, p_search_path text) RETURNS void
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
+        BEGIN PERFORM pg_catalog.set_config('search_path', p_search_path, true); EXECUTE p_statement; END $b$$f$, v_name);
+    EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION clonesync.%I(text, text) FROM PUBLIC', v_name);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION clonesync.%I(text, text) TO %I', v_name, current_user);
+    EXECUTE pg_catalog.format('ALTER FUNCTION clonesync.%I(text, text) OWNER TO %I', v_name, p_role);
+    EXECUTE pg_catalog.format('SELECT clonesync.%I($1, $2)', v_name) USING p_statement, p_search_path;
+    EXECUTE pg_catalog.format('DROP FUNCTION clonesync.%I(text, text)', v_name);
 END
 $fn$;
+
+-- The per-role functions an earlier version kept (owned by each role, so
+-- each role could change its own): gone.
+DO $do$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'clonesync'::regnamespace AND p.proname ~ '^ddl_as_[0-9a-f]{32}$' LOOP
+        EXECUTE pg_catalog.format('DROP FUNCTION %s', f);
+    END LOOP;
+END
+$do$;
 
 -- Bring one table to the definition the source had at the end of the
 -- command: create it, or add, rename, retype and drop columns and
@@ -408,6 +426,46 @@ BEGIN
 END
 $fn$;
 
+-- PostgreSQL 15 runs a table's triggers during apply as the subscription's
+-- owner, a superuser: a trigger its table's owner made ENABLE ALWAYS (or
+-- ENABLE REPLICA) would run that owner's code with superuser rights on
+-- the copy and could read the source password from pg_subscription. On 15
+-- no trigger but clonesync's own may fire during apply: an ALWAYS one is
+-- set back to ENABLE (it still fires for the copy's own sessions), a
+-- REPLICA one is disabled (it fired for nothing else). Each change is
+-- recorded as pending under a negative id (minus the trigger's oid), so
+-- status shows it. From 16 the subscription has run_as_owner = false:
+-- triggers run as their table's owner, and nothing is changed. Rules need
+-- nothing: the apply does not go through the rewriter.
+CREATE OR REPLACE FUNCTION clonesync.ddl_neutralize_replica_triggers() RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    r record;
+    v_done text[] := '{}';
+    v_what text;
+BEGIN
+    IF pg_catalog.current_setting('server_version_num')::int >= 160000 THEN
+        RETURN v_done;
+    END IF;
+    FOR r IN SELECT t.oid, t.tgname, t.tgenabled, t.tgrelid::regclass::text AS rel
+               FROM pg_catalog.pg_trigger t
+              WHERE t.tgenabled IN ('A', 'R') AND NOT t.tgisinternal
+                AND NOT (t.tgname = 'clonesync_ddl_apply' AND t.tgrelid = 'clonesync.ddl_queue'::regclass)
+              ORDER BY t.oid LOOP
+        EXECUTE pg_catalog.format(CASE WHEN r.tgenabled = 'A' THEN 'ALTER TABLE %s ENABLE TRIGGER %I'
+                                       ELSE 'ALTER TABLE %s DISABLE TRIGGER %I' END, r.rel, r.tgname);
+        v_what := pg_catalog.format('trigger %I on %s was ENABLE %s; on PostgreSQL 15 replication would run it as the subscription''s superuser, so it is now %s on the copy',
+            r.tgname, r.rel, CASE WHEN r.tgenabled = 'A' THEN 'ALWAYS' ELSE 'REPLICA' END,
+            CASE WHEN r.tgenabled = 'A' THEN 'ENABLE (it fires for the copy''s own sessions only)' ELSE 'disabled' END);
+        INSERT INTO clonesync.ddl_applied (id, status, how, detail, command_tag)
+        VALUES (-r.oid::bigint, 'pending', 'neutralized', v_what, 'ALTER TABLE')
+        ON CONFLICT (id) DO UPDATE SET detail = excluded.detail, status = 'pending', applied_at = pg_catalog.clock_timestamp();
+        v_done := v_done || v_what;
+    END LOOP;
+    RETURN v_done;
+END
+$fn$;
+
 -- One queue row: applied while the apply worker inserts it, inside
 -- the replicated transaction, before the rows that follow the command.
 -- It never raises: a command it cannot apply is recorded as pending, so
@@ -535,6 +593,9 @@ BEGIN
         v_problems := v_problems || format('%s: its statement was not replayed and rebuilding from the definition changed nothing, so its effect is not known to be on the target',
             q.command_tag);
     END IF;
+    -- Whatever route the command took (its text, a rebuild, a function it
+    -- ran), no trigger of a user's may now fire as superuser during apply.
+    v_problems := v_problems || clonesync.ddl_neutralize_replica_triggers();
     INSERT INTO clonesync.ddl_applied (id, status, how, detail, command_tag, txid, stmt_ts, statement_no)
     VALUES (q.id, CASE WHEN v_problems = '{}' THEN 'applied' ELSE 'pending' END, v_how,
             nullif(array_to_string(v_problems || v_notes, '; '), ''), q.command_tag,

@@ -26,7 +26,7 @@ pub mod sqlstate;
 pub mod subscription;
 pub mod tls;
 
-pub use connect::{connect, Endpoint, SessionSettings};
+pub use connect::{connect, Endpoint, SearchPath, SessionSettings};
 pub use conninfo::ConnectionUrl;
 pub use lsn::Lsn;
 pub use name::{PgName, SlotName, TableName};

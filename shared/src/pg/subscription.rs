@@ -117,6 +117,13 @@ pub struct SubscriptionOptions {
     /// `binary`: send values in the types' binary form.
     pub binary: bool,
     pub streaming: Streaming,
+    /// `run_as_owner = false`, said explicitly where the server has it
+    /// (16+): the apply worker runs each table's triggers, index
+    /// expressions and constraints as that table's owner, never as the
+    /// subscription's superuser owner. (15 runs them as the subscription
+    /// owner: the apply neutralizes ALWAYS/REPLICA triggers there; see
+    /// `ddl_apply.sql`.)
+    pub as_table_owner: bool,
 }
 
 impl SubscriptionOptions {
@@ -147,6 +154,7 @@ impl SubscriptionOptions {
     pub fn for_version(version_num: i32) -> SubscriptionOptions {
         SubscriptionOptions {
             binary: false,
+            as_table_owner: version_num >= 160000,
             streaming: if version_num >= 160000 {
                 Streaming::Parallel
             } else {
@@ -183,7 +191,7 @@ pub async fn create_subscription_disabled(
         .map_err(|e| classify(op, e))?;
     let result = client
         .execute(
-            "SELECT pg_temp.clonesync_create_subscription($1, $2, $3, $4, $5, $6)",
+            "SELECT pg_temp.clonesync_create_subscription($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &name.as_str(),
                 source_conninfo,
@@ -193,12 +201,17 @@ pub async fn create_subscription_disabled(
                 // subscription options do not accept.
                 &if options.binary { "true" } else { "false" },
                 &options.streaming.as_str(),
+                &if options.as_table_owner {
+                    ", run_as_owner = false"
+                } else {
+                    ""
+                },
             ],
         )
         .await;
     let _ = client
         .batch_execute(
-            "DROP FUNCTION IF EXISTS pg_temp.clonesync_create_subscription(text, text, text, text, text, text)",
+            "DROP FUNCTION IF EXISTS pg_temp.clonesync_create_subscription(text, text, text, text, text, text, text)",
         )
         .await;
     let _ = client.batch_execute(RESET_STATEMENT_LOGGING).await;
@@ -247,14 +260,15 @@ async fn quiet_statement_logging(client: &Client) -> Result<()> {
 const CREATE_SUBSCRIPTION_FUNCTION: &str = r#"
 CREATE OR REPLACE FUNCTION pg_temp.clonesync_create_subscription(
     sub_name text, conninfo text, pub_name text, slot text,
-    binary_transfer text, streaming text) RETURNS void
-LANGUAGE plpgsql AS $fn$
+    binary_transfer text, streaming text, owner_option text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    EXECUTE format(
+    -- owner_option is one of two constants of the caller's, never input.
+    EXECUTE pg_catalog.format(
         'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I '
         'WITH (copy_data = false, create_slot = false, enabled = false, slot_name = %L, '
-        'binary = %L, streaming = %L)',
-        sub_name, conninfo, pub_name, slot, binary_transfer, streaming);
+        'binary = %L, streaming = %L%s)',
+        sub_name, conninfo, pub_name, slot, binary_transfer, streaming, owner_option);
 EXCEPTION WHEN OTHERS THEN
     -- Re-raise without the CONTEXT line, which would quote the statement
     -- and with it the password.

@@ -15,7 +15,12 @@
 //! rows arrive is (re)installed on the clone, with the scope it filters
 //! by, and the capture the clone inherited is disabled
 //! ([`crate::pg::ddl::install_apply`]); with schema changes off only the
-//! queue table is made sure to exist. Both are idempotent.
+//! queue table is made sure to exist. Both are idempotent. On PostgreSQL 15
+//! the user triggers the clone inherited as ENABLE ALWAYS / ENABLE REPLICA
+//! are set so they never fire during apply (15 runs them as the
+//! subscription's superuser owner), each reported as a pending change;
+//! 16+ creates the subscription with `run_as_owner = false` instead. A
+//! second run finds nothing left to change.
 //!
 //! Leaves behind: a disabled subscription on the clone (recorded as
 //! created) and the `clonesync` apply objects. It applies nothing until
@@ -77,6 +82,11 @@ pub async fn run(
         });
     }
     ddl::install_apply(clone, &spec.scope, spec.schema_changes).await?;
+    // Before the subscription is ever enabled: on 15 no trigger the clone
+    // inherited may fire during apply (it would run as superuser).
+    for change in ddl::neutralize_replica_triggers(clone).await? {
+        tracing::warn!(pipeline = %spec.id, "{change}");
+    }
     tracing::info!(pipeline = %spec.id, subscription = %spec.subscription, oid = info.oid, created_now, "subscription in place (disabled until advanced)");
     Ok(SubscriptionCreated {
         subscription_oid: info.oid,

@@ -38,7 +38,7 @@ impl PipelineRefresh {
     pub fn pending(&self) -> usize {
         self.schema_changes
             .iter()
-            .map(|(_, s)| s.pending.len())
+            .map(|(_, s)| s.pending_total.max(s.pending.len() as i64) as usize)
             .sum()
     }
 }
