@@ -239,6 +239,8 @@ fn record_outcome(
     record.clone_port = state.clone_info().ok().map(|c| c.port);
     record.state = state;
     record.paused = false;
+    // A re-seed makes a new copy that streams: switched over no more.
+    record.switched_over = false;
     write_record(work_dir, record)?;
     Ok(true)
 }
@@ -558,7 +560,9 @@ fn registered(record: &LocalPipeline, info: &clonesync::pipeline::CloneInfo) -> 
         clone_id: Some(state.clone_id.clone()),
         share: None,
         setup_execution: None,
-        phase: if record.paused {
+        phase: if record.switched_over {
+            clonesync::pipeline::Phase::SwitchedOver
+        } else if record.paused {
             clonesync::pipeline::Phase::Paused
         } else {
             clonesync::pipeline::Phase::Streaming
@@ -791,6 +795,12 @@ pub async fn reseed(dir: PipelineDir) -> Result<bool> {
 pub async fn pause(dir: PipelineDir, pause: bool) -> Result<bool> {
     let (mut record, url) = read_record(&dir)?;
     let _lock = lock(&dir.work_dir)?;
+    if record.switched_over && !pause {
+        return Err(clonesync::error::Error::SwitchedOver {
+            pipeline: record.state.pipeline.id.to_string(),
+            action: "resume".into(),
+        });
+    }
     let state = &record.state;
     let info = state.clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;

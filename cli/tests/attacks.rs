@@ -4,6 +4,9 @@
 //! table owner — and fails if that role gains a right, forges what the copy
 //! applies, or takes another pipeline's objects.
 
+// A test binary: its helpers fail the test by panicking, as its tests do.
+#![allow(clippy::unwrap_used)]
+
 mod driver;
 
 use clonesync::pg::Secret;
@@ -393,13 +396,14 @@ async fn a_shadow_of_every_function_and_operator_clonesync_calls_never_runs() {
         &["local", "pause"],
         &["local", "resume"],
         &["local", "switchover", "--source-stopped"],
-        &["local", "status"],
     ] {
         let (mut code, mut printed) = run(args, &work, &password);
-        // The new table's copy may still be finishing: verify says
-        // UNSETTLED until then.
+        // The new table's copy may still be finishing: status reports it
+        // and verify says UNSETTLED until then.
         for _ in 0..20 {
-            if code == Some(0) || !printed.contains("UNSETTLED") {
+            if code == Some(0)
+                || !(printed.contains("UNSETTLED") || printed.contains("being copied"))
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -511,13 +515,13 @@ async fn an_always_trigger_never_runs_as_superuser_on_the_copy() {
         .batch_execute(&format!(
             "CREATE ROLE {ATTACKER} LOGIN; GRANT CREATE, USAGE ON SCHEMA public TO {ATTACKER}; \
              SET ROLE {ATTACKER}; \
-             CREATE TABLE public.loot (seen_as text, was_super boolean, conninfo text); \
+             CREATE TABLE public.loot (id bigserial PRIMARY KEY, port text, seen_as text, was_super boolean, conninfo text); \
              CREATE FUNCTION public.steal() RETURNS trigger LANGUAGE plpgsql AS $$ \
              DECLARE v text; BEGIN \
                BEGIN EXECUTE 'ALTER ROLE {ATTACKER} SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; \
                BEGIN SELECT string_agg(subconninfo, ';') INTO v FROM pg_catalog.pg_subscription; \
                EXCEPTION WHEN OTHERS THEN v := NULL; END; \
-               INSERT INTO public.loot VALUES (current_user, \
+               INSERT INTO public.loot (port, seen_as, was_super, conninfo) VALUES (pg_catalog.current_setting('port'), current_user, \
                  (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), v); \
                RETURN NEW; END $$; \
              CREATE TABLE public.before_setup (id int PRIMARY KEY, v text); \
@@ -547,15 +551,22 @@ async fn an_always_trigger_never_runs_as_superuser_on_the_copy() {
         ))
         .await
         .unwrap();
-    // The new table joins the subscription with the next status.
-    let (code, printed) = run(&["local", "status"], &work, &password);
-    assert_eq!(code, Some(0), "{printed}");
+    // The new table joins the subscription with the next status (which
+    // exits 1: the neutralized triggers are pending on 15).
+    let (_, printed) = run(&["local", "status"], &work, &password);
+    assert!(
+        printed.contains("added \"public\".\"after_setup\""),
+        "{printed}"
+    );
+    // As the tables' owner: the ALWAYS triggers fire on the source too,
+    // as whoever writes.
     admin
-        .batch_execute(
-            "INSERT INTO public.before_setup VALUES (1, 'a'); INSERT INTO public.replica_only VALUES (1); \
-             INSERT INTO public.after_setup VALUES (1, 'a'); \
-             UPDATE public.sync_marker SET token = 'triggers' WHERE id = 1",
-        )
+        .batch_execute(&format!(
+            "SET ROLE {ATTACKER}; \
+             INSERT INTO public.before_setup VALUES (1, 'a'); INSERT INTO public.replica_only VALUES (1); \
+             INSERT INTO public.after_setup VALUES (1, 'a'); RESET ROLE; \
+             UPDATE public.sync_marker SET token = 'triggers' WHERE id = 1"
+        ))
         .await
         .unwrap();
     let clone = connect_to_clone(&work, &endpoint).await;
@@ -581,7 +592,12 @@ async fn an_always_trigger_never_runs_as_superuser_on_the_copy() {
     let (_, status) = run(&["local", "status"], &work, &password);
     assert!(arrived, "the rows reached the copy:\n{status}");
     let loot: Vec<(String, bool, Option<String>)> = clone
-        .query("SELECT seen_as, was_super, conninfo FROM public.loot", &[])
+        // What the triggers did on the copy itself (the source's own rows
+        // replicate too).
+        .query(
+            "SELECT seen_as, was_super, conninfo FROM public.loot WHERE port = current_setting('port')",
+            &[],
+        )
         .await
         .unwrap()
         .iter()

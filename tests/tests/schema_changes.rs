@@ -827,7 +827,7 @@ async fn the_statement_splitter_tag_matcher_and_scope_filter() {
     for (text, expected) in cases {
         let n: i32 = client
             .query_one(
-                "SELECT coalesce(array_length(clonesync.ddl_statements($1), 1), 0)",
+                "SELECT coalesce(array_length(clonesync.ddl_statements($1, true), 1), 0)",
                 &[text],
             )
             .await

@@ -328,7 +328,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
     let endpoint = plane.clone_endpoint(info).await?;
     let source_endpoint = plane.source_endpoint().await?;
     let triples = record.triples();
-    let paused = record.phase == Phase::Paused;
+    let paused = matches!(record.phase, Phase::Paused | Phase::SwitchedOver);
     let mut readings = Vec::new();
     // A subscription is read from its own database (pg_stat_subscription
     // covers the cluster, but names are unique only per database).

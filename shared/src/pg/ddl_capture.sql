@@ -19,106 +19,397 @@ GRANT USAGE ON SCHEMA clonesync TO PUBLIC;
 SELECT setval(pg_get_serial_sequence('clonesync.ddl_queue', 'id'),
               coalesce((SELECT max(id) FROM clonesync.ddl_queue), 0) + 1, false);
 
--- A character that continues an identifier for PostgreSQL's scanner:
--- letters, digits, _, $ and every non-ASCII character.
-CREATE OR REPLACE FUNCTION clonesync.ddl_identifier_char(p_char text) RETURNS boolean
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
-SELECT p_char ~ '^[A-Za-z0-9_$]$' OR ascii(p_char) > 127
-$fn$;
+-- Earlier installs had a splitter that took no setting, and its helper.
+DROP FUNCTION IF EXISTS clonesync.ddl_statements(text);
+DROP FUNCTION IF EXISTS clonesync.ddl_identifier_char(text);
 
--- The top-level statements of a client string, comments kept, empty ones
--- left out. Knows quotes, E'' strings, quoted identifiers, dollar quotes
--- and nested comments: enough to tell one statement from several.
-CREATE OR REPLACE FUNCTION clonesync.ddl_statements(p_text text) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
+-- The top-level statements of a client string as the server's scanner
+-- (scan.l) and grammar cut it, lexed with standard_conforming_strings as
+-- given, comments kept, empty ones left out; statements NULL when a quote,
+-- a comment, a dollar quote, a parenthesis or a BEGIN ATOMIC body is left
+-- open (the server ran no such string). plain_backslash: a plain '...'
+-- literal holds a backslash, the one thing that setting changes.
+--
+-- Bytes, not characters: get_byte on a variable is O(1) where indexing a
+-- text or a text[] is O(i), and every server encoding is ASCII-safe (each
+-- byte of a multibyte character has the high bit set, which the scanner,
+-- byte-wise itself, takes for a letter). Inside a quote or a comment it
+-- jumps with position() over windows that double: linear however long the
+-- run, and cheap for a short one.
+CREATE OR REPLACE FUNCTION clonesync.ddl_scan(p_text text, p_standard_strings boolean,
+                                              OUT statements text[], OUT plain_backslash boolean)
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
 DECLARE
-    -- ('' would split into one empty element.)
-    c text[] := CASE WHEN p_text = '' THEN '{}'::text[] ELSE regexp_split_to_array(p_text, '') END;
-    n int := coalesce(array_length(c, 1), 0);
-    i int := 1;
+    v_encoding name := pg_catalog.getdatabaseencoding();
+    v bytea := pg_catalog.convert_to(p_text, v_encoding);
+    n int := pg_catalog.octet_length(v);
+    i int := 0;
     j int;
-    k int;
-    depth int;
-    tag text;
-    start int := 1;
-    content boolean := false;
-    escapes boolean;
-    result text[] := '{}';
+    b int;
+    c int;
+    -- 0 between tokens; in a string: 1 a plain one that takes no escapes,
+    -- 2 one that takes backslash escapes (E'', or plain with the setting
+    -- off), 3 B'' or X'' (no '' either), 4 U&''; 5 a quoted identifier, 6
+    -- a dollar quote, 7 a /* */ comment, 8 a -- comment.
+    v_state int := 0;
+    v_plain boolean;
+    v_comment_depth int;
+    v_tag bytea;
+    v_newline boolean;
+    -- Where the first v_find1 or v_find2 at or after i is (v_first: which).
+    v_find1 bytea;
+    v_find2 bytea;
+    v_window int;
+    v_chunk bytea;
+    k1 int;
+    k2 int;
+    v_at int;
+    v_first boolean;
+    v_start int := 0;
+    v_content boolean := false;
+    v_depth int := 0;
+    v_atomic int := 0;
+    -- The statement read (at the level of the innermost body): 0 at its
+    -- start, 1 after CREATE, 2 after CREATE OR, 3 after CREATE OR
+    -- REPLACE, 4 a CREATE FUNCTION or PROCEDURE whose body may follow, 5
+    -- anything else.
+    v_fn int := 0;
+    -- The previous token is the word BEGIN in state 4 outside parentheses.
+    v_begin boolean := false;
+    v_word text;
+    v_count int := 0;
+    v_result text[] := '{}';
+    c_quote constant bytea := pg_catalog.decode('27', 'hex');
+    c_backslash constant bytea := pg_catalog.decode('5c', 'hex');
+    c_dquote constant bytea := pg_catalog.decode('22', 'hex');
+    c_lf constant bytea := pg_catalog.decode('0a', 'hex');
+    c_cr constant bytea := pg_catalog.decode('0d', 'hex');
+    c_open constant bytea := pg_catalog.decode('2f2a', 'hex');
+    c_close constant bytea := pg_catalog.decode('2a2f', 'hex');
 BEGIN
-    WHILE i <= n LOOP
-        IF c[i] = '''' THEN
-            -- E'...' takes backslash escapes; '' is a quote in either.
-            escapes := i > 1 AND lower(c[i - 1]) = 'e' AND (i = 2 OR NOT clonesync.ddl_identifier_char(c[i - 2]));
-            i := i + 1;
-            WHILE i <= n LOOP
-                IF escapes AND c[i] = '\' THEN
+    plain_backslash := false;
+    WHILE i < n LOOP
+        IF v_state = 0 THEN
+            b := pg_catalog.get_byte(v, i);
+            -- Space, \t, \n, \v, \f, \r (\v: since PostgreSQL 16; before,
+            -- a syntax error outside a quote).
+            IF b = 32 OR (b >= 9 AND b <= 13) THEN
+                i := i + 1;
+                CONTINUE;
+            END IF;
+            c := CASE WHEN i + 1 < n THEN pg_catalog.get_byte(v, i + 1) ELSE -1 END;
+            -- A comment starts at -- or /* even inside an operator: the
+            -- scanner cuts the operator there.
+            IF b = 45 AND c = 45 THEN
+                v_state := 8;
+                v_find1 := c_lf;
+                v_find2 := c_cr;
+                i := i + 2;
+                CONTINUE;
+            ELSIF b = 47 AND c = 42 THEN
+                v_state := 7;
+                v_comment_depth := 1;
+                v_find1 := c_close;
+                v_find2 := c_open;
+                i := i + 2;
+                CONTINUE;
+            ELSIF b = 59 AND v_depth = 0 AND v_atomic = 0 THEN
+                IF v_content THEN
+                    v_count := v_count + 1;
+                    v_result[v_count] := pg_catalog.btrim(pg_catalog.convert_from(
+                        pg_catalog.substring(v, v_start + 1, i - v_start), v_encoding), E' \t\r\n');
+                END IF;
+                i := i + 1;
+                v_start := i;
+                v_content := false;
+                v_fn := 0;
+                v_begin := false;
+                CONTINUE;
+            END IF;
+            v_content := true;
+            IF (b >= 97 AND b <= 122) OR (b >= 65 AND b <= 90) OR b = 95 OR b >= 128 THEN
+                j := i + 1;
+                WHILE j < n LOOP
+                    c := pg_catalog.get_byte(v, j);
+                    EXIT WHEN NOT ((c >= 97 AND c <= 122) OR (c >= 65 AND c <= 90) OR (c >= 48 AND c <= 57)
+                                   OR c = 95 OR c = 36 OR c >= 128);
+                    j := j + 1;
+                END LOOP;
+                -- A one-letter word before a quote is the quote's prefix
+                -- (the scanner takes the longest match): E'', B'', X'',
+                -- N'' (a plain string after NCHAR), U&'' and U&"".
+                IF j = i + 1 AND j < n THEN
+                    c := pg_catalog.get_byte(v, j);
+                    IF c = 39 AND b IN (69, 101) THEN
+                        v_state := 2;
+                        v_plain := false;
+                    ELSIF c = 39 AND b IN (66, 98, 88, 120) THEN
+                        v_state := 3;
+                    ELSIF c = 39 AND b IN (78, 110) THEN
+                        v_state := CASE WHEN p_standard_strings THEN 1 ELSE 2 END;
+                        v_plain := true;
+                    ELSIF c = 38 AND b IN (85, 117) AND j + 1 < n AND pg_catalog.get_byte(v, j + 1) IN (34, 39) THEN
+                        v_state := CASE WHEN pg_catalog.get_byte(v, j + 1) = 39 THEN 4 ELSE 5 END;
+                        j := j + 1;
+                    END IF;
+                END IF;
+                IF v_state = 0 THEN
+                    -- A word. Only keywords can open or close a BEGIN
+                    -- ATOMIC body, and they are ASCII.
+                    IF v_fn < 5 AND j - i BETWEEN 2 AND 9 THEN
+                        v_word := pg_catalog.lower(pg_catalog.encode(pg_catalog.substring(v, i + 1, j - i), 'escape'));
+                    ELSE
+                        v_word := '';
+                    END IF;
+                    IF v_fn = 0 AND v_atomic > 0 AND v_word = 'end' THEN
+                        -- The body's END: the grammar has it right after
+                        -- ATOMIC or after a ';' between the body's
+                        -- statements, where no statement starts with END
+                        -- (in a body END is no COMMIT), and a CASE's END
+                        -- never follows a ';'. So no CASE counting, and
+                        -- "AS end" or "t.end" are not mistaken for it.
+                        v_atomic := v_atomic - 1;
+                        v_fn := 5;
+                        v_begin := false;
+                    ELSIF v_fn = 4 THEN
+                        IF v_begin AND v_word = 'atomic' THEN
+                            -- BEGIN ATOMIC outside parentheses in a CREATE
+                            -- FUNCTION or PROCEDURE is its body: neither
+                            -- word can be followed by the other anywhere
+                            -- else there.
+                            v_atomic := v_atomic + 1;
+                            v_fn := 0;
+                            v_begin := false;
+                        ELSE
+                            v_begin := v_depth = 0 AND v_word = 'begin';
+                        END IF;
+                    ELSE
+                        v_fn := CASE
+                            WHEN v_fn = 0 AND v_word = 'create' THEN 1
+                            WHEN v_fn = 1 AND v_word = 'or' THEN 2
+                            WHEN v_fn = 2 AND v_word = 'replace' THEN 3
+                            WHEN v_fn IN (1, 3) AND v_word IN ('function', 'procedure') THEN 4
+                            ELSE 5 END;
+                        v_begin := false;
+                    END IF;
+                    i := j;
+                    CONTINUE;
+                END IF;
+                i := j + 1;
+            ELSIF b = 39 THEN
+                v_state := CASE WHEN p_standard_strings THEN 1 ELSE 2 END;
+                v_plain := true;
+                i := i + 1;
+            ELSIF b = 34 THEN
+                v_state := 5;
+                i := i + 1;
+            ELSIF b = 36 THEN
+                IF c >= 48 AND c <= 57 THEN
+                    -- $1, a parameter.
                     i := i + 2;
-                ELSIF c[i] = '''' AND i < n AND c[i + 1] = '''' THEN
-                    i := i + 2;
-                ELSIF c[i] = '''' THEN
+                    WHILE i < n AND pg_catalog.get_byte(v, i) BETWEEN 48 AND 57 LOOP
+                        i := i + 1;
+                    END LOOP;
+                ELSE
+                    -- $tag$ (tag: no digit first, no $); else a lone $,
+                    -- and what follows is read again.
+                    j := i + 1;
+                    IF (c >= 97 AND c <= 122) OR (c >= 65 AND c <= 90) OR c = 95 OR c >= 128 THEN
+                        j := i + 2;
+                        WHILE j < n LOOP
+                            c := pg_catalog.get_byte(v, j);
+                            EXIT WHEN NOT ((c >= 97 AND c <= 122) OR (c >= 65 AND c <= 90) OR (c >= 48 AND c <= 57)
+                                           OR c = 95 OR c >= 128);
+                            j := j + 1;
+                        END LOOP;
+                    END IF;
+                    IF j < n AND pg_catalog.get_byte(v, j) = 36 THEN
+                        v_state := 6;
+                        v_tag := pg_catalog.substring(v, i + 1, j - i + 1);
+                        i := j + 1;
+                    ELSE
+                        i := i + 1;
+                    END IF;
+                END IF;
+            ELSIF b >= 48 AND b <= 57 THEN
+                -- A number, with whatever the scanner rejects when glued to
+                -- one (1abc): a $ after it starts a token.
+                i := i + 1;
+                WHILE i < n LOOP
+                    c := pg_catalog.get_byte(v, i);
+                    EXIT WHEN NOT ((c >= 48 AND c <= 57) OR (c >= 97 AND c <= 122) OR (c >= 65 AND c <= 90)
+                                   OR c = 95 OR c = 46 OR c >= 128);
+                    i := i + 1;
+                END LOOP;
+            ELSIF b = 40 THEN
+                v_depth := v_depth + 1;
+                i := i + 1;
+            ELSIF b = 41 THEN
+                v_depth := v_depth - 1;
+                i := i + 1;
+            ELSIF b = 59 AND v_depth = 0 THEN
+                -- Between two statements of a body: one may start here,
+                -- or the body's END.
+                v_fn := 0;
+                v_begin := false;
+                i := i + 1;
+                CONTINUE;
+            ELSE
+                i := i + 1;
+            END IF;
+            -- Any token but a word.
+            v_begin := false;
+            IF v_fn < 4 THEN
+                v_fn := 5;
+            END IF;
+            -- What a string, a quoted identifier or a dollar quote looks for.
+            IF v_state IN (1, 2) THEN
+                v_find1 := c_quote;
+                v_find2 := CASE WHEN v_state = 2 OR (v_plain AND NOT plain_backslash) THEN c_backslash END;
+            ELSIF v_state IN (3, 4) THEN
+                v_find1 := c_quote;
+                v_find2 := NULL;
+            ELSIF v_state = 5 THEN
+                v_find1 := c_dquote;
+                v_find2 := NULL;
+            ELSIF v_state = 6 THEN
+                v_find1 := v_tag;
+                v_find2 := NULL;
+            END IF;
+            CONTINUE;
+        END IF;
+
+        -- In a string, a quoted identifier, a dollar quote or a comment.
+        v_window := 64 + 2 * pg_catalog.octet_length(v_find1);
+        LOOP
+            v_chunk := pg_catalog.substring(v, i + 1, v_window);
+            k1 := pg_catalog.position(v_chunk, v_find1);
+            k2 := CASE WHEN v_find2 IS NULL THEN 0 ELSE pg_catalog.position(v_chunk, v_find2) END;
+            EXIT WHEN k1 > 0 OR k2 > 0 OR i + v_window >= n;
+            -- (Both needles have the same length: overlap by it less one.)
+            i := i + v_window - pg_catalog.octet_length(v_find1) + 1;
+            v_window := v_window * 2;
+        END LOOP;
+        IF k1 = 0 AND k2 = 0 THEN
+            IF v_state = 8 THEN
+                -- A -- comment may end the string.
+                v_state := 0;
+                i := n;
+                CONTINUE;
+            END IF;
+            RETURN;
+        END IF;
+        v_first := k2 = 0 OR (k1 > 0 AND k1 < k2);
+        v_at := i - 1 + CASE WHEN v_first THEN k1 ELSE k2 END;
+        IF v_state = 8 THEN
+            v_state := 0;
+            i := v_at + 1;
+        ELSIF v_state = 7 THEN
+            -- Nested: whichever of */ and /* comes first.
+            v_comment_depth := v_comment_depth + CASE WHEN v_first THEN -1 ELSE 1 END;
+            IF v_comment_depth = 0 THEN
+                v_state := 0;
+            END IF;
+            i := v_at + 2;
+        ELSIF v_state = 6 THEN
+            v_state := 0;
+            i := v_at + pg_catalog.octet_length(v_tag);
+        ELSIF v_state = 5 THEN
+            IF v_at + 1 < n AND pg_catalog.get_byte(v, v_at + 1) = 34 THEN
+                i := v_at + 2;
+            ELSE
+                v_state := 0;
+                i := v_at + 1;
+            END IF;
+        ELSIF NOT v_first THEN
+            -- A backslash: it escapes the next byte in state 2; once one is
+            -- seen in a plain string, the rest need no looking at.
+            IF v_plain THEN
+                plain_backslash := true;
+            END IF;
+            IF v_state = 2 THEN
+                i := v_at + 2;
+            ELSE
+                i := v_at + 1;
+                v_find2 := NULL;
+            END IF;
+        ELSIF v_state <> 3 AND v_at + 1 < n AND pg_catalog.get_byte(v, v_at + 1) = 39 THEN
+            i := v_at + 2;
+        ELSE
+            -- The closing quote, unless whitespace holding a newline (and
+            -- -- comments) and a quote follow: then the same string goes on,
+            -- in the same state (E'a'<newline>'\'' is one E string).
+            i := v_at + 1;
+            j := i;
+            v_newline := false;
+            WHILE j < n LOOP
+                c := pg_catalog.get_byte(v, j);
+                IF c = 10 OR c = 13 THEN
+                    v_newline := true;
+                ELSIF c = 45 AND j + 1 < n AND pg_catalog.get_byte(v, j + 1) = 45 THEN
+                    j := j + 2;
+                    WHILE j < n AND pg_catalog.get_byte(v, j) NOT IN (10, 13) LOOP
+                        j := j + 1;
+                    END LOOP;
+                    CONTINUE;
+                ELSIF NOT (c = 32 OR c = 9 OR c = 11 OR c = 12) THEN
                     EXIT;
-                ELSE
-                    i := i + 1;
                 END IF;
-            END LOOP;
-            i := i + 1;
-            content := true;
-        ELSIF c[i] = '"' THEN
-            i := i + 1;
-            WHILE i <= n AND c[i] <> '"' LOOP
-                i := i + 1;
-            END LOOP;
-            i := i + 1;
-            content := true;
-        ELSIF c[i] = '-' AND i < n AND c[i + 1] = '-' THEN
-            WHILE i <= n AND c[i] <> E'\n' AND c[i] <> E'\r' LOOP
-                i := i + 1;
-            END LOOP;
-        ELSIF c[i] = '/' AND i < n AND c[i + 1] = '*' THEN
-            depth := 1;
-            i := i + 2;
-            WHILE i <= n AND depth > 0 LOOP
-                IF c[i] = '/' AND i < n AND c[i + 1] = '*' THEN
-                    depth := depth + 1;
-                    i := i + 2;
-                ELSIF c[i] = '*' AND i < n AND c[i + 1] = '/' THEN
-                    depth := depth - 1;
-                    i := i + 2;
-                ELSE
-                    i := i + 1;
-                END IF;
-            END LOOP;
-        ELSIF c[i] = '$' AND (i = 1 OR NOT clonesync.ddl_identifier_char(c[i - 1])) AND (i = n OR c[i + 1] !~ '[0-9]') THEN
-            j := i + 1;
-            WHILE j <= n AND clonesync.ddl_identifier_char(c[j]) AND c[j] <> '$' LOOP
                 j := j + 1;
             END LOOP;
-            IF j <= n AND c[j] = '$' THEN
-                tag := array_to_string(c[i:j], '');
-                k := strpos(array_to_string(c[j + 1:n], ''), tag);
-                i := CASE WHEN k = 0 THEN n + 1 ELSE j + k + length(tag) END;
+            IF v_newline AND j < n AND pg_catalog.get_byte(v, j) = 39 THEN
+                i := j + 1;
             ELSE
-                i := j;
+                v_state := 0;
             END IF;
-            content := true;
-        ELSIF c[i] = ';' THEN
-            IF content THEN
-                result := result || btrim(array_to_string(c[start:i - 1], ''), E' \t\r\n');
-            END IF;
-            start := i + 1;
-            content := false;
-            i := i + 1;
-        ELSE
-            IF c[i] !~ '\s' THEN
-                content := true;
-            END IF;
-            i := i + 1;
         END IF;
     END LOOP;
-    IF content THEN
-        result := result || btrim(array_to_string(c[start:n], ''), E' \t\r\n');
+    IF v_state NOT IN (0, 8) OR v_depth <> 0 OR v_atomic <> 0 THEN
+        RETURN;
     END IF;
-    RETURN result;
+    IF v_content THEN
+        v_count := v_count + 1;
+        v_result[v_count] := pg_catalog.btrim(pg_catalog.convert_from(
+            pg_catalog.substring(v, v_start + 1, n - v_start), v_encoding), E' \t\r\n');
+    END IF;
+    statements := v_result;
+END
+$fn$;
+
+-- The top-level statements of a client string (current_query()), comments
+-- kept, empty ones left out; p_standard_strings: standard_conforming_strings
+-- as the capture sees it. NULL when the split is not certain:
+-- * a quote, comment, dollar quote, parenthesis or BEGIN ATOMIC body left
+--   open (the server did not run the string);
+-- * a plain '...' literal holding a backslash, with the setting off, or in
+--   a string of more than one statement: a backslash before a quote ends
+--   the literal under one setting and not under the other, and the server
+--   lexed the whole string with the setting as it was when the string
+--   came, which an earlier statement of it may have changed since. One
+--   statement with the setting on is taken unless backslash escapes make
+--   another split of it (a function's SET may have turned the setting on
+--   since): a split that fails with escapes was not the server's, which
+--   ran the string.
+-- The body's END needs no refusal: see ddl_scan.
+CREATE OR REPLACE FUNCTION clonesync.ddl_statements(p_text text, p_standard_strings boolean) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_statements text[];
+    v_backslash boolean;
+    v_escaped text[];
+BEGIN
+    SELECT s.statements, s.plain_backslash INTO v_statements, v_backslash
+      FROM clonesync.ddl_scan(p_text, p_standard_strings) s;
+    IF v_backslash AND v_statements IS NOT NULL THEN
+        IF NOT p_standard_strings OR pg_catalog.cardinality(v_statements) > 1 THEN
+            RETURN NULL;
+        END IF;
+        SELECT s.statements INTO v_escaped FROM clonesync.ddl_scan(p_text, false) s;
+        IF v_escaped IS NOT NULL AND v_escaped IS DISTINCT FROM v_statements THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    RETURN v_statements;
 END
 $fn$;
 
@@ -257,22 +548,53 @@ END$q$ INTO v_definition USING p_classid, p_objid;
 END
 $fn$;
 
+-- Whether the function that read p_stack (its PG_CONTEXT) was called by
+-- the capture's event trigger function itself, directly: the call stack
+-- is that function's frame, then the PERFORM of clonesync.ddl_capture().
+-- A role's own function calling ours (from a DDL command's expression, or
+-- anywhere else) is a frame of its own and fails this. Frames name their
+-- function schema-qualified unless it was visible when compiled; an
+-- unqualified ddl_capture() counts only while no other schema has one.
+CREATE OR REPLACE FUNCTION clonesync.ddl_called_by_capture(p_stack text, p_callee text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
+-- (coalesce: a stack of one frame, a direct call, has no frames[2].)
+SELECT coalesce(frames[2] = pg_catalog.format('SQL statement "SELECT clonesync.%s(TG_EVENT, TG_TAG, current_user::pg_catalog.text, %s)"',
+                                     p_callee, CASE p_callee WHEN 'ddl_record' THEN 'pg_catalog.current_setting(''search_path'')' ELSE 'SQLERRM' END)
+       AND (frames[3] ~ '^PL/pgSQL function clonesync\.ddl_capture\(\) line [0-9]+ at PERFORM$'
+            OR (frames[3] ~ '^PL/pgSQL function ddl_capture\(\) line [0-9]+ at PERFORM$'
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                                 WHERE p.proname = 'ddl_capture' AND p.pronargs = 0
+                                   AND p.pronamespace <> 'clonesync'::pg_catalog.regnamespace))), false)
+  FROM (SELECT pg_catalog.string_to_array(p_stack, E'\n') AS frames) f
+$fn$;
+REVOKE ALL ON FUNCTION clonesync.ddl_called_by_capture(text, text) FROM PUBLIC;
+
 -- Records the current event. SECURITY DEFINER so that any role's DDL can
 -- write the queue; it takes nothing from its caller but the role and the
 -- search_path (read by the invoker below), and the event trigger functions
 -- it calls refuse to run outside an event trigger, so it cannot be used to
--- forge a queue row.
+-- forge a queue row. No SET standard_conforming_strings: the splitter needs
+-- the session's (so no literal below may hold a backslash outside E'').
 CREATE OR REPLACE FUNCTION clonesync.ddl_record(p_event text, p_tag text, p_role text, p_search_path text)
-RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     v_commands jsonb;
     v_query text := coalesce(current_query(), '');
+    v_standard boolean := pg_catalog.current_setting('standard_conforming_strings') = 'on';
     v_statements text[];
     v_prefixes text[];
     v_no int;
     v_earlier bigint;
     v_tag_known boolean;
+    v_stack text;
 BEGIN
+    -- Callable by PUBLIC only so the event trigger can call it as the
+    -- role that ran the DDL: anyone else's call is refused, so a queue row
+    -- comes only from a real command.
+    GET DIAGNOSTICS v_stack = PG_CONTEXT;
+    IF NOT clonesync.ddl_called_by_capture(v_stack, 'ddl_record') THEN
+        RAISE EXCEPTION 'clonesync.ddl_record runs only from clonesync''s event trigger' USING ERRCODE = '42501';
+    END IF;
     IF p_event = 'sql_drop' THEN
         -- Only whole objects dropped by a DROP command: a column or a
         -- constraint dropped by ALTER TABLE travels with that ALTER's
@@ -305,7 +627,7 @@ BEGIN
          WHERE coalesce(c.schema_name, '') <> 'clonesync'
            -- An extension's script: CREATE EXTENSION itself is the command.
            AND NOT c.in_extension
-           AND coalesce(c.schema_name, '') NOT LIKE 'pg\_temp%'
+           AND NOT pg_catalog.starts_with(coalesce(c.schema_name, ''), 'pg_temp')
            AND NOT (c.object_type = 'schema' AND c.object_identity = 'clonesync')
            -- Replication objects are each side's own; a user mapping's
            -- text may hold a password, which must not travel.
@@ -326,16 +648,20 @@ BEGIN
     IF NOT pg_has_role(session_user, p_role, 'MEMBER') THEN
         p_role := session_user;
     END IF;
-    -- A string without an inner ';' is one statement; any other is split
-    -- once per client message.
-    IF strpos(rtrim(v_query, E' \t\r\n;'), ';') = 0 THEN
+    -- A string without an inner ';' is one statement; but with the setting
+    -- off, one holding a backslash goes to the splitter like any other, to
+    -- be refused alike when the backslash is in a plain literal. Any other
+    -- string is split once per client message; one the splitter cannot
+    -- split for sure picks no statement (statement_count 0): the target
+    -- treats the command as pending.
+    IF strpos(rtrim(v_query, E' \t\r\n;'), ';') = 0 AND (v_standard OR strpos(v_query, E'\\') = 0) THEN
         v_statements := ARRAY[btrim(v_query, E' \t\r\n;')];
         v_prefixes := ARRAY[clonesync.ddl_statement_prefix(v_statements[1])];
     ELSE
         SELECT s.statements, s.prefixes INTO v_statements, v_prefixes FROM clonesync.ddl_split s
          WHERE s.pid = pg_backend_pid() AND s.stmt_ts = statement_timestamp() AND s.query_md5 = md5(v_query);
         IF NOT FOUND THEN
-            v_statements := clonesync.ddl_statements(v_query);
+            v_statements := coalesce(clonesync.ddl_statements(v_query, v_standard), '{}');
             v_prefixes := ARRAY(SELECT clonesync.ddl_statement_prefix(st) FROM unnest(v_statements) WITH ORDINALITY u(st, o) ORDER BY o);
             INSERT INTO clonesync.ddl_split AS s (pid, stmt_ts, query_md5, statements, prefixes)
             VALUES (pg_backend_pid(), statement_timestamp(), md5(v_query), v_statements, v_prefixes)
@@ -371,7 +697,14 @@ GRANT EXECUTE ON FUNCTION clonesync.ddl_record(text, text, text, text) TO PUBLIC
 -- and the target reports the command as pending.
 CREATE OR REPLACE FUNCTION clonesync.ddl_record_failure(p_event text, p_tag text, p_role text, p_error text)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_stack text;
 BEGIN
+    -- As for ddl_record: a failure row comes only from a real failure.
+    GET DIAGNOSTICS v_stack = PG_CONTEXT;
+    IF NOT clonesync.ddl_called_by_capture(v_stack, 'ddl_record_failure') THEN
+        RAISE EXCEPTION 'clonesync.ddl_record_failure runs only from clonesync''s event trigger' USING ERRCODE = '42501';
+    END IF;
     INSERT INTO clonesync.ddl_queue (event, command_tag, role_name, search_path, command_text, statement_count, commands)
     VALUES (p_event, p_tag, session_user, '', '', 0,
             jsonb_build_array(jsonb_build_object('object_type', 'capture failure', 'tag', p_tag,
@@ -385,10 +718,14 @@ CREATE OR REPLACE FUNCTION clonesync.ddl_capture() RETURNS event_trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
     BEGIN
-        PERFORM clonesync.ddl_record(TG_EVENT, TG_TAG, current_user::text, pg_catalog.current_setting('search_path'));
+        -- Every name qualified: this function has no search_path of its
+        -- own (it reads the caller's), and runs in every role's DDL. The
+        -- two statements are spelt exactly as ddl_called_by_capture
+        -- expects them.
+        PERFORM clonesync.ddl_record(TG_EVENT, TG_TAG, current_user::pg_catalog.text, pg_catalog.current_setting('search_path'));
     EXCEPTION WHEN OTHERS THEN
         -- (OTHERS leaves a cancel or a termination to end the command.)
-        PERFORM clonesync.ddl_record_failure(TG_EVENT, TG_TAG, current_user::text, SQLERRM);
+        PERFORM clonesync.ddl_record_failure(TG_EVENT, TG_TAG, current_user::pg_catalog.text, SQLERRM);
     END;
 END
 $fn$;

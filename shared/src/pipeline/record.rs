@@ -41,15 +41,21 @@ pub enum Phase {
     Streaming,
     /// The subscription is disabled on purpose; the slot is kept.
     Paused,
+    /// Switched over: the copy is a standalone database. Its subscription
+    /// stays disabled (resume is refused) until a re-seed, whose setup
+    /// makes the pipeline streaming again.
+    SwitchedOver,
 }
 
 impl Phase {
-    /// Its name as serialized (`setting_up`, `streaming`, `paused`).
+    /// Its name as serialized (`setting_up`, `streaming`, `paused`,
+    /// `switched_over`).
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::SettingUp => "setting_up",
             Phase::Streaming => "streaming",
             Phase::Paused => "paused",
+            Phase::SwitchedOver => "switched_over",
         }
     }
 }

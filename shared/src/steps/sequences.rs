@@ -5,8 +5,11 @@
 //! writes).
 //!
 //! Never moves a sequence backwards: one already at or past its goal is
-//! left alone, so running it twice is running it once. A goal past the
-//! sequence's limit is clamped to the limit (and said so). A sequence the
+//! left alone, so running it twice is running it once. The headroom is
+//! bounded per sequence to half of what the source has left before the
+//! sequence's limit (and said so): the copy keeps at least as many values
+//! as it skipped, and a huge `--headroom` can never put it at its limit,
+//! where its next insert would fail and no later run could move it back. A sequence the
 //! target lacks is reported, not made. Leaves behind: the target's
 //! sequences moved forward.
 
@@ -70,6 +73,23 @@ pub struct SequenceSync {
     pub moved: bool,
     /// The goal was past the sequence's limit.
     pub clamped: bool,
+}
+
+/// The value to set a target sequence to: `wanted`, but no further from
+/// the source's `source_next` than half the way to the limit in the
+/// sequence's direction.
+fn bounded_goal(source_next: i64, wanted: i64, target: &SequencePosition) -> i64 {
+    let (source_next, wanted) = (i128::from(source_next), i128::from(wanted));
+    let goal = if target.increment < 0 {
+        let room = (source_next - i128::from(target.min)).max(0);
+        wanted.max(source_next - room / 2)
+    } else {
+        let room = (i128::from(target.max) - source_next).max(0);
+        wanted.min(source_next + room / 2)
+    };
+    // In range by construction; the clamp only guards a source already
+    // past the target's limits.
+    goal.clamp(i128::from(target.min), i128::from(target.max)) as i64
 }
 
 /// How many more `nextval` calls the source can make before it hands out
@@ -137,7 +157,7 @@ pub async fn run(
         let wanted = source_position
             .next
             .saturating_add(headroom.values_for(increment));
-        let goal = wanted.clamp(target_position.min, target_position.max);
+        let goal = bounded_goal(source_position.next, wanted, target_position);
         let ahead = if increment < 0 {
             target_position.next <= goal
         } else {
@@ -176,6 +196,36 @@ mod tests {
             min: i64::MIN,
             max: i64::MAX,
         }
+    }
+
+    fn limited(next: i64, increment: i64, min: i64, max: i64) -> SequencePosition {
+        SequencePosition {
+            min,
+            max,
+            ..at(next, increment)
+        }
+    }
+
+    #[test]
+    fn the_goal_never_reaches_the_limit_and_leaves_the_copy_half_the_room() {
+        let seq = limited(1, 1, 1, i64::MAX);
+        let goal = bounded_goal(101, i64::MAX, &seq);
+        assert!(goal < i64::MAX && goal > 101);
+        assert!(
+            i64::MAX - goal >= goal - 101,
+            "the copy keeps as much as it skipped"
+        );
+        // An ordinary headroom is untouched.
+        assert_eq!(bounded_goal(101, 1_000_101, &seq), 1_000_101);
+        // smallint: 32767 - 101 = 32666 left, half of it at most.
+        let small = limited(1, 1, 1, 32767);
+        assert_eq!(bounded_goal(101, 1_000_101, &small), 101 + 16333);
+        // Descending.
+        let down = limited(-1, -1, i64::MIN, -1);
+        let goal = bounded_goal(-101, i64::MIN, &down);
+        assert!(goal > i64::MIN && goal < -101);
+        // A source at its limit leaves nothing to skip.
+        assert_eq!(bounded_goal(32767, 1_000_000, &small), 32767);
     }
 
     #[test]

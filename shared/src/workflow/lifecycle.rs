@@ -79,9 +79,12 @@ pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Re
         }
     }
     let created_record = existing.is_none();
-    let registered_before = existing
-        .as_ref()
-        .is_some_and(|r| matches!(r.phase, Phase::Streaming | Phase::Paused));
+    let registered_before = existing.as_ref().is_some_and(|r| {
+        matches!(
+            r.phase,
+            Phase::Streaming | Phase::Paused | Phase::SwitchedOver
+        )
+    });
     let record = match existing {
         Some(record) => PipelineRecord {
             setup_execution: Some(input.execution.clone()),
@@ -459,6 +462,14 @@ pub async fn set_paused<C: Cloud>(
             detail: format!("pipeline {} is still being set up", input.pipeline_id),
         });
     }
+    // A switched-over copy is standalone: replication resumed onto it
+    // would apply the old source's changes over the copy's own writes.
+    if record.phase == Phase::SwitchedOver && pausing == Pausing::Resume {
+        return Err(Error::SwitchedOver {
+            pipeline: input.pipeline_id.clone(),
+            action: "resume".into(),
+        });
+    }
     if let Some(execution) = &record.setup_execution {
         // A setup run again enables the subscription at its end.
         if coordination.execution_running(execution).await? {
@@ -474,6 +485,8 @@ pub async fn set_paused<C: Cloud>(
             .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
     set_subscription(&plane, &record, pausing).await?;
     let phase = match pausing {
+        // (Pausing a switched-over pipeline leaves it switched over.)
+        Pausing::Pause if record.phase == Phase::SwitchedOver => Phase::SwitchedOver,
         Pausing::Pause => Phase::Paused,
         Pausing::Resume => Phase::Streaming,
     };

@@ -442,7 +442,19 @@ pub async fn finish<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Swit
     )
     .await;
     match paused {
-        Ok(_) => {}
+        Ok(_) => {
+            if let Some(record) = cloud.coordination().get_pipeline(id).await? {
+                if record.phase != crate::pipeline::Phase::SwitchedOver {
+                    cloud
+                        .coordination()
+                        .put_pipeline(&crate::pipeline::PipelineRecord {
+                            phase: crate::pipeline::Phase::SwitchedOver,
+                            ..record
+                        })
+                        .await?;
+                }
+            }
+        }
         // A finish cut short after it dropped the subscription.
         Err(Error::SubscriptionMissing { .. }) if switchover.drop_source_objects => {}
         Err(e) => return Err(e),

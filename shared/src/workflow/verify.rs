@@ -93,6 +93,7 @@ pub async fn check_streaming<P: ControlPlane>(plane: &P, record: &PipelineRecord
             return Err(not_streaming(record, "is still being set up"))
         }
         (_, Phase::Paused) => return Err(not_streaming(record, "is paused")),
+        (_, Phase::SwitchedOver) => return Err(not_streaming(record, "was switched over")),
         (Some(info), Phase::Streaming) => info,
     };
     let mut sources = Sessions::source(plane).await?;
