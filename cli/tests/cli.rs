@@ -458,6 +458,18 @@ async fn local_up_status_down_against_a_running_server() {
         shown.contains("SWITCHED OVER") && shown.contains("DISABLED"),
         "{shown}"
     );
+    // Replication resumed onto the standalone copy would apply the old
+    // source's changes over the copy's own writes: refused by name.
+    let resumed = clonesync(
+        &["local", "resume", "--work-dir", work_arg],
+        Some(&password),
+    );
+    assert_eq!(resumed.status.code(), Some(1), "{}", text(&resumed));
+    assert!(
+        text(&resumed).contains("Pipeline.SwitchedOver"),
+        "{}",
+        text(&resumed)
+    );
 
     let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
     let printed = text(&down);
