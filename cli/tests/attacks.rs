@@ -505,7 +505,8 @@ async fn a_clonesync_schema_that_is_not_clonesyncs_is_refused_and_nothing_is_mad
 /// setup (it reaches the clone physically), one after (the replay carries
 /// it) — tries, when the copy applies a row, to make its owner superuser
 /// and to read the subscription's connection string. It never runs as a
-/// superuser and reads nothing.
+/// superuser and reads nothing. The same for a trigger the table's owner
+/// makes ALWAYS or REPLICA on the copy itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_always_trigger_never_runs_as_superuser_on_the_copy() {
     let server = TestServer::start().await;
@@ -515,14 +516,14 @@ async fn an_always_trigger_never_runs_as_superuser_on_the_copy() {
         .batch_execute(&format!(
             "CREATE ROLE {ATTACKER} LOGIN; GRANT CREATE, USAGE ON SCHEMA public TO {ATTACKER}; \
              SET ROLE {ATTACKER}; \
-             CREATE TABLE public.loot (id bigserial PRIMARY KEY, port text, seen_as text, was_super boolean, conninfo text); \
+             CREATE TABLE public.loot (id bigserial PRIMARY KEY, port text, seen_as text, was_super boolean, read_conninfo boolean); \
              CREATE FUNCTION public.steal() RETURNS trigger LANGUAGE plpgsql AS $$ \
              DECLARE v text; BEGIN \
                BEGIN EXECUTE 'ALTER ROLE {ATTACKER} SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; \
                BEGIN SELECT string_agg(subconninfo, ';') INTO v FROM pg_catalog.pg_subscription; \
                EXCEPTION WHEN OTHERS THEN v := NULL; END; \
-               INSERT INTO public.loot (port, seen_as, was_super, conninfo) VALUES (pg_catalog.current_setting('port'), current_user, \
-                 (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), v); \
+               INSERT INTO public.loot (port, seen_as, was_super, read_conninfo) VALUES (pg_catalog.current_setting('port'), current_user, \
+                 (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), v IS NOT NULL); \
                RETURN NEW; END $$; \
              CREATE TABLE public.before_setup (id int PRIMARY KEY, v text); \
              CREATE TRIGGER steal_before AFTER INSERT ON public.before_setup FOR EACH ROW EXECUTE FUNCTION public.steal(); \
@@ -570,32 +571,32 @@ async fn an_always_trigger_never_runs_as_superuser_on_the_copy() {
         .await
         .unwrap();
     let clone = connect_to_clone(&work, &endpoint).await;
-    let mut arrived = false;
-    for _ in 0..120 {
-        let (status_code, _) = run(&["local", "status"], &work, &password);
-        let _ = status_code;
-        let n: i64 = clone
-            .query_one(
-                "SELECT (SELECT count(*) FROM public.before_setup) + (SELECT count(*) FROM public.replica_only) \
-                      + coalesce((SELECT count(*) FROM public.after_setup WHERE to_regclass('public.after_setup') IS NOT NULL), 0)",
-                &[],
-            )
-            .await
-            .map(|r| r.get(0))
-            .unwrap_or(0);
-        if n == 3 {
-            arrived = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let (_, status) = run(&["local", "status"], &work, &password);
-    assert!(arrived, "the rows reached the copy:\n{status}");
-    let loot: Vec<(String, bool, Option<String>)> = clone
+    let status = wait_for_rows(&clone, 3, &work, &password).await;
+    // The owner, logged in to the copy, makes its triggers fire during
+    // apply there; a row more in each table.
+    clone
+        .batch_execute(&format!(
+            "SET ROLE {ATTACKER}; \
+             ALTER TABLE public.before_setup ENABLE ALWAYS TRIGGER steal_before; \
+             ALTER TABLE public.replica_only ENABLE REPLICA TRIGGER steal_replica; \
+             RESET ROLE"
+        ))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "SET ROLE {ATTACKER}; \
+             INSERT INTO public.before_setup VALUES (2, 'b'); INSERT INTO public.replica_only VALUES (2); \
+             RESET ROLE"
+        ))
+        .await
+        .unwrap();
+    wait_for_rows(&clone, 5, &work, &password).await;
+    let loot: Vec<(String, bool, bool)> = clone
         // What the triggers did on the copy itself (the source's own rows
         // replicate too).
         .query(
-            "SELECT seen_as, was_super, conninfo FROM public.loot WHERE port = current_setting('port')",
+            "SELECT seen_as, was_super, read_conninfo FROM public.loot WHERE port = current_setting('port')",
             &[],
         )
         .await
@@ -606,19 +607,37 @@ async fn an_always_trigger_never_runs_as_superuser_on_the_copy() {
     println!("PostgreSQL {major}: the triggers ran on the copy as {loot:?}");
     assert!(
         loot.iter()
-            .all(|(_, was_super, conninfo)| !was_super && conninfo.is_none()),
+            .all(|(_, was_super, read_conninfo)| !was_super && !read_conninfo),
         "a user's trigger ran as superuser or read the connection string: {loot:?}"
     );
     assert!(!is_superuser(&clone, ATTACKER).await, "{loot:?}");
     if major >= 16 {
-        // run_as_owner = false: the triggers run, as their owner.
+        // run_as_owner = false: the triggers run, as their owner: once
+        // per row applied (three, then two after the owner's change on
+        // the copy).
         assert!(
-            loot.iter().all(|(who, _, _)| who == ATTACKER) && !loot.is_empty(),
+            loot.iter().all(|(who, _, _)| who == ATTACKER) && loot.len() == 5,
             "{loot:?}"
         );
     } else {
-        // 15: neutralized, and status says so.
+        // 15: neutralized, the owner's change on the copy set back at
+        // once, and status says so.
         assert!(loot.is_empty(), "{loot:?}");
+        let modes: Vec<String> = clone
+            .query(
+                "SELECT tgname || ' ' || tgenabled::text FROM pg_trigger WHERE tgname LIKE 'steal%' ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(
+            modes,
+            ["steal_after O", "steal_before O", "steal_replica D"],
+            "{status}"
+        );
         assert!(
             status.contains("steal_before")
                 && status.contains("steal_replica")
@@ -629,6 +648,30 @@ async fn an_always_trigger_never_runs_as_superuser_on_the_copy() {
     drop(clone);
     let (code, printed) = run(&["local", "down"], &work, &password);
     assert_eq!(code, Some(0), "{printed}");
+}
+
+/// Wait until the copy holds `expected` rows in the three trigger tables
+/// (running `status`, which refreshes new tables into the subscription);
+/// returns the last status.
+async fn wait_for_rows(clone: &Client, expected: i64, work: &Path, password: &Secret) -> String {
+    for _ in 0..120 {
+        let n: i64 = clone
+            .query_one(
+                "SELECT (SELECT count(*) FROM public.before_setup) + (SELECT count(*) FROM public.replica_only) \
+                      + (SELECT count(*) FROM public.after_setup)",
+                &[],
+            )
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if n == expected {
+            return run(&["local", "status"], work, password).1;
+        }
+        let _ = run(&["local", "status"], work, password);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (_, status) = run(&["local", "status"], work, password);
+    panic!("{expected} rows did not reach the copy:\n{status}");
 }
 
 /// Attack 4: forged queue rows and terminal escapes. Outside an event

@@ -310,11 +310,6 @@ pub enum Error {
         found: Vec<String>,
     },
 
-    /// Another pipeline already uses this id: a record with another setup
-    /// mark, or objects on the source marked by another setup.
-    #[error("pipeline id {pipeline:?} is in use by another pipeline: {detail}")]
-    PipelineIdInUse { pipeline: String, detail: String },
-
     /// The pipeline was switched over: its copy is standalone and takes no
     /// more replication until it is re-seeded.
     #[error("pipeline {pipeline:?} was switched over; {action} would replicate onto the standalone copy (re-seed it first)")]
@@ -391,7 +386,6 @@ impl Error {
         "Switchover.SourceWriting",
         "Switchover.Lagging",
         "Database.SchemaNotOurs",
-        "Pipeline.IdInUse",
         "Pipeline.SwitchedOver",
         "Aws.NotFound",
         "Aws.AccessDenied",
@@ -445,7 +439,6 @@ impl Error {
             Error::SourceWriting { .. } => "Switchover.SourceWriting",
             Error::Lagging { .. } => "Switchover.Lagging",
             Error::SchemaNotOurs { .. } => "Database.SchemaNotOurs",
-            Error::PipelineIdInUse { .. } => "Pipeline.IdInUse",
             Error::SwitchedOver { .. } => "Pipeline.SwitchedOver",
             Error::AwsNotFound { .. } => "Aws.NotFound",
             Error::AwsAccessDenied { .. } => "Aws.AccessDenied",
@@ -629,10 +622,6 @@ mod tests {
             Error::SchemaNotOurs {
                 database: s(),
                 found: vec![],
-            },
-            Error::PipelineIdInUse {
-                pipeline: s(),
-                detail: s(),
             },
             Error::SwitchedOver {
                 pipeline: s(),

@@ -19,6 +19,8 @@ const APPLY_SQL: &str = include_str!("ddl_apply.sql");
 
 use crate::pipeline::names::CAPTURE_SCHEMA as SCHEMA;
 const EVENT_TRIGGERS: [&str; 2] = ["clonesync_ddl_command_end", "clonesync_sql_drop"];
+/// The copy's guard on PostgreSQL 15 (`ddl_apply.sql`).
+const GUARD_TRIGGER: &str = "clonesync_replica_trigger_guard";
 const APPLY_TRIGGER: &str = "clonesync_ddl_apply";
 
 /// Run `sql` in one transaction in which nothing is captured: our own
@@ -174,7 +176,7 @@ pub async fn remove(client: &Client) -> Result<bool> {
     // Every function of the schema is ours (it is named for clonesync);
     // they go before the queue table, whose row type one of them takes.
     let sql = format!(
-        "DROP EVENT TRIGGER IF EXISTS {}; DROP EVENT TRIGGER IF EXISTS {}; \
+        "DROP EVENT TRIGGER IF EXISTS {}; DROP EVENT TRIGGER IF EXISTS {}; DROP EVENT TRIGGER IF EXISTS {}; \
          DO $do$ DECLARE f regprocedure; BEGIN \
            IF to_regclass('clonesync.ddl_queue') IS NOT NULL THEN \
              DROP TRIGGER IF EXISTS clonesync_ddl_apply ON clonesync.ddl_queue; \
@@ -184,7 +186,7 @@ pub async fn remove(client: &Client) -> Result<bool> {
              EXECUTE format('DROP FUNCTION %s', f); \
            END LOOP; END $do$; \
          DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied, clonesync.ddl_rebuilt, clonesync.ddl_split",
-        EVENT_TRIGGERS[0], EVENT_TRIGGERS[1]
+        EVENT_TRIGGERS[0], EVENT_TRIGGERS[1], GUARD_TRIGGER
     );
     uncaptured(client, "remove schema change capture", &sql).await?;
     // Not in the transaction above: a schema someone else also uses must

@@ -466,6 +466,32 @@ BEGIN
 END
 $fn$;
 
+-- On 15, the copy's own roles must not make a trigger fire during apply
+-- either: a table owner who logs in to the copy and runs ENABLE ALWAYS
+-- there has it set back at the end of that very command (this event
+-- trigger runs as its owner, the apply's superuser). The apply itself runs
+-- with session_replication_role = replica, which this trigger does not
+-- fire for; ddl_apply_row calls the check itself.
+CREATE OR REPLACE FUNCTION clonesync.ddl_replica_trigger_guard() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    PERFORM clonesync.ddl_neutralize_replica_triggers();
+END
+$fn$;
+DO $do$
+BEGIN
+    IF pg_catalog.current_setting('server_version_num')::int < 160000 THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'clonesync_replica_trigger_guard') THEN
+            CREATE EVENT TRIGGER clonesync_replica_trigger_guard ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+                EXECUTE FUNCTION clonesync.ddl_replica_trigger_guard();
+        END IF;
+        ALTER EVENT TRIGGER clonesync_replica_trigger_guard ENABLE;
+    ELSE
+        DROP EVENT TRIGGER IF EXISTS clonesync_replica_trigger_guard;
+    END IF;
+END
+$do$;
+
 -- One queue row: applied while the apply worker inserts it, inside
 -- the replicated transaction, before the rows that follow the command.
 -- It never raises: a command it cannot apply is recorded as pending, so
@@ -619,3 +645,19 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
+
+-- Nothing here is for PUBLIC: the apply and clonesync's own sessions call
+-- it as the schema's owner or a superuser. (The capture's two functions
+-- the event trigger calls keep their grant; on a copy their event triggers
+-- are disabled, and the schema is not usable by PUBLIC here.)
+DO $do$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'clonesync'::regnamespace
+                AND p.proname NOT IN ('ddl_record', 'ddl_record_failure') LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$do$;

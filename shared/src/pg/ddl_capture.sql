@@ -730,6 +730,22 @@ BEGIN
 END
 $fn$;
 
+-- EXECUTE for PUBLIC only on the two functions the event trigger function
+-- calls as the role that ran the DDL (granted above; each refuses any
+-- other caller). The event trigger function itself needs no grant: the
+-- server invokes it without checking one.
+DO $do$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'clonesync'::regnamespace
+                AND p.proname NOT IN ('ddl_record', 'ddl_record_failure') LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$do$;
+
 DO $do$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'clonesync_ddl_command_end') THEN

@@ -24,6 +24,10 @@
 //! subscription on the clone and record the phase, so the monitor reports
 //! a paused pipeline as paused (its slot still retains WAL, and that still
 //! alarms). Both are idempotent: pausing a paused pipeline changes nothing.
+//! A switched-over pipeline (phase `switched_over`, set by the switchover's
+//! finish) refuses resume and a setup run again (`Pipeline.SwitchedOver`):
+//! either would replicate onto the standalone copy. A re-seed's setup
+//! makes a new copy and the pipeline streaming again.
 
 use crate::error::{Error, Result};
 use crate::pipeline::{names, OwnedShare, Phase, PipelineRecord, UndoPlan, WaitKind};
@@ -77,6 +81,19 @@ pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Re
                 execution: other.clone(),
             });
         }
+    }
+    // A setup run again on a switched-over pipeline would enable its
+    // subscription on the standalone copy; only a re-seed, which makes a
+    // new copy, may set it up again.
+    if existing
+        .as_ref()
+        .is_some_and(|r| r.phase == Phase::SwitchedOver)
+        && !state.reseed
+    {
+        return Err(Error::SwitchedOver {
+            pipeline: state.pipeline.id.to_string(),
+            action: "a setup run again (not a re-seed)".into(),
+        });
     }
     let created_record = existing.is_none();
     let registered_before = existing.as_ref().is_some_and(|r| {
