@@ -470,6 +470,20 @@ async fn local_up_status_down_against_a_running_server() {
         "{}",
         text(&resumed)
     );
+    // A re-seed makes a new copy that streams: switched over no more.
+    let reseeded = clonesync(
+        &["local", "reseed", "--work-dir", work_arg],
+        Some(&password),
+    );
+    assert!(reseeded.status.success(), "{}", text(&reseeded));
+    let shown = text(&clonesync(
+        &["local", "status", "--work-dir", work_arg],
+        Some(&password),
+    ));
+    assert!(
+        !shown.contains("SWITCHED OVER") && shown.contains("apply worker running"),
+        "{shown}"
+    );
 
     let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
     let printed = text(&down);

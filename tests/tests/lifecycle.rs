@@ -228,3 +228,87 @@ async fn a_lost_slot_shows_as_lost_and_a_reseed_brings_the_copy_back_equal() {
     );
     runtime.teardown(&state).await.unwrap();
 }
+
+/// After a switchover the copy is standalone: the finish records the
+/// pipeline as switched over, resume and a setup run again are refused by
+/// name (either would replicate onto the copy), pausing keeps it switched
+/// over, and the subscription stays disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switched_over_pipeline_refuses_resume_and_a_setup_run_again() {
+    use clonesync::workflow::switchover;
+    let env = TestEnv::start().await;
+    let source = env.source_client().await;
+    create_schema(&source).await;
+    let (runtime, state) = streaming(&env, "sw").await;
+    let cloud = &*runtime.cloud;
+    let finished = switchover::finish(
+        cloud,
+        &switchover::Switchover {
+            pipeline_id: "sw".into(),
+            quiet_seconds: 0,
+            source_stopped: true,
+            drop_source_objects: false,
+            headroom: Default::default(),
+            catch_up_seconds: 30,
+            verify: Default::default(),
+            marker: None,
+            quiet_wal_bytes: None,
+            caught_up_at: None,
+        },
+    )
+    .await
+    .expect("switchover finish");
+    assert!(finished.subscriptions_disabled, "{finished:?}");
+    let phase = |record: Option<clonesync::pipeline::PipelineRecord>| {
+        record.expect("still registered").phase
+    };
+    let registry = runtime.registry();
+    assert_eq!(
+        phase(registry.get_pipeline("sw").await.unwrap()),
+        Phase::SwitchedOver
+    );
+
+    let resumed = dispatch(cloud, "resume-pipeline", json!({"pipeline_id": "sw"})).await;
+    assert_eq!(
+        resumed.as_ref().map_err(|e| e.name()).err(),
+        Some("Pipeline.SwitchedOver"),
+        "{resumed:?}"
+    );
+    let paused = dispatch(cloud, "pause-pipeline", json!({"pipeline_id": "sw"}))
+        .await
+        .unwrap();
+    assert_eq!(paused["phase"], "switched_over");
+
+    let again = runtime
+        .run(
+            "setup-sw-again",
+            &clonesync_local::runtime::request_again(
+                &state,
+                clonesync_tests::pipeline::short_waits(),
+            ),
+            &mut |_| {},
+        )
+        .await
+        .expect("setup ran");
+    assert!(!again.succeeded(), "{again:?}");
+    assert_eq!(
+        again.error.as_deref(),
+        Some("Pipeline.SwitchedOver"),
+        "{again:?}"
+    );
+    assert_eq!(
+        phase(registry.get_pipeline("sw").await.unwrap()),
+        Phase::SwitchedOver
+    );
+    let info = state.clone_info().unwrap();
+    let target = connect(&env.plane.clone_login(info)).await;
+    let enabled: bool = target
+        .query_one(
+            "SELECT subenabled FROM pg_subscription WHERE subname = 'clonesync_sw'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!enabled, "the copy takes no more replication");
+}
