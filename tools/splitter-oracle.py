@@ -466,14 +466,14 @@ class Server:
             cmd = self.as_user + args
         return subprocess.run(cmd, capture_output=True, text=True)
 
-    def start(self):
+    def start(self, parse_log=True):
         r = self.run_as([os.path.join(self.bindir, "initdb"), "-D", self.data, "-U", "postgres", "-A", "trust",
                          "-E", "UTF8", "--locale=C", "--no-sync"])
         if r.returncode:
             raise RuntimeError(f"initdb failed: {r.stderr}")
         options = " ".join([
             f"-p {self.port}", f"-k {self.tmp}", "-c listen_addresses=''",
-            "-c debug_print_parse=on", "-c debug_pretty_print=off",
+            "-c debug_print_parse=on" if parse_log else "", "-c debug_pretty_print=off",
             "-c log_line_prefix='%m [%p] %a| '", "-c fsync=off",
         ])
         r = self.run_as([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log, "-o", options, "-w", "start"])

@@ -270,16 +270,33 @@ async fn drift(
         .expect("drift report")
 }
 
+/// Whether schema clonesync is there, and how many of the capture's event
+/// triggers (the copy's guard on 15, `clonesync_replica_trigger_guard`, is
+/// counted apart, by [`guard_enabled`]).
 async fn capture_objects(client: &Client) -> (bool, i64) {
     let row = client
         .query_one(
             "SELECT to_regnamespace('clonesync') IS NOT NULL, \
-                    (SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'clonesync%')",
+                    (SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'clonesync%' \
+                       AND evtname <> 'clonesync_replica_trigger_guard')",
             &[],
         )
         .await
         .unwrap();
     (row.get(0), row.get(1))
+}
+
+/// The copy's guard against ALWAYS/REPLICA triggers: `Some(enabled)` where
+/// it exists.
+async fn guard_enabled(client: &Client) -> Option<bool> {
+    client
+        .query_opt(
+            "SELECT evtenabled <> 'D' FROM pg_event_trigger WHERE evtname = 'clonesync_replica_trigger_guard'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -304,13 +321,18 @@ async fn a_migration_under_load_reaches_the_target_in_order_and_the_copy_stays_e
     );
     let enabled: i64 = clone
         .query_one(
-            "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'clonesync%' AND evtenabled <> 'D'",
+            "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'clonesync%' AND evtenabled <> 'D' \
+               AND evtname <> 'clonesync_replica_trigger_guard'",
             &[],
         )
         .await
         .unwrap()
         .get(0);
     assert_eq!(enabled, 0, "local DDL on the copy is not captured");
+    // On 15 the copy guards against triggers that would fire during apply
+    // as superuser; 16+ needs no guard (run_as_owner = false).
+    let major = clonesync_tests::fixture::server_major(&clone).await;
+    assert_eq!(guard_enabled(&clone).await, (major < 16).then_some(true));
     migration_load.wait_for_more(100).await;
 
     // The migration, one step after the other while both loads write.

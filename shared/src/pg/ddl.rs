@@ -185,7 +185,8 @@ pub async fn remove(client: &Client) -> Result<bool> {
                      WHERE p.pronamespace = 'clonesync'::regnamespace LOOP \
              EXECUTE format('DROP FUNCTION %s', f); \
            END LOOP; END $do$; \
-         DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied, clonesync.ddl_rebuilt, clonesync.ddl_split",
+         DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied, clonesync.ddl_rebuilt, clonesync.ddl_split, \
+           clonesync.ddl_message, clonesync.ddl_message_statement, clonesync.ddl_message_kind",
         EVENT_TRIGGERS[0], EVENT_TRIGGERS[1], GUARD_TRIGGER
     );
     uncaptured(client, "remove schema change capture", &sql).await?;

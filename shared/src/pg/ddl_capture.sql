@@ -430,19 +430,41 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
 SELECT clonesync.ddl_statement_prefix(p_statement) LIKE (p_tag || ' %')
 $fn$;
 
--- The split of the client string being run, per backend: a script of
--- many commands sent as one string is split once, not once per command.
--- Only the capture writes it (no role but the owner may), so nobody can
--- make the capture queue a text the source did not run. Unlogged: not
--- published, not kept across a crash.
-CREATE UNLOGGED TABLE IF NOT EXISTS clonesync.ddl_split (
+-- The split of the client message being run, per backend: a script of
+-- many commands sent as one string is split once, not once per command,
+-- and each command then reads only its own statement (one row by index),
+-- so a migration of n statements costs the capture O(n), not O(n^2). A
+-- message is told by its backend and statement_timestamp(), which is set
+-- anew for every client message. Only the capture writes these tables (no
+-- role but the owner may), so nobody can make the capture queue a text
+-- the source did not run. Unlogged: not published, not kept across a
+-- crash. (ddl_split, an earlier version's one-row-per-message form, goes.)
+DROP TABLE IF EXISTS clonesync.ddl_split;
+CREATE UNLOGGED TABLE IF NOT EXISTS clonesync.ddl_message (
     pid int PRIMARY KEY,
     stmt_ts timestamptz NOT NULL,
-    query_md5 text NOT NULL,
-    statements text[] NOT NULL,
-    prefixes text[] NOT NULL
+    statement_count int NOT NULL
 );
-REVOKE ALL ON clonesync.ddl_split FROM PUBLIC;
+REVOKE ALL ON clonesync.ddl_message FROM PUBLIC;
+CREATE UNLOGGED TABLE IF NOT EXISTS clonesync.ddl_message_statement (
+    pid int NOT NULL,
+    no int NOT NULL,
+    statement text NOT NULL,
+    PRIMARY KEY (pid, no)
+);
+REVOKE ALL ON clonesync.ddl_message_statement FROM PUBLIC;
+-- Each statement under every command tag it could be (the first one to
+-- four words of its clonesync.ddl_statement_prefix: "CREATE", "CREATE
+-- TABLE", "CREATE TABLE PUBLIC.T", ...), so a command finds the next
+-- statement of its kind by one index probe, however many statements of
+-- other kinds lie between. ("C": the tags are compared byte for byte.)
+CREATE UNLOGGED TABLE IF NOT EXISTS clonesync.ddl_message_kind (
+    pid int NOT NULL,
+    kind text COLLATE "C" NOT NULL,
+    no int NOT NULL,
+    PRIMARY KEY (pid, kind, no)
+);
+REVOKE ALL ON clonesync.ddl_message_kind FROM PUBLIC;
 
 -- The definition of one object as of now, in terms the target can rebuild
 -- it from: every name schema-qualified (search_path is pg_catalog here).
@@ -576,15 +598,22 @@ REVOKE ALL ON FUNCTION clonesync.ddl_called_by_capture(text, text) FROM PUBLIC;
 -- forge a queue row. No SET standard_conforming_strings: the splitter needs
 -- the session's (so no literal below may hold a backslash outside E'').
 CREATE OR REPLACE FUNCTION clonesync.ddl_record(p_event text, p_tag text, p_role text, p_search_path text)
-RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- Planned for the tables as they are at each call: a migration fills the
+-- queue and the statement cache within one transaction, and a plan made
+-- while they were nearly empty (a sequential scan) would make each of its
+-- commands cost as much as all the ones before it.
+SET plan_cache_mode = force_custom_plan AS $fn$
 DECLARE
     v_commands jsonb;
-    v_query text := coalesce(current_query(), '');
+    v_query text;
     v_standard boolean := pg_catalog.current_setting('standard_conforming_strings') = 'on';
     v_statements text[];
-    v_prefixes text[];
+    v_count int;
     v_no int;
-    v_earlier bigint;
+    v_text text;
+    v_last int;
+    v_single boolean := false;
     v_tag_known boolean;
     v_stack text;
 BEGIN
@@ -648,43 +677,69 @@ BEGIN
     IF NOT pg_has_role(session_user, p_role, 'MEMBER') THEN
         p_role := session_user;
     END IF;
-    -- A string without an inner ';' is one statement; but with the setting
+    -- The command's statement: the first statement of its kind after the
+    -- one the last command of that kind in this message took (top-level
+    -- statements run in order; the queue's index finds that one at once).
+    -- A DO block, a function call or CREATE EXTENSION running the command
+    -- is of another kind: none then.
+    SELECT qq.statement_no INTO v_last FROM clonesync.ddl_queue qq
+     WHERE qq.txid = pg_catalog.pg_current_xact_id() AND qq.stmt_ts = pg_catalog.statement_timestamp()
+       AND qq.command_tag = p_tag COLLATE "C" AND qq.event = p_event COLLATE "C" AND qq.statement_no IS NOT NULL
+     ORDER BY qq.statement_no DESC LIMIT 1;
+    -- The message's statements. A string of several is split on its first
+    -- command and cached; the others read their one statement by index
+    -- (current_query(), the whole string, is not even read again). A
+    -- string without an inner ';' is one statement; but with the setting
     -- off, one holding a backslash goes to the splitter like any other, to
-    -- be refused alike when the backslash is in a plain literal. Any other
-    -- string is split once per client message; one the splitter cannot
-    -- split for sure picks no statement (statement_count 0): the target
-    -- treats the command as pending.
-    IF strpos(rtrim(v_query, E' \t\r\n;'), ';') = 0 AND (v_standard OR strpos(v_query, E'\\') = 0) THEN
-        v_statements := ARRAY[btrim(v_query, E' \t\r\n;')];
-        v_prefixes := ARRAY[clonesync.ddl_statement_prefix(v_statements[1])];
-    ELSE
-        SELECT s.statements, s.prefixes INTO v_statements, v_prefixes FROM clonesync.ddl_split s
-         WHERE s.pid = pg_backend_pid() AND s.stmt_ts = statement_timestamp() AND s.query_md5 = md5(v_query);
-        IF NOT FOUND THEN
+    -- be refused alike when the backslash is in a plain literal. A string
+    -- the splitter cannot split for sure has no statements
+    -- (statement_count 0): the target treats its commands as pending.
+    SELECT m.statement_count INTO v_count FROM clonesync.ddl_message m
+     WHERE m.pid = pg_catalog.pg_backend_pid() AND m.stmt_ts = pg_catalog.statement_timestamp();
+    IF NOT FOUND THEN
+        v_query := coalesce(pg_catalog.current_query(), '');
+        IF strpos(rtrim(v_query, E' \t\r\n;'), ';') = 0 AND (v_standard OR strpos(v_query, E'\\') = 0) THEN
+            v_single := true;
+            v_count := 1;
+            v_text := btrim(v_query, E' \t\r\n;');
+            IF v_last IS NULL AND v_tag_known AND clonesync.ddl_statement_tag_matches(v_text, p_tag) THEN
+                v_no := 1;
+            ELSE
+                v_text := NULL;
+            END IF;
+        ELSE
             v_statements := coalesce(clonesync.ddl_statements(v_query, v_standard), '{}');
-            v_prefixes := ARRAY(SELECT clonesync.ddl_statement_prefix(st) FROM unnest(v_statements) WITH ORDINALITY u(st, o) ORDER BY o);
-            INSERT INTO clonesync.ddl_split AS s (pid, stmt_ts, query_md5, statements, prefixes)
-            VALUES (pg_backend_pid(), statement_timestamp(), md5(v_query), v_statements, v_prefixes)
-            ON CONFLICT (pid) DO UPDATE SET stmt_ts = excluded.stmt_ts, query_md5 = excluded.query_md5,
-                statements = excluded.statements, prefixes = excluded.prefixes;
+            v_count := coalesce(array_length(v_statements, 1), 0);
+            DELETE FROM clonesync.ddl_message_statement WHERE pid = pg_catalog.pg_backend_pid();
+            DELETE FROM clonesync.ddl_message_kind WHERE pid = pg_catalog.pg_backend_pid();
+            INSERT INTO clonesync.ddl_message AS m (pid, stmt_ts, statement_count)
+            VALUES (pg_catalog.pg_backend_pid(), pg_catalog.statement_timestamp(), v_count)
+            ON CONFLICT (pid) DO UPDATE SET stmt_ts = excluded.stmt_ts, statement_count = excluded.statement_count;
+            INSERT INTO clonesync.ddl_message_statement (pid, no, statement)
+            SELECT pg_catalog.pg_backend_pid(), u.o, u.st FROM unnest(v_statements) WITH ORDINALITY AS u(st, o);
+            -- (The prefix ends in a space: ddl_statement_tag_matches is
+            -- "prefix LIKE tag || ' %'", so a tag matches exactly the
+            -- prefix's first words.)
+            INSERT INTO clonesync.ddl_message_kind (pid, kind, no)
+            SELECT DISTINCT pg_catalog.pg_backend_pid(),
+                   pg_catalog.array_to_string((pg_catalog.string_to_array(pg_catalog.rtrim(p.prefix, ' '), ' '))[1:w], ' '), p.o
+              FROM (SELECT u.o, clonesync.ddl_statement_prefix(u.st) AS prefix
+                      FROM unnest(v_statements) WITH ORDINALITY AS u(st, o)) p,
+                   pg_catalog.generate_series(1, 4) w
+             WHERE pg_catalog.rtrim(p.prefix, ' ') <> ''
+               AND w <= pg_catalog.array_length(pg_catalog.string_to_array(pg_catalog.rtrim(p.prefix, ' '), ' '), 1);
         END IF;
     END IF;
-    -- The command's statement: of the statements of its kind in the string,
-    -- the one after those that earlier commands of that kind in this
-    -- message took (top-level statements run in order). A DO block, a
-    -- function call or CREATE EXTENSION running the command is of another
-    -- kind: none then.
-    SELECT count(*) INTO v_earlier FROM clonesync.ddl_queue qq
-     WHERE qq.txid = pg_current_xact_id() AND qq.stmt_ts = statement_timestamp()
-       AND qq.command_tag = p_tag AND qq.event = p_event;
-    SELECT o INTO v_no
-      FROM unnest(v_prefixes) WITH ORDINALITY AS u(pre, o)
-     WHERE pre LIKE (p_tag || ' %') AND v_tag_known
-     ORDER BY o OFFSET v_earlier LIMIT 1;
+    IF NOT v_single AND v_tag_known THEN
+        SELECT k.no INTO v_no FROM clonesync.ddl_message_kind k
+         WHERE k.pid = pg_catalog.pg_backend_pid() AND k.kind = p_tag COLLATE "C" AND k.no > coalesce(v_last, 0)
+         ORDER BY k.no LIMIT 1;
+        SELECT st.statement INTO v_text FROM clonesync.ddl_message_statement st
+         WHERE st.pid = pg_catalog.pg_backend_pid() AND st.no = v_no;
+    END IF;
     INSERT INTO clonesync.ddl_queue (event, command_tag, role_name, search_path, command_text,
                                      statement_count, statement_no, commands)
-    VALUES (p_event, p_tag, p_role, p_search_path, coalesce(v_statements[v_no], ''),
-            coalesce(array_length(v_statements, 1), 0), v_no, v_commands);
+    VALUES (p_event, p_tag, p_role, p_search_path, coalesce(v_text, ''), v_count, v_no, v_commands);
 END
 $fn$;
 REVOKE ALL ON FUNCTION clonesync.ddl_record(text, text, text, text) FROM PUBLIC;

@@ -36,5 +36,8 @@ REVOKE ALL ON clonesync.ddl_queue FROM PUBLIC;
 ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS stmt_ts timestamptz NOT NULL DEFAULT statement_timestamp();
 ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS statement_count int NOT NULL DEFAULT 1;
 ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS statement_no int;
--- The capture counts the commands of the message it runs in.
-CREATE INDEX IF NOT EXISTS ddl_queue_txid ON clonesync.ddl_queue (txid, stmt_ts);
+-- The capture finds the statement the last command of a kind in the
+-- message it runs in took, at once (replaces ddl_queue_txid, which made it
+-- count them).
+CREATE INDEX IF NOT EXISTS ddl_queue_message ON clonesync.ddl_queue (txid, stmt_ts, command_tag COLLATE "C", event COLLATE "C", statement_no);
+DROP INDEX IF EXISTS clonesync.ddl_queue_txid;
