@@ -795,12 +795,6 @@ pub async fn reseed(dir: PipelineDir) -> Result<bool> {
 pub async fn pause(dir: PipelineDir, pause: bool) -> Result<bool> {
     let (mut record, url) = read_record(&dir)?;
     let _lock = lock(&dir.work_dir)?;
-    if record.switched_over && !pause {
-        return Err(clonesync::error::Error::SwitchedOver {
-            pipeline: record.state.pipeline.id.to_string(),
-            action: "resume".into(),
-        });
-    }
     let state = &record.state;
     let info = state.clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;

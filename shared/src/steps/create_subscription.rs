@@ -15,12 +15,14 @@
 //! rows arrive is (re)installed on the clone, with the scope it filters
 //! by, and the capture the clone inherited is disabled
 //! ([`crate::pg::ddl::install_apply`]); with schema changes off only the
-//! queue table is made sure to exist. Both are idempotent. On PostgreSQL 15
+//! queue table is made sure to exist. Both are idempotent, and both refuse
+//! a schema `clonesync` that is not clonesync's (`Database.SchemaNotOurs`). On PostgreSQL 15
 //! the user triggers the clone inherited as ENABLE ALWAYS / ENABLE REPLICA
 //! are set so they never fire during apply (15 runs them as the
-//! subscription's superuser owner), each reported as a pending change;
-//! 16+ creates the subscription with `run_as_owner = false` instead. A
-//! second run finds nothing left to change.
+//! subscription's superuser owner), each reported as a pending change,
+//! and an event trigger on the copy sets back any its owners make there
+//! later; 16+ creates the subscription with `run_as_owner = false`
+//! instead. A second run finds nothing left to change.
 //!
 //! Leaves behind: a disabled subscription on the clone (recorded as
 //! created) and the `clonesync` apply objects. It applies nothing until

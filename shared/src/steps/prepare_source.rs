@@ -5,7 +5,10 @@
 //! [`crate::pg::ddl`]) comes first because the publication names the queue
 //! table (for schema and table scopes), and both come before the slot.
 //! It is shared by the pipelines of the database: installing it again
-//! only brings its functions up to date.
+//! only brings its functions up to date. A schema `clonesync` that is not
+//! clonesync's (another owner, another role that may create in it, an
+//! object of another role's) is `Database.SchemaNotOurs` before anything
+//! is made: its functions run inside every role's DDL, a superuser's too.
 //!
 //! Order matters: a slot decodes with the catalog as of each change, so a
 //! publication created after the slot would be missing for the first

@@ -417,12 +417,21 @@ pub struct PauseReport {
 }
 
 /// Disable or enable the subscription of a streaming (or paused)
-/// pipeline on its clone; the slot is never touched.
+/// pipeline on its clone; the slot is never touched. Resuming a
+/// switched-over one is `Pipeline.SwitchedOver`.
 pub async fn set_subscription<P: ControlPlane>(
     plane: &P,
     record: &PipelineRecord,
     pausing: Pausing,
 ) -> Result<()> {
+    // A switched-over copy is standalone: replication resumed onto it
+    // would apply the old source's changes over the copy's own writes.
+    if record.phase == Phase::SwitchedOver && pausing == Pausing::Resume {
+        return Err(Error::SwitchedOver {
+            pipeline: record.pipeline.id.to_string(),
+            action: "resume".into(),
+        });
+    }
     let info = record
         .clone_info
         .as_ref()
@@ -477,14 +486,6 @@ pub async fn set_paused<C: Cloud>(
     if record.phase == Phase::SettingUp {
         return Err(Error::NotStreaming {
             detail: format!("pipeline {} is still being set up", input.pipeline_id),
-        });
-    }
-    // A switched-over copy is standalone: replication resumed onto it
-    // would apply the old source's changes over the copy's own writes.
-    if record.phase == Phase::SwitchedOver && pausing == Pausing::Resume {
-        return Err(Error::SwitchedOver {
-            pipeline: input.pipeline_id.clone(),
-            action: "resume".into(),
         });
     }
     if let Some(execution) = &record.setup_execution {
