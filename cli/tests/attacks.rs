@@ -696,6 +696,21 @@ async fn queue_rows_cannot_be_forged_and_names_print_escaped() {
             .unwrap()
             .get::<_, i64>(0)
     };
+    // Of everything the capture installs, the role may execute only the
+    // two functions the event trigger calls as it.
+    let executable: Vec<String> = admin
+        .query(
+            "SELECT p.proname::text FROM pg_catalog.pg_proc p \
+             WHERE p.pronamespace = 'clonesync'::regnamespace \
+               AND has_function_privilege($1, p.oid, 'EXECUTE') ORDER BY 1",
+            &[&ATTACKER],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(executable, ["ddl_record", "ddl_record_failure"]);
     let before = queued().await;
     for forged in [
         "SELECT clonesync.ddl_record_failure('ddl_command_end', 'CREATE TABLE', 'x', 'forged')",
