@@ -311,7 +311,7 @@ async fn a_canary_password_never_leaves_the_secret() {
         .unwrap();
     clone_client
         .batch_execute(&format!(
-            "CREATE FUNCTION aurora_volume_logical_start_lsn() RETURNS pg_lsn LANGUAGE sql AS $$ SELECT '{start_lsn}'::pg_lsn $$"
+            "CREATE FUNCTION pg_catalog.aurora_volume_logical_start_lsn() RETURNS pg_lsn LANGUAGE sql AS $$ SELECT '{start_lsn}'::pg_lsn $$"
         ))
         .await
         .unwrap();

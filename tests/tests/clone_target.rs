@@ -25,7 +25,7 @@ async fn a_commit_at_the_clone_lsn_lands_exactly_once() {
     let mut source = env.source_client().await;
     create_schema(&source).await;
     source
-        .batch_execute("CREATE EXTENSION pg_walinspect")
+        .batch_execute("CREATE EXTENSION pg_walinspect SCHEMA public")
         .await
         .expect("pg_walinspect ships with the server");
     let spec = PipelineSpec::with_defaults("edge", Scope::AllTables).unwrap();
@@ -105,7 +105,7 @@ async fn commit_at_known_lsn(source: &Client, writer: &Client, last_id: &Cell<i6
         writer.batch_execute("COMMIT").await.unwrap();
         let row = source
             .query_one(
-                "SELECT start_lsn, record_type FROM pg_get_wal_record_info($1)",
+                "SELECT start_lsn, record_type FROM public.pg_get_wal_record_info($1)",
                 &[&insert_lsn],
             )
             .await

@@ -126,11 +126,14 @@ pub async fn emit_wal_marker(client: &Client, content: &str) -> Result<()> {
 
 /// `aurora_volume_logical_start_lsn()`: the LSN an Aurora clone's data
 /// corresponds to; `None` when the server has no such function (not
-/// Aurora, or an engine version before 15.2).
+/// Aurora, or an engine version before 15.2). Aurora's own functions are
+/// in pg_catalog, and only there is it looked for (the session's pinned
+/// search_path): one a role made in `public` would decide where the copy
+/// starts.
 pub async fn aurora_volume_logical_start_lsn(client: &Client) -> Result<Option<Lsn>> {
     let exists: bool = client
         .query_one(
-            "SELECT to_regprocedure('aurora_volume_logical_start_lsn()') IS NOT NULL",
+            "SELECT to_regprocedure('pg_catalog.aurora_volume_logical_start_lsn()') IS NOT NULL",
             &[],
         )
         .await
@@ -140,7 +143,7 @@ pub async fn aurora_volume_logical_start_lsn(client: &Client) -> Result<Option<L
         return Ok(None);
     }
     let row = client
-        .query_one("SELECT aurora_volume_logical_start_lsn()", &[])
+        .query_one("SELECT pg_catalog.aurora_volume_logical_start_lsn()", &[])
         .await
         .map_err(|e| classify("read aurora_volume_logical_start_lsn", e))?;
     Ok(Some(Lsn::from(row.get::<_, PgLsn>(0))))
