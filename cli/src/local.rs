@@ -153,7 +153,7 @@ fn check_paths(options: &UpOptions, clone_dir: &Path) -> Result<()> {
             ));
         }
     }
-    match read_pipeline_id(&options.work_dir)? {
+    match recorded_pipeline(&options.work_dir)?.map(|p| p.id.to_string()) {
         Some(other) if other != options.source.pipeline => problems.push(format!(
             "{} holds pipeline {other:?}: a work directory holds one pipeline (give another --work-dir, or `local down` that one first)",
             options.work_dir.display()
@@ -167,14 +167,14 @@ fn check_paths(options: &UpOptions, clone_dir: &Path) -> Result<()> {
     }
 }
 
-/// The id of the pipeline recorded in `work_dir`, if any.
-fn read_pipeline_id(work_dir: &Path) -> Result<Option<String>> {
+/// The pipeline recorded in `work_dir`, if any.
+fn recorded_pipeline(work_dir: &Path) -> Result<Option<PipelineSpec>> {
     let path = work_dir.join(RECORD);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let record: LocalPipeline = serde_json::from_str(&text)
                 .map_err(|e| Error::local_record(path.display().to_string(), e))?;
-            Ok(Some(record.state.pipeline.id.to_string()))
+            Ok(Some(record.state.pipeline))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::local_file("read", path, e)),
@@ -285,7 +285,7 @@ pub async fn up(options: UpOptions) -> Result<bool> {
     let runtime = LocalRuntime::start(plane, &options.work_dir.join("cloud")).await?;
     let scope =
         serde_json::to_value(&options.source.scope).map_err(|e| Error::local_record("scope", e))?;
-    let input = match &options.databases {
+    let mut input = match &options.databases {
         Some(databases) => clonesync_local::runtime::request_over(
             &options.source.pipeline,
             scope,
@@ -306,8 +306,16 @@ pub async fn up(options: UpOptions) -> Result<bool> {
             input
         }
     };
+    // The same pipeline set up again in its work directory keeps its
+    // setup mark: what its earlier run made is its own.
+    if let Some(recorded) = recorded_pipeline(&options.work_dir)?
+        .filter(|p| p.id.as_str() == options.source.pipeline && !p.setup_mark.is_empty())
+    {
+        input["pipeline"]["setup_mark"] = serde_json::json!(recorded.setup_mark);
+    }
     // Recorded before the run, so a run that dies anywhere is found again
-    // by `status` and removed by `down`.
+    // by `status` and removed by `down`; its setup mark with it, so `down`
+    // removes what it made and nothing another setup of the id made.
     let mut record = LocalPipeline {
         source_host: source.endpoint.host.clone(),
         source_port: source.endpoint.port,
@@ -405,6 +413,43 @@ async fn clonesync_objects(source: &ConnectionUrl) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// Say which of clonesync's objects on the source are this pipeline's:
+/// its triples' slots and publications unless the publication carries
+/// another setup's mark (then both are that setup's, and `down` leaves
+/// them). Whether every triple is this pipeline's.
+async fn show_ownership(
+    claims: &[(clonesync::pipeline::Triple, clonesync::pipeline::Claim, Option<String>)],
+    url: &ConnectionUrl,
+) -> Result<bool> {
+    for (triple, _, mark) in claims.iter().filter(|(_, claim, _)| claim.is_theirs()) {
+        say!(
+            "  NOT THIS SETUP'S: publication {} in database {} is marked {:?}; it and slot {} are another setup's, and `down` leaves them",
+            triple.publication,
+            triple.database,
+            mark.as_deref().unwrap_or_default(),
+            triple.slot
+        );
+    }
+    let ours = |line: &str| {
+        claims
+            .iter()
+            .filter(|(_, claim, _)| !claim.is_theirs())
+            .any(|(t, _, _)| {
+                line.starts_with(&format!("slot {} ", t.slot))
+                    || line.starts_with(&format!("publication {} ", t.publication))
+            })
+    };
+    let (own, others): (Vec<String>, Vec<String>) = clonesync_objects(url)
+        .await?
+        .into_iter()
+        .partition(|line| ours(line));
+    show_objects("this pipeline's objects on the source", &own);
+    if !others.is_empty() {
+        show_objects("other clonesync objects on the source", &others);
+    }
+    Ok(claims.iter().all(|(_, claim, _)| !claim.is_theirs()))
+}
+
 fn show_objects(heading: &str, objects: &[String]) {
     if objects.is_empty() {
         say!("{heading}: none");
@@ -418,8 +463,10 @@ fn show_objects(heading: &str, objects: &[String]) {
 
 /// The record of `dir`, or, with `--pipeline` and `--source-url`, the
 /// pipeline that would have been recorded (a run killed before it wrote
-/// one, or a record removed by hand); `None` when neither.
-fn record_or_named(dir: &PipelineDir) -> Result<Option<(LocalPipeline, ConnectionUrl)>> {
+/// one, or a record removed by hand); `None` when neither. Named so, the
+/// operator claims the id: the setup mark is the one the source's
+/// publication of that id carries.
+async fn record_or_named(dir: &PipelineDir) -> Result<Option<(LocalPipeline, ConnectionUrl)>> {
     if dir.work_dir.join(RECORD).exists() {
         return read_record(dir).map(Some);
     }
@@ -427,12 +474,19 @@ fn record_or_named(dir: &PipelineDir) -> Result<Option<(LocalPipeline, Connectio
         return Ok(None);
     };
     let source = login(url)?;
-    let input = clonesync_local::runtime::request(
+    let mut input = clonesync_local::runtime::request(
         pipeline,
         serde_json::json!({"kind": "all_tables"}),
         &source.endpoint.dbname,
         Waits::default(),
     );
+    let client = pg::connect(&source.endpoint, &session_of(&source)).await?;
+    let found = pg::publication::marked_publications(&client, names::MARK_PREFIX).await?;
+    if let Some((_, mark)) = found.iter().find_map(|(_, comment)| {
+        names::parse_ownership_mark(comment).filter(|(id, _)| id == pipeline)
+    }) {
+        input["pipeline"]["setup_mark"] = serde_json::json!(mark);
+    }
     let record = LocalPipeline {
         source_host: source.endpoint.host.clone(),
         source_port: source.endpoint.port,
@@ -462,7 +516,7 @@ fn no_record(dir: &PipelineDir) -> Error {
 /// lag-monitor function publishes), read with the same code, and every
 /// object of clonesync's on the source.
 pub async fn status(dir: PipelineDir) -> Result<bool> {
-    let Some((record, url)) = record_or_named(&dir)? else {
+    let Some((record, url)) = record_or_named(&dir).await? else {
         let Some(given) = &dir.source_url else {
             return Err(no_record(&dir));
         };
@@ -476,6 +530,7 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let source = url.endpoint.clone();
     let state = &record.state;
+    let claims = clonesync::workflow::claims(&plane, state).await?;
     let Ok(info) = state.clone_info() else {
         say!(
             "pipeline {}: source {}:{}/{}; its setup did not finish (`clonesync local down` removes what it made)",
@@ -484,10 +539,7 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
             source.port,
             source.dbname
         );
-        show_objects(
-            "clonesync objects on the source",
-            &clonesync_objects(&url).await?,
-        );
+        show_ownership(&claims, &url).await?;
         return Ok(false);
     };
     say!(
@@ -517,19 +569,7 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         say!("  last apply error (clone log): {line}");
     }
     let triples = state.triples();
-    let others: Vec<String> = clonesync_objects(&url)
-        .await?
-        .into_iter()
-        .filter(|line| {
-            !triples.iter().any(|t| {
-                line.starts_with(&format!("slot {} ", t.slot))
-                    || line.starts_with(&format!("publication {} ", t.publication))
-            })
-        })
-        .collect();
-    if !others.is_empty() {
-        show_objects("other clonesync objects on the source", &others);
-    }
+    let all_ours = show_ownership(&claims, &url).await?;
     let refreshed = refreshed?;
     show::refresh(&refreshed);
     // Healthy only when every triple is: each slot active, each
@@ -541,7 +581,8 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         .collect();
     let mine: Vec<&monitor::TargetReading> =
         report.targets.iter().filter(|t| t.pipeline == id).collect();
-    Ok(report.errors.is_empty()
+    Ok(all_ours
+        && report.errors.is_empty()
         && owned.len() == triples.len()
         && owned.iter().all(|(_, s)| s.active)
         && monitor::TargetReading::combined(&mine).is_some_and(|t| t.apply_worker)
@@ -712,7 +753,7 @@ fn last_apply_error(log: &Path) -> Option<String> {
 /// Remove everything the pipeline is named for, whether its setup
 /// finished or not; then what of clonesync's is still on the source.
 pub async fn down(dir: PipelineDir) -> Result<bool> {
-    let Some((record, url)) = record_or_named(&dir)? else {
+    let Some((record, url)) = record_or_named(&dir).await? else {
         return Err(no_record(&dir));
     };
     create_dir(&dir.work_dir)?;

@@ -766,3 +766,99 @@ async fn queue_rows_cannot_be_forged_and_names_print_escaped() {
     let (code, printed) = run(&["local", "down"], &work, &password);
     assert_eq!(code, Some(0), "{printed}");
 }
+
+/// Attack 5: a second setup of a live pipeline's id, from another work
+/// directory, with the same source login. It is refused by name before it
+/// makes anything; its `status` claims nothing of the live pipeline's; its
+/// `down` leaves the live slot and publication; the live copy keeps every
+/// row written meanwhile, compared by content. The live pipeline's own
+/// `local up` run again still finds its objects its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_setup_of_the_same_id_takes_nothing_of_the_live_pipeline() {
+    let server = TestServer::start().await;
+    let admin = server.client().await;
+    create_schema(&admin).await;
+    let endpoint = server.endpoint();
+    let password = endpoint.password.clone().unwrap();
+    let live = server.root().join("live");
+    let duplicate = server.root().join("duplicate");
+    let _guards = (
+        StopServersUnder(live.clone()),
+        StopServersUnder(duplicate.clone()),
+    );
+    let (up, printed) = local_up(&server, "orders", &live, &password);
+    assert!(up, "{printed}");
+    let (slots_before, publications_before) = slots_and_publications(&admin).await;
+    let marks: Vec<String> = admin
+        .query(
+            "SELECT obj_description(oid, 'pg_publication') FROM pg_catalog.pg_publication",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        marks.len() == 1 && marks[0].starts_with("clonesync pipeline orders setup "),
+        "the live publication carries its setup's mark: {marks:?}"
+    );
+
+    let load = clonesync_tests::Workload::start(endpoint.clone(), 2, 5, Duration::from_millis(5));
+    load.wait_for_more(50).await;
+    let (up, printed) = local_up(&server, "orders", &duplicate, &password);
+    assert!(!up, "a second setup of a live id must fail: {printed}");
+    assert!(
+        printed.contains("pipeline_id") && printed.contains("in use by another setup"),
+        "refused by name: {printed}"
+    );
+    assert_eq!(
+        slots_and_publications(&admin).await,
+        (slots_before.clone(), publications_before.clone()),
+        "the refused setup made nothing"
+    );
+    let (code, status) = run(&["local", "status"], &duplicate, &password);
+    assert_ne!(code, Some(0), "{status}");
+    assert!(status.contains("NOT THIS SETUP'S"), "{status}");
+    let own = status
+        .split("this pipeline's objects on the source")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        own.contains("none"),
+        "the failed run's record owns nothing: {status}"
+    );
+    let (code, down) = run(&["local", "down"], &duplicate, &password);
+    assert_eq!(code, Some(0), "{down}");
+    assert_eq!(
+        slots_and_publications(&admin).await,
+        (slots_before.clone(), publications_before.clone()),
+        "the duplicate's down left the live slot and publication: {down}"
+    );
+    load.wait_for_more(50).await;
+    load.stop().await;
+
+    let (code, status) = run(&["local", "status"], &live, &password);
+    assert_eq!(code, Some(0), "the live pipeline is healthy: {status}");
+    let clone = connect_to_clone(&live, &endpoint).await;
+    clonesync_tests::compare::wait_for_marker(&admin, &clone, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let tables = clonesync_tests::compare::tables_in(&admin, &["public"]).await;
+    let (_, differing) = clonesync_tests::compare::compare_tables(&admin, &clone, &tables).await;
+    assert!(differing.is_empty(), "{differing:?}");
+
+    // The live pipeline's own setup run again finds its objects its own.
+    let (up, printed) = local_up(&server, "orders", &live, &password);
+    assert!(up, "{printed}");
+    assert_eq!(
+        slots_and_publications(&admin).await,
+        (slots_before, publications_before)
+    );
+    let (code, down) = run(&["local", "down"], &live, &password);
+    assert_eq!(code, Some(0), "{down}");
+    let (slots, publications) = slots_and_publications(&admin).await;
+    assert!(slots.is_empty() && publications.is_empty(), "{down}");
+}

@@ -579,6 +579,9 @@ pub fn request_again(state: &State, waits: Waits) -> serde_json::Value {
     if state.apply_groups != 1 {
         input["pipeline"]["apply_groups"] = serde_json::json!(state.apply_groups);
     }
+    if !state.pipeline.setup_mark.is_empty() {
+        input["pipeline"]["setup_mark"] = serde_json::json!(state.pipeline.setup_mark);
+    }
     input
 }
 

@@ -315,6 +315,12 @@ pub enum Error {
     #[error("pipeline {pipeline:?} was switched over; {action} would replicate onto the standalone copy (re-seed it first)")]
     SwitchedOver { pipeline: String, action: String },
 
+    /// Another setup of the same pipeline id holds it: objects on the
+    /// source carry another setup's mark (another work directory or
+    /// deployment), or the registry holds the id for another source.
+    #[error("pipeline id {pipeline:?} is in use by another setup: {holder}")]
+    PipelineIdInUse { pipeline: String, holder: String },
+
     /// Throttling, a 5xx, a timeout or a network failure talking to AWS:
     /// the same call may succeed later.
     #[error("{service} {operation}: transient failure: {message}")]
@@ -387,6 +393,7 @@ impl Error {
         "Switchover.Lagging",
         "Database.SchemaNotOurs",
         "Pipeline.SwitchedOver",
+        "Pipeline.IdInUse",
         "Aws.NotFound",
         "Aws.AccessDenied",
         "Transient.Aws",
@@ -440,6 +447,7 @@ impl Error {
             Error::Lagging { .. } => "Switchover.Lagging",
             Error::SchemaNotOurs { .. } => "Database.SchemaNotOurs",
             Error::SwitchedOver { .. } => "Pipeline.SwitchedOver",
+            Error::PipelineIdInUse { .. } => "Pipeline.IdInUse",
             Error::AwsNotFound { .. } => "Aws.NotFound",
             Error::AwsAccessDenied { .. } => "Aws.AccessDenied",
             Error::TransientAws { .. } => "Transient.Aws",
@@ -626,6 +634,10 @@ mod tests {
             Error::SwitchedOver {
                 pipeline: s(),
                 action: s(),
+            },
+            Error::PipelineIdInUse {
+                pipeline: s(),
+                holder: s(),
             },
             Error::AwsNotFound {
                 service: s(),

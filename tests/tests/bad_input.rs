@@ -97,6 +97,7 @@ async fn injection_attempts_in_names_are_inert() {
         subscription: PgName::new("s'); DROP TABLE public.documents; --").unwrap(),
         scope: Scope::tables(tables.clone()).unwrap(),
         schema_changes: true,
+        setup_mark: String::new(),
     };
     let mut source = env.source_client().await;
     env.preflight(&source, &spec).await.unwrap();

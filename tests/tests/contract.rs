@@ -261,7 +261,18 @@ fn after_the_first_creation_every_failure_runs_cleanup_and_fails_with_the_origin
         asl["States"]["Preflight"]["Next"], "RecordInventory",
         "the inventory is written before anything is made"
     );
-    assert_eq!(asl["States"]["RecordInventory"]["Next"], "PrepareSource");
+    assert_eq!(asl["States"]["RecordInventory"]["Next"], "KeepSetupMark");
+    // The recorded setup mark (a setup run again drew a new one) is what
+    // every later step marks and judges the source's objects by.
+    let keep = &asl["States"]["KeepSetupMark"];
+    assert_eq!(keep["Type"], "Pass");
+    assert_eq!(keep["InputPath"], "$.inventory.setup_mark");
+    assert_eq!(keep["ResultPath"], "$.pipeline.setup_mark");
+    assert_eq!(keep["Next"], "PrepareSource");
+    assert_eq!(
+        asl["States"]["RecordInventory"]["ResultSelector"]["setup_mark.$"],
+        "$.Payload.setup_mark"
+    );
 }
 
 #[test]

@@ -312,3 +312,72 @@ async fn a_switched_over_pipeline_refuses_resume_and_a_setup_run_again() {
         .get(0);
     assert!(!enabled, "the copy takes no more replication");
 }
+
+/// One id, one owner, in the registry: a setup run again with a new
+/// request (which draws a new mark) keeps the registered pipeline's setup
+/// mark and finds its objects its own; a setup of the registered id for
+/// another source cluster is refused by name and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registered_id_keeps_its_setup_mark_and_takes_no_other_source() {
+    let env = TestEnv::start().await;
+    let source = env.source_client().await;
+    create_schema(&source).await;
+    let (runtime, state) = streaming(&env, "owned").await;
+    let mark = state.pipeline.setup_mark.clone();
+    assert_eq!(mark.len(), 16, "a setup draws a mark: {mark:?}");
+    let comment = || async {
+        source
+            .query_one(
+                "SELECT obj_description(oid, 'pg_publication') FROM pg_catalog.pg_publication \
+                 WHERE pubname = 'clonesync_owned'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    };
+    assert_eq!(comment().await, format!("clonesync pipeline owned setup {mark}"));
+
+    let mut fresh = clonesync_local::runtime::request_again(
+        &state,
+        clonesync_tests::pipeline::short_waits(),
+    );
+    fresh["pipeline"].as_object_mut().unwrap().remove("setup_mark");
+    let again = runtime
+        .run("setup-owned-again", &fresh, &mut |_| {})
+        .await
+        .expect("setup ran");
+    assert!(again.succeeded(), "{again:?}");
+    assert_eq!(again.state().unwrap().pipeline.setup_mark, mark);
+    let record = runtime.registry().get_pipeline("owned").await.unwrap().unwrap();
+    assert_eq!(record.pipeline.setup_mark, mark);
+    assert_eq!(comment().await, format!("clonesync pipeline owned setup {mark}"));
+
+    let mut elsewhere = fresh.clone();
+    let other_cluster = state.source.cluster_arn.replace(":cluster:", ":cluster:other-");
+    elsewhere["source"]["cluster_arn"] = json!(other_cluster);
+    let refused = runtime
+        .run("setup-owned-elsewhere", &elsewhere, &mut |_| {})
+        .await
+        .expect("setup ran");
+    assert!(!refused.succeeded(), "{refused:?}");
+    assert_eq!(refused.error.as_deref(), Some("Preflight.Failed"), "{refused:?}");
+    let cause = refused.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains("pipeline_id") && cause.contains("registered for source cluster"),
+        "{cause}"
+    );
+    let record = runtime.registry().get_pipeline("owned").await.unwrap().unwrap();
+    assert_eq!(record.phase, Phase::Streaming);
+    assert_eq!(record.source.cluster_arn, state.source.cluster_arn);
+    let slots: i64 = source
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'clonesync_owned' AND active",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 1, "the live slot is still consumed");
+    clonesync_tests::pipeline::teardown_with_clone(&runtime, "owned").await;
+}

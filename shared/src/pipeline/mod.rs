@@ -39,6 +39,13 @@ pub struct PipelineSpec {
     /// (`pipeline.schema_changes`, on unless "off").
     #[serde(default = "schema_changes_default")]
     pub schema_changes: bool,
+    /// The mark this pipeline's setup put on what it made
+    /// ([`names::ownership_mark`]): drawn when its first setup starts and
+    /// kept in its record, so that what another setup of the same id made
+    /// is never taken for its own. Empty for a pipeline set up before
+    /// marks existed (and for tests' specs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub setup_mark: String,
 }
 
 fn schema_changes_default() -> bool {
@@ -58,12 +65,24 @@ impl PipelineSpec {
             slot: SlotName::new(name)?,
             scope,
             schema_changes: true,
+            setup_mark: String::new(),
         })
     }
 
-    /// The comment that marks a publication as made by this pipeline.
+    /// The comment that marks a publication as made by this pipeline's
+    /// setup.
     pub fn ownership_mark(&self) -> String {
-        names::ownership_mark(self.id.as_str())
+        names::ownership_mark(self.id.as_str(), &self.setup_mark)
+    }
+
+    /// Whose a publication comment says it is.
+    pub fn claim_of(&self, comment: Option<&str>) -> Claim {
+        match comment.and_then(names::parse_ownership_mark) {
+            None => Claim::Unmarked,
+            Some((id, mark)) if id == self.id.as_str() && mark == self.setup_mark => Claim::Ours,
+            Some((id, _)) if id == self.id.as_str() => Claim::SameIdOtherSetup,
+            Some(_) => Claim::OtherPipeline,
+        }
     }
 
     /// The table the publication carries besides the scope: the schema
@@ -78,6 +97,30 @@ impl PipelineSpec {
     /// The clone's DB cluster identifier.
     pub fn clone_id(&self) -> String {
         names::clone_id(self.id.as_str())
+    }
+}
+
+/// Whose a publication is, by its comment ([`PipelineSpec::claim_of`]).
+/// A triple's slot is judged by its publication: setup makes the
+/// publication first and teardown drops the slot first, so a slot whose
+/// publication carries another mark is that other setup's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Marked by this pipeline's setup.
+    Ours,
+    /// Marked by another setup of the same pipeline id (another work
+    /// directory or deployment): `Pipeline.IdInUse`.
+    SameIdOtherSetup,
+    /// Marked by another pipeline.
+    OtherPipeline,
+    /// No clonesync mark: a user's publication, or none at all.
+    Unmarked,
+}
+
+impl Claim {
+    /// Marked by someone else: neither it nor its triple's slot is ours.
+    pub fn is_theirs(self) -> bool {
+        matches!(self, Claim::SameIdOtherSetup | Claim::OtherPipeline)
     }
 }
 

@@ -9,7 +9,14 @@
 //! | the clone's writer instance | `<clone>-writer` | `clonesync-orders-dev-writer` |
 //! | RAM share | `clonesync-<id>` | `clonesync-orders_dev` |
 //! | AWS tags | `clonesync:pipeline = <id>`, `clonesync:source-cluster = <ARN>` | |
-//! | publication comment | `clonesync pipeline <id>` | |
+//! | publication comment | `clonesync pipeline <id> setup <mark>` | `clonesync pipeline orders_dev setup 9f3c01d27ab4e865` |
+//!
+//! The setup mark is 16 hex digits drawn when a pipeline's first setup
+//! starts and kept in its record: the id alone does not say whose an
+//! object is, since another work directory or another deployment may run
+//! a setup of the same id against the same source. A publication marked
+//! `clonesync pipeline <id>` alone was made before marks existed; it is
+//! the pipeline's whose record has no mark (an empty one).
 
 use crate::error::{Error, Result};
 
@@ -80,9 +87,49 @@ pub fn share_name(pipeline_id: &str) -> String {
     format!("clonesync-{pipeline_id}")
 }
 
-/// The comment that marks a publication as made by this pipeline.
-pub fn ownership_mark(pipeline_id: &str) -> String {
-    format!("{MARK_PREFIX}{pipeline_id}")
+/// What separates the id from the setup mark in a publication's comment.
+const SETUP_INFIX: &str = " setup ";
+
+/// The comment that marks a publication as made by this pipeline's setup
+/// (`setup_mark` empty: a pipeline recorded before marks existed).
+pub fn ownership_mark(pipeline_id: &str, setup_mark: &str) -> String {
+    if setup_mark.is_empty() {
+        format!("{MARK_PREFIX}{pipeline_id}")
+    } else {
+        format!("{MARK_PREFIX}{pipeline_id}{SETUP_INFIX}{setup_mark}")
+    }
+}
+
+/// The pipeline id and setup mark a publication comment names, if it is a
+/// clonesync mark (the mark empty for one made before marks existed).
+pub fn parse_ownership_mark(comment: &str) -> Option<(&str, &str)> {
+    let rest = comment.strip_prefix(MARK_PREFIX)?;
+    Some(match rest.split_once(SETUP_INFIX) {
+        Some((id, mark)) => (id, mark),
+        None => (rest, ""),
+    })
+}
+
+/// A new setup mark: 64 bits from the operating system's generator, as
+/// 16 hex digits.
+pub fn new_setup_mark() -> Result<String> {
+    let bits = getrandom::u64().map_err(|e| Error::ConfigInvalid {
+        problems: vec![format!(
+            "the operating system gave no random bits for the setup mark: {e}"
+        )],
+    })?;
+    Ok(format!("{bits:016x}"))
+}
+
+/// Whether `mark` has the shape [`new_setup_mark`] gives (or is empty).
+pub fn check_setup_mark(mark: &str) -> Result<()> {
+    if mark.is_empty() || (mark.len() == 16 && mark.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "setup_mark {mark:?} must be 16 lowercase hex digits"
+        )))
+    }
 }
 
 /// Whether `id` is a valid DB cluster / instance identifier: 1-63 letters,
@@ -115,9 +162,30 @@ mod tests {
         assert_eq!(clone_of_writer("clonesync-orders-dev"), None);
         assert_eq!(share_name("orders_dev"), "clonesync-orders_dev");
         assert_eq!(
-            ownership_mark("orders_dev"),
+            ownership_mark("orders_dev", "9f3c01d27ab4e865"),
+            "clonesync pipeline orders_dev setup 9f3c01d27ab4e865"
+        );
+        assert_eq!(
+            ownership_mark("orders_dev", ""),
             "clonesync pipeline orders_dev"
         );
+    }
+
+    #[test]
+    fn marks_parse_back() {
+        for (id, mark) in [("orders_dev", "9f3c01d27ab4e865"), ("orders_dev", "")] {
+            assert_eq!(
+                parse_ownership_mark(&ownership_mark(id, mark)),
+                Some((id, mark))
+            );
+        }
+        assert_eq!(parse_ownership_mark("made by hand"), None);
+        let (a, b) = (new_setup_mark().unwrap(), new_setup_mark().unwrap());
+        assert_ne!(a, b, "two setups draw two marks");
+        assert!(check_setup_mark(&a).is_ok());
+        for bad in ["x", "9F3C01D27AB4E865", "9f3c01d27ab4e86", "9f3c01d27ab4e865 "] {
+            assert_eq!(check_setup_mark(bad).unwrap_err().name(), "Input.Invalid");
+        }
     }
 
     #[test]

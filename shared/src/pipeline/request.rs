@@ -161,6 +161,11 @@ pub struct PipelineRequest {
     /// the source and apply it on the target.
     #[serde(default)]
     pub schema_changes: Option<String>,
+    /// The setup mark of a recorded pipeline whose setup runs again
+    /// (`local up` in the same work directory, a re-seed). Left out, a new
+    /// one is drawn; the registry's wins where it has the pipeline.
+    #[serde(default)]
+    pub setup_mark: Option<String>,
 }
 
 /// A request that passed [`validate`]: the pipeline's names resolved.
@@ -262,6 +267,13 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
     );
     let id = PgName::new(p.id.clone());
     note(names::check_pipeline_id(&p.id));
+    let setup_mark = match &p.setup_mark {
+        Some(mark) => {
+            note(names::check_setup_mark(mark));
+            mark.clone()
+        }
+        None => names::new_setup_mark()?,
+    };
     match ClusterArn::parse(&request.source.cluster_arn) {
         Ok(arn) if arn.region != region => note(Err(Error::invalid(format!(
             "source.cluster_arn is in {} but this stack runs in {region}",
@@ -362,6 +374,7 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             subscription,
             scope: p.scope.clone(),
             schema_changes,
+            setup_mark,
         }),
         _ => None,
     };

@@ -105,6 +105,7 @@ impl Triple {
             subscription: self.subscription.clone(),
             scope: self.scope.clone(),
             schema_changes: pipeline.schema_changes,
+            setup_mark: pipeline.setup_mark.clone(),
         }
     }
 

@@ -2,12 +2,13 @@
 //! logically (preflight reports it, prepare_source refuses to start
 //! without it), and whether an existing slot of the pipeline's name is the
 //! pipeline's (preflight reports a conflict, prepare_source refuses to
-//! reuse it). Reads only.
+//! reuse it), and whose a triple's publication (so its slot) is by its
+//! mark (cleanup and `status` touch only their own). Reads only.
 
 use crate::error::{PreflightFailure, Result};
 use crate::pg::server::ServerFacts;
 use crate::pg::slot::{self, SlotInfo};
-use crate::pipeline::PipelineSpec;
+use crate::pipeline::{Claim, PipelineSpec};
 use tokio_postgres::Client;
 
 /// Whether the server can decode logically. `prepare_source` asks too: it
@@ -72,4 +73,14 @@ pub async fn slot_conflict(
         }
     }
     Ok(None)
+}
+
+/// Whose the triple `spec` names is on `source`, by its publication's
+/// mark; with the mark itself (none when there is no publication or no
+/// comment).
+pub async fn claim(source: &Client, spec: &PipelineSpec) -> Result<(Claim, Option<String>)> {
+    let comment = crate::pg::publication::publication_info(source, &spec.publication)
+        .await?
+        .and_then(|info| info.comment);
+    Ok((spec.claim_of(comment.as_deref()), comment))
 }

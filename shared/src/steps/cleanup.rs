@@ -9,7 +9,14 @@
 //!
 //! Every part is attempted even when an earlier one fails, and an
 //! unreachable target never stops the source slot from being dropped (its
-//! WAL sender is terminated first if the subscriber is still attached).
+//! WAL sender is terminated first if the subscriber is still attached) —
+//! except that a slot that could not be dropped keeps its publication,
+//! whose mark proves the slot this pipeline's when cleanup runs again.
+//!
+//! Only this setup's: a triple whose publication carries another setup's
+//! mark (another work directory or deployment of the same id, or another
+//! pipeline) keeps its slot and publication; the subscription on this
+//! pipeline's own clone still goes.
 //! Idempotent: dropping what is already gone is success.
 
 use crate::error::Result;
@@ -42,45 +49,57 @@ pub async fn run<P: ControlPlane>(
 ) -> Result<CleanupReport> {
     let mut report = CleanupReport::default();
     let mut first_error = None;
-    let mut keep = |result: Result<bool>, flag: &mut bool| match result {
-        Ok(done) => *flag = done,
+    // The outcome of one action: whether it did something, or `None`
+    // when it failed (the first failure is returned at the end).
+    let mut done = |result: Result<bool>| match result {
+        Ok(done) => Some(done),
         Err(e) => {
             tracing::error!(pipeline = %spec.id, error = %e, kind = e.name(), "cleanup action failed");
             first_error.get_or_insert(e);
+            None
         }
     };
     if created.subscription {
         if let Some(target) = target {
-            keep(
+            report.subscription_dropped = done(
                 subscription::drop_subscription_keep_slot(target, spec.subscription.as_str()).await,
-                &mut report.subscription_dropped,
-            );
+            )
+            .unwrap_or(false);
             // A copy nothing feeds any more must not apply or capture.
-            let mut removed = false;
-            keep(ddl::remove(target).await, &mut removed);
+            done(ddl::remove(target).await);
         }
     }
-    if created.slot {
-        keep(
-            slot::drop_slot_if_exists(source, spec.slot.as_str()).await,
-            &mut report.slot_dropped,
-        );
+    // The triple's publication says whose its slot is: marked by another
+    // setup (of this id or another pipeline), neither is this one's.
+    let theirs = done(
+        publication::publication_info(source, &spec.publication)
+            .await
+            .map(|info| {
+                spec.claim_of(info.as_ref().and_then(|i| i.comment.as_deref()))
+                    .is_theirs()
+            }),
+    )
+    .unwrap_or(true);
+    if theirs {
+        tracing::warn!(pipeline = %spec.id, publication = %spec.publication, slot = %spec.slot, "the publication is not readable or carries another setup's mark: its slot and publication are left alone");
     }
-    if created.publication {
-        keep(
-            publication::drop_publication_if_exists(source, &spec.publication).await,
-            &mut report.publication_dropped,
-        );
-        keep(
-            ddl::remove_if_unused(source).await,
-            &mut report.capture_removed,
-        );
+    let mut slot_kept = false;
+    if created.slot && !theirs {
+        match done(slot::drop_slot_if_exists(source, spec.slot.as_str()).await) {
+            Some(dropped) => report.slot_dropped = dropped,
+            None => slot_kept = true,
+        }
+    }
+    // A slot that could not be dropped keeps its publication: the mark
+    // is what proves the slot this pipeline's when cleanup runs again.
+    if created.publication && !theirs && !slot_kept {
+        report.publication_dropped =
+            done(publication::drop_publication_if_exists(source, &spec.publication).await)
+                .unwrap_or(false);
+        report.capture_removed = done(ddl::remove_if_unused(source).await).unwrap_or(false);
     }
     if let Some(clone_id) = &created.clone {
-        keep(
-            plane.delete_clone(clone_id).await,
-            &mut report.clone_deleted,
-        );
+        report.clone_deleted = done(plane.delete_clone(clone_id).await).unwrap_or(false);
     }
     match first_error {
         Some(e) => Err(e),

@@ -13,7 +13,7 @@ use crate::error::{Error, PreflightFailure, Result};
 use crate::pg::server::{self, ServerFacts, SlotSettings};
 use crate::pg::{publication, slot};
 use crate::pipeline::triples::{self, DatabaseSelection};
-use crate::pipeline::{PipelineSpec, Scope, SourceCluster, Triple};
+use crate::pipeline::{Claim, PipelineSpec, Scope, SourceCluster, Triple};
 use crate::ports::ControlPlane;
 use crate::steps::checks::{logical_decoding, slot_conflict};
 use serde::{Deserialize, Serialize};
@@ -276,58 +276,79 @@ pub async fn run_triples<P: ControlPlane>(
             continue;
         };
         let spec = triple.spec(pipeline);
+        let publication = publication::publication_info(client, &triple.publication).await?;
+        let claim = spec.claim_of(publication.as_ref().and_then(|i| i.comment.as_deref()));
         match slot::slot_info(client, spec.slot.as_str()).await? {
             None => new_slots += 1,
+            // The publication's failure below says whose both are.
+            Some(_) if claim.is_theirs() => {}
             Some(info) => {
-                if let Some(reason) = slot_conflict(client, &info, &triple.database, &spec).await? {
+                let conflict = match slot_conflict(client, &info, &triple.database, &spec).await? {
+                    Some(reason) => Some(reason),
+                    // Setup makes the publication before the slot and
+                    // teardown drops the slot before the publication: a
+                    // slot without its publication was made by someone
+                    // else, or left by one.
+                    None if publication.is_none() => Some(format!(
+                        "publication {:?} in database {:?} does not: this setup did not make it",
+                        triple.publication.as_str(),
+                        triple.database
+                    )),
+                    None => None,
+                };
+                if let Some(reason) = conflict {
                     fail(
                         "slot_name",
                         format!("replication slot {:?} exists: {reason}", spec.slot.as_str()),
-                        "choose another slot name, or drop the old slot if it is unused",
+                        "choose another slot name, or tear down the pipeline that made it (or drop the slot if it is unused)",
                     );
                 }
             }
         }
-        if let Some(info) = publication::publication_info(client, &triple.publication).await? {
-            let theirs = info
-                .comment
-                .as_deref()
-                .filter(|c| c.starts_with(crate::pipeline::names::MARK_PREFIX))
-                .filter(|c| *c != pipeline.ownership_mark());
-            if let Some(mark) = theirs {
-                fail(
-                    "publication_name",
-                    format!(
-                        "publication {:?} in database {:?} is marked {mark:?}: another pipeline's",
-                        triple.publication.as_str(),
-                        triple.database
-                    ),
-                    "choose another pipeline.publication base or pipeline id",
-                );
-            } else if let Some(reason) = info
-                .mismatch(&triple.scope, pipeline.queue_table()?.as_ref())
-                .filter(|_| {
-                    // This pipeline's own table list, grown by the input:
-                    // prepare-source adds the tables.
-                    let ours = info.comment.as_deref() == Some(pipeline.ownership_mark().as_str());
-                    !(ours
-                        && info
-                            .missing_from(
-                                &triple.scope,
-                                pipeline.queue_table().ok().flatten().as_ref(),
-                            )
-                            .is_some())
-                })
-            {
-                fail(
-                    "publication_name",
-                    format!(
-                        "publication {:?} exists in database {:?}: {reason}",
-                        triple.publication.as_str(),
-                        triple.database
-                    ),
-                    "choose another publication name, or drop the old publication",
-                );
+        let Some(info) = publication else {
+            continue;
+        };
+        let mark = info.comment.as_deref().unwrap_or_default();
+        match claim {
+            Claim::SameIdOtherSetup => fail(
+                "pipeline_id",
+                format!(
+                    "publication {:?} in database {:?} is marked {mark:?}: pipeline id {} is in use by another setup (another work directory or deployment)",
+                    triple.publication.as_str(),
+                    triple.database,
+                    pipeline.id
+                ),
+                "choose another pipeline id, or tear that pipeline down from where it was set up",
+            ),
+            Claim::OtherPipeline => fail(
+                "publication_name",
+                format!(
+                    "publication {:?} in database {:?} is marked {mark:?}: another pipeline's",
+                    triple.publication.as_str(),
+                    triple.database
+                ),
+                "choose another pipeline.publication base or pipeline id",
+            ),
+            Claim::Ours | Claim::Unmarked => {
+                let queue = pipeline.queue_table()?;
+                // This pipeline's own table list, grown by the input:
+                // prepare-source adds the tables.
+                let grows = claim == Claim::Ours
+                    && info.missing_from(&triple.scope, queue.as_ref()).is_some();
+                if let Some(reason) = info
+                    .mismatch(&triple.scope, queue.as_ref())
+                    .filter(|_| !grows)
+                {
+                    fail(
+                        "publication_name",
+                        format!(
+                            "publication {:?} exists in database {:?}: {reason}",
+                            triple.publication.as_str(),
+                            triple.database
+                        ),
+                        "choose another publication name, or drop the old publication",
+                    );
+                }
             }
         }
     }

@@ -23,9 +23,13 @@
 //! creation for as long as nothing has consumed it. Anything else with
 //! those names is a named conflict, never silently reused.
 //!
-//! Ownership: a publication carries a comment naming the pipeline; only
-//! then is it reported as created (so cleanup drops it). A matching slot is
-//! always the pipeline's: its name is the pipeline's, and a crash between
+//! Ownership: a publication carries a comment naming the pipeline and its
+//! setup mark; only then is it reported as created (so cleanup drops it).
+//! One marked by another setup of the same id is `Pipeline.IdInUse`, one
+//! of another pipeline's `Source.PublicationConflict`. The slot is judged
+//! by its publication, which is made first: a slot found by the call that
+//! made the publication is another's (`Source.SlotConflict`); a slot found
+//! beside this setup's publication is its own, since a crash between
 //! creating it and returning must not leave it unowned, or cleanup would
 //! leave it retaining WAL on production.
 //!
@@ -36,7 +40,7 @@
 use crate::error::{Error, Result};
 use crate::pg::slot::{self, SlotCreation};
 use crate::pg::{ddl, publication, server, Lsn, PgName, SlotName};
-use crate::pipeline::PipelineSpec;
+use crate::pipeline::{Claim, PipelineSpec};
 use crate::steps::checks::{logical_decoding, slot_conflict};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
@@ -93,7 +97,7 @@ pub async fn prepare(
             return Err(error);
         }
     };
-    let (consistent_lsn, slot_made_now) = match ensure_slot(source, spec, &database).await {
+    let (consistent_lsn, slot_made_now) = match ensure_slot(source, spec, &database, made_now).await {
         Ok(made) => made,
         Err(error) => {
             // Leave nothing behind: undo the publication this call made.
@@ -147,7 +151,27 @@ async fn ensure_publication(source: &mut Client, spec: &PipelineSpec) -> Result<
     let mark = spec.ownership_mark();
     for _ in 0..2 {
         if let Some(info) = publication::publication_info(source, &spec.publication).await? {
-            let owned = info.comment.as_deref() == Some(mark.as_str());
+            let claim = spec.claim_of(info.comment.as_deref());
+            let marked = info.comment.clone().unwrap_or_default();
+            match claim {
+                Claim::SameIdOtherSetup => {
+                    return Err(Error::PipelineIdInUse {
+                        pipeline: spec.id.to_string(),
+                        holder: format!(
+                            "publication {:?} is marked {marked:?}, not {mark:?}",
+                            spec.publication.as_str()
+                        ),
+                    })
+                }
+                Claim::OtherPipeline => {
+                    return Err(Error::PublicationConflict {
+                        publication: spec.publication.to_string(),
+                        reason: format!("it is marked {marked:?}: another pipeline's"),
+                    })
+                }
+                Claim::Ours | Claim::Unmarked => {}
+            }
+            let owned = claim == Claim::Ours;
             // Ours, and the input lists more tables than it has: they join
             // it (the refresh then copies them to the target).
             if let Some(missing) = info
@@ -164,7 +188,7 @@ async fn ensure_publication(source: &mut Client, spec: &PipelineSpec) -> Result<
                     reason,
                 });
             }
-            return Ok((info.comment.as_deref() == Some(mark.as_str()), false));
+            return Ok((owned, false));
         }
         let queue = spec.queue_table()?;
         if publication::create_publication(
@@ -187,10 +211,26 @@ async fn ensure_publication(source: &mut Client, spec: &PipelineSpec) -> Result<
 }
 
 /// The slot's consistent point, and whether this call made the slot.
-async fn ensure_slot(source: &Client, spec: &PipelineSpec, database: &str) -> Result<(Lsn, bool)> {
+async fn ensure_slot(
+    source: &Client,
+    spec: &PipelineSpec,
+    database: &str,
+    publication_made_now: bool,
+) -> Result<(Lsn, bool)> {
     for _ in 0..2 {
         if let Some(info) = slot::slot_info(source, spec.slot.as_str()).await? {
-            if let Some(reason) = slot_conflict(source, &info, database, spec).await? {
+            let reason = match slot_conflict(source, &info, database, spec).await? {
+                Some(reason) => Some(reason),
+                // This call made the publication, which setup makes
+                // before the slot: a slot already there is not this
+                // setup's (its own publication would have been there too).
+                None if publication_made_now => Some(format!(
+                    "it was there before this setup made publication {:?}: another setup's, or left by one",
+                    spec.publication.as_str()
+                )),
+                None => None,
+            };
+            if let Some(reason) = reason {
                 return Err(Error::SlotConflict {
                     slot: spec.slot.to_string(),
                     reason,

@@ -56,6 +56,10 @@ pub struct Recorded {
     /// must not undo what it found and reused.
     #[serde(default)]
     pub registered_before: bool,
+    /// The setup mark of the pipeline: the record's when one was there
+    /// (this run's request drew a new one), else the state's. The setup
+    /// state machine copies it into `$.pipeline.setup_mark`.
+    pub setup_mark: String,
 }
 
 /// Write (or keep) the pipeline's record before setup makes anything, so
@@ -125,6 +129,7 @@ pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Re
         execution: input.execution.clone(),
         created_record,
         registered_before,
+        setup_mark: record.pipeline.setup_mark,
     })
 }
 
@@ -218,6 +223,7 @@ impl Teardown {
                     execution,
                     created_record: false,
                     registered_before: false,
+                    setup_mark: record.pipeline.setup_mark.clone(),
                 }),
             reseed: false,
             apply_groups: 1,

@@ -179,6 +179,25 @@ pub async fn preflight_registered<C: Cloud>(
         .collect();
     let (records, _) = cloud.coordination().scan_pipelines().await?;
     let mut registry = Vec::new();
+    // A pipeline registered here keeps its setup mark: a setup run again
+    // (a new request, a new mark) judges the source's objects by it, and
+    // RecordInventory hands it on to the steps that follow.
+    let mut state = std::borrow::Cow::Borrowed(state);
+    if let Some(record) = records.iter().find(|r| r.pipeline.id == state.pipeline.id) {
+        if record.source.cluster_arn != state.source.cluster_arn {
+            registry.push(crate::error::PreflightFailure {
+                check: "pipeline_id".into(),
+                detail: format!(
+                    "pipeline {} is registered for source cluster {}; this request names {}",
+                    record.pipeline.id, record.source.cluster_arn, state.source.cluster_arn
+                ),
+                hint: "choose another pipeline id, or tear the registered pipeline down first"
+                    .into(),
+            });
+        }
+        state.to_mut().pipeline.setup_mark = record.pipeline.setup_mark.clone();
+    }
+    let state = state.as_ref();
     for record in &records {
         let slots: std::collections::BTreeSet<String> = record
             .triples()
@@ -216,6 +235,24 @@ pub async fn preflight_registered<C: Cloud>(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whose each of the pipeline's triples is on the source, by its
+/// publication's mark (with the mark): a record whose setup made nothing
+/// owns nothing, and what another setup of the same id made is theirs.
+/// Reads only.
+pub async fn claims<P: ControlPlane>(
+    plane: &P,
+    state: &State,
+) -> Result<Vec<(crate::pipeline::Triple, crate::pipeline::Claim, Option<String>)>> {
+    let mut sources = Sessions::source(plane).await?;
+    let mut claims = Vec::new();
+    for triple in state.triples() {
+        let source = sources.get(&triple.database).await?;
+        let (claim, mark) = steps::checks::claim(source, &triple.spec(&state.pipeline)).await?;
+        claims.push((triple, claim, mark));
+    }
+    Ok(claims)
 }
 
 /// The names of every triple the request of `state` can have (each

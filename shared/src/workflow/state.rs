@@ -125,6 +125,10 @@ pub struct Inventory {
     /// Setup runs again on a pipeline that streamed (or was paused).
     #[serde(default)]
     pub registered_before: bool,
+    /// The pipeline's setup mark as recorded (also in
+    /// `$.pipeline.setup_mark` from here on).
+    #[serde(default)]
+    pub setup_mark: String,
 }
 
 impl State {
@@ -295,10 +299,14 @@ mod tests {
             json!({}),
             "ResultPath $.created.* needs the object"
         );
-        // Validating the validated input again gives the same state
-        // (the step is idempotent).
+        // Validating the same input again gives the same state but for
+        // the setup mark, drawn anew: nothing is made or recorded before
+        // RecordInventory, which fixes the mark (a retry finds its record).
         let again = validate(good(), "eu-west-1").unwrap();
-        assert_eq!(again, state);
+        assert_ne!(again.pipeline.setup_mark, state.pipeline.setup_mark);
+        let mut same_mark = good();
+        same_mark["pipeline"]["setup_mark"] = json!(state.pipeline.setup_mark);
+        assert_eq!(validate(same_mark, "eu-west-1").unwrap(), state);
     }
 
     #[test]
@@ -505,6 +513,7 @@ mod tests {
             execution: "arn:aws:states:eu-west-1:1:execution:setup:x".into(),
             created_record: false,
             registered_before: true,
+            setup_mark: String::new(),
         });
         let kept = rerun.undo_plan();
         assert!(!kept.slot && !kept.publication && !kept.subscription && kept.clone.is_none());
