@@ -418,7 +418,11 @@ async fn clonesync_objects(source: &ConnectionUrl) -> Result<Vec<String>> {
 /// another setup's mark (then both are that setup's, and `down` leaves
 /// them). Whether every triple is this pipeline's.
 async fn show_ownership(
-    claims: &[(clonesync::pipeline::Triple, clonesync::pipeline::Claim, Option<String>)],
+    claims: &[(
+        clonesync::pipeline::Triple,
+        clonesync::pipeline::Claim,
+        Option<String>,
+    )],
     url: &ConnectionUrl,
 ) -> Result<bool> {
     for (triple, _, mark) in claims.iter().filter(|(_, claim, _)| claim.is_theirs()) {

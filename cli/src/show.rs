@@ -162,6 +162,14 @@ pub fn report(report: &MonitorReport) {
                 .unwrap_or_else(|| "-".into()),
             conflicts(t),
         );
+        if let Some(queue) = &t.source_queue {
+            say!(
+                "  schema change queue on the source: {} row(s), {} bytes ({} pruned now: every slot had them)",
+                queue.rows,
+                queue.bytes,
+                queue.pruned
+            );
+        }
         if let Some((sequence, headroom)) = &t.smallest_sequence_headroom {
             say!(
                 "  sequences: smallest headroom {headroom} increment(s), {sequence}{}",

@@ -336,38 +336,62 @@ async fn a_registered_id_keeps_its_setup_mark_and_takes_no_other_source() {
             .unwrap()
             .get::<_, String>(0)
     };
-    assert_eq!(comment().await, format!("clonesync pipeline owned setup {mark}"));
-
-    let mut fresh = clonesync_local::runtime::request_again(
-        &state,
-        clonesync_tests::pipeline::short_waits(),
+    assert_eq!(
+        comment().await,
+        format!("clonesync pipeline owned setup {mark}")
     );
-    fresh["pipeline"].as_object_mut().unwrap().remove("setup_mark");
+
+    let mut fresh =
+        clonesync_local::runtime::request_again(&state, clonesync_tests::pipeline::short_waits());
+    fresh["pipeline"]
+        .as_object_mut()
+        .unwrap()
+        .remove("setup_mark");
     let again = runtime
         .run("setup-owned-again", &fresh, &mut |_| {})
         .await
         .expect("setup ran");
     assert!(again.succeeded(), "{again:?}");
     assert_eq!(again.state().unwrap().pipeline.setup_mark, mark);
-    let record = runtime.registry().get_pipeline("owned").await.unwrap().unwrap();
+    let record = runtime
+        .registry()
+        .get_pipeline("owned")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.pipeline.setup_mark, mark);
-    assert_eq!(comment().await, format!("clonesync pipeline owned setup {mark}"));
+    assert_eq!(
+        comment().await,
+        format!("clonesync pipeline owned setup {mark}")
+    );
 
     let mut elsewhere = fresh.clone();
-    let other_cluster = state.source.cluster_arn.replace(":cluster:", ":cluster:other-");
+    let other_cluster = state
+        .source
+        .cluster_arn
+        .replace(":cluster:", ":cluster:other-");
     elsewhere["source"]["cluster_arn"] = json!(other_cluster);
     let refused = runtime
         .run("setup-owned-elsewhere", &elsewhere, &mut |_| {})
         .await
         .expect("setup ran");
     assert!(!refused.succeeded(), "{refused:?}");
-    assert_eq!(refused.error.as_deref(), Some("Preflight.Failed"), "{refused:?}");
+    assert_eq!(
+        refused.error.as_deref(),
+        Some("Preflight.Failed"),
+        "{refused:?}"
+    );
     let cause = refused.cause.clone().unwrap_or_default();
     assert!(
         cause.contains("pipeline_id") && cause.contains("registered for source cluster"),
         "{cause}"
     );
-    let record = runtime.registry().get_pipeline("owned").await.unwrap().unwrap();
+    let record = runtime
+        .registry()
+        .get_pipeline("owned")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.phase, Phase::Streaming);
     assert_eq!(record.source.cluster_arn, state.source.cluster_arn);
     let slots: i64 = source

@@ -1197,3 +1197,133 @@ async fn the_drift_report_names_each_difference() {
     // Reads only: the report twice is the same, and nothing was fixed.
     assert_eq!(drift(&source, &target, &scope).await, differences);
 }
+
+/// Queue rows on the source, and the newest id.
+async fn queue_rows(client: &Client) -> (i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT count(*), coalesce(max(id), 0) FROM clonesync.ddl_queue",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// The source is kept small: under a write load, the queue rows of a
+/// migration stay while any logical slot of the database (here a user's
+/// own) has not confirmed them, and go once every slot has, all but the
+/// newest; the monitor reports the queue's size; the copy keeps its
+/// pending list whole; the queue continues after the newest id and later
+/// changes still reach the copy; every table ends equal by content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_queue_is_pruned_once_every_slot_has_it_and_the_copy_loses_nothing() {
+    let env = source_env(false).await;
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "prune", json!({"kind": "all_tables"})).await;
+    let record = record_of(&runtime, "prune").await;
+    let source = env.source_client().await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let load = Workload::start(env.source_endpoint(), 2, 11, Duration::from_millis(5));
+    load.wait_for_more(50).await;
+
+    // A reader of the user's own that never confirms anything.
+    source
+        .execute(
+            "SELECT pg_create_logical_replication_slot('app_reader', 'test_decoding')",
+            &[],
+        )
+        .await
+        .unwrap();
+    for i in 0..10 {
+        source
+            .batch_execute(&format!(
+                "CREATE TABLE public.pr_{i} (id int PRIMARY KEY); INSERT INTO public.pr_{i} VALUES ({i})"
+            ))
+            .await
+            .unwrap();
+    }
+    // Not replayable (a DO block): pending on the copy.
+    source
+        .batch_execute("DO $$ BEGIN EXECUTE 'COMMENT ON TABLE public.pr_0 IS ''pruned'''; END $$")
+        .await
+        .unwrap();
+    let (rows_before, newest_before) = queue_rows(&source).await;
+    assert!(rows_before >= 11, "{rows_before}");
+    wait_caught_up(&source, "clonesync_prune").await;
+    let pending_before = ddl::applied_summary(&clone).await.unwrap();
+    assert_eq!(pending_before.pending_total, 1, "{pending_before:?}");
+
+    for _ in 0..3 {
+        let size = clonesync::steps::prune_queue::run(&source)
+            .await
+            .unwrap()
+            .expect("a queue");
+        assert_eq!(
+            size.pruned, 0,
+            "a slot that has not confirmed them keeps them"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(queue_rows(&source).await.0, rows_before);
+    source
+        .execute("SELECT pg_drop_replication_slot('app_reader')", &[])
+        .await
+        .unwrap();
+
+    // Every slot has them now: the monitor's run prunes, and says so.
+    wait_caught_up(&source, "clonesync_prune").await;
+    let (report, lines) = clonesync::monitor::run(&*runtime.cloud, 1_795_000_000_000)
+        .await
+        .unwrap();
+    let queue = report
+        .targets
+        .iter()
+        .find_map(|t| t.source_queue)
+        .expect("the monitor read the queue");
+    assert!(queue.pruned >= rows_before - 1, "{queue:?}");
+    let (rows_after, newest_after) = queue_rows(&source).await;
+    assert_eq!(rows_after, 1, "only the newest stays");
+    assert_eq!(newest_after, newest_before);
+    assert_eq!(queue.rows, rows_after);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"SchemaChangeQueueRows\":1")
+                && l.contains("SchemaChangeQueueBytes")),
+        "{lines:?}"
+    );
+    let again = clonesync::steps::prune_queue::run(&source)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.pruned, 0, "twice = once");
+
+    // Later changes still flow, and the queue continues after its newest.
+    source
+        .batch_execute(
+            "CREATE TABLE public.after_prune (id int PRIMARY KEY); INSERT INTO public.after_prune VALUES (1)",
+        )
+        .await
+        .unwrap();
+    assert!(queue_rows(&source).await.1 > newest_before);
+    load.wait_for_more(50).await;
+    load.stop().await;
+    // New tables join the subscription by the refresh, as always.
+    refresh_until_synced(&env, &record).await;
+    wait_caught_up(&source, "clonesync_prune").await;
+    assert_equal_by_content(&source, &clone).await;
+    let made: bool = clone
+        .query_one("SELECT to_regclass('public.after_prune') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(made);
+    let pending_after = ddl::applied_summary(&clone).await.unwrap();
+    assert_eq!(
+        pending_after.pending, pending_before.pending,
+        "the copy's pending list is whole"
+    );
+    assert_eq!(pending_after.applied, pending_before.applied + 1);
+    teardown_with_clone(&runtime, "prune").await;
+}

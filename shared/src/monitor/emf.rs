@@ -17,7 +17,7 @@
 //! | --- | --- | --- |
 //! | `Pipeline`, `Slot` | `SlotActive`, `SlotLagBytes`, `SlotRetainedBytes`, `SlotSafeWalBytes` | each pipeline's slot |
 //! | `Source`, `Slot` | the same | each logical slot no pipeline owns (property `Owned: false`) |
-//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `SchemaChangesPending` (where the target applies schema changes), `SequenceHeadroom` (the smallest, in increments, over the sequences in scope, where there is one), `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
+//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `SchemaChangesPending` (where the target applies schema changes), `SchemaChangeQueueRows` and `SchemaChangeQueueBytes` (the source's queue after the run pruned it, where there is one), `SequenceHeadroom` (the smallest, in increments, over the sequences in scope, where there is one), `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
 //! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying`, `ApplyErrors`, `SyncErrors`, `Conflicts`, `SchemaChangesPending` (sums over pipelines) | once per run, also with no pipeline (the alarms' metrics) |
 //!
 //! A figure that could not be read is left out, never written as null.
@@ -203,6 +203,20 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
                     "SchemaChangesPending",
                     Unit::Count,
                     t.schema_changes_pending.map(|n| n as f64),
+                )
+            }),
+            target.and_then(|t| {
+                metric(
+                    "SchemaChangeQueueRows",
+                    Unit::Count,
+                    t.source_queue.map(|q| q.rows as f64),
+                )
+            }),
+            target.and_then(|t| {
+                metric(
+                    "SchemaChangeQueueBytes",
+                    Unit::Bytes,
+                    t.source_queue.map(|q| q.bytes as f64),
                 )
             }),
             target.and_then(|t| {
@@ -494,6 +508,11 @@ mod tests {
             paused: false,
             schema_changes_pending: (subscription == "a").then_some(3),
             smallest_sequence_headroom: (subscription == "a").then(|| ("public.s".to_string(), 42)),
+            source_queue: Some(crate::pg::ddl::QueueSize {
+                pruned: 1,
+                rows: 5,
+                bytes: 8192,
+            }),
         };
         let report = MonitorReport {
             pipelines: vec!["p".into()],
@@ -523,5 +542,7 @@ mod tests {
             .collect();
         assert_eq!(service[0]["SchemaChangesPending"], 3.0);
         assert_eq!(doc["SequenceHeadroom"], 42.0, "the smallest");
+        assert_eq!(doc["SchemaChangeQueueRows"], 10.0, "summed over databases");
+        assert_eq!(doc["SchemaChangeQueueBytes"], 16384.0);
     }
 }

@@ -12,7 +12,10 @@
 //!
 //! Every source and target is read concurrently, each within a deadline.
 //! One that cannot be read yields an error for its pipelines
-//! ([`MonitorError`]), never a failure of the whole run. Reads only.
+//! ([`MonitorError`]), never a failure of the whole run. Reads only, but
+//! for one write: on each source database it prunes the schema change
+//! queue of what every slot has ([`crate::steps::prune_queue`]) and
+//! reports its size.
 //! [`emf`] turns a report into CloudWatch metrics; `clonesync local status`
 //! prints the same report.
 
@@ -120,6 +123,12 @@ pub struct TargetReading {
     /// subscription of each database, like the pending count.
     #[serde(default)]
     pub smallest_sequence_headroom: Option<(String, i64)>,
+    /// The schema change queue on the source database after this run
+    /// pruned it ([`crate::steps::prune_queue`]); on the first
+    /// subscription of each database, like the pending count. `None`: the
+    /// database has no queue.
+    #[serde(default)]
+    pub source_queue: Option<crate::pg::ddl::QueueSize>,
 }
 
 impl TargetReading {
@@ -159,6 +168,14 @@ impl TargetReading {
                 r.smallest_sequence_headroom.clone(),
             ) {
                 (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
+                (a, b) => a.or(b),
+            };
+            all.source_queue = match (all.source_queue, r.source_queue) {
+                (Some(a), Some(b)) => Some(crate::pg::ddl::QueueSize {
+                    pruned: a.pruned + b.pruned,
+                    rows: a.rows + b.rows,
+                    bytes: a.bytes + b.bytes,
+                }),
                 (a, b) => a.or(b),
             };
             if let Some(kinds) = &r.conflicts {
@@ -268,6 +285,7 @@ pub async fn read_subscriptions(
                 paused: false,
                 schema_changes_pending: None,
                 smallest_sequence_headroom: None,
+                source_queue: None,
             }
         })
         .collect())
@@ -358,6 +376,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
         .await?;
         let scope = crate::workflow::schema::database_scope(record, database)?;
         let headroom = crate::steps::sequences::smallest_headroom(&source, &client, &scope).await?;
+        let queue = crate::steps::prune_queue::run(&source).await?;
         readings.extend(
             read_subscriptions(&client, &subscriptions)
                 .await?
@@ -367,6 +386,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
                     paused,
                     schema_changes_pending: if i == 0 { pending } else { None },
                     smallest_sequence_headroom: if i == 0 { headroom.clone() } else { None },
+                    source_queue: if i == 0 { queue } else { None },
                     ..reading
                 }),
         );

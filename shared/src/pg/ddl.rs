@@ -185,7 +185,7 @@ pub async fn remove(client: &Client) -> Result<bool> {
                      WHERE p.pronamespace = 'clonesync'::regnamespace LOOP \
              EXECUTE format('DROP FUNCTION %s', f); \
            END LOOP; END $do$; \
-         DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied, clonesync.ddl_rebuilt, clonesync.ddl_split, \
+         DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied, clonesync.ddl_rebuilt, clonesync.ddl_split, clonesync.ddl_queue_watermark, \
            clonesync.ddl_message, clonesync.ddl_message_statement, clonesync.ddl_message_kind",
         EVENT_TRIGGERS[0], EVENT_TRIGGERS[1], GUARD_TRIGGER
     );
@@ -433,7 +433,7 @@ pub async fn applied_summary(client: &Client) -> Result<AppliedSummary> {
         .map_err(|e| classify(op, e))?;
     let pending = client
         .query(
-            "SELECT a.id, a.command_tag, coalesce(a.detail, ''), coalesce(left(q.command_text, 200), '') \
+            "SELECT a.id, a.command_tag, coalesce(a.detail, ''), coalesce(a.command_text, left(q.command_text, 200), '') \
              FROM clonesync.ddl_applied a LEFT JOIN clonesync.ddl_queue q ON q.id = a.id \
              WHERE a.status = 'pending' ORDER BY a.id LIMIT $1",
             &[&PENDING_LISTED],
@@ -466,6 +466,58 @@ pub async fn pending_count(client: &Client) -> Result<i64> {
         &[],
     )
     .await
+}
+
+/// The capture's queue on one source database after a prune
+/// ([`prune_queue`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSize {
+    /// Rows this call removed.
+    pub pruned: i64,
+    pub rows: i64,
+    /// The queue table with its indexes and TOAST.
+    pub bytes: i64,
+}
+
+/// Remove the queue rows every logical slot of this database has
+/// confirmed (`clonesync.ddl_queue_prune`), and say how big the queue is;
+/// `None` where the capture is not installed. A capture installed before
+/// the pruning existed is only measured.
+pub async fn prune_queue(client: &Client) -> Result<Option<QueueSize>> {
+    let op = "prune the schema change queue";
+    let (queue, prune): (bool, bool) = {
+        let row = client
+            .query_one(
+                "SELECT to_regclass('clonesync.ddl_queue') IS NOT NULL, \
+                        to_regprocedure('clonesync.ddl_queue_prune()') IS NOT NULL \
+                        AND EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1 AND evtenabled <> 'D')",
+                &[&EVENT_TRIGGERS[0]],
+            )
+            .await
+            .map_err(|e| classify(op, e))?;
+        (row.get(0), row.get(1))
+    };
+    if !queue {
+        return Ok(None);
+    }
+    let row = if prune {
+        client
+            .query_one("SELECT pruned, rows_left, bytes FROM clonesync.ddl_queue_prune()", &[])
+            .await
+    } else {
+        client
+            .query_one(
+                "SELECT 0::bigint, count(*), pg_total_relation_size('clonesync.ddl_queue') FROM clonesync.ddl_queue",
+                &[],
+            )
+            .await
+    }
+    .map_err(|e| classify(op, e))?;
+    Ok(Some(QueueSize {
+        pruned: row.get(0),
+        rows: row.get(1),
+        bytes: row.get(2),
+    }))
 }
 
 /// The capture's queue rows on the source, oldest first (tests and the

@@ -22,6 +22,9 @@ CREATE TABLE IF NOT EXISTS clonesync.ddl_applied (
     applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 ALTER TABLE clonesync.ddl_applied ADD COLUMN IF NOT EXISTS stmt_ts timestamptz;
+-- A pending command's text (its start), kept here: the source prunes its
+-- queue once every slot has the rows, and the deletes reach this queue too.
+ALTER TABLE clonesync.ddl_applied ADD COLUMN IF NOT EXISTS command_text text;
 REVOKE ALL ON clonesync.ddl_applied FROM PUBLIC;
 
 -- Tables the refresh made from the source's definition as of a queue row
@@ -622,10 +625,11 @@ BEGIN
     -- Whatever route the command took (its text, a rebuild, a function it
     -- ran), no trigger of a user's may now fire as superuser during apply.
     v_problems := v_problems || clonesync.ddl_neutralize_replica_triggers();
-    INSERT INTO clonesync.ddl_applied (id, status, how, detail, command_tag, txid, stmt_ts, statement_no)
+    INSERT INTO clonesync.ddl_applied (id, status, how, detail, command_tag, txid, stmt_ts, statement_no, command_text)
     VALUES (q.id, CASE WHEN v_problems = '{}' THEN 'applied' ELSE 'pending' END, v_how,
             nullif(array_to_string(v_problems || v_notes, '; '), ''), q.command_tag,
-            q.txid, q.stmt_ts, CASE WHEN v_replayed THEN v_statement_no END);
+            q.txid, q.stmt_ts, CASE WHEN v_replayed THEN v_statement_no END,
+            CASE WHEN v_problems <> '{}' THEN left(q.command_text, 200) END);
 END
 $fn$;
 
@@ -638,8 +642,9 @@ BEGIN
     BEGIN
         PERFORM clonesync.ddl_apply_row(NEW, TG_ARGV[0]::jsonb);
     EXCEPTION WHEN OTHERS THEN
-        INSERT INTO clonesync.ddl_applied (id, status, how, detail, command_tag, txid)
-        VALUES (NEW.id, 'pending', 'failed', format('could not apply: %s', SQLERRM), NEW.command_tag, NEW.txid)
+        INSERT INTO clonesync.ddl_applied (id, status, how, detail, command_tag, txid, command_text)
+        VALUES (NEW.id, 'pending', 'failed', format('could not apply: %s', SQLERRM), NEW.command_tag, NEW.txid,
+                left(NEW.command_text, 200))
         ON CONFLICT (id) DO NOTHING;
     END;
     RETURN NEW;

@@ -785,6 +785,78 @@ BEGIN
 END
 $fn$;
 
+-- Keeping the queue small. A row may go once every logical slot of this
+-- database has confirmed past its commit, but a row does not know its
+-- commit's WAL position. A watermark does: the oldest transaction still
+-- running when it was taken (every older one had ended, so had written
+-- its commit) and the WAL insert position read after that. Once every
+-- slot has confirmed past a watermark's position, every row of a
+-- transaction older than its xmin has reached every subscriber. Unlogged:
+-- a FOR ALL TABLES publication leaves it out (it has no key to publish
+-- deletes by, and no copy needs it); a crash only empties it, which makes
+-- pruning wait for the next watermark.
+CREATE UNLOGGED TABLE IF NOT EXISTS clonesync.ddl_queue_watermark (
+    taken_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    older_than xid8 NOT NULL,
+    lsn pg_lsn NOT NULL
+);
+REVOKE ALL ON clonesync.ddl_queue_watermark FROM PUBLIC;
+
+-- Remove the queue rows every slot of this database has confirmed (all
+-- of them when the database has no logical slot: nothing reads them, and
+-- a later pipeline's clone has their effect already), never the newest
+-- row (its id is where the queue continues, and what a rebuilt table's
+-- as_of is compared with); then take a new watermark. Every logical slot
+-- counts, clonesync's or not: one that cannot be told apart may read the
+-- queue. Run by the lag monitor as the setup login; executable by no one
+-- else. A run that finds another running skips the pruning.
+CREATE OR REPLACE FUNCTION clonesync.ddl_queue_prune(OUT pruned bigint, OUT rows_left bigint, OUT bytes bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_slots bigint;
+    v_unconfirmed boolean;
+    v_confirmed pg_lsn;
+    v_older_than xid8;
+    v_newest bigint;
+BEGIN
+    pruned := 0;
+    BEGIN
+        LOCK TABLE clonesync.ddl_queue_watermark IN SHARE ROW EXCLUSIVE MODE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        SELECT count(*), pg_total_relation_size('clonesync.ddl_queue') INTO rows_left, bytes FROM clonesync.ddl_queue;
+        RETURN;
+    END;
+    -- A watermark from another server's history (this database was made
+    -- from a clone) says nothing here.
+    DELETE FROM clonesync.ddl_queue_watermark WHERE lsn > pg_current_wal_insert_lsn();
+    SELECT count(*), coalesce(bool_or(s.confirmed_flush_lsn IS NULL), false), min(s.confirmed_flush_lsn)
+      INTO v_slots, v_unconfirmed, v_confirmed
+      FROM pg_replication_slots s
+     WHERE s.slot_type = 'logical' AND s.database = current_database();
+    IF NOT v_unconfirmed THEN
+        SELECT w.older_than INTO v_older_than FROM clonesync.ddl_queue_watermark w
+         WHERE v_slots = 0 OR w.lsn <= v_confirmed
+         ORDER BY w.lsn DESC LIMIT 1;
+        IF v_older_than IS NOT NULL THEN
+            SELECT max(q.id) INTO v_newest FROM clonesync.ddl_queue q;
+            WITH gone AS (
+                DELETE FROM clonesync.ddl_queue q
+                 WHERE q.txid < v_older_than AND q.id < v_newest
+                RETURNING 1)
+            SELECT count(*) INTO pruned FROM gone;
+            DELETE FROM clonesync.ddl_queue_watermark w WHERE w.older_than <= v_older_than;
+        END IF;
+    END IF;
+    -- At most 100 waiting: a slot far behind makes pruning wait for it,
+    -- not the table grow.
+    IF (SELECT count(*) FROM clonesync.ddl_queue_watermark) < 100 THEN
+        INSERT INTO clonesync.ddl_queue_watermark (older_than, lsn)
+        VALUES (pg_snapshot_xmin(pg_current_snapshot()), pg_current_wal_insert_lsn());
+    END IF;
+    SELECT count(*), pg_total_relation_size('clonesync.ddl_queue') INTO rows_left, bytes FROM clonesync.ddl_queue;
+END
+$fn$;
+
 -- EXECUTE for PUBLIC only on the two functions the event trigger function
 -- calls as the role that ran the DDL (granted above; each refuses any
 -- other caller). The event trigger function itself needs no grant: the

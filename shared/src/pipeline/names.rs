@@ -123,7 +123,12 @@ pub fn new_setup_mark() -> Result<String> {
 
 /// Whether `mark` has the shape [`new_setup_mark`] gives (or is empty).
 pub fn check_setup_mark(mark: &str) -> Result<()> {
-    if mark.is_empty() || (mark.len() == 16 && mark.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())) {
+    if mark.is_empty()
+        || (mark.len() == 16
+            && mark
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    {
         Ok(())
     } else {
         Err(Error::invalid(format!(
@@ -183,7 +188,12 @@ mod tests {
         let (a, b) = (new_setup_mark().unwrap(), new_setup_mark().unwrap());
         assert_ne!(a, b, "two setups draw two marks");
         assert!(check_setup_mark(&a).is_ok());
-        for bad in ["x", "9F3C01D27AB4E865", "9f3c01d27ab4e86", "9f3c01d27ab4e865 "] {
+        for bad in [
+            "x",
+            "9F3C01D27AB4E865",
+            "9f3c01d27ab4e86",
+            "9f3c01d27ab4e865 ",
+        ] {
             assert_eq!(check_setup_mark(bad).unwrap_err().name(), "Input.Invalid");
         }
     }

@@ -13,8 +13,9 @@
 //! 8. [`verify`] — apply worker running, slot active, lag.
 //!
 //! [`cleanup`] undoes what a failed run created. While a pipeline streams,
-//! [`refresh`] adds the tables new to its publication and [`drift`]
-//! compares the shape of every table in scope.
+//! [`refresh`] adds the tables new to its publication, [`drift`]
+//! compares the shape of every table in scope and [`prune_queue`] (run by
+//! the lag monitor) removes the schema change queue rows every slot has.
 //!
 //! Every step is idempotent: running it again after it succeeded returns
 //! the same result and changes nothing. [`checks`] holds the checks two
@@ -35,6 +36,7 @@ pub mod create_subscription;
 pub mod drift;
 pub mod preflight;
 pub mod prepare_source;
+pub mod prune_queue;
 pub mod refresh;
 pub mod sequences;
 pub mod verify;

@@ -97,7 +97,8 @@ pub async fn prepare(
             return Err(error);
         }
     };
-    let (consistent_lsn, slot_made_now) = match ensure_slot(source, spec, &database, made_now).await {
+    let (consistent_lsn, slot_made_now) = match ensure_slot(source, spec, &database, made_now).await
+    {
         Ok(made) => made,
         Err(error) => {
             // Leave nothing behind: undo the publication this call made.

@@ -244,7 +244,13 @@ pub async fn preflight_registered<C: Cloud>(
 pub async fn claims<P: ControlPlane>(
     plane: &P,
     state: &State,
-) -> Result<Vec<(crate::pipeline::Triple, crate::pipeline::Claim, Option<String>)>> {
+) -> Result<
+    Vec<(
+        crate::pipeline::Triple,
+        crate::pipeline::Claim,
+        Option<String>,
+    )>,
+> {
     let mut sources = Sessions::source(plane).await?;
     let mut claims = Vec::new();
     for triple in state.triples() {
