@@ -120,6 +120,27 @@ pub struct MotoServer {
     _private: tempfile::TempDir,
 }
 
+/// The only variables of this process's environment moto is given: what
+/// a shell and Python need to run. Everything else stays out, the
+/// source's password (`PGPASSWORD`) and any AWS credentials first: moto
+/// needs none, and a child's environment is readable through
+/// `/proc/<pid>/environ` by its account for as long as it runs.
+pub const MOTO_ENVIRONMENT: &[&str] =
+    &["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ"];
+
+/// The environment moto runs with, from this process's (`vars`): the
+/// names in [`MOTO_ENVIRONMENT`], and `MOTO_PORT`, where moto's Step
+/// Functions engine sends Lambda tasks.
+pub fn moto_environment(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    lambda_port: u16,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    vars.into_iter()
+        .filter(|(name, _)| MOTO_ENVIRONMENT.iter().any(|kept| name == kept))
+        .chain([("MOTO_PORT".into(), lambda_port.to_string().into())])
+        .collect()
+}
+
 /// The script moto runs under: start it on the socket given, wait for the
 /// parent's pipe to close, stop it.
 const LIFELINE: &str = "\"$1\" -H \"unix://$2\" -p 0 </dev/null >/dev/null 2>&1 & moto=$!; \
@@ -153,7 +174,8 @@ impl MotoServer {
             .arg("sh")
             .arg(&program)
             .arg(&socket)
-            .env("MOTO_PORT", lambda_port.to_string())
+            .env_clear()
+            .envs(moto_environment(std::env::vars_os(), lambda_port))
             .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -204,6 +226,11 @@ impl MotoServer {
     }
 
     /// moto's own socket, in its private directory.
+    /// The process id of the shell moto runs under (moto is its child).
+    pub fn supervisor_pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn socket_path(&self) -> PathBuf {
         self._private.path().join("moto.sock")
     }
@@ -363,4 +390,29 @@ pub async fn create_registry(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -
         .await
         .map_err(|e| clonesync::aws::fault::classify("dynamodb", "CreateTable", e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moto_gets_no_password_and_no_credential() {
+        let vars = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/root"),
+            ("PGPASSWORD", "s3cret"),
+            ("AWS_SECRET_ACCESS_KEY", "k"),
+            ("AWS_SESSION_TOKEN", "t"),
+            ("CLONESYNC_DB_TLS", "disable"),
+        ]
+        .map(|(k, v)| (k.into(), v.into()));
+        let env = moto_environment(vars, 4242);
+        let names: Vec<String> = env
+            .iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["PATH", "HOME", "MOTO_PORT"]);
+        assert_eq!(env[2].1, "4242");
+    }
 }

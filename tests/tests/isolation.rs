@@ -120,6 +120,38 @@ async fn moto_stops_when_its_runtime_is_dropped() {
     assert!(!socket.exists(), "its private directory is left");
 }
 
+/// moto and the shell it runs under see only the variables a shell and
+/// Python need: read from `/proc/<pid>/environ` of both while they run.
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_runs_with_no_variable_but_what_it_needs() {
+    let moto = clonesync_local::moto::MotoServer::start(0).expect("moto");
+    let supervisor = moto.supervisor_pid().to_string();
+    let mut pids = vec![supervisor.clone()];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        if status
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["PPid:", supervisor.as_str()])
+        {
+            pids.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    assert!(pids.len() >= 2, "moto runs under its shell: {pids:?}");
+    for pid in pids {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        for variable in environ.split(|b| *b == 0).filter(|v| !v.is_empty()) {
+            let name = String::from_utf8_lossy(variable.split(|b| *b == b'=').next().unwrap());
+            assert!(
+                name == "MOTO_PORT"
+                    || clonesync_local::moto::MOTO_ENVIRONMENT.contains(&name.as_ref())
+                    // The shell sets these itself.
+                    || ["PWD", "OLDPWD", "SHLVL", "_"].contains(&name.as_ref()),
+                "process {pid} was given {name}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fake_server_on_the_recorded_clone_port_receives_no_login() {
     use clonesync::ports::ControlPlane;
