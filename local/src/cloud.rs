@@ -449,7 +449,7 @@ impl Clones for LocalCloud {
     /// One local source: every pipeline's plane is the same.
     fn plane_for<'a>(
         &'a self,
-        _pipeline_id: &str,
+        _pipeline: &clonesync::pipeline::PipelineSpec,
         _source: &SourceCluster,
         _clone: &CloneSettings,
     ) -> LocalCloudPlane<'a> {

@@ -79,6 +79,7 @@ pub fn orders_plane<'a>(
         clients,
         settings,
         pipeline_id: "orders_dev".into(),
+        setup_mark: String::new(),
         source: SourceCluster {
             cluster_arn: cluster_arn.into(),
             secret_arn: SECRET_ARN.into(),

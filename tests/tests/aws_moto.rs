@@ -308,6 +308,47 @@ async fn a_same_account_copy_on_write_clone_is_made_once_and_deleted() {
     assert!(!plane.delete_clone("clonesync-orders-dev").await.unwrap());
 }
 
+/// One id, one owner, for clones: a clone tagged by one setup of a
+/// pipeline id (another deployment in this account) is neither adopted
+/// nor deleted by another setup of the same id.
+#[tokio::test]
+async fn a_clone_of_another_setup_of_the_same_id_is_neither_reused_nor_deleted() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    let arn = source_cluster(&clients).await;
+    let first = AwsControlPlane {
+        setup_mark: "0123456789abcdef".into(),
+        ..plane(&clients, &settings, &arn)
+    };
+    first.create_clone("clonesync-orders-dev").await.unwrap();
+    let clusters = clients.rds.describe_db_clusters().send().await.unwrap();
+    let clone = clusters
+        .db_clusters()
+        .iter()
+        .find(|c| c.db_cluster_identifier() == Some("clonesync-orders-dev"))
+        .unwrap();
+    assert!(clone
+        .tag_list()
+        .iter()
+        .any(|t| t.key() == Some(clonesync::pipeline::names::TAG_SETUP)
+            && t.value() == Some("0123456789abcdef")));
+
+    let second = AwsControlPlane {
+        setup_mark: "fedcba9876543210".into(),
+        ..plane(&clients, &settings, &arn)
+    };
+    let error = second
+        .create_clone("clonesync-orders-dev")
+        .await
+        .unwrap_err();
+    assert_eq!(error.name(), "Clone.Conflict", "{error}");
+    assert!(error.to_string().contains("another setup"), "{error}");
+    assert!(!second.delete_clone("clonesync-orders-dev").await.unwrap());
+    assert!(first.clone_status("clonesync-orders-dev").await.is_ok());
+    assert!(first.delete_clone("clonesync-orders-dev").await.unwrap());
+}
+
 #[tokio::test]
 async fn an_untagged_cluster_of_the_clone_name_is_never_adopted_or_deleted() {
     let moto = Moto::start();

@@ -8,7 +8,7 @@ use crate::aws::rds::{self, AwsControlPlane};
 use crate::aws::registry::Registry;
 use crate::aws::{AwsClients, Settings};
 use crate::error::Result;
-use crate::pipeline::{Accepted, CloneInfo, CloneSettings, Share, SourceCluster};
+use crate::pipeline::{Accepted, CloneInfo, CloneSettings, PipelineSpec, Share, SourceCluster};
 use crate::ports::{Clones, Cloud, ResourceShare};
 
 /// Built once per function instance.
@@ -64,14 +64,15 @@ impl Clones for AwsCloud {
 
     fn plane_for<'a>(
         &'a self,
-        pipeline_id: &str,
+        pipeline: &PipelineSpec,
         source: &SourceCluster,
         clone: &CloneSettings,
     ) -> AwsControlPlane<'a> {
         AwsControlPlane {
             clients: &self.clients,
             settings: &self.settings,
-            pipeline_id: pipeline_id.to_string(),
+            pipeline_id: pipeline.id.to_string(),
+            setup_mark: pipeline.setup_mark.clone(),
             source: source.clone(),
             clone: clone.clone(),
         }

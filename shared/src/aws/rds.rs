@@ -13,7 +13,7 @@ use crate::aws::secrets::{fetch_login, Login};
 use crate::aws::{AwsClients, Settings};
 use crate::error::{Error, PreflightFailure, Result};
 use crate::pg::{Endpoint, Lsn, SessionSettings};
-use crate::pipeline::names::{writer_instance_id, TAG_PIPELINE, TAG_SOURCE_CLUSTER};
+use crate::pipeline::names::{writer_instance_id, TAG_PIPELINE, TAG_SETUP, TAG_SOURCE_CLUSTER};
 use crate::pipeline::{CloneInfo, CloneSettings, ClusterArn, SourceCluster};
 use crate::ports::ControlPlane;
 use aws_sdk_rds::types::{DbCluster, Filter, Tag};
@@ -26,6 +26,9 @@ pub struct AwsControlPlane<'a> {
     pub clients: &'a AwsClients,
     pub settings: &'a Settings,
     pub pipeline_id: String,
+    /// The pipeline's setup mark, tagged on the clone (`clonesync:setup`);
+    /// empty for a pipeline set up before marks existed.
+    pub setup_mark: String,
     pub source: SourceCluster,
     pub clone: CloneSettings,
 }
@@ -59,7 +62,7 @@ impl AwsControlPlane<'_> {
     }
 
     fn tags(&self) -> Vec<Tag> {
-        vec![
+        let mut tags = vec![
             Tag::builder()
                 .key(TAG_PIPELINE)
                 .value(&self.pipeline_id)
@@ -68,7 +71,16 @@ impl AwsControlPlane<'_> {
                 .key(TAG_SOURCE_CLUSTER)
                 .value(&self.source.cluster_arn)
                 .build(),
-        ]
+        ];
+        if !self.setup_mark.is_empty() {
+            tags.push(
+                Tag::builder()
+                    .key(TAG_SETUP)
+                    .value(&self.setup_mark)
+                    .build(),
+            );
+        }
+        tags
     }
 
     /// The source cluster as the source account sees it.
@@ -85,16 +97,29 @@ impl AwsControlPlane<'_> {
         describe_cluster(&self.clients.rds, clone_id).await
     }
 
+    /// The clone is this pipeline's: tagged with its id and, where both
+    /// carry a setup mark, with its mark (a clone made by another setup of
+    /// the same id — another deployment in this account — is theirs).
     fn ensure_ours(&self, clone_id: &str, tags: &[Tag]) -> Result<()> {
-        match tag_value(tags, TAG_PIPELINE) {
-            Some(owner) if owner == self.pipeline_id => Ok(()),
-            owner => Err(Error::CloneConflict {
+        let conflict = |reason: String| {
+            Err(Error::CloneConflict {
                 clone_id: clone_id.to_string(),
-                reason: match owner {
-                    Some(other) => format!("it belongs to pipeline {other:?}"),
-                    None => format!("it has no {TAG_PIPELINE} tag"),
-                },
-            }),
+                reason,
+            })
+        };
+        match (tag_value(tags, TAG_PIPELINE), tag_value(tags, TAG_SETUP)) {
+            (Some(owner), Some(mark))
+                if owner == self.pipeline_id
+                    && !self.setup_mark.is_empty()
+                    && mark != self.setup_mark =>
+            {
+                conflict(format!(
+                    "it was made by another setup of pipeline {owner:?} ({TAG_SETUP}={mark})"
+                ))
+            }
+            (Some(owner), _) if owner == self.pipeline_id => Ok(()),
+            (Some(other), _) => conflict(format!("it belongs to pipeline {other:?}")),
+            (None, _) => conflict(format!("it has no {TAG_PIPELINE} tag")),
         }
     }
 

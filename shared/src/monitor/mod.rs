@@ -314,7 +314,7 @@ async fn check_source<C: Cloud>(cloud: &C, group: &SourceGroup<'_>) -> Result<So
     let first = group.records[0];
     let plane = cloud
         .clones()
-        .plane_for(first.pipeline.id.as_str(), &first.source, &first.clone);
+        .plane_for(&first.pipeline, &first.source, &first.clone);
     let client = pg::connect(&group.endpoint, &plane.session()).await?;
     let owners = group
         .records
@@ -332,10 +332,9 @@ async fn check_source<C: Cloud>(cloud: &C, group: &SourceGroup<'_>) -> Result<So
 }
 
 async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Vec<TargetReading>> {
-    let plane =
-        cloud
-            .clones()
-            .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+    let plane = cloud
+        .clones()
+        .plane_for(&record.pipeline, &record.source, &record.clone);
     let info = record
         .clone_info
         .as_ref()
@@ -410,10 +409,9 @@ pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorRe
     // covers the whole server. Servers are told apart by where each
     // pipeline's login points.
     let logins = futures_util::future::join_all(records.iter().map(|record| async move {
-        let plane =
-            cloud
-                .clones()
-                .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+        let plane = cloud
+            .clones()
+            .plane_for(&record.pipeline, &record.source, &record.clone);
         (record, within(plane.source_endpoint()).await)
     }))
     .await;

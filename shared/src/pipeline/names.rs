@@ -8,7 +8,7 @@
 //! | clone (DB cluster) | `clonesync-<id, _ as ->` | `clonesync-orders-dev` |
 //! | the clone's writer instance | `<clone>-writer` | `clonesync-orders-dev-writer` |
 //! | RAM share | `clonesync-<id>` | `clonesync-orders_dev` |
-//! | AWS tags | `clonesync:pipeline = <id>`, `clonesync:source-cluster = <ARN>` | |
+//! | AWS tags (the clone) | `clonesync:pipeline = <id>`, `clonesync:source-cluster = <ARN>`, `clonesync:setup = <mark>` | |
 //! | publication comment | `clonesync pipeline <id> setup <mark>` | `clonesync pipeline orders_dev setup 9f3c01d27ab4e865` |
 //!
 //! The setup mark is 16 hex digits drawn when a pipeline's first setup
@@ -25,6 +25,9 @@ use crate::error::{Error, Result};
 /// deleted by it, anything else is left alone.
 pub const TAG_PIPELINE: &str = "clonesync:pipeline";
 pub const TAG_SOURCE_CLUSTER: &str = "clonesync:source-cluster";
+/// The setup mark of the pipeline that made a clone: a clone tagged with
+/// the pipeline's id but another setup's mark is that other setup's.
+pub const TAG_SETUP: &str = "clonesync:setup";
 
 const WRITER_SUFFIX: &str = "-writer";
 

@@ -8,7 +8,7 @@
 
 use crate::error::{PreflightFailure, Result};
 use crate::pg::{Endpoint, Lsn, SessionSettings};
-use crate::pipeline::{CloneInfo, CloneSettings, SourceCluster};
+use crate::pipeline::{CloneInfo, CloneSettings, PipelineSpec, SourceCluster};
 use std::future::Future;
 use tokio_postgres::Client;
 
@@ -20,7 +20,7 @@ pub trait Clones: Sync {
 
     fn plane_for<'a>(
         &'a self,
-        pipeline_id: &str,
+        pipeline: &PipelineSpec,
         source: &SourceCluster,
         clone: &CloneSettings,
     ) -> Self::Plane<'a>;

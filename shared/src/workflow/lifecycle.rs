@@ -503,10 +503,9 @@ pub async fn set_paused<C: Cloud>(
             });
         }
     }
-    let plane =
-        cloud
-            .clones()
-            .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+    let plane = cloud
+        .clones()
+        .plane_for(&record.pipeline, &record.source, &record.clone);
     set_subscription(&plane, &record, pausing).await?;
     let phase = match pausing {
         // (Pausing a switched-over pipeline leaves it switched over.)

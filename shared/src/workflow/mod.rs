@@ -34,7 +34,7 @@ pub const VERIFY_WAIT: Duration = Duration::from_secs(60);
 pub fn plane<'a, C: Cloud>(cloud: &'a C, state: &State) -> <C::Clones as Clones>::Plane<'a> {
     cloud
         .clones()
-        .plane_for(state.pipeline.id.as_str(), &state.source, &state.clone)
+        .plane_for(&state.pipeline, &state.source, &state.clone)
 }
 
 async fn open<P: ControlPlane>(plane: &P, endpoint: &Endpoint) -> Result<Client> {

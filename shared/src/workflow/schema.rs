@@ -191,10 +191,9 @@ fn error_pair(error: &Error) -> Option<(String, String)> {
 pub async fn refresh<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec<PipelineRefresh>> {
     let mut reports = Vec::new();
     for record in chosen(cloud, choice).await? {
-        let plane =
-            cloud
-                .clones()
-                .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+        let plane = cloud
+            .clones()
+            .plane_for(&record.pipeline, &record.source, &record.clone);
         match refresh_pipeline(&plane, &record).await {
             Ok(report) => reports.push(report),
             // Asked for one: its error is the answer.
@@ -216,10 +215,9 @@ pub async fn refresh<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec
 pub async fn drift<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec<PipelineDrift>> {
     let mut reports = Vec::new();
     for record in chosen(cloud, choice).await? {
-        let plane =
-            cloud
-                .clones()
-                .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+        let plane = cloud
+            .clones()
+            .plane_for(&record.pipeline, &record.source, &record.clone);
         match drift_pipeline(&plane, &record).await {
             Ok(report) => reports.push(report),
             Err(e) if choice.pipeline_id.is_some() => return Err(e),

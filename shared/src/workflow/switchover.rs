@@ -145,7 +145,7 @@ fn plane_of<'a, C: Cloud>(
 ) -> <C::Clones as Clones>::Plane<'a> {
     cloud
         .clones()
-        .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone)
+        .plane_for(&record.pipeline, &record.source, &record.clone)
 }
 
 /// Every sequence in scope on the target set ahead of the source's.

@@ -262,20 +262,18 @@ pub async fn table_pipeline<P: ControlPlane>(
 /// `verify-plan`.
 pub async fn plan<C: Cloud>(cloud: &C, request: &VerifyRequest) -> Result<VerifyPlan> {
     let record = registered(cloud, &request.pipeline_id).await?;
-    let plane =
-        cloud
-            .clones()
-            .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+    let plane = cloud
+        .clones()
+        .plane_for(&record.pipeline, &record.source, &record.clone);
     plan_pipeline(&plane, &record, request).await
 }
 
 /// `verify-table`.
 pub async fn table<C: Cloud>(cloud: &C, item: &VerifyItem) -> Result<TableVerdict> {
     let record = registered(cloud, &item.pipeline_id).await?;
-    let plane =
-        cloud
-            .clones()
-            .plane_for(record.pipeline.id.as_str(), &record.source, &record.clone);
+    let plane = cloud
+        .clones()
+        .plane_for(&record.pipeline, &record.source, &record.clone);
     table_pipeline(&plane, &record, item).await
 }
 
