@@ -307,12 +307,16 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         }
     };
     // The same pipeline set up again in its work directory keeps its
-    // setup mark: what its earlier run made is its own.
-    if let Some(recorded) = recorded_pipeline(&options.work_dir)?
+    // setup mark: what its earlier run made is its own. A new one is
+    // drawn here, not by the run, so the record below holds the mark the
+    // run puts on what it makes even if the run is killed.
+    let setup_mark = match recorded_pipeline(&options.work_dir)?
         .filter(|p| p.id.as_str() == options.source.pipeline && !p.setup_mark.is_empty())
     {
-        input["pipeline"]["setup_mark"] = serde_json::json!(recorded.setup_mark);
-    }
+        Some(recorded) => recorded.setup_mark,
+        None => names::new_setup_mark()?,
+    };
+    input["pipeline"]["setup_mark"] = serde_json::json!(setup_mark);
     // Recorded before the run, so a run that dies anywhere is found again
     // by `status` and removed by `down`; its setup mark with it, so `down`
     // removes what it made and nothing another setup of the id made.

@@ -772,7 +772,9 @@ async fn queue_rows_cannot_be_forged_and_names_print_escaped() {
 /// makes anything; its `status` claims nothing of the live pipeline's; its
 /// `down` leaves the live slot and publication; the live copy keeps every
 /// row written meanwhile, compared by content. The live pipeline's own
-/// `local up` run again still finds its objects its own.
+/// `local up` run again still finds its objects its own. A database owner
+/// who copies the live mark onto a publication of its own claims nothing
+/// and keeps nothing of clonesync's installed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_setup_of_the_same_id_takes_nothing_of_the_live_pipeline() {
     let server = TestServer::start().await;
@@ -786,9 +788,18 @@ async fn a_second_setup_of_the_same_id_takes_nothing_of_the_live_pipeline() {
         StopServersUnder(live.clone()),
         StopServersUnder(duplicate.clone()),
     );
+    // The database's owner, with a table of its own (both before the
+    // clone: a role made after it is not on the copy).
+    admin
+        .batch_execute(
+            "CREATE ROLE db_owner LOGIN; ALTER DATABASE appdb OWNER TO db_owner; \
+             CREATE TABLE public.owner_table (id int PRIMARY KEY); \
+             ALTER TABLE public.owner_table OWNER TO db_owner",
+        )
+        .await
+        .unwrap();
     let (up, printed) = local_up(&server, "orders", &live, &password);
     assert!(up, "{printed}");
-    let (slots_before, publications_before) = slots_and_publications(&admin).await;
     let marks: Vec<String> = admin
         .query(
             "SELECT obj_description(oid, 'pg_publication') FROM pg_catalog.pg_publication",
@@ -803,6 +814,7 @@ async fn a_second_setup_of_the_same_id_takes_nothing_of_the_live_pipeline() {
         marks.len() == 1 && marks[0].starts_with("clonesync pipeline orders setup "),
         "the live publication carries its setup's mark: {marks:?}"
     );
+    let (slots_before, publications_before) = slots_and_publications(&admin).await;
 
     let load = clonesync_tests::Workload::start(endpoint.clone(), 2, 5, Duration::from_millis(5));
     load.wait_for_more(50).await;
@@ -857,8 +869,29 @@ async fn a_second_setup_of_the_same_id_takes_nothing_of_the_live_pipeline() {
         slots_and_publications(&admin).await,
         (slots_before, publications_before)
     );
+    // The owner copies the live mark onto a publication of its own: it
+    // claims nothing, and keeps no capture installed at teardown.
+    admin
+        .batch_execute(&format!(
+            "SET ROLE db_owner; CREATE PUBLICATION forged FOR TABLE public.owner_table; \
+             COMMENT ON PUBLICATION forged IS '{}'; RESET ROLE",
+            marks[0]
+        ))
+        .await
+        .unwrap();
+    let (_, status) = run(&["local", "status"], &live, &password);
+    assert!(!status.contains("publication forged"), "{status}");
     let (code, down) = run(&["local", "down"], &live, &password);
     assert_eq!(code, Some(0), "{down}");
     let (slots, publications) = slots_and_publications(&admin).await;
-    assert!(slots.is_empty() && publications.is_empty(), "{down}");
+    assert!(slots.is_empty() && publications == ["forged"], "{down}");
+    let triggers: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_event_trigger WHERE evtname LIKE 'clonesync%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 0, "a forged mark kept the capture: {down}");
 }

@@ -7,6 +7,14 @@ use crate::pipeline::Scope;
 use std::collections::BTreeSet;
 use tokio_postgres::Client;
 
+/// A publication's comment as clonesync reads it: only where the
+/// publication's owner is a role clonesync may run as (a superuser, a
+/// member of Aurora's `rds_superuser`, or this session's login). Anyone
+/// with CREATE on the database may make a publication and comment it, and
+/// a comment copied from a pipeline's would otherwise claim that
+/// pipeline's slot or keep its capture installed after teardown.
+const TRUSTED_COMMENT: &str = "CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = pubowner        AND (r.rolsuper OR r.rolname = current_user             OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles s WHERE s.rolname = 'rds_superuser'                        AND pg_catalog.pg_has_role(r.oid, s.oid, 'MEMBER'))))      THEN pg_catalog.obj_description(oid, 'pg_publication') END";
+
 /// What a publication publishes, read from the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicationInfo {
@@ -19,6 +27,7 @@ pub struct PublicationInfo {
     pub schemas: BTreeSet<PgName>,
     /// Some explicit table carries a row filter or a column list.
     pub filtered: bool,
+    /// Its comment, where its owner is trusted ([`TRUSTED_COMMENT`]).
     pub comment: Option<String>,
 }
 
@@ -102,9 +111,11 @@ pub async fn publication_info(client: &Client, name: &PgName) -> Result<Option<P
     let op = "read publication";
     let Some(row) = client
         .query_opt(
-            "SELECT oid, puballtables, pubinsert AND pubupdate AND pubdelete AND pubtruncate, \
-                    obj_description(oid, 'pg_publication') \
-             FROM pg_publication WHERE pubname = $1",
+            &format!(
+                "SELECT oid, puballtables, pubinsert AND pubupdate AND pubdelete AND pubtruncate, \
+                        {TRUSTED_COMMENT} \
+                 FROM pg_publication WHERE pubname = $1"
+            ),
             &[&name.as_str()],
         )
         .await
@@ -222,16 +233,18 @@ pub async fn add_tables(client: &Client, name: &PgName, tables: &[TableName]) ->
         .map_err(|e| classify("add tables to the publication", e))
 }
 
-/// Publications of the current database whose comment starts with
-/// `mark_prefix` (name, comment).
+/// Publications of the current database whose (trusted) comment starts
+/// with `mark_prefix` (name, comment).
 pub async fn marked_publications(
     client: &Client,
     mark_prefix: &str,
 ) -> Result<Vec<(String, String)>> {
     let rows = client
         .query(
-            "SELECT pubname::text, obj_description(oid, 'pg_publication') FROM pg_publication \
-             WHERE starts_with(coalesce(obj_description(oid, 'pg_publication'), ''), $1) ORDER BY 1",
+            &format!(
+                "SELECT name, comment FROM (SELECT pubname::text AS name, {TRUSTED_COMMENT} AS comment \
+                 FROM pg_publication) p WHERE starts_with(coalesce(comment, ''), $1) ORDER BY 1"
+            ),
             &[&mark_prefix],
         )
         .await
@@ -239,14 +252,13 @@ pub async fn marked_publications(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Drop the publication only if its comment is `mark` (the pipeline's
-/// ownership mark): a user's publication that setup reused under the
-/// pipeline's name stays. Returns whether one was dropped.
+/// Drop the publication only if its (trusted) comment is `mark` (the
+/// pipeline's ownership mark): a user's publication that setup reused
+/// under the pipeline's name stays, and so does one a user marked. Returns whether one was dropped.
 pub async fn drop_marked_publication(client: &Client, name: &PgName, mark: &str) -> Result<bool> {
     let marked = client
         .query_opt(
-            "SELECT 1 FROM pg_publication \
-             WHERE pubname = $1 AND obj_description(oid, 'pg_publication') = $2",
+            &format!("SELECT 1 FROM pg_publication WHERE pubname = $1 AND {TRUSTED_COMMENT} = $2"),
             &[&name.as_str(), &mark],
         )
         .await
