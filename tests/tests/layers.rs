@@ -332,6 +332,52 @@ fn the_check_finds_a_circle_an_upward_import_and_a_step_reaching_aws() {
     assert_eq!(problems.len(), 3, "{text}");
 }
 
+/// The workflow only orchestrates: every act on a database is a step. A
+/// workflow file may name PostgreSQL's value types and open sessions
+/// (`pg::connect`), never a function or module of the adapter.
+fn database_acts_in_the_workflow(files: &BTreeMap<String, String>) -> Vec<String> {
+    let lowercase = |s: &str| s.starts_with(|c: char| c.is_ascii_lowercase());
+    files
+        .iter()
+        .filter(|(file, _)| file.starts_with("workflow/"))
+        .flat_map(|(file, text)| {
+            crate_paths(text)
+                .into_iter()
+                .filter(|path| path.first().is_some_and(|p| p == "pg") && path.len() > 1)
+                .filter(|path| path[1] != "connect" && path.last().is_some_and(|l| lowercase(l)))
+                .map(|path| format!("{file}: crate::{}", path.join("::")))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_workflow_acts_on_databases_only_through_steps() {
+    let files = sources(&root().join("shared/src"));
+    let acts = database_acts_in_the_workflow(&files);
+    assert!(acts.is_empty(), "pg calls in workflow/: {acts:#?}");
+    let planted: BTreeMap<String, String> = [
+        (
+            "workflow/mod.rs",
+            "use crate::pg::{connect, Lsn};\nuse crate::pg::ddl::{self, AppliedSummary};",
+        ),
+        (
+            "workflow/lifecycle.rs",
+            "fn f() { crate::pg::slot::drop_slot_if_exists(c, s); }",
+        ),
+    ]
+    .into_iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(
+        database_acts_in_the_workflow(&planted),
+        [
+            "workflow/lifecycle.rs: crate::pg::slot::drop_slot_if_exists",
+            "workflow/mod.rs: crate::pg::ddl",
+        ]
+    );
+}
+
 #[test]
 fn sql_is_sent_only_from_the_postgresql_adapter() {
     let files = sources(&root().join("shared/src"));

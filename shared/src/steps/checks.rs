@@ -84,3 +84,17 @@ pub async fn claim(source: &Client, spec: &PipelineSpec) -> Result<(Claim, Optio
         .and_then(|info| info.comment);
     Ok((spec.claim_of(comment.as_deref()), comment))
 }
+
+/// Whether any of `slots` still exists on the source server (slots are
+/// cluster-wide: one session sees them all); true when it cannot be read.
+pub async fn any_slot_left(source: &Client, slots: &[&str]) -> bool {
+    for name in slots {
+        if slot::slot_info(source, name)
+            .await
+            .map_or(true, |s| s.is_some())
+        {
+            return true;
+        }
+    }
+    false
+}

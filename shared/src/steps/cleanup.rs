@@ -1,4 +1,7 @@
-//! Undo what a run created, exactly that and nothing more.
+//! Undo what a run created, exactly that and nothing more: the one place
+//! that decides what of a pipeline is dropped — a failed setup's cleanup,
+//! a failed step's own undo ([`undo_made_now`], [`drop_subscription`]),
+//! a teardown, a re-seed.
 //!
 //! Order: the subscription on the clone first (detached from its slot, so
 //! the drop does not need the source) with the clone's schema change apply
@@ -16,7 +19,9 @@
 //! Only this setup's: a triple whose publication carries another setup's
 //! mark (another work directory or deployment of the same id, or another
 //! pipeline) keeps its slot and publication; the subscription on this
-//! pipeline's own clone still goes.
+//! pipeline's own clone still goes. A publication goes only when it
+//! carries this pipeline's mark: a user's publication that setup reused
+//! stays.
 //! Idempotent: dropping what is already gone is success.
 
 use crate::error::Result;
@@ -93,9 +98,11 @@ pub async fn run<P: ControlPlane>(
     // A slot that could not be dropped keeps its publication: the mark
     // is what proves the slot this pipeline's when cleanup runs again.
     if created.publication && !theirs && !slot_kept {
-        report.publication_dropped =
-            done(publication::drop_publication_if_exists(source, &spec.publication).await)
-                .unwrap_or(false);
+        report.publication_dropped = done(
+            publication::drop_marked_publication(source, &spec.publication, &spec.ownership_mark())
+                .await,
+        )
+        .unwrap_or(false);
         report.capture_removed = done(ddl::remove_if_unused(source).await).unwrap_or(false);
     }
     if let Some(clone_id) = &created.clone {
@@ -108,4 +115,47 @@ pub async fn run<P: ControlPlane>(
             Ok(report)
         }
     }
+}
+
+/// Undo what one failed `prepare_source` call made for one triple, and
+/// only that (`made_now`): never a slot or publication that was there
+/// before it, since a streaming pipeline's must survive a setup run again
+/// that fails. Every part is attempted; failures are logged (the step's
+/// own error is what the caller returns).
+pub async fn undo_made_now(
+    source: &Client,
+    spec: &PipelineSpec,
+    made_now: crate::steps::prepare_source::MadeNow,
+) {
+    if made_now.slot {
+        if let Err(e) = slot::drop_slot_if_exists(source, spec.slot.as_str()).await {
+            tracing::error!(slot = %spec.slot, error = %e, "could not drop the slot made by this failed call");
+        }
+    }
+    if made_now.publication {
+        if let Err(e) =
+            publication::drop_marked_publication(source, &spec.publication, &spec.ownership_mark())
+                .await
+        {
+            tracing::error!(publication = %spec.publication, error = %e, "could not drop the publication made by this failed call");
+        }
+    }
+    if made_now.capture {
+        if let Err(e) = ddl::remove_if_unused(source).await {
+            tracing::error!(error = %e, "could not remove the schema change capture made by this failed call");
+        }
+    }
+}
+
+/// Drop a subscription a failed call made, keeping its slot (the slot is
+/// the source's, dropped by its own undo). Whether one was dropped.
+pub async fn drop_subscription(target: &Client, name: &str) -> Result<bool> {
+    subscription::drop_subscription_keep_slot(target, name).await
+}
+
+/// Drop a triple's slot through another database's session (slots are
+/// cluster-wide), when the triple's own database refuses the login: the
+/// slot is what hurts production if left. Whether one was dropped.
+pub async fn drop_slot(source: &Client, slot_name: &str) -> Result<bool> {
+    slot::drop_slot_if_exists(source, slot_name).await
 }

@@ -119,3 +119,9 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
     tracing::info!(pipeline = %spec.id, subscription = name, added = ?refreshed.added, "new tables added to the subscription");
     Ok(refreshed)
 }
+
+/// What the copy did with the schema changes it received: applied, out
+/// of scope, and the pending ones (the oldest listed). Reads only.
+pub async fn schema_changes(target: &Client) -> Result<crate::pg::ddl::AppliedSummary> {
+    crate::pg::ddl::applied_summary(target).await
+}

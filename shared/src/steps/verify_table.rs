@@ -671,6 +671,18 @@ async fn work(
     }
 }
 
+/// Whether `table` exists on the source (a table asked for that is not in
+/// the pipeline's scope is `Verify.TableOutOfScope` only if it exists).
+pub async fn exists(source: &Client, table: &TableName) -> Result<bool> {
+    Ok(crate::pg::checksum::layout(source, table).await?.is_some())
+}
+
+/// The tables `publication` publishes: what a verify of the pipeline
+/// covers in that database.
+pub async fn published(source: &Client, publication: &crate::pg::PgName) -> Result<Vec<TableName>> {
+    crate::pg::subscription::published_tables(source, publication).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@
 use crate::error::{Error, Result};
 use crate::pipeline::{names, OwnedShare, Phase, PipelineRecord, UndoPlan, WaitKind};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination, ResourceShare};
-use crate::steps::cleanup::CleanupReport;
+use crate::steps::{self, cleanup::CleanupReport};
 use crate::workflow::{self, CreatedState, State};
 use serde::{Deserialize, Serialize};
 
@@ -150,18 +150,10 @@ pub async fn forget_failed_setup<C: Cloud>(cloud: &C, state: &State) -> Result<b
         return Ok(false);
     }
     let plane = workflow::plane(cloud, state);
+    let triples = state.triples();
+    let slots: Vec<&str> = triples.iter().map(|t| t.slot.as_str()).collect();
     let slot_left = match workflow::source(&plane).await {
-        Ok(source) => {
-            let mut left = false;
-            // Slots are cluster-wide: one session sees every triple's.
-            for triple in state.triples() {
-                left |= crate::pg::slot::slot_info(&source, triple.slot.as_str())
-                    .await
-                    .map(|s| s.is_some())
-                    .unwrap_or(true);
-            }
-            left
-        }
+        Ok(source) => steps::checks::any_slot_left(&source, &slots).await,
         Err(_) => true,
     };
     if slot_left {
@@ -312,32 +304,18 @@ pub async fn drop_databases<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<
             .await
             .ok();
     }
+    // The publication goes only where it carries this pipeline's mark
+    // (steps::cleanup decides), with the database's capture once no
+    // pipeline's publication is left there.
     let plan = UndoPlan {
-        publication: false,
+        publication: true,
         slot: true,
         subscription: true,
         clone: None,
         share: None,
     };
     let plane = workflow::plane(cloud, &state);
-    let mut report = Box::pin(workflow::cleanup(&plane, &state, &plan)).await?;
-    let mut sources = workflow::Sessions::source(&plane).await?;
-    for triple in state.triples() {
-        let source = sources.get(&triple.database).await?;
-        report.publication_dropped |= crate::pg::publication::drop_marked_publication(
-            source,
-            &triple.publication,
-            &state.pipeline.ownership_mark(),
-        )
-        .await?;
-    }
-    // The capture is shared by the database's pipelines: it goes with the
-    // last one.
-    for database in crate::pipeline::triples::databases_of(&state.triples()) {
-        let source = sources.get(database).await?;
-        report.capture_removed |= crate::pg::ddl::remove_if_unused(source).await?;
-    }
-    Ok(report)
+    Box::pin(workflow::cleanup(&plane, &state, &plan)).await
 }
 
 /// Delete the clone (only one carrying this pipeline's tag).
@@ -400,12 +378,7 @@ pub async fn deregister<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<Dere
 }
 
 /// Which way [`set_paused`] goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pausing {
-    Pause,
-    Resume,
-}
+pub use crate::steps::pause::Pausing;
 
 /// The input of `pause-pipeline` and `resume-pipeline`.
 #[derive(Debug, Clone, Deserialize)]
@@ -453,23 +426,11 @@ pub async fn set_subscription<P: ControlPlane>(
     // pipeline is never left half paused by a missing one.
     for triple in &triples {
         let client = clones.get(&triple.database).await?;
-        let name = triple.subscription.as_str();
-        if crate::pg::subscription::subscription_info(client, name)
-            .await?
-            .is_none()
-        {
-            return Err(Error::SubscriptionMissing {
-                subscription: name.to_string(),
-            });
-        }
+        steps::pause::present(client, triple.subscription.as_str()).await?;
     }
     for triple in &triples {
         let client = clones.get(&triple.database).await?;
-        let name = triple.subscription.as_str();
-        match pausing {
-            Pausing::Pause => crate::pg::subscription::disable(client, name).await?,
-            Pausing::Resume => crate::pg::subscription::enable(client, name).await?,
-        }
+        steps::pause::run(client, triple.subscription.as_str(), pausing).await?;
     }
     Ok(())
 }

@@ -339,9 +339,8 @@ pub async fn prepare_source<P: ControlPlane>(plane: &P, state: &State) -> Result
     })
 }
 
-/// Drop what `prepare_source` made for one triple in this call (never a
-/// slot or publication that was there before it: a streaming pipeline's
-/// slot must survive a setup run again that fails).
+/// Drop what `prepare_source` made for one triple in this call
+/// ([`steps::cleanup::undo_made_now`] decides what).
 async fn undo_prepared(
     sources: &mut Sessions,
     state: &State,
@@ -359,27 +358,7 @@ async fn undo_prepared(
         tracing::error!(slot = %made.slot, "could not reach the source to undo a prepared triple");
         return;
     };
-    if made_now.slot {
-        if let Err(e) = crate::pg::slot::drop_slot_if_exists(client, &made.slot).await {
-            tracing::error!(slot = %made.slot, error = %e, "could not drop the slot made by this failed call");
-        }
-    }
-    if made_now.publication {
-        if let Err(e) = crate::pg::publication::drop_marked_publication(
-            client,
-            &triple.publication,
-            &state.pipeline.ownership_mark(),
-        )
-        .await
-        {
-            tracing::error!(publication = %triple.publication, error = %e, "could not drop the publication made by this failed call");
-        }
-    }
-    if made_now.capture {
-        if let Err(e) = crate::pg::ddl::remove_if_unused(client).await {
-            tracing::error!(error = %e, "could not remove the schema change capture made by this failed call");
-        }
-    }
+    steps::cleanup::undo_made_now(client, &triple.spec(&state.pipeline), made_now).await;
 }
 
 pub async fn share_cluster<C: Cloud>(cloud: &C, state: &State) -> Result<Share> {
@@ -492,9 +471,7 @@ pub async fn create_subscription<P: ControlPlane>(
             Err(error) => {
                 for (database, name) in &made {
                     if let Ok(target) = clones.get(database).await {
-                        if let Err(e) =
-                            crate::pg::subscription::drop_subscription_keep_slot(target, name).await
-                        {
+                        if let Err(e) = steps::cleanup::drop_subscription(target, name).await {
                             tracing::error!(subscription = %name, error = %e, "could not drop the subscription made by this failed call");
                         }
                     }
@@ -642,9 +619,7 @@ pub async fn cleanup<P: ControlPlane>(
                 // database refuses us, through the login's.
                 if plan.slot {
                     if let Ok(login) = sources.get(state.source.login_database()).await {
-                        match crate::pg::slot::drop_slot_if_exists(login, triple.slot.as_str())
-                            .await
-                        {
+                        match steps::cleanup::drop_slot(login, triple.slot.as_str()).await {
                             Ok(dropped) => report.slot_dropped |= dropped,
                             Err(e) => {
                                 tracing::error!(slot = %triple.slot, error = %e, "could not drop the slot")

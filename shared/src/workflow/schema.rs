@@ -5,9 +5,10 @@
 //! reported and the others go on.
 
 use crate::error::{Error, Result};
-use crate::pg::ddl::{self, AppliedSummary};
+use crate::pg::ddl::AppliedSummary;
 use crate::pipeline::{names, triples, Phase, PipelineRecord, Scope};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
+use crate::steps;
 use crate::steps::drift::Difference;
 use crate::steps::refresh::Refreshed;
 use crate::workflow::Sessions;
@@ -102,9 +103,10 @@ pub async fn refresh_pipeline<P: ControlPlane>(
     }
     for database in triples::databases_of(&all) {
         let target = clones.get(database).await?;
-        report
-            .schema_changes
-            .push((database.to_string(), ddl::applied_summary(target).await?));
+        report.schema_changes.push((
+            database.to_string(),
+            steps::refresh::schema_changes(target).await?,
+        ));
     }
     Ok(report)
 }

@@ -18,9 +18,10 @@
 //! and the teardown it reuses.
 
 use crate::error::{Error, Result};
-use crate::pg::{server, Lsn};
+use crate::pg::Lsn;
 use crate::pipeline::PipelineRecord;
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
+use crate::steps;
 use crate::steps::sequences::{self, Headroom, SequenceSync};
 use crate::steps::verify_table::VerifyOptions;
 use crate::workflow::verify::registered;
@@ -204,17 +205,12 @@ async fn marker<P: ControlPlane>(
     for triple in record.triples() {
         let target = clones.get(&triple.database).await?;
         let name = triple.subscription.as_str();
-        let subscription = crate::pg::subscription::subscription_info(target, name)
-            .await?
-            .ok_or_else(|| Error::SubscriptionMissing {
-                subscription: name.to_string(),
-            })?;
-        let progress =
-            crate::pg::subscription::origin_progress(target, &subscription.origin_name()).await?;
+        let progress = steps::switchover::applied(target, name).await?;
         applied.push((name.to_string(), progress));
     }
     let mut sources = Sessions::source(plane).await?;
-    let now = server::write_position(sources.get(record.source.login_database()).await?).await?;
+    let now = steps::switchover::write_position(sources.get(record.source.login_database()).await?)
+        .await?;
     Ok(QuietMarker {
         lsn: now.lsn,
         applied,
@@ -349,11 +345,9 @@ async fn wait_caught_up<P: ControlPlane>(
             .map(|t| t.slot.to_string())
             .collect();
         let client = sources.get(database).await?;
-        let goal = crate::pg::checksum::insert_lsn(client).await?;
-        let geometry = crate::pg::checksum::wal_geometry(client).await?;
-        let mark = crate::steps::verify_table::applied_mark(goal, geometry);
+        let (goal, mark) = steps::switchover::catch_up_goal(client).await?;
         loop {
-            let confirmed = crate::pg::checksum::least_confirmed(client, &slots).await?;
+            let confirmed = steps::switchover::least_confirmed(client, &slots).await?;
             if confirmed.is_some_and(|c| c >= mark) {
                 break;
             }
@@ -369,7 +363,7 @@ async fn wait_caught_up<P: ControlPlane>(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    crate::pg::checksum::insert_lsn(sources.get(record.source.login_database()).await?).await
+    steps::switchover::insert_position(sources.get(record.source.login_database()).await?).await
 }
 
 /// `switchover-catch-up`: wait until every slot of the pipeline confirmed

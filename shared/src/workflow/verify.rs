@@ -5,9 +5,10 @@
 //! tables; `clonesync verify` runs the same three here one after the other.
 
 use crate::error::{Error, Result};
-use crate::pg::{subscription, TableName};
+use crate::pg::TableName;
 use crate::pipeline::{names, Phase, PipelineRecord};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
+use crate::steps;
 use crate::steps::verify_table::{self, Login, Sides, TableVerdict, Verdict, VerifyOptions};
 use crate::workflow::Sessions;
 use serde::{Deserialize, Serialize};
@@ -137,7 +138,7 @@ async fn tables_in_scope<P: ControlPlane>(
     let mut out: std::collections::BTreeMap<String, Vec<TableName>> = Default::default();
     for triple in record.triples() {
         let source = sources.get(&triple.database).await?;
-        let published = subscription::published_tables(source, &triple.publication).await?;
+        let published = steps::verify_table::published(source, &triple.publication).await?;
         let entry = out.entry(triple.database.clone()).or_default();
         entry.extend(
             published
@@ -186,7 +187,7 @@ pub async fn plan_pipeline<P: ControlPlane>(
                         items.push(item(database, table));
                     } else {
                         let source = sources.get(database).await?;
-                        exists |= crate::pg::checksum::layout(source, table).await?.is_some();
+                        exists |= steps::verify_table::exists(source, table).await?;
                     }
                 }
                 if !found {
