@@ -342,7 +342,7 @@ pub async fn verify_table<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> 
 pub async fn verify_report<C: Cloud>(_cloud: &C, payload: Value) -> Result<Value> {
     let results: workflow::verify::VerifyResults = parse(payload)?;
     let summary = workflow::verify::summarize(&results)?;
-    for line in &crate::monitor::emf::verification_lines(&summary, now_ms()) {
+    for line in &crate::monitor::emf::verification_lines(&summary.counts(), now_ms()) {
         println!("{line}");
     }
     output(&summary)

@@ -14,8 +14,9 @@
 //! 5. [`aws`]: the AWS adapters behind the ports.
 //! 6. [`steps`]: the procedure, one idempotent step per module (pg and
 //!    ports only).
-//! 7. [`workflow`]: what each state machine task runs, on typed values.
-//! 8. [`monitor`]: the lag monitor.
+//! 7. [`monitor`]: the lag monitor (and its metrics: the workflow's
+//!    verification writes through it).
+//! 8. [`workflow`]: what each state machine task runs, on typed values.
 //! 9. [`handlers`] (the JSON boundary) and [`lambda`] (the Lambda glue).
 //!
 //! The local application (servers, clones, the stand-in RAM and RDS, the

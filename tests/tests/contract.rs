@@ -617,7 +617,7 @@ fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
         require_equal: false,
     };
     let summary = clonesync::workflow::verify::summarize(&results).unwrap();
-    let lines = emf::verification_lines(&summary, 0);
+    let lines = emf::verification_lines(&summary.counts(), 0);
     let per_verification: BTreeSet<String> = lines
         .iter()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())

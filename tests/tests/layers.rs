@@ -239,8 +239,8 @@ fn layer(file: &str) -> usize {
         ("ports", _) => 3,
         ("aws", _) => 4,
         ("steps", _) => 5,
-        ("workflow", _) => 6,
-        ("monitor", _) => 7,
+        ("monitor", _) => 6,
+        ("workflow", _) => 7,
         (_, "handlers.rs") => 8,
         (_, "lambda.rs") => 9,
         (_, "lib.rs") => 10,
@@ -376,6 +376,30 @@ fn the_workflow_acts_on_databases_only_through_steps() {
             "workflow/mod.rs: crate::pg::ddl",
         ]
     );
+}
+
+/// A registered pipeline is looked up in one place: `Pipeline.Unknown`
+/// and the id check are written only in `workflow/registered.rs`.
+#[test]
+fn a_registered_pipeline_is_looked_up_in_one_place() {
+    let files = sources(&root().join("shared/src"));
+    let elsewhere: Vec<String> = files
+        .iter()
+        .filter(|(file, _)| file.starts_with("workflow/") && *file != "workflow/registered.rs")
+        .flat_map(|(file, text)| {
+            // Matching the error (`PipelineUnknown { .. }`) is fine;
+            // making it is the lookup's.
+            let code = strip_comments(text).replace("PipelineUnknown { .. }", "");
+            ["PipelineUnknown {", "check_pipeline_id("]
+                .into_iter()
+                .filter(|needle| code.contains(needle))
+                .map(|needle| format!("{file}: {needle}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(elsewhere.is_empty(), "{elsewhere:?}");
+    let once = strip_comments(&files["workflow/registered.rs"]);
+    assert!(once.contains("PipelineUnknown {") && once.contains("check_pipeline_id("));
 }
 
 #[test]

@@ -312,9 +312,7 @@ struct SourceGroup<'r> {
 
 async fn check_source<C: Cloud>(cloud: &C, group: &SourceGroup<'_>) -> Result<SourceReading> {
     let first = group.records[0];
-    let plane = cloud
-        .clones()
-        .plane_for(&first.pipeline, &first.source, &first.clone);
+    let plane = cloud.clones().plane_of(first);
     let client = pg::connect(&group.endpoint, &plane.session()).await?;
     let owners = group
         .records
@@ -332,9 +330,7 @@ async fn check_source<C: Cloud>(cloud: &C, group: &SourceGroup<'_>) -> Result<So
 }
 
 async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Vec<TargetReading>> {
-    let plane = cloud
-        .clones()
-        .plane_for(&record.pipeline, &record.source, &record.clone);
+    let plane = cloud.clones().plane_of(record);
     let info = record
         .clone_info
         .as_ref()
@@ -373,7 +369,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
             &plane.session(),
         )
         .await?;
-        let scope = crate::workflow::schema::database_scope(record, database)?;
+        let scope = record.database_scope(database)?;
         let headroom = crate::steps::sequences::smallest_headroom(&source, &client, &scope).await?;
         let queue = crate::steps::prune_queue::run(&source).await?;
         readings.extend(
@@ -409,9 +405,7 @@ pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorRe
     // covers the whole server. Servers are told apart by where each
     // pipeline's login points.
     let logins = futures_util::future::join_all(records.iter().map(|record| async move {
-        let plane = cloud
-            .clones()
-            .plane_for(&record.pipeline, &record.source, &record.clone);
+        let plane = cloud.clones().plane_of(record);
         (record, within(plane.source_endpoint()).await)
     }))
     .await;

@@ -1,7 +1,7 @@
 //! What the registry keeps: a step waiting on a resource, and a pipeline
 //! that reached streaming (the inventory the lag monitor reads).
 
-use crate::pipeline::{CloneInfo, CloneSettings, PipelineSpec, SourceCluster, Triple};
+use crate::pipeline::{CloneInfo, CloneSettings, PipelineSpec, Scope, SourceCluster, Triple};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +123,31 @@ impl PipelineRecord {
     pub fn clone_instance_id(&self) -> Option<String> {
         self.clone_id()
             .map(crate::pipeline::names::writer_instance_id)
+    }
+
+    /// The scope of one of its databases: its triples' scope, or the
+    /// union of its groups' table lists.
+    pub fn database_scope(&self, database: &str) -> crate::error::Result<Scope> {
+        let mine: Vec<_> = self
+            .triples()
+            .into_iter()
+            .filter(|t| t.database == database)
+            .collect();
+        if mine.len() > 1 {
+            let mut tables = Vec::new();
+            for triple in &mine {
+                if let Scope::Tables { tables: list } = &triple.scope {
+                    tables.extend(list.iter().cloned());
+                }
+            }
+            tables.sort();
+            tables.dedup();
+            return Scope::tables(tables);
+        }
+        Ok(mine
+            .first()
+            .map(|t| t.scope.clone())
+            .unwrap_or_else(|| self.pipeline.scope.clone()))
     }
 
     /// Whether the lag monitor reads it: it has a clone to read, and its

@@ -25,6 +25,11 @@ pub trait Clones: Sync {
         clone: &CloneSettings,
     ) -> Self::Plane<'a>;
 
+    /// The control plane of a registered pipeline.
+    fn plane_of<'a>(&'a self, record: &crate::pipeline::PipelineRecord) -> Self::Plane<'a> {
+        self.plane_for(&record.pipeline, &record.source, &record.clone)
+    }
+
     /// The clone when it accepts connections; `Clone.NotReady` while it is
     /// still being made, `Clone.Failed` when making it failed for good.
     fn clone_status(

@@ -236,14 +236,8 @@ pub async fn load<C: Cloud>(cloud: &C, input: serde_json::Value) -> Result<Teard
         serde_json::from_value(input).map_err(|e| Error::InvalidInput {
             problems: vec![format!("teardown input: {e}")],
         })?;
-    names::check_pipeline_id(&request.pipeline_id)?;
     let coordination = cloud.coordination();
-    let record = coordination
-        .get_pipeline(&request.pipeline_id)
-        .await?
-        .ok_or_else(|| Error::PipelineUnknown {
-            pipeline: request.pipeline_id.clone(),
-        })?;
+    let record = workflow::registered::load(cloud, &request.pipeline_id).await?;
     if let Some(execution) = &record.setup_execution {
         if coordination.execution_running(execution).await? {
             return Err(Error::SetupRunning {
@@ -411,15 +405,7 @@ pub async fn set_subscription<P: ControlPlane>(
             action: "resume".into(),
         });
     }
-    let info = record
-        .clone_info
-        .as_ref()
-        .ok_or_else(|| Error::NotStreaming {
-            detail: format!(
-                "pipeline {} has no clone yet: only a streaming pipeline pauses",
-                record.pipeline.id
-            ),
-        })?;
+    let info = workflow::registered::clone_info(record, "only a streaming pipeline pauses")?;
     let mut clones = workflow::Sessions::clone(plane, info).await?;
     let triples = record.triples();
     // Every subscription must be there before any is changed, so a
@@ -442,14 +428,8 @@ pub async fn set_paused<C: Cloud>(
     input: &PipelineId,
     pausing: Pausing,
 ) -> Result<PauseReport> {
-    names::check_pipeline_id(&input.pipeline_id)?;
     let coordination = cloud.coordination();
-    let record = coordination
-        .get_pipeline(&input.pipeline_id)
-        .await?
-        .ok_or_else(|| Error::PipelineUnknown {
-            pipeline: input.pipeline_id.clone(),
-        })?;
+    let record = workflow::registered::load(cloud, &input.pipeline_id).await?;
     if record.phase == Phase::SettingUp {
         return Err(Error::NotStreaming {
             detail: format!("pipeline {} is still being set up", input.pipeline_id),
@@ -464,9 +444,7 @@ pub async fn set_paused<C: Cloud>(
             });
         }
     }
-    let plane = cloud
-        .clones()
-        .plane_for(&record.pipeline, &record.source, &record.clone);
+    let plane = cloud.clones().plane_of(&record);
     set_subscription(&plane, &record, pausing).await?;
     let phase = match pausing {
         // (Pausing a switched-over pipeline leaves it switched over.)

@@ -10,6 +10,7 @@
 
 pub mod events;
 pub mod lifecycle;
+pub mod registered;
 pub mod schema;
 pub mod state;
 pub mod switchover;

@@ -6,12 +6,12 @@
 
 use crate::error::{Error, Result};
 use crate::pg::ddl::AppliedSummary;
-use crate::pipeline::{names, triples, Phase, PipelineRecord, Scope};
+use crate::pipeline::{triples, Phase, PipelineRecord};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
 use crate::steps;
 use crate::steps::drift::Difference;
 use crate::steps::refresh::Refreshed;
-use crate::workflow::Sessions;
+use crate::workflow::{registered, Sessions};
 use serde::{Deserialize, Serialize};
 
 /// The input of `refresh-tables` and `drift-report`: one pipeline, or
@@ -58,24 +58,15 @@ impl PipelineDrift {
     }
 }
 
-fn not_streaming(record: &PipelineRecord) -> Error {
-    Error::NotStreaming {
-        detail: format!(
-            "pipeline {} has no clone yet: only a set-up pipeline has a copy to refresh or compare",
-            record.pipeline.id
-        ),
-    }
-}
+/// What refresh and drift need the clone for, when there is none.
+const NEEDS_A_COPY: &str = "only a set-up pipeline has a copy to refresh or compare";
 
 /// Sessions on the source and on the pipeline's clone (which it must have).
 async fn both_sides<P: ControlPlane>(
     plane: &P,
     record: &PipelineRecord,
 ) -> Result<(Sessions, Sessions)> {
-    let info = record
-        .clone_info
-        .as_ref()
-        .ok_or_else(|| not_streaming(record))?;
+    let info = registered::clone_info(record, NEEDS_A_COPY)?;
     Ok((
         Sessions::source(plane).await?,
         Sessions::clone(plane, info).await?,
@@ -111,31 +102,6 @@ pub async fn refresh_pipeline<P: ControlPlane>(
     Ok(report)
 }
 
-/// The scope of one database of a pipeline: its triples' scope, or the
-/// union of its groups' table lists.
-pub(crate) fn database_scope(record: &PipelineRecord, database: &str) -> Result<Scope> {
-    let mine: Vec<_> = record
-        .triples()
-        .into_iter()
-        .filter(|t| t.database == database)
-        .collect();
-    if mine.len() > 1 {
-        let mut tables = Vec::new();
-        for triple in &mine {
-            if let Scope::Tables { tables: list } = &triple.scope {
-                tables.extend(list.iter().cloned());
-            }
-        }
-        tables.sort();
-        tables.dedup();
-        return Scope::tables(tables);
-    }
-    Ok(mine
-        .first()
-        .map(|t| t.scope.clone())
-        .unwrap_or_else(|| record.pipeline.scope.clone()))
-}
-
 /// Compare the shape of every table in scope, per database.
 pub async fn drift_pipeline<P: ControlPlane>(
     plane: &P,
@@ -147,7 +113,7 @@ pub async fn drift_pipeline<P: ControlPlane>(
         ..PipelineDrift::default()
     };
     for database in triples::databases_of(&record.triples()) {
-        let scope = database_scope(record, database)?;
+        let scope = record.database_scope(database)?;
         let source = sources.get(database).await?;
         let target = clones.get(database).await?;
         let differences = crate::steps::drift::run(source, target, &scope).await?;
@@ -162,16 +128,9 @@ async fn chosen<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec<Pipe
     let coordination = cloud.coordination();
     match &choice.pipeline_id {
         Some(id) => {
-            names::check_pipeline_id(id)?;
-            let record =
-                coordination
-                    .get_pipeline(id)
-                    .await?
-                    .ok_or_else(|| Error::PipelineUnknown {
-                        pipeline: id.clone(),
-                    })?;
+            let record = registered::load(cloud, id).await?;
             if !record.is_monitored() {
-                return Err(not_streaming(&record));
+                return Err(registered::no_clone_yet(&record, NEEDS_A_COPY));
             }
             Ok(vec![record])
         }
@@ -193,9 +152,7 @@ fn error_pair(error: &Error) -> Option<(String, String)> {
 pub async fn refresh<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec<PipelineRefresh>> {
     let mut reports = Vec::new();
     for record in chosen(cloud, choice).await? {
-        let plane = cloud
-            .clones()
-            .plane_for(&record.pipeline, &record.source, &record.clone);
+        let plane = cloud.clones().plane_of(&record);
         match refresh_pipeline(&plane, &record).await {
             Ok(report) => reports.push(report),
             // Asked for one: its error is the answer.
@@ -217,9 +174,7 @@ pub async fn refresh<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec
 pub async fn drift<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec<PipelineDrift>> {
     let mut reports = Vec::new();
     for record in chosen(cloud, choice).await? {
-        let plane = cloud
-            .clones()
-            .plane_for(&record.pipeline, &record.source, &record.clone);
+        let plane = cloud.clones().plane_of(&record);
         match drift_pipeline(&plane, &record).await {
             Ok(report) => reports.push(report),
             Err(e) if choice.pipeline_id.is_some() => return Err(e),

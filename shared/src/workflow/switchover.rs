@@ -20,12 +20,12 @@
 use crate::error::{Error, Result};
 use crate::pg::Lsn;
 use crate::pipeline::PipelineRecord;
-use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
+use crate::ports::{Cloud, ControlPlane, Coordination};
 use crate::steps;
 use crate::steps::sequences::{self, Headroom, SequenceSync};
 use crate::steps::verify_table::VerifyOptions;
-use crate::workflow::verify::registered;
-use crate::workflow::{lifecycle, schema, verify, Sessions};
+use crate::workflow::registered;
+use crate::workflow::{lifecycle, verify, Sessions};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -140,15 +140,6 @@ pub struct SwitchedOver {
     pub deregistered: bool,
 }
 
-fn plane_of<'a, C: Cloud>(
-    cloud: &'a C,
-    record: &PipelineRecord,
-) -> <C::Clones as Clones>::Plane<'a> {
-    cloud
-        .clones()
-        .plane_for(&record.pipeline, &record.source, &record.clone)
-}
-
 /// Every sequence in scope on the target set ahead of the source's.
 pub async fn sequences_pipeline<P: ControlPlane>(
     plane: &P,
@@ -156,15 +147,7 @@ pub async fn sequences_pipeline<P: ControlPlane>(
     headroom: Headroom,
 ) -> Result<SequencesReport> {
     headroom.check()?;
-    let info = record
-        .clone_info
-        .as_ref()
-        .ok_or_else(|| Error::NotStreaming {
-            detail: format!(
-                "pipeline {} has no clone yet: there is no copy to set sequences on",
-                record.pipeline.id
-            ),
-        })?;
+    let info = registered::clone_info(record, "there is no copy to set sequences on")?;
     let mut sources = Sessions::source(plane).await?;
     let mut clones = Sessions::clone(plane, info).await?;
     let mut report = SequencesReport {
@@ -172,7 +155,7 @@ pub async fn sequences_pipeline<P: ControlPlane>(
         databases: Vec::new(),
     };
     for database in crate::pipeline::triples::databases_of(&record.triples()) {
-        let scope = schema::database_scope(record, database)?;
+        let scope = record.database_scope(database)?;
         let source = sources.get(database).await?;
         let target = clones.get(database).await?;
         let synced = sequences::run(source, target, &scope, headroom).await?;
@@ -183,8 +166,13 @@ pub async fn sequences_pipeline<P: ControlPlane>(
 
 /// `sync-sequences`.
 pub async fn sequences<C: Cloud>(cloud: &C, request: &SequencesRequest) -> Result<SequencesReport> {
-    let record = registered(cloud, &request.pipeline_id).await?;
-    sequences_pipeline(&plane_of(cloud, &record), &record, request.headroom).await
+    let record = registered::load(cloud, &request.pipeline_id).await?;
+    sequences_pipeline(
+        &registered::plane(cloud, &record),
+        &record,
+        request.headroom,
+    )
+    .await
 }
 
 /// The quiet marker, once the target has caught up with the source.
@@ -194,12 +182,7 @@ async fn marker<P: ControlPlane>(
     limit: Duration,
 ) -> Result<QuietMarker> {
     wait_caught_up(plane, record, limit).await?;
-    let info = record
-        .clone_info
-        .as_ref()
-        .ok_or_else(|| Error::NotStreaming {
-            detail: format!("pipeline {} has no clone yet", record.pipeline.id),
-        })?;
+    let info = registered::clone_info(record, "there is no copy to switch over to")?;
     let mut clones = Sessions::clone(plane, info).await?;
     let mut applied = Vec::new();
     for triple in record.triples() {
@@ -277,8 +260,8 @@ pub async fn start<C: Cloud>(cloud: &C, request: &SwitchoverRequest) -> Result<S
     }
     request.headroom.check()?;
     request.verify.check()?;
-    let record = registered(cloud, &request.pipeline_id).await?;
-    let plane = plane_of(cloud, &record);
+    let record = registered::load(cloud, &request.pipeline_id).await?;
+    let plane = registered::plane(cloud, &record);
     verify::check_streaming(&plane, &record).await?;
     let marker = if request.source_stopped {
         None
@@ -314,9 +297,9 @@ pub async fn quiet<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Switc
     let Some(marker) = &switchover.marker else {
         return Ok(switchover.clone());
     };
-    let record = registered(cloud, &switchover.pipeline_id).await?;
+    let record = registered::load(cloud, &switchover.pipeline_id).await?;
     let wal = still_quiet(
-        &plane_of(cloud, &record),
+        &registered::plane(cloud, &record),
         &record,
         marker,
         Duration::from_secs(switchover.catch_up_seconds),
@@ -370,8 +353,8 @@ async fn wait_caught_up<P: ControlPlane>(
 /// the source's current position; `Switchover.Lagging` after
 /// `catch_up_seconds`.
 pub async fn catch_up<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Switchover> {
-    let record = registered(cloud, &switchover.pipeline_id).await?;
-    let plane = plane_of(cloud, &record);
+    let record = registered::load(cloud, &switchover.pipeline_id).await?;
+    let plane = registered::plane(cloud, &record);
     verify::check_streaming(&plane, &record).await?;
     let at = wait_caught_up(
         &plane,
@@ -389,10 +372,10 @@ pub async fn catch_up<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Sw
 /// and with `drop_source_objects` what a teardown keeping the clone drops.
 pub async fn finish<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<SwitchedOver> {
     let id = &switchover.pipeline_id;
-    let record = match cloud.coordination().get_pipeline(id).await? {
-        Some(record) => record,
+    let record = match registered::load(cloud, id).await {
+        Ok(record) => record,
         // Deregistered by a finish that ran before: done.
-        None if switchover.drop_source_objects => {
+        Err(Error::PipelineUnknown { .. }) if switchover.drop_source_objects => {
             return Ok(SwitchedOver {
                 pipeline_id: id.clone(),
                 subscriptions_disabled: true,
@@ -400,17 +383,13 @@ pub async fn finish<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Swit
                 deregistered: true,
             })
         }
-        None => {
-            return Err(Error::PipelineUnknown {
-                pipeline: id.clone(),
-            })
-        }
+        Err(e) => return Err(e),
     };
     // Verification took time: the source must still be quiet, and the
     // target caught up, at the moment the subscription stops. (A finish
     // run again after it paused the pipeline has nothing left to check.)
     if record.phase == crate::pipeline::Phase::Streaming {
-        let plane = plane_of(cloud, &record);
+        let plane = registered::plane(cloud, &record);
         if let Some(marker) = &switchover.marker {
             still_quiet(
                 &plane,

@@ -6,8 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::pg::TableName;
-use crate::pipeline::{names, Phase, PipelineRecord};
-use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
+use crate::pipeline::{Phase, PipelineRecord};
+use crate::ports::{Clones, Cloud, ControlPlane};
 use crate::steps;
 use crate::steps::verify_table::{self, Login, Sides, TableVerdict, Verdict, VerifyOptions};
 use crate::workflow::Sessions;
@@ -66,16 +66,16 @@ pub struct VerifySummary {
     pub all_equal: bool,
 }
 
-/// The registered record of `pipeline_id`, or `Pipeline.Unknown`.
-pub(crate) async fn registered<C: Cloud>(cloud: &C, pipeline_id: &str) -> Result<PipelineRecord> {
-    names::check_pipeline_id(pipeline_id)?;
-    cloud
-        .coordination()
-        .get_pipeline(pipeline_id)
-        .await?
-        .ok_or_else(|| Error::PipelineUnknown {
-            pipeline: pipeline_id.to_string(),
-        })
+impl VerifySummary {
+    /// Its counts, as the verification metrics take them.
+    pub fn counts(&self) -> crate::monitor::emf::VerificationCounts<'_> {
+        crate::monitor::emf::VerificationCounts {
+            pipeline_id: &self.pipeline_id,
+            tables: self.tables,
+            differing: self.differing.len(),
+            unsettled: self.unsettled.len(),
+        }
+    }
 }
 
 fn not_streaming(record: &PipelineRecord, why: &str) -> Error {
@@ -217,10 +217,10 @@ pub async fn sides<P: ControlPlane>(
     record: &PipelineRecord,
     database: &str,
 ) -> Result<Sides> {
-    let info = record
-        .clone_info
-        .as_ref()
-        .ok_or_else(|| not_streaming(record, "has no clone yet"))?;
+    let info = crate::workflow::registered::clone_info(
+        record,
+        "only a streaming pipeline's copy can be verified",
+    )?;
     let mine: Vec<_> = record
         .triples()
         .into_iter()
@@ -262,19 +262,15 @@ pub async fn table_pipeline<P: ControlPlane>(
 
 /// `verify-plan`.
 pub async fn plan<C: Cloud>(cloud: &C, request: &VerifyRequest) -> Result<VerifyPlan> {
-    let record = registered(cloud, &request.pipeline_id).await?;
-    let plane = cloud
-        .clones()
-        .plane_for(&record.pipeline, &record.source, &record.clone);
+    let record = crate::workflow::registered::load(cloud, &request.pipeline_id).await?;
+    let plane = cloud.clones().plane_of(&record);
     plan_pipeline(&plane, &record, request).await
 }
 
 /// `verify-table`.
 pub async fn table<C: Cloud>(cloud: &C, item: &VerifyItem) -> Result<TableVerdict> {
-    let record = registered(cloud, &item.pipeline_id).await?;
-    let plane = cloud
-        .clones()
-        .plane_for(&record.pipeline, &record.source, &record.clone);
+    let record = crate::workflow::registered::load(cloud, &item.pipeline_id).await?;
+    let plane = cloud.clones().plane_of(&record);
     table_pipeline(&plane, &record, item).await
 }
 
