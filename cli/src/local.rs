@@ -14,12 +14,11 @@ use clonesync::pg::{self, conninfo, ConnectionUrl, Secret, SessionSettings};
 use clonesync::pipeline::PipelineRecord;
 use clonesync::pipeline::Waits;
 use clonesync::pipeline::{names, PipelineSpec};
-use clonesync::steps::preflight;
 use clonesync::steps::sequences::Headroom;
 use clonesync::workflow::{lifecycle, schema, State};
 use clonesync_local::runtime::LocalRuntime;
 use clonesync_local::LocalCloud;
-use clonesync_local::{LocalControlPlane, PgBinaries, RunAs, LOCAL_CLONE_EXTRA_SENDERS};
+use clonesync_local::{LocalControlPlane, PgBinaries, RunAs};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -599,24 +598,16 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
 
 /// The registry record a local pipeline stands for.
 fn registered(record: &LocalPipeline, info: &clonesync::pipeline::CloneInfo) -> PipelineRecord {
-    let state = &record.state;
+    let phase = if record.switched_over {
+        clonesync::pipeline::Phase::SwitchedOver
+    } else if record.paused {
+        clonesync::pipeline::Phase::Paused
+    } else {
+        clonesync::pipeline::Phase::Streaming
+    };
     PipelineRecord {
-        triples: state.triples(),
-        pipeline: state.pipeline.clone(),
-        source: state.source.clone(),
-        clone: state.clone.clone(),
         clone_info: Some(info.clone()),
-        clone_id: Some(state.clone_id.clone()),
-        share: None,
-        setup_execution: None,
-        phase: if record.switched_over {
-            clonesync::pipeline::Phase::SwitchedOver
-        } else if record.paused {
-            clonesync::pipeline::Phase::Paused
-        } else {
-            clonesync::pipeline::Phase::Streaming
-        },
-        registered_at: 0,
+        ..record.state.record(phase, 0)
     }
 }
 
@@ -772,14 +763,7 @@ pub async fn down(dir: PipelineDir) -> Result<bool> {
     let mut state = record.state.clone();
     if state.preflight.is_none() && (state.source.several_databases() || state.apply_groups > 1) {
         match clonesync::workflow::named_triples(&plane, &state).await {
-            Ok(triples) => {
-                state.preflight = Some(clonesync::steps::preflight::PreflightReport {
-                    source_version_num: 0,
-                    tables_in_scope: 0,
-                    warnings: Vec::new(),
-                    triples,
-                })
-            }
+            Ok(triples) => state.recorded_triples = triples,
             Err(e) => {
                 tracing::warn!(error = %e, kind = e.name(), "could not name the pipeline's triples again")
             }
@@ -872,9 +856,18 @@ pub async fn pause(dir: PipelineDir, pause: bool) -> Result<bool> {
 
 pub async fn preflight(options: SourceOptions) -> Result<bool> {
     let source = login(&options.source_url)?;
-    let spec = PipelineSpec::with_defaults(&options.pipeline, options.scope)?;
+    let scope =
+        serde_json::to_value(&options.scope).map_err(|e| Error::local_record("scope", e))?;
+    // The setup state machine's own request and preflight: every triple
+    // the request has, checked the way setup checks them.
+    let input = clonesync_local::runtime::request(
+        &options.pipeline,
+        scope,
+        &source.endpoint.dbname,
+        Waits::default(),
+    );
+    let state = clonesync::workflow::state::validate(input, clonesync_local::moto::REGION)?;
     let plane = plane(&source, &std::env::temp_dir(), None).await?;
-    let client = pg::connect(&source.endpoint, &session_of(&source)).await?;
     let objects = clonesync_objects(&source).await?;
     let source = source.endpoint;
     say!(
@@ -882,18 +875,9 @@ pub async fn preflight(options: SourceOptions) -> Result<bool> {
         source.host,
         source.port,
         source.dbname,
-        spec.id
+        state.pipeline.id
     );
-    let outcome = match preflight::run(
-        &plane,
-        &client,
-        None,
-        &spec,
-        LOCAL_CLONE_EXTRA_SENDERS,
-        Waits::default().slot_idle_window(),
-    )
-    .await
-    {
+    let outcome = match clonesync::workflow::preflight(&plane, &state).await {
         Ok(report) => {
             say!(
                 "  ok: server version {}, {} tables in scope",

@@ -588,28 +588,12 @@ pub fn request_again(state: &State, waits: Waits) -> serde_json::Value {
 /// The registry record of a local pipeline, from its setup state (however
 /// far the setup got).
 fn inventory_of(state: &State) -> clonesync::pipeline::PipelineRecord {
-    clonesync::pipeline::PipelineRecord {
-        triples: state.triples(),
-        pipeline: state.pipeline.clone(),
-        source: state.source.clone(),
-        clone: state.clone.clone(),
-        clone_id: Some(state.clone_id.clone()),
-        clone_info: state.clone_info.clone(),
-        share: state
-            .share
-            .as_ref()
-            .map(|s| clonesync::pipeline::OwnedShare {
-                arn: s.share_arn.clone(),
-                created: true,
-            }),
-        setup_execution: None,
-        phase: if state.clone_info.is_some() {
-            clonesync::pipeline::Phase::Streaming
-        } else {
-            clonesync::pipeline::Phase::SettingUp
-        },
-        registered_at: 0,
-    }
+    let phase = if state.clone_info.is_some() {
+        clonesync::pipeline::Phase::Streaming
+    } else {
+        clonesync::pipeline::Phase::SettingUp
+    };
+    state.record(phase, 0)
 }
 
 /// [`LocalRuntime::teardown`] on any cloud: the undo plan of everything

@@ -100,7 +100,7 @@ pub async fn run(options: &BenchOptions) -> BenchResult {
     eprintln!("clone path ...");
     let started = Instant::now();
     let mut admin = connect(&source_endpoint).await;
-    env.preflight(&admin, &spec).await.expect("preflight");
+    env.preflight(&spec).await.expect("preflight");
     let prepared = prepare_source::run(&mut admin, &spec)
         .await
         .expect("prepare");

@@ -2,8 +2,9 @@
 
 use clonesync::pg::{self, Endpoint, Secret, SessionSettings};
 use clonesync::pipeline::PipelineSpec;
-use clonesync::steps::preflight::{self, PreflightReport};
-use clonesync_local::{LocalControlPlane, LocalServer, LOCAL_CLONE_EXTRA_SENDERS};
+use clonesync::steps::preflight::PreflightReport;
+use clonesync::workflow::State;
+use clonesync_local::{LocalControlPlane, LocalServer};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -179,6 +180,30 @@ async fn start_server(dir: &Path, settings: &[(&str, &str)]) -> LocalServer {
     server
 }
 
+/// The setup state of a pipeline `spec` over the database [`DB`]: what
+/// the state machine's ValidateInput gives, with `spec`'s own names.
+pub fn state_of(spec: &PipelineSpec) -> State {
+    let input = clonesync_local::runtime::request(
+        spec.id.as_str(),
+        serde_json::json!({"kind": "all_tables"}),
+        DB,
+        clonesync::pipeline::Waits::default(),
+    );
+    let mut state = clonesync::workflow::state::validate(input, clonesync_local::moto::REGION)
+        .expect("a valid request");
+    state.pipeline = spec.clone();
+    state
+}
+
+/// Preflight of `spec` through `plane` (its login, its clone settings),
+/// the state machine's own path.
+pub async fn preflight_with<P: clonesync::ports::ControlPlane>(
+    plane: &P,
+    spec: &PipelineSpec,
+) -> clonesync::Result<PreflightReport> {
+    clonesync::workflow::preflight(plane, &state_of(spec)).await
+}
+
 /// The server's major version (`server_version_num / 10000`).
 pub async fn server_major(client: &Client) -> u32 {
     let row = client
@@ -244,21 +269,10 @@ impl TestEnv {
         self.source.endpoint(DB)
     }
 
-    /// The preflight step with this environment's control plane.
-    pub async fn preflight(
-        &self,
-        source: &Client,
-        spec: &PipelineSpec,
-    ) -> clonesync::Result<PreflightReport> {
-        preflight::run(
-            &self.plane,
-            source,
-            None,
-            spec,
-            LOCAL_CLONE_EXTRA_SENDERS,
-            clonesync::pipeline::Waits::default().slot_idle_window(),
-        )
-        .await
+    /// Preflight of `spec` over this environment's database, through the
+    /// same multi-triple path the setup state machine runs.
+    pub async fn preflight(&self, spec: &PipelineSpec) -> clonesync::Result<PreflightReport> {
+        preflight_with(&self.plane, spec).await
     }
 
     pub async fn source_client(&self) -> Client {

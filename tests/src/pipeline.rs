@@ -49,7 +49,7 @@ pub async fn run_until(
 ) -> (UndoPlan, Option<(CloneInfo, Client)>) {
     let mut source = env.source_client().await;
     let mut created = UndoPlan::default();
-    env.preflight(&source, spec).await.expect("preflight");
+    env.preflight(spec).await.expect("preflight");
     let prepared = prepare_source::run(&mut source, spec)
         .await
         .expect("prepare source");

@@ -100,7 +100,7 @@ async fn injection_attempts_in_names_are_inert() {
         setup_mark: String::new(),
     };
     let mut source = env.source_client().await;
-    env.preflight(&source, &spec).await.unwrap();
+    env.preflight(&spec).await.unwrap();
     let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
     let info = clone::run(&env.plane, &spec).await.unwrap();
     let target = connect(&env.plane.clone_login(&info)).await;
@@ -157,7 +157,7 @@ async fn a_table_without_a_key_in_scope_fails_preflight_and_leaves_nothing() {
         .batch_execute("CREATE TABLE public.no_key (a int, b text)")
         .await
         .unwrap();
-    let error = env.preflight(&source, &spec("nokey")).await.unwrap_err();
+    let error = env.preflight(&spec("nokey")).await.unwrap_err();
     assert_eq!(failed_checks(&error), vec!["replica_identity"]);
     assert!(error.to_string().contains("no_key"), "{error}");
     // The same table outside the scope is fine.
@@ -166,14 +166,14 @@ async fn a_table_without_a_key_in_scope_fails_preflight_and_leaves_nothing() {
         Scope::tables(vec![TableName::new("public", "accounts").unwrap()]).unwrap(),
     )
     .unwrap();
-    env.preflight(&source, &scoped).await.unwrap();
+    env.preflight(&scoped).await.unwrap();
     // A missing table in a list is reported too.
     let missing = PipelineSpec::with_defaults(
         "missing",
         Scope::tables(vec![TableName::new("public", "nope").unwrap()]).unwrap(),
     )
     .unwrap();
-    let error = env.preflight(&source, &missing).await.unwrap_err();
+    let error = env.preflight(&missing).await.unwrap_err();
     assert_eq!(failed_checks(&error), vec!["scope_exists"]);
     assert_nothing_left(&source).await;
 }
@@ -188,7 +188,7 @@ async fn wal_level_replica_is_a_named_failure_and_leaves_nothing() {
         .await
         .unwrap();
     let spec = spec("replica");
-    let error = env.preflight(&source, &spec).await.unwrap_err();
+    let error = env.preflight(&spec).await.unwrap_err();
     // Every failure at once, not just the first.
     assert_eq!(
         failed_checks(&error),
@@ -209,7 +209,7 @@ async fn no_free_slot_is_a_named_failure_and_leaves_nothing() {
         .await
         .unwrap();
     let spec = spec("noslots");
-    let error = env.preflight(&source, &spec).await.unwrap_err();
+    let error = env.preflight(&spec).await.unwrap_err();
     assert!(
         failed_checks(&error).contains(&"free_replication_slots".to_string()),
         "{error}"
@@ -236,7 +236,7 @@ async fn a_slot_name_taken_by_something_else_is_a_conflict_and_is_not_touched() 
         )
         .await
         .unwrap();
-    let error = env.preflight(&source, &physical).await.unwrap_err();
+    let error = env.preflight(&physical).await.unwrap_err();
     assert_eq!(failed_checks(&error), vec!["slot_name"]);
     let error = prepare_source::run(&mut source, &physical)
         .await
@@ -480,38 +480,28 @@ async fn preflight_names_privileges_unlogged_tables_a_busy_port_and_the_clones_s
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut plane = env.plane.clone();
     plane.clone_port = Some(busy.local_addr().unwrap().port());
-    let error = clonesync::steps::preflight::run(
-        &plane,
-        &source,
-        None,
-        &spec("checks"),
-        2,
-        clonesync::pipeline::Waits::default().slot_idle_window(),
-    )
-    .await
-    .unwrap_err();
+    let error = clonesync_tests::fixture::preflight_with(&plane, &spec("checks"))
+        .await
+        .unwrap_err();
     let checks = failed_checks(&error);
     for expected in ["unlogged_tables", "clone_port"] {
         assert!(checks.contains(&expected.to_string()), "{checks:?}");
     }
     assert!(error.to_string().contains("public.scratch"), "{error}");
 
-    let plain = connect(&clonesync::pg::Endpoint {
-        user: "plain_login".into(),
-        password: Some(clonesync::pg::Secret::new("plain-pw")),
-        ..env.source_endpoint()
-    })
-    .await;
-    let error = clonesync::steps::preflight::run(
-        &env.plane,
-        &plain,
-        None,
-        &spec("checks"),
-        2,
-        clonesync::pipeline::Waits::default().slot_idle_window(),
-    )
-    .await
-    .unwrap_err();
+    let plain = clonesync_local::LocalControlPlane::new(
+        clonesync::pg::Endpoint {
+            user: "plain_login".into(),
+            password: Some(clonesync::pg::Secret::new("plain-pw")),
+            ..env.source_endpoint()
+        },
+        &env.root_path.join("clones"),
+        clonesync_local::PgBinaries::locate().unwrap(),
+        clonesync_local::RunAs::detect().unwrap(),
+    );
+    let error = clonesync_tests::fixture::preflight_with(&plain, &spec("checks"))
+        .await
+        .unwrap_err();
     assert!(
         failed_checks(&error).contains(&"login_privileges".to_string()),
         "{error}"
@@ -601,23 +591,16 @@ async fn binaries_of_another_major_fail_preflight() {
         clonesync_local::PgBinaries { dir: fake },
         clonesync_local::RunAs::detect().unwrap(),
     );
-    let error = clonesync::steps::preflight::run(
-        &plane,
-        &source,
-        None,
-        &spec("major"),
-        2,
-        clonesync::pipeline::Waits::default().slot_idle_window(),
-    )
-    .await
-    .unwrap_err();
+    let error = clonesync_tests::fixture::preflight_with(&plane, &spec("major"))
+        .await
+        .unwrap_err();
     assert!(
         failed_checks(&error).contains(&"local_clone_binaries_version".to_string()),
         "{error}"
     );
     assert!(error.to_string().contains("version 99"), "{error}");
     // The machine's own binaries match: no such failure.
-    let report = env.preflight(&source, &spec("major")).await;
+    let report = env.preflight(&spec("major")).await;
     assert!(report.is_ok(), "{report:?}");
     assert_nothing_left(&source).await;
 }

@@ -29,7 +29,7 @@ async fn a_commit_at_the_clone_lsn_lands_exactly_once() {
         .await
         .expect("pg_walinspect ships with the server");
     let spec = PipelineSpec::with_defaults("edge", Scope::AllTables).unwrap();
-    env.preflight(&source, &spec).await.unwrap();
+    env.preflight(&spec).await.unwrap();
     let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
 
     let writer = env.source_client().await;

@@ -37,7 +37,7 @@ async fn handoff_under_load(seed: u64, scope_kind: &str) {
     let load = Workload::start(env.source_endpoint(), 3, seed, Duration::ZERO);
     let before_prepare = load.wait_for_more(200).await;
 
-    env.preflight(&source, &spec).await.expect("preflight");
+    env.preflight(&spec).await.expect("preflight");
     let prepared = prepare_source::run(&mut source, &spec)
         .await
         .expect("prepare source");

@@ -21,8 +21,8 @@ async fn every_step_twice_is_the_same_as_once() {
     create_schema(&source).await;
     let spec = PipelineSpec::with_defaults("twice", Scope::AllTables).unwrap();
 
-    let first = env.preflight(&source, &spec).await.unwrap();
-    let again = env.preflight(&source, &spec).await.unwrap();
+    let first = env.preflight(&spec).await.unwrap();
+    let again = env.preflight(&spec).await.unwrap();
     assert_eq!(first, again);
     assert_eq!(
         first.tables_in_scope, 9,
@@ -37,7 +37,7 @@ async fn every_step_twice_is_the_same_as_once() {
         "same LSN, same ownership"
     );
     // Preflight after prepare: our own slot and publication are no conflict.
-    env.preflight(&source, &spec).await.unwrap();
+    env.preflight(&spec).await.unwrap();
 
     let info = clone::run(&env.plane, &spec).await.unwrap();
     assert_eq!(clone::run(&env.plane, &spec).await.unwrap(), info);

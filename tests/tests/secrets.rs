@@ -23,7 +23,7 @@ async fn no_password_in_logs_errors_outputs_or_server_logs() {
     let mut outputs: Vec<String> = Vec::new();
     let mut keep = |value: String| outputs.push(value);
 
-    let report = env.preflight(&source, &spec).await.unwrap();
+    let report = env.preflight(&spec).await.unwrap();
     keep(serde_json::to_string(&report).unwrap());
     let prepared = prepare_source::run(&mut source, &spec).await.unwrap();
     keep(serde_json::to_string(&prepared).unwrap());

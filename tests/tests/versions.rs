@@ -43,7 +43,7 @@ async fn preflight_explains_the_slot_settings_of_its_version() {
     let major = server_major(&source).await;
     let spec = PipelineSpec::with_defaults("slots", Scope::AllTables).unwrap();
 
-    let report = env.preflight(&source, &spec).await.unwrap();
+    let report = env.preflight(&spec).await.unwrap();
     let limited = report
         .warnings
         .iter()
@@ -63,7 +63,7 @@ async fn preflight_explains_the_slot_settings_of_its_version() {
     );
 
     reload(&source, "max_slot_wal_keep_size", "-1", "-1").await;
-    let report = env.preflight(&source, &spec).await.unwrap();
+    let report = env.preflight(&spec).await.unwrap();
     assert!(
         report.warnings.iter().any(
             |w| w.starts_with("max_slot_wal_keep_size = -1 (unlimited)") && w.contains("fills")
@@ -88,7 +88,7 @@ async fn preflight_explains_the_slot_settings_of_its_version() {
     // would be invalidated before the clone is attached.
     reload(&source, "idle_replication_slot_timeout", "60s", "60").await;
     let window = Waits::default().slot_idle_window().as_secs();
-    match env.preflight(&source, &spec).await {
+    match env.preflight(&spec).await {
         Err(Error::PreflightFailed { failures }) => {
             let failure = failures
                 .iter()
@@ -104,7 +104,7 @@ async fn preflight_explains_the_slot_settings_of_its_version() {
     }
     // Longer: it passes, and says what a long pause would cost.
     reload(&source, "idle_replication_slot_timeout", "2d", "172800").await;
-    let report = env.preflight(&source, &spec).await.unwrap();
+    let report = env.preflight(&spec).await.unwrap();
     assert!(
         report.warnings.iter().any(
             |w| w.starts_with("idle_replication_slot_timeout = 172800 s") && w.contains("2.0 days")

@@ -185,42 +185,18 @@ pub async fn plan(
     Ok((all, failures))
 }
 
-/// `extra_senders`: replication slots and WAL senders the control plane
-/// needs beyond the pipeline's own (the local clone's base backup uses two).
-/// `idle_window`: how long setup may hold the slot before a subscription
-/// consumes it (its share and clone waits): the slot is made before the
-/// clone and sits unused until the subscription is enabled.
-///
-/// One triple: the pipeline's own names in `source`'s database.
-pub async fn run<P: ControlPlane>(
-    plane: &P,
-    source: &Client,
-    target: Option<&Client>,
-    spec: &PipelineSpec,
-    extra_senders: i64,
-    idle_window: Duration,
-) -> Result<PreflightReport> {
-    let database = server::current_database(source).await?;
-    let triples = vec![Triple::single(spec, &database)];
-    run_triples(
-        plane,
-        &[(database.clone(), source)],
-        target,
-        spec,
-        &triples,
-        &[(database, spec.scope.clone())],
-        Vec::new(),
-        extra_senders,
-        idle_window,
-    )
-    .await
-}
-
 /// Check every triple (`sessions`: a session on each database of the
 /// triples): the source once, each triple's slot and publication in its
 /// database, and what all the triples need together: slots and WAL
 /// senders on the source, apply workers, worker processes and origins on
 /// the subscriber. `planned`: failures found while planning.
+/// `extra_senders`: replication slots and WAL senders the control plane
+/// needs beyond the pipeline's own (the local clone's base backup uses
+/// two). `idle_window`: how long setup may hold the slot before a
+/// subscription consumes it (its share and clone waits): the slot is made
+/// before the clone and sits unused until the subscription is enabled.
+/// The workflow's preflight is the one caller: one procedure for the
+/// state machine, the tests and `clonesync preflight`.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_triples<P: ControlPlane>(
     plane: &P,

@@ -30,10 +30,10 @@
 //! makes a new copy and the pipeline streaming again.
 
 use crate::error::{Error, Result};
-use crate::pipeline::{names, OwnedShare, Phase, PipelineRecord, UndoPlan, WaitKind};
+use crate::pipeline::{OwnedShare, Phase, PipelineRecord, UndoPlan, WaitKind};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination, ResourceShare};
 use crate::steps::{self, cleanup::CleanupReport};
-use crate::workflow::{self, CreatedState, State};
+use crate::workflow::{self, State};
 use serde::{Deserialize, Serialize};
 
 /// The `RecordInventory` task's input: the state and the execution.
@@ -112,16 +112,8 @@ pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Re
             ..record
         },
         None => PipelineRecord {
-            triples: state.triples(),
-            pipeline: state.pipeline.clone(),
-            source: state.source.clone(),
-            clone: state.clone.clone(),
-            clone_id: Some(state.clone_id.clone()),
-            clone_info: None,
-            share: None,
             setup_execution: Some(input.execution.clone()),
-            phase: Phase::SettingUp,
-            registered_at: workflow::seconds_now(),
+            ..state.record(Phase::SettingUp, workflow::seconds_now())
         },
     };
     coordination.put_pipeline(&record).await?;
@@ -193,39 +185,7 @@ pub struct Teardown {
 impl Teardown {
     /// The setup state the cleanup code works on, rebuilt from the record.
     fn state(&self) -> State {
-        let record = &self.record;
-        State {
-            pipeline: record.pipeline.clone(),
-            source: record.source.clone(),
-            clone: record.clone.clone(),
-            clone_id: record
-                .clone_id()
-                .map(str::to_string)
-                .unwrap_or_else(|| names::clone_id(record.pipeline.id.as_str())),
-            waits: Default::default(),
-            created: CreatedState::default(),
-            share: None,
-            accepted: None,
-            clone_info: record.clone_info.clone(),
-            clone_lsn: None,
-            inventory: record
-                .setup_execution
-                .clone()
-                .map(|execution| workflow::state::Inventory {
-                    execution,
-                    created_record: false,
-                    registered_before: false,
-                    setup_mark: record.pipeline.setup_mark.clone(),
-                }),
-            reseed: false,
-            apply_groups: 1,
-            preflight: Some(crate::steps::preflight::PreflightReport {
-                source_version_num: 0,
-                tables_in_scope: 0,
-                warnings: Vec::new(),
-                triples: record.triples(),
-            }),
-        }
+        State::of_record(&self.record)
     }
 }
 

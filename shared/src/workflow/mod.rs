@@ -19,7 +19,7 @@ pub mod waits;
 
 use crate::error::{Error, Result};
 use crate::pg::{connect, Endpoint, SessionSettings};
-use crate::pipeline::{CloneInfo, OwnedShare, Phase, PipelineRecord, Share, UndoPlan};
+use crate::pipeline::{CloneInfo, Phase, Share, UndoPlan};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination, ResourceShare};
 use crate::steps;
 use serde::{Deserialize, Serialize};
@@ -531,24 +531,8 @@ pub struct Registered {
 /// Complete the pipeline's inventory and mark it streaming, for the lag
 /// monitor and teardown (a put: idempotent).
 pub async fn register<C: Cloud>(cloud: &C, state: &State) -> Result<Registered> {
-    // A share is reused only when it carries this pipeline's name and tag
-    // (a re-run, a re-seed): it is this pipeline's either way.
-    let share = state.share.as_ref().map(|share| OwnedShare {
-        arn: share.share_arn.clone(),
-        created: true,
-    });
-    let record = PipelineRecord {
-        pipeline: state.pipeline.clone(),
-        source: state.source.clone(),
-        clone: state.clone.clone(),
-        clone_info: Some(state.clone_info()?.clone()),
-        clone_id: Some(state.clone_id.clone()),
-        share,
-        setup_execution: state.setup_execution(),
-        phase: Phase::Streaming,
-        registered_at: seconds_now(),
-        triples: state.triples(),
-    };
+    state.clone_info()?;
+    let record = state.record(Phase::Streaming, seconds_now());
     cloud.coordination().put_pipeline(&record).await?;
     tracing::info!(pipeline = %state.pipeline.id, "pipeline registered for monitoring");
     Ok(Registered {

@@ -7,7 +7,8 @@ use crate::pg::Lsn;
 use crate::pipeline::request::{self, ValidRequest};
 use crate::pipeline::Triple;
 use crate::pipeline::{
-    Accepted, CloneInfo, CloneSettings, PipelineSpec, Share, SourceCluster, UndoPlan, Waits,
+    Accepted, CloneInfo, CloneSettings, OwnedShare, Phase, PipelineRecord, PipelineSpec, Share,
+    SourceCluster, UndoPlan, Waits,
 };
 use crate::steps::clone_lsn::CloneLsn;
 use crate::steps::create_subscription::SubscriptionCreated;
@@ -104,6 +105,11 @@ pub struct State {
     /// What preflight found, with the pipeline's triples (`$.preflight`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preflight: Option<PreflightReport>,
+    /// The pipeline's triples as known without this run's preflight: from
+    /// its record (a teardown), or named again from the request (a run
+    /// killed before preflight planned them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recorded_triples: Vec<Triple>,
 }
 
 fn one() -> u32 {
@@ -138,6 +144,7 @@ impl State {
     pub fn triples(&self) -> Vec<Triple> {
         match &self.preflight {
             Some(report) if !report.triples.is_empty() => report.triples.clone(),
+            _ if !self.recorded_triples.is_empty() => self.recorded_triples.clone(),
             _ => vec![Triple::single(&self.pipeline, self.source.login_database())],
         }
     }
@@ -165,6 +172,61 @@ impl From<ValidRequest> for State {
             reseed: request.reseed,
             apply_groups: request.apply_groups,
             preflight: None,
+            recorded_triples: Vec::new(),
+        }
+    }
+}
+
+impl State {
+    /// The state a registered pipeline's record stands for: what a
+    /// teardown or a re-seed works on (nothing of a run in it).
+    pub fn of_record(record: &PipelineRecord) -> State {
+        State {
+            pipeline: record.pipeline.clone(),
+            source: record.source.clone(),
+            clone: record.clone.clone(),
+            clone_id: record
+                .clone_id()
+                .map(str::to_string)
+                .unwrap_or_else(|| record.pipeline.clone_id()),
+            waits: Waits::default(),
+            created: CreatedState::default(),
+            share: None,
+            accepted: None,
+            clone_info: record.clone_info.clone(),
+            clone_lsn: None,
+            inventory: record.setup_execution.clone().map(|execution| Inventory {
+                execution,
+                created_record: false,
+                registered_before: false,
+                setup_mark: record.pipeline.setup_mark.clone(),
+            }),
+            reseed: false,
+            apply_groups: 1,
+            preflight: None,
+            recorded_triples: record.triples(),
+        }
+    }
+
+    /// The record this state stands for, in `phase`: the one conversion
+    /// from a setup's state to the registry's record. A share of the
+    /// state's is the pipeline's (reused only when it carries the
+    /// pipeline's name and tag).
+    pub fn record(&self, phase: Phase, registered_at: u64) -> PipelineRecord {
+        PipelineRecord {
+            pipeline: self.pipeline.clone(),
+            source: self.source.clone(),
+            clone: self.clone.clone(),
+            clone_id: Some(self.clone_id.clone()),
+            clone_info: self.clone_info.clone(),
+            share: self.share.as_ref().map(|share| OwnedShare {
+                arn: share.share_arn.clone(),
+                created: true,
+            }),
+            setup_execution: self.setup_execution(),
+            phase,
+            registered_at,
+            triples: self.triples(),
         }
     }
 }

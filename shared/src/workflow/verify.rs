@@ -87,8 +87,30 @@ fn not_streaming(record: &PipelineRecord, why: &str) -> Error {
     }
 }
 
-/// Each subscription of the pipeline applies and each slot is active.
+/// How long a pipeline may take to stream again before it counts as not
+/// streaming: an apply worker that restarted (a crash, a terminated
+/// backend) is started again within `wal_retrieve_retry_interval` (5 s by
+/// default) and then reconnects to its slot.
+const STREAMING_SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Each subscription of the pipeline applies and each slot is active,
+/// within [`STREAMING_SETTLE`].
 pub async fn check_streaming<P: ControlPlane>(plane: &P, record: &PipelineRecord) -> Result<()> {
+    let deadline = std::time::Instant::now() + STREAMING_SETTLE;
+    loop {
+        match streaming_now(plane, record).await {
+            Err(Error::NotStreaming { .. })
+                if record.phase == Phase::Streaming && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// [`check_streaming`] at this moment.
+async fn streaming_now<P: ControlPlane>(plane: &P, record: &PipelineRecord) -> Result<()> {
     let info = match (&record.clone_info, record.phase) {
         (None, _) | (_, Phase::SettingUp) => {
             return Err(not_streaming(record, "is still being set up"))
