@@ -306,11 +306,12 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         }
     };
     // The same pipeline set up again in its work directory keeps its
-    // setup mark: what its earlier run made is its own. A new one is
-    // drawn here, not by the run, so the record below holds the mark the
-    // run puts on what it makes even if the run is killed.
+    // setup mark, an empty one too (recorded before marks existed: its
+    // publication carries the id alone): what its earlier run made is its
+    // own. A new one is drawn here, not by the run, so the record below
+    // holds the mark the run puts on what it makes even if it is killed.
     let setup_mark = match recorded_pipeline(&options.work_dir)?
-        .filter(|p| p.id.as_str() == options.source.pipeline && !p.setup_mark.is_empty())
+        .filter(|p| p.id.as_str() == options.source.pipeline)
     {
         Some(recorded) => recorded.setup_mark,
         None => names::new_setup_mark()?,

@@ -579,9 +579,8 @@ pub fn request_again(state: &State, waits: Waits) -> serde_json::Value {
     if state.apply_groups != 1 {
         input["pipeline"]["apply_groups"] = serde_json::json!(state.apply_groups);
     }
-    if !state.pipeline.setup_mark.is_empty() {
-        input["pipeline"]["setup_mark"] = serde_json::json!(state.pipeline.setup_mark);
-    }
+    // Its own mark, an empty one too (a pipeline recorded before marks).
+    input["pipeline"]["setup_mark"] = serde_json::json!(state.pipeline.setup_mark);
     input
 }
 
