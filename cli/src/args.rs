@@ -139,7 +139,7 @@ pub struct PipelineDir {
     pub work_dir: PathBuf,
     pub source_url: Option<String>,
     /// The pipeline to look for (`down` of a pipeline whose record is gone).
-    pub pipeline: Option<String>,
+    pub pipeline: Option<clonesync::pipeline::PipelineId>,
 }
 
 struct Options(BTreeMap<String, String>);
@@ -199,11 +199,10 @@ impl Options {
     }
 
     /// `--pipeline`, checked before anything uses it as a name or a path.
-    fn pipeline(&self) -> Result<Option<String>, UsageError> {
+    fn pipeline(&self) -> Result<Option<clonesync::pipeline::PipelineId>, UsageError> {
         self.get("pipeline")
             .map(|id| {
-                clonesync::pipeline::names::check_pipeline_id(id)
-                    .map(|_| id.to_string())
+                clonesync::pipeline::PipelineId::new(id)
                     .map_err(|e| UsageError(format!("--pipeline: {e}")))
             })
             .transpose()
@@ -245,7 +244,10 @@ impl Options {
             .get("source-url")
             .ok_or_else(|| UsageError("--source-url is required".into()))?
             .to_string();
-        let pipeline = self.pipeline()?.unwrap_or_else(|| "local".to_string());
+        let pipeline = self
+            .pipeline()?
+            .map(String::from)
+            .unwrap_or_else(|| "local".to_string());
         let scope = match (self.get("schemas"), self.get("tables")) {
             (Some(_), Some(_)) => {
                 return Err(UsageError("give --schemas or --tables, not both".into()))

@@ -647,7 +647,7 @@ pub async fn verify(args: VerifyArgs) -> Result<bool> {
     let info = record.state.clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let request = clonesync::workflow::verify::VerifyRequest {
-        pipeline_id: record.state.pipeline.id.to_string(),
+        pipeline_id: record.state.pipeline.id.clone(),
         tables: args.tables,
         options: args.options,
     };

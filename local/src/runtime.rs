@@ -457,7 +457,7 @@ impl LocalRuntime {
     ) -> Result<RunOutcome> {
         if self
             .registry()
-            .get_pipeline(state.pipeline.id.as_str())
+            .get_pipeline(&state.pipeline.id)
             .await?
             .is_none()
         {
@@ -480,7 +480,7 @@ impl LocalRuntime {
         state: &State,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<CleanupTaskReport> {
-        let id = state.pipeline.id.as_str();
+        let id = &state.pipeline.id;
         // A record already there (this process's own run) has the setup
         // execution, so a teardown under a running setup is still refused.
         if self.registry().get_pipeline(id).await?.is_none() {
@@ -601,7 +601,7 @@ pub async fn teardown<C: Cloud>(cloud: &C, state: &State) -> Result<CleanupTaskR
     let report = workflow::undo(cloud, state, &state.undo_everything()).await?;
     cloud
         .coordination()
-        .delete_pipeline(state.pipeline.id.as_str())
+        .delete_pipeline(&state.pipeline.id)
         .await?;
     Ok(report)
 }

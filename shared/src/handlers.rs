@@ -231,7 +231,7 @@ pub async fn delete_share<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> 
 
 /// Invoked directly (console: a test event `{"pipeline_id": "..."}`).
 pub async fn pause_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
-    let input: lifecycle::PipelineId = parse(payload)?;
+    let input: lifecycle::PauseInput = parse(payload)?;
     output(
         &Box::pin(lifecycle::set_paused(
             cloud,
@@ -243,7 +243,7 @@ pub async fn pause_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Value
 }
 
 pub async fn resume_pipeline<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
-    let input: lifecycle::PipelineId = parse(payload)?;
+    let input: lifecycle::PauseInput = parse(payload)?;
     output(
         &Box::pin(lifecycle::set_paused(
             cloud,

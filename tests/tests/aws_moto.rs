@@ -150,7 +150,7 @@ async fn registry_waits_and_pipelines_round_trip_idempotently() {
     let wait = Wait {
         kind: WaitKind::Clone,
         resource: "clonesync-orders-dev".into(),
-        pipeline_id: "orders_dev".into(),
+        pipeline_id: "orders_dev".parse().unwrap(),
         task_token: "token-1".into(),
     };
     registry
@@ -249,10 +249,16 @@ async fn registry_waits_and_pipelines_round_trip_idempotently() {
         vec![record.clone()]
     );
     assert_eq!(
-        registry.get_pipeline("orders_dev").await.unwrap(),
+        registry
+            .get_pipeline(&"orders_dev".parse().unwrap())
+            .await
+            .unwrap(),
         Some(record)
     );
-    registry.delete_pipeline("orders_dev").await.unwrap();
+    registry
+        .delete_pipeline(&"orders_dev".parse().unwrap())
+        .await
+        .unwrap();
     assert!(registry.list_pipelines().await.unwrap().is_empty());
 }
 
@@ -292,7 +298,7 @@ async fn a_same_account_copy_on_write_clone_is_made_once_and_deleted() {
         .collect();
     assert!(checks.is_empty(), "{checks:?}");
     let other = AwsControlPlane {
-        pipeline_id: "orders_other".into(),
+        pipeline_id: "orders_other".parse().unwrap(),
         ..orders_plane(&clients, &settings, &arn, None)
     };
     let checks: Vec<String> = other
@@ -407,7 +413,7 @@ async fn rds_events_wake_the_waiting_clone_once_and_ignore_the_rest() {
     let wait = Wait {
         kind: WaitKind::Clone,
         resource: "clonesync-orders-dev".into(),
-        pipeline_id: "orders_dev".into(),
+        pipeline_id: "orders_dev".parse().unwrap(),
         task_token: "token-clone".into(),
     };
     registry

@@ -91,7 +91,7 @@ async fn injection_attempts_in_names_are_inert() {
     };
     let tables = tables_in(&source, &["public", "Sales Schema"]).await;
     let spec = PipelineSpec {
-        id: PgName::new("inj").unwrap(),
+        id: clonesync::pipeline::PipelineId::new("inj").unwrap(),
         publication: PgName::new("p\"; DROP TABLE public.accounts; --").unwrap(),
         slot: SlotName::new("clonesync_inj").unwrap(),
         subscription: PgName::new("s'); DROP TABLE public.documents; --").unwrap(),

@@ -516,7 +516,7 @@ fn the_examples_are_valid_inputs() {
         );
     }
     let text = std::fs::read_to_string(root().join("statemachine/examples/pause.json")).unwrap();
-    let _: clonesync::workflow::lifecycle::PipelineId = serde_json::from_str(&text).unwrap();
+    let _: clonesync::workflow::lifecycle::PauseInput = serde_json::from_str(&text).unwrap();
     for example in ["refresh-tables.json", "drift-report.json"] {
         let text =
             std::fs::read_to_string(root().join("statemachine/examples").join(example)).unwrap();
@@ -543,9 +543,10 @@ fn the_examples_are_valid_inputs() {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{example}: {e}"));
     }
     let text = std::fs::read_to_string(root().join("statemachine/examples/teardown.json")).unwrap();
+    // The id is checked by parsing (PipelineId is valid by construction).
     let request: clonesync::workflow::lifecycle::TeardownRequest =
         serde_json::from_str(&text).unwrap();
-    clonesync::pipeline::names::check_pipeline_id(&request.pipeline_id).unwrap();
+    assert!(!request.pipeline_id.is_empty());
 }
 
 #[test]
@@ -612,7 +613,7 @@ fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
     // verify-report writes its figures (dimension Service) once per
     // verification, not per monitor run.
     let results = clonesync::workflow::verify::VerifyResults {
-        pipeline_id: "p".into(),
+        pipeline_id: "p".parse().unwrap(),
         results: Vec::new(),
         require_equal: false,
     };

@@ -203,7 +203,7 @@ async fn three_databases_under_load_each_equal_then_paused_and_torn_down() {
     );
     let record = runtime
         .registry()
-        .get_pipeline("three_dbs")
+        .get_pipeline(&"three_dbs".parse().unwrap())
         .await
         .unwrap()
         .expect("registered");
@@ -255,7 +255,7 @@ async fn three_databases_under_load_each_equal_then_paused_and_torn_down() {
         &*runtime.cloud,
         &[runtime
             .registry()
-            .get_pipeline("three_dbs")
+            .get_pipeline(&"three_dbs".parse().unwrap())
             .await
             .unwrap()
             .unwrap()],
@@ -284,7 +284,7 @@ async fn three_databases_under_load_each_equal_then_paused_and_torn_down() {
     assert_nothing_left(&env, &databases).await;
     assert!(runtime
         .registry()
-        .get_pipeline("three_dbs")
+        .get_pipeline(&"three_dbs".parse().unwrap())
         .await
         .unwrap()
         .is_none());
@@ -447,7 +447,7 @@ async fn three_apply_groups_under_load_equal_and_stable_across_a_rerun() {
     );
     let record = runtime
         .registry()
-        .get_pipeline("grouped")
+        .get_pipeline(&"grouped".parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -482,7 +482,7 @@ async fn three_apply_groups_under_load_equal_and_stable_across_a_rerun() {
     assert_eq!(again_state.triples(), triples, "a stable assignment");
     let record: PipelineRecord = runtime
         .registry()
-        .get_pipeline("grouped")
+        .get_pipeline(&"grouped".parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -536,7 +536,7 @@ async fn three_apply_groups_under_load_equal_and_stable_across_a_rerun() {
     assert_eq!(now.len(), 3, "the live slots stay: {now:?}");
     let record = runtime
         .registry()
-        .get_pipeline("grouped")
+        .get_pipeline(&"grouped".parse().unwrap())
         .await
         .unwrap()
         .expect("the record stays");

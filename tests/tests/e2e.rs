@@ -119,7 +119,7 @@ async fn the_state_machine_hands_off_under_load_and_teardown_leaves_nothing() {
     assert!(run
         .runtime
         .registry()
-        .get_pipeline("e2e_happy")
+        .get_pipeline(&"e2e_happy".parse().unwrap())
         .await
         .unwrap()
         .is_some());
@@ -145,7 +145,7 @@ async fn the_state_machine_hands_off_under_load_and_teardown_leaves_nothing() {
     assert!(run
         .runtime
         .registry()
-        .get_pipeline("e2e_happy")
+        .get_pipeline(&"e2e_happy".parse().unwrap())
         .await
         .unwrap()
         .is_none());

@@ -60,7 +60,7 @@ async fn a_pause_under_writes_reads_as_paused_and_resume_catches_up_equal() {
     assert_eq!(again["changed"], false, "pausing twice is pausing once");
     let record = runtime
         .registry()
-        .get_pipeline("pz")
+        .get_pipeline(&"pz".parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -204,7 +204,7 @@ async fn a_lost_slot_shows_as_lost_and_a_reseed_brings_the_copy_back_equal() {
     let state = outcome.state().unwrap();
     let record = runtime
         .registry()
-        .get_pipeline("lost")
+        .get_pipeline(&"lost".parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -244,7 +244,7 @@ async fn a_switched_over_pipeline_refuses_resume_and_a_setup_run_again() {
     let finished = switchover::finish(
         cloud,
         &switchover::Switchover {
-            pipeline_id: "sw".into(),
+            pipeline_id: "sw".parse().unwrap(),
             quiet_seconds: 0,
             source_stopped: true,
             drop_source_objects: false,
@@ -264,7 +264,7 @@ async fn a_switched_over_pipeline_refuses_resume_and_a_setup_run_again() {
     };
     let registry = runtime.registry();
     assert_eq!(
-        phase(registry.get_pipeline("sw").await.unwrap()),
+        phase(registry.get_pipeline(&"sw".parse().unwrap()).await.unwrap()),
         Phase::SwitchedOver
     );
 
@@ -297,7 +297,7 @@ async fn a_switched_over_pipeline_refuses_resume_and_a_setup_run_again() {
         "{again:?}"
     );
     assert_eq!(
-        phase(registry.get_pipeline("sw").await.unwrap()),
+        phase(registry.get_pipeline(&"sw".parse().unwrap()).await.unwrap()),
         Phase::SwitchedOver
     );
     let info = state.clone_info().unwrap();
@@ -355,7 +355,7 @@ async fn a_registered_id_keeps_its_setup_mark_and_takes_no_other_source() {
     assert_eq!(again.state().unwrap().pipeline.setup_mark, mark);
     let record = runtime
         .registry()
-        .get_pipeline("owned")
+        .get_pipeline(&"owned".parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -388,7 +388,7 @@ async fn a_registered_id_keeps_its_setup_mark_and_takes_no_other_source() {
     );
     let record = runtime
         .registry()
-        .get_pipeline("owned")
+        .get_pipeline(&"owned".parse().unwrap())
         .await
         .unwrap()
         .unwrap();

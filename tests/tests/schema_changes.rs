@@ -166,7 +166,7 @@ async fn setup(runtime: &LocalRuntime, id: &str, scope: serde_json::Value) -> St
 async fn record_of(runtime: &LocalRuntime, id: &str) -> PipelineRecord {
     let record = runtime
         .registry()
-        .get_pipeline(id)
+        .get_pipeline(&id.parse().unwrap())
         .await
         .unwrap()
         .expect("registered");

@@ -112,7 +112,11 @@ impl Run {
         );
         let registry = self.runtime.registry();
         assert!(
-            registry.get_pipeline(id).await.unwrap().is_none(),
+            registry
+                .get_pipeline(&id.parse().unwrap())
+                .await
+                .unwrap()
+                .is_none(),
             "record left"
         );
         let clone_id = clonesync::pipeline::names::clone_id(id);
@@ -148,7 +152,7 @@ async fn a_streaming_pipeline_under_load_is_torn_down_and_a_second_teardown_find
     let record = run
         .runtime
         .registry()
-        .get_pipeline("td")
+        .get_pipeline(&"td".parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -249,7 +253,12 @@ async fn teardown_after_a_failure_at(run: &Run, id: &str, function: &str) {
     let outcome = run.setup(id).await;
     assert_failed_with(&outcome, "Database.Failed");
     run.runtime.faults.clear();
-    let record = run.runtime.registry().get_pipeline(id).await.unwrap();
+    let record = run
+        .runtime
+        .registry()
+        .get_pipeline(&id.parse().unwrap())
+        .await
+        .unwrap();
     assert!(
         record.is_some(),
         "{function}: the inventory outlives a failed cleanup"
@@ -339,7 +348,7 @@ async fn bad_teardown_input_is_named_and_touches_nothing() {
     while run
         .runtime
         .registry()
-        .get_pipeline("td_busy")
+        .get_pipeline(&"td_busy".parse().unwrap())
         .await
         .unwrap()
         .is_none()

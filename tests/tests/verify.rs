@@ -84,7 +84,7 @@ async fn setup(runtime: &LocalRuntime, id: &str) -> State {
 async fn record_of(runtime: &LocalRuntime, id: &str) -> PipelineRecord {
     runtime
         .registry()
-        .get_pipeline(id)
+        .get_pipeline(&id.parse().unwrap())
         .await
         .unwrap()
         .expect("registered")
@@ -103,7 +103,7 @@ async fn verify_all(
     tables: Option<Vec<TableName>>,
 ) -> Vec<TableVerdict> {
     let request = VerifyRequest {
-        pipeline_id: record.pipeline.id.to_string(),
+        pipeline_id: record.pipeline.id.clone(),
         tables,
         options: VerifyOptions {
             // Small ranges, so the tables span several and bisection runs.
@@ -267,7 +267,7 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
 
     // Bad input: named, and nothing changes.
     let ask = |tables: Vec<TableName>| VerifyRequest {
-        pipeline_id: id.into(),
+        pipeline_id: id.parse().unwrap(),
         tables: Some(tables),
         options: VerifyOptions::default(),
     };
@@ -285,8 +285,9 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
     let err = verify::plan(
         runtime.cloud.as_ref(),
         &VerifyRequest {
-            pipeline_id: "no_such".into(),
-            ..VerifyRequest::default()
+            pipeline_id: "no_such".parse().unwrap(),
+            tables: None,
+            options: VerifyOptions::default(),
         },
     )
     .await
@@ -295,7 +296,7 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
     let err = verify::plan(
         runtime.cloud.as_ref(),
         &VerifyRequest {
-            pipeline_id: id.into(),
+            pipeline_id: id.parse().unwrap(),
             tables: None,
             options: VerifyOptions {
                 connections: 99,
@@ -306,8 +307,8 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
     .await
     .unwrap_err();
     assert_eq!(err.name(), "Input.Invalid");
-    let pipeline = lifecycle::PipelineId {
-        pipeline_id: id.into(),
+    let pipeline = lifecycle::PauseInput {
+        pipeline_id: id.parse().unwrap(),
     };
     lifecycle::set_paused(runtime.cloud.as_ref(), &pipeline, lifecycle::Pausing::Pause)
         .await
@@ -365,7 +366,7 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
     let synced = switchover::sequences(
         runtime.cloud.as_ref(),
         &switchover::SequencesRequest {
-            pipeline_id: id.into(),
+            pipeline_id: id.parse().unwrap(),
             headroom: Default::default(),
         },
     )
@@ -376,7 +377,7 @@ async fn verify_names_hand_made_differences_under_load_and_the_switchover_needs_
     let again = switchover::sequences(
         runtime.cloud.as_ref(),
         &switchover::SequencesRequest {
-            pipeline_id: id.into(),
+            pipeline_id: id.parse().unwrap(),
             headroom: Default::default(),
         },
     )

@@ -5,7 +5,7 @@
 use crate::aws::registry::Registry;
 use crate::aws::sfn;
 use crate::error::{Error, Result};
-use crate::pipeline::{PipelineRecord, Wait, WaitKind};
+use crate::pipeline::{PipelineId, PipelineRecord, Wait, WaitKind};
 use crate::ports::coordination::{Coordination, Scanned};
 use serde::Serialize;
 use std::time::Duration;
@@ -59,7 +59,7 @@ impl Coordination for StepFunctionsCoordination<'_> {
         self.registry.scan_pipelines().await
     }
 
-    async fn get_pipeline(&self, pipeline_id: &str) -> Result<Option<PipelineRecord>> {
+    async fn get_pipeline(&self, pipeline_id: &PipelineId) -> Result<Option<PipelineRecord>> {
         self.registry.get_pipeline(pipeline_id).await
     }
 
@@ -67,7 +67,7 @@ impl Coordination for StepFunctionsCoordination<'_> {
         sfn::execution_running(self.sfn, execution).await
     }
 
-    async fn delete_pipeline(&self, pipeline_id: &str) -> Result<()> {
+    async fn delete_pipeline(&self, pipeline_id: &PipelineId) -> Result<()> {
         self.registry.delete_pipeline(pipeline_id).await
     }
 }

@@ -13,7 +13,7 @@
 
 use crate::aws::fault::classify;
 use crate::error::{Error, Result};
-use crate::pipeline::{PipelineRecord, Wait, WaitKind};
+use crate::pipeline::{PipelineId, PipelineRecord, Wait, WaitKind};
 use crate::ports::coordination::Scanned;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -72,7 +72,7 @@ impl Registry<'_> {
             .put_item()
             .table_name(self.table)
             .item("pk", s(wait_key(wait.kind, &wait.resource)))
-            .item("pipeline", s(&wait.pipeline_id))
+            .item("pipeline", s(wait.pipeline_id.as_str()))
             .item("resource", s(&wait.resource))
             .item("task_token", s(&wait.task_token))
             .item(
@@ -107,7 +107,7 @@ impl Registry<'_> {
             (Some(pipeline), Some(token)) if !expired => Ok(Some(Wait {
                 kind,
                 resource: resource.to_string(),
-                pipeline_id: pipeline.to_string(),
+                pipeline_id: PipelineId::new(pipeline)?,
                 task_token: token.to_string(),
             })),
             _ => Ok(None),
@@ -193,7 +193,7 @@ impl Registry<'_> {
         Ok(())
     }
 
-    pub async fn get_pipeline(&self, id: &str) -> Result<Option<PipelineRecord>> {
+    pub async fn get_pipeline(&self, id: &PipelineId) -> Result<Option<PipelineRecord>> {
         let out = self
             .client
             .get_item()
@@ -259,7 +259,7 @@ impl Registry<'_> {
         Ok((records, unreadable))
     }
 
-    pub async fn delete_pipeline(&self, id: &str) -> Result<()> {
+    pub async fn delete_pipeline(&self, id: &PipelineId) -> Result<()> {
         self.client
             .delete_item()
             .table_name(self.table)

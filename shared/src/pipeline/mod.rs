@@ -19,6 +19,7 @@ use crate::pg::{PgName, SlotName};
 use serde::{Deserialize, Serialize};
 
 pub use arn::ClusterArn;
+pub use names::PipelineId;
 pub use record::{OwnedShare, Phase, PipelineRecord, Wait, WaitKind};
 pub use request::{CloneSettings, SourceCluster, Waits};
 pub use scope::Scope;
@@ -30,7 +31,7 @@ pub use undo::UndoPlan;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineSpec {
     /// Stable id of the pipeline; marks the objects it owns.
-    pub id: PgName,
+    pub id: PipelineId,
     pub publication: PgName,
     pub slot: SlotName,
     pub subscription: PgName,
@@ -59,7 +60,7 @@ impl PipelineSpec {
     pub fn with_defaults(id: &str, scope: Scope) -> Result<Self> {
         let name = names::default_object_name(id);
         Ok(PipelineSpec {
-            id: PgName::new(id)?,
+            id: PipelineId::new(id)?,
             publication: PgName::new(name.clone())?,
             subscription: PgName::new(name.clone())?,
             slot: SlotName::new(name)?,

@@ -19,6 +19,7 @@
 //! the pipeline's whose record has no mark (an empty one).
 
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 
 /// Tag keys clonesync puts on what it creates in AWS; a resource carrying
 /// `clonesync:pipeline = <id>` is that pipeline's and may be reused or
@@ -45,22 +46,96 @@ pub const CAPTURE_SCHEMA: &str = "clonesync";
 /// pipeline's publication.
 pub const CAPTURE_QUEUE: &str = "ddl_queue";
 
-/// A pipeline id: a lowercase letter, then `a-z`, `0-9` and `_`, so that it
-/// is a valid slot name itself and every derived name is a valid
-/// identifier in PostgreSQL and RDS; never `__`, which separates a
-/// triple's database and group from the id (`triples::suffix`).
-pub fn check_pipeline_id(id: &str) -> Result<()> {
-    let shaped = id.starts_with(|c: char| c.is_ascii_lowercase())
-        && !id.contains("__")
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if shaped {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "pipeline.id {id:?} must start with a lowercase letter and hold only a-z, 0-9 and single _"
-        )))
+/// A pipeline id, valid by construction (as [`Scope`](super::Scope) is):
+/// a lowercase letter, then `a-z`, `0-9` and `_`, so that it is a valid
+/// slot name itself and every derived name is a valid identifier in
+/// PostgreSQL and RDS; never `__`, which separates a triple's database and
+/// group from the id (`triples::suffix`); and short enough that the
+/// clone's writer instance (`clonesync-<id>-writer`) is a valid DB
+/// identifier. Made by [`PipelineId::new`] or read from JSON (a bad one is
+/// `Input.Invalid` there); nothing downstream checks it again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PipelineId(String);
+
+impl PipelineId {
+    pub fn new(id: impl Into<String>) -> Result<Self> {
+        let id = id.into();
+        let shaped = id.starts_with(|c: char| c.is_ascii_lowercase())
+            && !id.contains("__")
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !shaped {
+            return Err(Error::invalid(format!(
+                "pipeline.id {id:?} must start with a lowercase letter and hold only a-z, 0-9 and single _"
+            )));
+        }
+        let writer = writer_instance_id(&clone_id(&id));
+        if !valid_db_identifier(&writer) {
+            return Err(Error::invalid(format!(
+                "pipeline.id {id:?} gives the clone's writer instance {writer:?}, not a valid DB identifier (at most 63 characters, no trailing _)"
+            )));
+        }
+        Ok(PipelineId(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for PipelineId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PipelineId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for PipelineId {
+    type Error = Error;
+
+    fn try_from(value: String) -> Result<Self> {
+        PipelineId::new(value)
+    }
+}
+
+impl std::str::FromStr for PipelineId {
+    type Err = Error;
+
+    fn from_str(id: &str) -> Result<Self> {
+        PipelineId::new(id)
+    }
+}
+
+impl PartialEq<PipelineId> for &str {
+    fn eq(&self, other: &PipelineId) -> bool {
+        *self == other.0
+    }
+}
+
+impl From<PipelineId> for String {
+    fn from(id: PipelineId) -> String {
+        id.0
+    }
+}
+
+impl PartialEq<str> for PipelineId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for PipelineId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 
@@ -203,10 +278,22 @@ mod tests {
 
     #[test]
     fn pipeline_ids() {
-        assert!(check_pipeline_id("orders_dev2").is_ok());
-        for bad in ["", "Orders", "2x", "a-b", "a b", "a__b"] {
-            assert_eq!(check_pipeline_id(bad).unwrap_err().name(), "Input.Invalid");
+        assert_eq!(PipelineId::new("orders_dev2").unwrap(), "orders_dev2");
+        let longest = format!("a{}", "b".repeat(45));
+        assert!(PipelineId::new(longest.clone()).is_ok());
+        let too_long = format!("{longest}c");
+        for bad in ["", "Orders", "2x", "a-b", "a b", "a__b", "a_", &too_long] {
+            assert_eq!(
+                PipelineId::new(bad).unwrap_err().name(),
+                "Input.Invalid",
+                "{bad:?}"
+            );
         }
+        // From JSON the same rules hold: a bad id is refused at parse.
+        let parsed: std::result::Result<PipelineId, _> = serde_json::from_str("\"a__b\"");
+        assert!(parsed.is_err());
+        let parsed: PipelineId = serde_json::from_str("\"orders\"").unwrap();
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), "\"orders\"");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! What the registry keeps: a step waiting on a resource, and a pipeline
 //! that reached streaming (the inventory the lag monitor reads).
 
-use crate::pipeline::{CloneInfo, CloneSettings, PipelineSpec, Scope, SourceCluster, Triple};
+use crate::pipeline::{
+    CloneInfo, CloneSettings, PipelineId, PipelineSpec, Scope, SourceCluster, Triple,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +18,7 @@ pub enum WaitKind {
 pub struct Wait {
     pub kind: WaitKind,
     pub resource: String,
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     pub task_token: String,
 }
 

@@ -8,7 +8,7 @@ use crate::pg::{PgName, SlotName};
 use crate::pipeline::arn::ClusterArn;
 use crate::pipeline::names;
 use crate::pipeline::triples::{self, DatabaseSelection};
-use crate::pipeline::{PipelineSpec, Scope};
+use crate::pipeline::{PipelineId, PipelineSpec, Scope};
 use serde::{Deserialize, Serialize};
 
 /// The source: the shared cluster, the login to use and the database(s).
@@ -265,8 +265,7 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             .clone()
             .unwrap_or_else(|| default_name.clone()),
     );
-    let id = PgName::new(p.id.clone());
-    note(names::check_pipeline_id(&p.id));
+    let id = PipelineId::new(p.id.clone());
     let setup_mark = match &p.setup_mark {
         Some(mark) => {
             note(names::check_setup_mark(mark));
@@ -393,15 +392,8 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             }
         }
     }
+    // A valid id gives a valid clone and writer name (PipelineId::new).
     let clone_id = spec.as_ref().map(PipelineSpec::clone_id);
-    if let Some(clone_id) = &clone_id {
-        // The writer instance adds "-writer" to the cluster's name.
-        if !names::valid_db_identifier(&names::writer_instance_id(clone_id)) {
-            note(Err(Error::invalid(format!(
-                "the clone id {clone_id:?} derived from pipeline.id is not a valid DB identifier (too long?)"
-            ))));
-        }
-    }
     match (spec, clone_id) {
         (Some(pipeline), Some(clone_id)) if problems.is_empty() => Ok(ValidRequest {
             pipeline,

@@ -11,7 +11,7 @@
 //! or `__d<8 hex digits of its hash>` when the database's name is not
 //! `[a-z0-9_]` or would not fit), and one with `apply_groups > 1` adds the
 //! group (`__g1` .. `__gN`). The separator is two underscores because a
-//! pipeline id may not hold them (`names::check_pipeline_id`): no triple of
+//! pipeline id may not hold them (`names::PipelineId`): no triple of
 //! one pipeline can take another pipeline's default names (`orders` over
 //! database `billing` is not pipeline `orders_billing`). Slots are
 //! cluster-wide, so each triple's name is unique in the cluster;

@@ -7,7 +7,7 @@
 //! moto, which executes the real state machine.
 
 use crate::error::Result;
-use crate::pipeline::{PipelineRecord, Wait, WaitKind};
+use crate::pipeline::{PipelineId, PipelineRecord, Wait, WaitKind};
 use crate::Error;
 use serde::Serialize;
 use std::future::Future;
@@ -60,12 +60,12 @@ pub trait Coordination: Sync {
     /// One pipeline's record; `None` when it is not registered.
     fn get_pipeline(
         &self,
-        pipeline_id: &str,
+        pipeline_id: &PipelineId,
     ) -> impl Future<Output = Result<Option<PipelineRecord>>> + Send;
 
     /// Whether a state machine execution (its ARN) is still running.
     fn execution_running(&self, execution: &str) -> impl Future<Output = Result<bool>> + Send;
 
     /// Remove a pipeline's record (absent is success).
-    fn delete_pipeline(&self, pipeline_id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn delete_pipeline(&self, pipeline_id: &PipelineId) -> impl Future<Output = Result<()>> + Send;
 }

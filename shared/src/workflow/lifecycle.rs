@@ -30,7 +30,7 @@
 //! makes a new copy and the pipeline streaming again.
 
 use crate::error::{Error, Result};
-use crate::pipeline::{OwnedShare, Phase, PipelineRecord, UndoPlan, WaitKind};
+use crate::pipeline::{OwnedShare, Phase, PipelineId, PipelineRecord, UndoPlan, WaitKind};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination, ResourceShare};
 use crate::steps::{self, cleanup::CleanupReport};
 use crate::workflow::{self, State};
@@ -71,9 +71,7 @@ pub struct Recorded {
 pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Result<Recorded> {
     let state = &input.state;
     let coordination = cloud.coordination();
-    let existing = coordination
-        .get_pipeline(state.pipeline.id.as_str())
-        .await?;
+    let existing = coordination.get_pipeline(&state.pipeline.id).await?;
     if let Some(other) = existing
         .as_ref()
         .and_then(|r| r.setup_execution.as_ref())
@@ -134,7 +132,7 @@ pub async fn forget_failed_setup<C: Cloud>(cloud: &C, state: &State) -> Result<b
     if !created_record {
         return Ok(false);
     }
-    let id = state.pipeline.id.as_str();
+    let id = &state.pipeline.id;
     let Some(record) = cloud.coordination().get_pipeline(id).await? else {
         return Ok(false);
     };
@@ -150,7 +148,7 @@ pub async fn forget_failed_setup<C: Cloud>(cloud: &C, state: &State) -> Result<b
     };
     if slot_left {
         tracing::warn!(
-            pipeline = id,
+            pipeline = %id,
             "a slot of the pipeline may be left: its inventory stays for teardown"
         );
         return Ok(false);
@@ -163,7 +161,7 @@ pub async fn forget_failed_setup<C: Cloud>(cloud: &C, state: &State) -> Result<b
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeardownRequest {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     /// Delete the clone too (default: keep it; the copy is the user's data).
     #[serde(default)]
     pub delete_clone: bool,
@@ -176,7 +174,7 @@ pub struct TeardownRequest {
 /// What the teardown tasks carry: the decisions and the inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Teardown {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     pub delete_clone: bool,
     pub delete_share: bool,
     pub record: PipelineRecord,
@@ -201,7 +199,7 @@ pub async fn load<C: Cloud>(cloud: &C, input: serde_json::Value) -> Result<Teard
     if let Some(execution) = &record.setup_execution {
         if coordination.execution_running(execution).await? {
             return Err(Error::SetupRunning {
-                pipeline: request.pipeline_id.clone(),
+                pipeline: request.pipeline_id.to_string(),
                 execution: execution.clone(),
             });
         }
@@ -318,7 +316,9 @@ pub async fn deregister<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<Dere
     }
     for (kind, resource) in resources {
         if let Some(wait) = coordination.get_wait(kind, &resource).await? {
-            if wait.pipeline_id == teardown.pipeline_id && coordination.delete_wait(&wait).await? {
+            if teardown.pipeline_id == wait.pipeline_id.as_str()
+                && coordination.delete_wait(&wait).await?
+            {
                 waits_removed += 1;
             }
         }
@@ -326,7 +326,7 @@ pub async fn deregister<C: Cloud>(cloud: &C, teardown: &Teardown) -> Result<Dere
     coordination.delete_pipeline(&teardown.pipeline_id).await?;
     tracing::info!(pipeline = %teardown.pipeline_id, waits_removed, "pipeline deregistered");
     Ok(Deregistered {
-        pipeline: teardown.pipeline_id.clone(),
+        pipeline: teardown.pipeline_id.to_string(),
         waits_removed,
     })
 }
@@ -337,8 +337,8 @@ pub use crate::steps::pause::Pausing;
 /// The input of `pause-pipeline` and `resume-pipeline`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PipelineId {
-    pub pipeline_id: String,
+pub struct PauseInput {
+    pub pipeline_id: PipelineId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -385,7 +385,7 @@ pub async fn set_subscription<P: ControlPlane>(
 /// phase in the registry.
 pub async fn set_paused<C: Cloud>(
     cloud: &C,
-    input: &PipelineId,
+    input: &PauseInput,
     pausing: Pausing,
 ) -> Result<PauseReport> {
     let coordination = cloud.coordination();
@@ -399,7 +399,7 @@ pub async fn set_paused<C: Cloud>(
         // A setup run again enables the subscription at its end.
         if coordination.execution_running(execution).await? {
             return Err(Error::SetupRunning {
-                pipeline: input.pipeline_id.clone(),
+                pipeline: input.pipeline_id.to_string(),
                 execution: execution.clone(),
             });
         }
@@ -420,7 +420,7 @@ pub async fn set_paused<C: Cloud>(
     }
     tracing::info!(pipeline = %input.pipeline_id, ?phase, changed, "pipeline phase set");
     Ok(PauseReport {
-        pipeline: input.pipeline_id.clone(),
+        pipeline: input.pipeline_id.to_string(),
         phase,
         changed,
     })

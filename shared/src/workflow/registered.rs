@@ -1,16 +1,15 @@
 //! One handle for a registered pipeline, written once: its lookup by id
-//! (`Input.Invalid` for a malformed id, `Pipeline.Unknown` for one not
-//! registered), its control plane, and its clone (`Verify.NotStreaming`
+//! (a [`PipelineId`] is valid by construction; `Pipeline.Unknown` for one
+//! not registered), its control plane, and its clone (`Verify.NotStreaming`
 //! naming what needed it while the pipeline has none). Every task on a
 //! registered pipeline starts here. Reads only.
 
 use crate::error::{Error, Result};
-use crate::pipeline::{names, CloneInfo, PipelineRecord};
+use crate::pipeline::{CloneInfo, PipelineId, PipelineRecord};
 use crate::ports::{Clones, Cloud, Coordination};
 
 /// The registered record of `pipeline_id`.
-pub async fn load<C: Cloud>(cloud: &C, pipeline_id: &str) -> Result<PipelineRecord> {
-    names::check_pipeline_id(pipeline_id)?;
+pub async fn load<C: Cloud>(cloud: &C, pipeline_id: &PipelineId) -> Result<PipelineRecord> {
     cloud
         .coordination()
         .get_pipeline(pipeline_id)

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::pg::ddl::AppliedSummary;
-use crate::pipeline::{triples, Phase, PipelineRecord};
+use crate::pipeline::{triples, Phase, PipelineId, PipelineRecord};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
 use crate::steps;
 use crate::steps::drift::Difference;
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct PipelineChoice {
     #[serde(default)]
-    pub pipeline_id: Option<String>,
+    pub pipeline_id: Option<PipelineId>,
 }
 
 /// One pipeline's refresh: per triple, and the schema changes its target

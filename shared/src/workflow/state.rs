@@ -469,13 +469,19 @@ mod tests {
             grouped["pipeline"]["apply_groups"] = json!(groups);
             assert!(problems_of(grouped)[0].contains("apply_groups must be 1..=16"));
         }
-        // A pipeline id so long its names cannot take a suffix.
+        // A publication name so long it cannot take a suffix (an id that
+        // long is refused itself: its clone's writer name is too long).
         let mut long = good();
-        long["pipeline"]["id"] = json!("a".repeat(50));
+        long["pipeline"]["publication"] = json!("p".repeat(60));
         long["pipeline"]["apply_groups"] = json!(2);
         assert!(problems_of(long)
             .iter()
             .any(|p| p.contains("no room for the database and group suffix")));
+        let mut long = good();
+        long["pipeline"]["id"] = json!("a".repeat(50));
+        assert!(problems_of(long)
+            .iter()
+            .any(|p| p.contains("not a valid DB identifier")));
 
         listed["source"]["databases"] = json!("all");
         listed["pipeline"]["apply_groups"] = json!(4);

@@ -19,7 +19,7 @@
 
 use crate::error::{Error, Result};
 use crate::pg::Lsn;
-use crate::pipeline::PipelineRecord;
+use crate::pipeline::{PipelineId, PipelineRecord};
 use crate::ports::{Cloud, ControlPlane, Coordination};
 use crate::steps;
 use crate::steps::sequences::{self, Headroom, SequenceSync};
@@ -41,7 +41,7 @@ fn default_catch_up_seconds() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchoverRequest {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     /// How long the source must stay without a writing transaction.
     #[serde(default = "default_quiet_seconds")]
     pub quiet_seconds: u64,
@@ -79,7 +79,7 @@ pub struct QuietMarker {
 /// What the switchover's tasks pass along.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Switchover {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     pub quiet_seconds: u64,
     pub source_stopped: bool,
     pub drop_source_objects: bool,
@@ -100,14 +100,14 @@ pub struct Switchover {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SequencesRequest {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     #[serde(default)]
     pub headroom: Headroom,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SequencesReport {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     /// Per database.
     pub databases: Vec<(String, Vec<SequenceSync>)>,
 }
@@ -133,7 +133,7 @@ impl SequencesReport {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchedOver {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     pub subscriptions_disabled: bool,
     /// Dropped with `drop_source_objects` (the teardown's report).
     pub dropped: Option<crate::steps::cleanup::CleanupReport>,
@@ -151,7 +151,7 @@ pub async fn sequences_pipeline<P: ControlPlane>(
     let mut sources = Sessions::source(plane).await?;
     let mut clones = Sessions::clone(plane, info).await?;
     let mut report = SequencesReport {
-        pipeline_id: record.pipeline.id.to_string(),
+        pipeline_id: record.pipeline.id.clone(),
         databases: Vec::new(),
     };
     for database in crate::pipeline::triples::databases_of(&record.triples()) {
@@ -408,7 +408,7 @@ pub async fn finish<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Swit
     }
     let paused = lifecycle::set_paused(
         cloud,
-        &lifecycle::PipelineId {
+        &lifecycle::PauseInput {
             pipeline_id: id.clone(),
         },
         lifecycle::Pausing::Pause,

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::pg::TableName;
-use crate::pipeline::{Phase, PipelineRecord};
+use crate::pipeline::{Phase, PipelineId, PipelineRecord};
 use crate::ports::{Clones, Cloud, ControlPlane};
 use crate::steps;
 use crate::steps::verify_table::{self, Login, Sides, TableVerdict, Verdict, VerifyOptions};
@@ -14,10 +14,10 @@ use crate::workflow::Sessions;
 use serde::{Deserialize, Serialize};
 
 /// The input of `verify-plan` (and of the `verify` state machine).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     /// Only these tables (each must be on the source and in scope); every
     /// table in scope when absent.
     #[serde(default)]
@@ -30,7 +30,7 @@ pub struct VerifyRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyItem {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     pub database: String,
     pub table: TableName,
     #[serde(default)]
@@ -39,7 +39,7 @@ pub struct VerifyItem {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyPlan {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     pub items: Vec<VerifyItem>,
 }
 
@@ -47,7 +47,7 @@ pub struct VerifyPlan {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyResults {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     pub results: Vec<TableVerdict>,
     /// Fail with `Verify.Differs` unless every table is equal (the
     /// switchover's verification).
@@ -57,7 +57,7 @@ pub struct VerifyResults {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifySummary {
-    pub pipeline_id: String,
+    pub pipeline_id: PipelineId,
     pub tables: usize,
     pub equal: usize,
     /// `database: table` of each table that differs.
@@ -184,7 +184,7 @@ pub async fn plan_pipeline<P: ControlPlane>(
     let scoped = tables_in_scope(plane, record).await?;
     let mut items = Vec::new();
     let item = |database: &str, table: &TableName| VerifyItem {
-        pipeline_id: record.pipeline.id.to_string(),
+        pipeline_id: record.pipeline.id.clone(),
         database: database.to_string(),
         table: table.clone(),
         options: request.options.clone(),
@@ -228,7 +228,7 @@ pub async fn plan_pipeline<P: ControlPlane>(
         }
     }
     Ok(VerifyPlan {
-        pipeline_id: record.pipeline.id.to_string(),
+        pipeline_id: record.pipeline.id.clone(),
         items,
     })
 }

@@ -73,7 +73,7 @@ pub async fn await_share<C: Cloud>(cloud: &C, input: &TokenInput) -> Result<Wait
     let wait = Wait {
         kind: WaitKind::Share,
         resource: input.state.share_arn()?.to_string(),
-        pipeline_id: input.state.pipeline.id.to_string(),
+        pipeline_id: input.state.pipeline.id.clone(),
         task_token: input.task_token.clone(),
     };
     cloud.coordination().put_wait(&wait, WAIT_TTL).await?;
@@ -85,7 +85,7 @@ pub async fn await_clone<C: Cloud>(cloud: &C, input: &TokenInput) -> Result<Wait
     let wait = Wait {
         kind: WaitKind::Clone,
         resource: input.state.clone_id.clone(),
-        pipeline_id: input.state.pipeline.id.to_string(),
+        pipeline_id: input.state.pipeline.id.clone(),
         task_token: input.task_token.clone(),
     };
     cloud.coordination().put_wait(&wait, WAIT_TTL).await?;
