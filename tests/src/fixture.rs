@@ -156,9 +156,11 @@ impl Drop for TestServer {
 }
 
 async fn start_server(dir: &Path, settings: &[(&str, &str)]) -> LocalServer {
-    let mut server = LocalServer::init(dir, SUPERUSER, random_password(), settings)
-        .await
-        .expect("initdb");
+    let template = template_cluster().await;
+    let mut server =
+        LocalServer::init_from_copy(dir, &template, SUPERUSER, random_password(), settings)
+            .await
+            .expect("a cluster copied from the template");
     server.start().await.expect("start server");
     let admin = connect(&server.endpoint("postgres")).await;
     // A run that asks for a major must really be on it: wrong binaries
@@ -178,6 +180,50 @@ async fn start_server(dir: &Path, settings: &[(&str, &str)]) -> LocalServer {
         .await
         .expect("create database");
     server
+}
+
+/// What every template directory's name starts with (not [`TEMP_PREFIX`]:
+/// a template outlives the test process that made it).
+const TEMPLATE_PREFIX: &str = "clonesync-pgtemplate-";
+
+/// A stopped cluster of the binaries this run uses, made by `initdb` once
+/// for every test process and copied for each server
+/// ([`LocalServer::init_from_copy`]): `initdb` costs about 0.8 s of CPU,
+/// a copy about a fifth of that, and the tests start hundreds of servers.
+/// Named after the binaries (their directory and the `postgres`
+/// program's size and time), so other binaries get their own. Made in a
+/// temporary directory and renamed into place: a process that loses the
+/// race uses the winner's and removes its own.
+async fn template_cluster() -> PathBuf {
+    let bins = clonesync_local::PgBinaries::locate().expect("PostgreSQL binaries");
+    let postgres = bins.program("postgres");
+    let meta = std::fs::metadata(&postgres).expect("the postgres program");
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let key = format!(
+        "{}|{}|{modified}|{SUPERUSER}",
+        postgres.display(),
+        meta.len()
+    );
+    let digest = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let template = std::env::temp_dir().join(format!("{TEMPLATE_PREFIX}{digest:016x}"));
+    if template.join("data").join("PG_VERSION").is_file() {
+        return template;
+    }
+    let partial = temp_root();
+    let made = partial.path().join("template");
+    LocalServer::init(&made, SUPERUSER, random_password(), &[])
+        .await
+        .expect("initdb of the template cluster");
+    if std::fs::rename(&made, &template).is_err() && !template.join("data").is_dir() {
+        panic!("cannot put the template cluster at {}", template.display());
+    }
+    template
 }
 
 /// The setup state of a pipeline `spec` over the database [`DB`]: what

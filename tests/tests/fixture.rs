@@ -59,3 +59,39 @@ async fn a_server_is_stopped_and_removed_when_the_test_panics() {
         root.display()
     );
 }
+
+/// Servers copied from the one template cluster each take only their own
+/// random password, and a write to one is not seen by the other.
+#[tokio::test]
+async fn servers_copied_from_the_template_keep_their_own_passwords_and_data() {
+    let a = TestServer::start().await;
+    let b = TestServer::start().await;
+    assert_ne!(a.endpoint().password, b.endpoint().password);
+    a.client()
+        .await
+        .batch_execute("CREATE TABLE only_on_a (id int)")
+        .await
+        .unwrap();
+    let on_b: i64 = b
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'only_on_a'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(on_b, 0);
+    // A's password does not open B.
+    let crossed = clonesync::pg::Endpoint {
+        password: a.endpoint().password,
+        ..b.endpoint()
+    };
+    let refused =
+        clonesync::pg::connect(&crossed, &clonesync::pg::SessionSettings::default()).await;
+    let Err(err) = refused else {
+        panic!("B accepted A's password");
+    };
+    assert!(err.to_string().contains("password"), "{err}");
+}
