@@ -253,6 +253,15 @@ pub enum Error {
     #[error("malformed event: {reason}")]
     EventMalformed { reason: String },
 
+    /// A task's own output does not encode as JSON: clonesync's defect,
+    /// not the caller's input (which is `Input.Invalid`).
+    #[error("the output of {what} does not encode: {cause}")]
+    OutputUnencodable {
+        what: String,
+        #[source]
+        cause: serde_json::Error,
+    },
+
     /// No pipeline of that id is registered: nothing to tear down, pause
     /// or re-seed, and nothing was touched.
     #[error("pipeline {pipeline:?} is not registered")]
@@ -384,6 +393,7 @@ impl Error {
         "Secret.Invalid",
         "Config.Invalid",
         "Event.Malformed",
+        "Output.Unencodable",
         "Pipeline.Unknown",
         "Pipeline.SetupRunning",
         "Verify.TableUnknown",
@@ -438,6 +448,7 @@ impl Error {
             Error::SecretInvalid { .. } => "Secret.Invalid",
             Error::ConfigInvalid { .. } => "Config.Invalid",
             Error::EventMalformed { .. } => "Event.Malformed",
+            Error::OutputUnencodable { .. } => "Output.Unencodable",
             Error::PipelineUnknown { .. } => "Pipeline.Unknown",
             Error::SetupRunning { .. } => "Pipeline.SetupRunning",
             Error::VerifyTableUnknown { .. } => "Verify.TableUnknown",
@@ -614,6 +625,10 @@ mod tests {
             },
             Error::ConfigInvalid { problems: vec![] },
             Error::EventMalformed { reason: s() },
+            Error::OutputUnencodable {
+                what: s(),
+                cause: serde_json::from_str::<u8>("x").unwrap_err(),
+            },
             Error::PipelineUnknown { pipeline: s() },
             Error::SetupRunning {
                 pipeline: s(),

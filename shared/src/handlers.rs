@@ -64,9 +64,13 @@ pub fn parse<T: DeserializeOwned>(payload: Value) -> Result<T> {
     })
 }
 
-/// Encode a task's output.
+/// Encode a task's output; a value that does not encode is
+/// `Output.Unencodable`, naming its type.
 pub fn output<T: serde::Serialize>(value: &T) -> Result<Value> {
-    serde_json::to_value(value).map_err(|e| Error::invalid(format!("encode output: {e}")))
+    serde_json::to_value(value).map_err(|cause| Error::OutputUnencodable {
+        what: std::any::type_name::<T>().to_string(),
+        cause,
+    })
 }
 
 fn state(payload: Value) -> Result<State> {
@@ -441,5 +445,15 @@ mod tests {
         );
         assert_eq!(function_of("clone-lsn"), Some("clone-lsn"));
         assert_eq!(function_of("clonesync-nothing"), None);
+    }
+
+    #[test]
+    fn an_output_that_does_not_encode_is_named_as_such_not_as_input() {
+        // JSON object keys must be strings; a map keyed by pairs is not.
+        let unencodable: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let err = output(&unencodable).unwrap_err();
+        assert_eq!(err.name(), "Output.Unencodable");
+        assert!(err.to_string().contains("BTreeMap"), "{err}");
+        assert!(std::error::Error::source(&err).is_some());
     }
 }

@@ -33,12 +33,9 @@ impl Coordination for StepFunctionsCoordination<'_> {
         task_token: &str,
         output: &T,
     ) -> Result<bool> {
-        let output = serde_json::to_value(output).map_err(|e| Error::Aws {
-            service: "states".into(),
-            operation: "SendTaskSuccess".into(),
-            code: "Encode".into(),
-            message: e.to_string(),
-            cause: Some(Box::new(e)),
+        let output = serde_json::to_value(output).map_err(|cause| Error::OutputUnencodable {
+            what: "a waiting task's output (SendTaskSuccess)".into(),
+            cause,
         })?;
         sfn::send_success(self.sfn, task_token, &output).await
     }

@@ -136,12 +136,9 @@ impl Registry<'_> {
     }
 
     pub async fn put_pipeline(&self, record: &PipelineRecord) -> Result<()> {
-        let json = serde_json::to_string(record).map_err(|e| Error::Aws {
-            service: SERVICE.into(),
-            operation: "PutItem".into(),
-            code: "Encode".into(),
-            message: e.to_string(),
-            cause: None,
+        let json = serde_json::to_string(record).map_err(|cause| Error::OutputUnencodable {
+            what: "the pipeline's registry record".into(),
+            cause,
         })?;
         let triples = record.triples();
         // The record is the JSON; the inventory's main names are also

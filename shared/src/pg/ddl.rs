@@ -225,8 +225,11 @@ pub async fn remove_if_unused(client: &Client) -> Result<bool> {
 /// ALL TABLES` with another pipeline's capture) never stops apply.
 pub async fn install_apply(client: &Client, scope: &Scope, apply: bool) -> Result<()> {
     ensure_schema_ours(client).await?;
-    let scope_json = serde_json::to_string(scope)
-        .map_err(|e| crate::error::Error::invalid(format!("the scope does not serialize: {e}")))?;
+    let scope_json =
+        serde_json::to_string(scope).map_err(|cause| crate::error::Error::OutputUnencodable {
+            what: "the pipeline's scope (for the apply)".into(),
+            cause,
+        })?;
     let mut sql = format!("{QUEUE_SQL}\n{APPLY_SQL}");
     for trigger in EVENT_TRIGGERS {
         // An inherited event trigger is disabled, not dropped: the
