@@ -22,7 +22,7 @@
 
 use crate::server::{conf_value, wait_until, write_private, LocalServer, PgBinaries, RunAs};
 use clonesync::error::{Error, PreflightFailure, Result};
-use clonesync::pg::{self, server, Endpoint, Lsn, Secret, SessionSettings};
+use clonesync::pg::{self, server, wal, Endpoint, Lsn, Secret, SessionSettings};
 use clonesync::pipeline::CloneInfo;
 use clonesync::ports::ControlPlane;
 use serde::{Deserialize, Serialize};
@@ -337,8 +337,8 @@ impl LocalControlPlane {
 /// non-transactional logical message, which pgoutput skips unless asked
 /// for messages).
 pub async fn current_wal_lsn(source: &Client) -> Result<Lsn> {
-    let lsn = server::current_lsn(source).await?;
-    server::emit_wal_marker(source, "clone target").await?;
+    let lsn = wal::current_lsn(source).await?;
+    wal::emit_wal_marker(source, "clone target").await?;
     Ok(lsn)
 }
 

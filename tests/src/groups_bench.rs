@@ -193,7 +193,7 @@ async fn pgbench_done(load: Child) -> u64 {
 }
 
 async fn current_lsn(client: &Client) -> Lsn {
-    clonesync::pg::server::current_lsn(client)
+    clonesync::pg::wal::current_lsn(client)
         .await
         .expect("current LSN")
 }

@@ -445,7 +445,7 @@ async fn a_clone_that_cannot_reach_its_target_fails_and_leaves_nothing() {
     let error = env
         .plane
         .create_clone_at("unreachable", async |src: &Client| {
-            let now = clonesync::pg::server::current_lsn(src).await?;
+            let now = clonesync::pg::wal::current_lsn(src).await?;
             Ok(clonesync::pg::Lsn::from(now.as_u64() + (1 << 30)))
         })
         .await

@@ -82,7 +82,7 @@ fn list(names: &[&str]) -> DatabaseSelection {
 /// Wait until every slot named has confirmed the source's WAL position as
 /// of now: every subscription has applied all the source wrote.
 async fn wait_caught_up(source: &Client, slots: &[String], timeout: Duration) {
-    let target = clonesync::pg::server::current_lsn(source).await.unwrap();
+    let target = clonesync::pg::wal::current_lsn(source).await.unwrap();
     let started = Instant::now();
     loop {
         let mut behind = Vec::new();

@@ -502,3 +502,42 @@ fn no_lambda_function_links_the_local_application_or_an_http_server() {
         "{found:?}"
     );
 }
+
+/// Where the WAL stands is read in one module, `pg/wal.rs`: a primary's
+/// written, flushed and inserted positions, the slots' least confirmed
+/// one, an Aurora clone's start and the recovery marker. The lag reading
+/// (`pg/lag.rs`) alone also reads `pg_current_wal_lsn()`, in the same
+/// snapshot as the slots' positions it subtracts it from.
+#[test]
+fn wal_positions_are_read_in_one_module() {
+    let files = sources(&root().join("shared/src"));
+    let rules: [(&str, &[&str]); 5] = [
+        ("pg_current_wal_insert_lsn(", &["pg/wal.rs"]),
+        ("pg_current_wal_flush_lsn(", &["pg/wal.rs"]),
+        ("pg_current_wal_lsn(", &["pg/wal.rs", "pg/lag.rs"]),
+        ("pg_logical_emit_message(", &["pg/wal.rs"]),
+        (
+            "pg_catalog.aurora_volume_logical_start_lsn(",
+            &["pg/wal.rs"],
+        ),
+    ];
+    let mut misplaced = Vec::new();
+    for (needle, allowed) in rules {
+        let found: Vec<&String> = files
+            .iter()
+            .filter(|(_, text)| strip_comments(text).contains(needle))
+            .map(|(file, _)| file)
+            .collect();
+        assert!(
+            found.iter().any(|f| *f == "pg/wal.rs"),
+            "{needle} not in pg/wal.rs"
+        );
+        misplaced.extend(
+            found
+                .into_iter()
+                .filter(|f| !allowed.contains(&f.as_str()))
+                .map(|f| format!("{f}: {needle}")),
+        );
+    }
+    assert!(misplaced.is_empty(), "{misplaced:?}");
+}

@@ -180,7 +180,7 @@ fn clone_client_endpoint(env: &TestEnv, state: &State) -> Endpoint {
 
 /// Until the slot has confirmed the source's WAL position as of now.
 async fn wait_caught_up(source: &Client, slot: &str) {
-    let target = clonesync::pg::server::current_lsn(source).await.unwrap();
+    let target = clonesync::pg::wal::current_lsn(source).await.unwrap();
     let started = Instant::now();
     loop {
         let info = clonesync::pg::slot::slot_info(source, slot)

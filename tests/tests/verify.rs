@@ -720,23 +720,17 @@ async fn the_range_hash_tells_apart_what_differs_and_the_positions_read_true() {
 
     // The quiet check's reading: a transaction that wrote and is still
     // open counts, however the xid horizon stands.
-    let before = clonesync::pg::server::write_position(&client)
-        .await
-        .unwrap();
+    let before = clonesync::pg::wal::write_position(&client).await.unwrap();
     assert_eq!(before.open_writers, 0);
     let writer = server.client().await;
     writer
         .batch_execute("BEGIN; INSERT INTO l_swap VALUES (3, 'c');")
         .await
         .unwrap();
-    let during = clonesync::pg::server::write_position(&client)
-        .await
-        .unwrap();
+    let during = clonesync::pg::wal::write_position(&client).await.unwrap();
     assert_eq!(during.open_writers, 1);
     writer.batch_execute("COMMIT").await.unwrap();
-    let after = clonesync::pg::server::write_position(&client)
-        .await
-        .unwrap();
+    let after = clonesync::pg::wal::write_position(&client).await.unwrap();
     assert_eq!(after.open_writers, 0);
     assert!(after.lsn > before.lsn, "the write is in the WAL");
 }

@@ -595,7 +595,7 @@ pub async fn clone_status(
 /// `aurora_volume_logical_start_lsn()` on the clone, after checking that
 /// the function exists (an engine version before 15.2, or not Aurora).
 pub async fn aurora_start_lsn(clone_id: &str, clone: &Client) -> Result<Lsn> {
-    crate::pg::server::aurora_volume_logical_start_lsn(clone)
+    crate::pg::wal::aurora_volume_logical_start_lsn(clone)
         .await?
         .ok_or_else(|| Error::CloneFailed {
             reason: format!(

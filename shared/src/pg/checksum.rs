@@ -27,7 +27,7 @@
 
 use crate::error::{Error, Result};
 use crate::pg::sqlstate::classify;
-use crate::pg::{quote, Lsn, TableName};
+use crate::pg::{quote, TableName};
 use bytes::BytesMut;
 use postgres_types::{Format, IsNull, ToSql, Type};
 use tokio_postgres::Client;
@@ -378,50 +378,6 @@ pub async fn row_hash(client: &Client, layout: &TableLayout, key: &Key) -> Resul
         .await
         .map_err(|e| classify("hash a row", e))?
         .map(|r| r.get(0)))
-}
-
-/// The source's WAL insert position, read after a hash: every commit the
-/// hash's snapshot saw ends at or before it, asynchronous commits too
-/// (they are visible before their WAL is flushed).
-pub async fn insert_lsn(client: &Client) -> Result<Lsn> {
-    let row = client
-        .query_one("SELECT pg_current_wal_insert_lsn()", &[])
-        .await
-        .map_err(|e| classify("read the WAL insert position", e))?;
-    Ok(Lsn::from(row.get::<_, postgres_types::PgLsn>(0)))
-}
-
-/// WAL page and segment sizes (`wal_block_size`, `wal_segment_size`).
-pub async fn wal_geometry(client: &Client) -> Result<(u64, u64)> {
-    let row = client
-        .query_one(
-            "SELECT current_setting('wal_block_size')::bigint, \
-                    pg_size_bytes(current_setting('wal_segment_size'))",
-            &[],
-        )
-        .await
-        .map_err(|e| classify("read the WAL page size", e))?;
-    Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
-}
-
-/// The least confirmed position of the named slots (`None` when one is
-/// missing or has none).
-pub async fn least_confirmed(client: &Client, slots: &[String]) -> Result<Option<Lsn>> {
-    let row = client
-        .query_one(
-            "SELECT count(*) = cardinality($1::text[]) AND bool_and(confirmed_flush_lsn IS NOT NULL), \
-                    min(confirmed_flush_lsn) \
-             FROM pg_replication_slots WHERE slot_name = ANY($1)",
-            &[&slots],
-        )
-        .await
-        .map_err(|e| classify("read the slots' confirmed position", e))?;
-    let all: Option<bool> = row.get(0);
-    let least: Option<postgres_types::PgLsn> = row.get(1);
-    Ok(match (all, least) {
-        (Some(true), Some(lsn)) => Some(Lsn::from(lsn)),
-        _ => None,
-    })
 }
 
 /// Whether the target's copy of `table` is still being made (its initial

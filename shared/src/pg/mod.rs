@@ -25,6 +25,7 @@ pub mod slot;
 pub mod sqlstate;
 pub mod subscription;
 pub mod tls;
+pub mod wal;
 
 pub use connect::{connect, Endpoint, SearchPath, SessionSettings};
 pub use conninfo::ConnectionUrl;

@@ -2,8 +2,6 @@
 
 use crate::error::Result;
 use crate::pg::sqlstate::classify;
-use crate::pg::Lsn;
-use postgres_types::PgLsn;
 use std::collections::HashMap;
 use tokio_postgres::Client;
 
@@ -110,45 +108,6 @@ pub async fn in_recovery(client: &Client) -> Result<bool> {
     Ok(row.get(0))
 }
 
-/// Write a non-transactional logical message (which pgoutput skips unless
-/// asked for messages): a WAL record at or after the current position,
-/// for a recovery target to stop before even when the server is idle.
-pub async fn emit_wal_marker(client: &Client, content: &str) -> Result<()> {
-    client
-        .execute(
-            "SELECT pg_logical_emit_message(false, 'clonesync', $1)",
-            &[&content],
-        )
-        .await
-        .map_err(|e| classify("emit a WAL marker", e))?;
-    Ok(())
-}
-
-/// `aurora_volume_logical_start_lsn()`: the LSN an Aurora clone's data
-/// corresponds to; `None` when the server has no such function (not
-/// Aurora, or an engine version before 15.2). Aurora's own functions are
-/// in pg_catalog, and only there is it looked for (the session's pinned
-/// search_path): one a role made in `public` would decide where the copy
-/// starts.
-pub async fn aurora_volume_logical_start_lsn(client: &Client) -> Result<Option<Lsn>> {
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regprocedure('pg_catalog.aurora_volume_logical_start_lsn()') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(|e| classify("look up aurora_volume_logical_start_lsn", e))?
-        .get(0);
-    if !exists {
-        return Ok(None);
-    }
-    let row = client
-        .query_one("SELECT pg_catalog.aurora_volume_logical_start_lsn()", &[])
-        .await
-        .map_err(|e| classify("read aurora_volume_logical_start_lsn", e))?;
-    Ok(Some(Lsn::from(row.get::<_, PgLsn>(0))))
-}
-
 /// Whether the session's login may create `FOR ALL TABLES` / `FOR TABLES
 /// IN SCHEMA` publications and subscriptions: a superuser, or on RDS and
 /// Aurora a member of `rds_superuser`.
@@ -182,53 +141,6 @@ pub async fn unlogged_tables(client: &Client, schemas: Option<&[String]>) -> Res
         .await
         .map_err(|e| classify("read unlogged tables", e))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-/// The WAL position flushed to disk on a primary.
-pub async fn flush_lsn(client: &Client) -> Result<Lsn> {
-    let row = client
-        .query_one("SELECT pg_current_wal_flush_lsn()", &[])
-        .await
-        .map_err(|e| classify("read flush LSN", e))?;
-    Ok(Lsn::from(row.get::<_, PgLsn>(0)))
-}
-
-/// Where the source's writes stand: the WAL insert position, and how
-/// many client sessions hold an open transaction that wrote (has an xid),
-/// prepared transactions included, this session aside. Background
-/// workers (autovacuum's `ANALYZE` takes an xid) are not the
-/// application's writes and are left out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WritePosition {
-    pub lsn: Lsn,
-    pub open_writers: i64,
-}
-
-pub async fn write_position(client: &Client) -> Result<WritePosition> {
-    let row = client
-        .query_one(
-            "SELECT pg_current_wal_insert_lsn(), \
-                    (SELECT count(*) FROM pg_stat_activity \
-                      WHERE backend_xid IS NOT NULL AND backend_type = 'client backend' \
-                        AND pid <> pg_backend_pid()) \
-                    + (SELECT count(*) FROM pg_prepared_xacts)",
-            &[],
-        )
-        .await
-        .map_err(|e| classify("read the write position", e))?;
-    Ok(WritePosition {
-        lsn: Lsn::from(row.get::<_, PgLsn>(0)),
-        open_writers: row.get(1),
-    })
-}
-
-/// The WAL position written so far on a primary (`pg_current_wal_lsn()`).
-pub async fn current_lsn(client: &Client) -> Result<Lsn> {
-    let row = client
-        .query_one("SELECT pg_current_wal_lsn()", &[])
-        .await
-        .map_err(|e| classify("read current LSN", e))?;
-    Ok(Lsn::from(row.get::<_, PgLsn>(0)))
 }
 
 /// A table in scope that logical replication cannot update or delete in.

@@ -13,7 +13,7 @@
 //! Leaves behind: nothing.
 
 use crate::error::{Error, Result};
-use crate::pg::{server, slot, subscription, Lsn};
+use crate::pg::{slot, subscription, wal, Lsn};
 use crate::pipeline::{CloneInfo, PipelineSpec};
 use crate::ports::ControlPlane;
 use serde::{Deserialize, Serialize};
@@ -54,7 +54,7 @@ pub async fn run<P: ControlPlane>(
             slot: spec.slot.to_string(),
         });
     }
-    let source_flush_lsn = server::flush_lsn(source).await?;
+    let source_flush_lsn = wal::flush_lsn(source).await?;
     check_range(clone_lsn, slot_consistent_lsn, source_flush_lsn)?;
     tracing::info!(pipeline = %spec.id, %clone_lsn, %slot_consistent_lsn, %source_flush_lsn, "clone LSN in range");
     Ok(CloneLsn {

@@ -8,14 +8,14 @@
 //! Reads only: running them again changes nothing.
 
 use crate::error::{Error, Result};
-use crate::pg::server::{self, WritePosition};
-use crate::pg::{checksum, subscription, Lsn};
+use crate::pg::wal::{self, WritePosition};
+use crate::pg::{subscription, Lsn};
 use tokio_postgres::Client;
 
 /// The source's WAL insert position and how many writing transactions
 /// are open.
 pub async fn write_position(source: &Client) -> Result<WritePosition> {
-    server::write_position(source).await
+    wal::write_position(source).await
 }
 
 /// How far the subscription `name` applied (its origin's progress);
@@ -33,8 +33,8 @@ pub async fn applied(target: &Client, name: &str) -> Result<Option<Lsn>> {
 /// have confirmed for everything written before it to be applied (past
 /// the page the position is on, which a quiet source may never fill).
 pub async fn catch_up_goal(source: &Client) -> Result<(Lsn, Lsn)> {
-    let goal = checksum::insert_lsn(source).await?;
-    let geometry = checksum::wal_geometry(source).await?;
+    let goal = wal::insert_lsn(source).await?;
+    let geometry = wal::wal_geometry(source).await?;
     Ok((
         goal,
         crate::steps::verify_table::applied_mark(goal, geometry),
@@ -44,10 +44,10 @@ pub async fn catch_up_goal(source: &Client) -> Result<(Lsn, Lsn)> {
 /// The least position any of `slots` has confirmed; `None` when one has
 /// confirmed nothing.
 pub async fn least_confirmed(source: &Client, slots: &[String]) -> Result<Option<Lsn>> {
-    checksum::least_confirmed(source, slots).await
+    wal::least_confirmed(source, slots).await
 }
 
 /// The source's WAL insert position.
 pub async fn insert_position(source: &Client) -> Result<Lsn> {
-    checksum::insert_lsn(source).await
+    wal::insert_lsn(source).await
 }

@@ -27,7 +27,7 @@
 
 use crate::error::{Error, Result};
 use crate::pg::checksum::{self, Key, KeyRange, RangeHash, TableLayout};
-use crate::pg::{connect, Endpoint, Lsn, SessionSettings, TableName};
+use crate::pg::{connect, wal, Endpoint, Lsn, SessionSettings, TableName};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -297,7 +297,7 @@ impl Worker {
 
     async fn hash_source(&self, range: &KeyRange) -> Result<(RangeHash, Lsn)> {
         let hash = checksum::hash_range(&self.source, self.layout(), range).await?;
-        Ok((hash, checksum::insert_lsn(&self.source).await?))
+        Ok((hash, wal::insert_lsn(&self.source).await?))
     }
 
     async fn both(&self, range: &KeyRange) -> Result<((RangeHash, Lsn), RangeHash)> {
@@ -313,7 +313,7 @@ impl Worker {
         let limit = Duration::from_secs(self.context.options.catch_up_seconds);
         let started = Instant::now();
         loop {
-            let confirmed = checksum::least_confirmed(&self.source, &self.context.slots).await?;
+            let confirmed = wal::least_confirmed(&self.source, &self.context.slots).await?;
             if confirmed.is_some_and(|c| c >= mark) {
                 return Ok(());
             }
@@ -452,7 +452,7 @@ impl Worker {
     async fn check_row(&self, key: Key) -> Result<()> {
         for _ in 0..self.context.options.rechecks {
             let source = checksum::row_hash(&self.source, self.layout(), &key).await?;
-            let lsn = checksum::insert_lsn(&self.source).await?;
+            let lsn = wal::insert_lsn(&self.source).await?;
             self.wait_applied(lsn).await?;
             let target = checksum::row_hash(&self.target, self.layout(), &key).await?;
             if source == target {
@@ -520,7 +520,7 @@ pub async fn run(
         verdict.detail = Some("its initial copy to the target is still running".into());
         return finish(verdict);
     }
-    let geometry = checksum::wal_geometry(&source).await?;
+    let geometry = wal::wal_geometry(&source).await?;
     let context = Arc::new(Context {
         layout,
         slots: sides.slots.clone(),
@@ -538,7 +538,7 @@ pub async fn run(
     let mut missing = checksum::missing_columns(&first.target, &context.layout).await?;
     if !missing.is_empty() {
         first
-            .wait_applied(checksum::insert_lsn(&first.source).await?)
+            .wait_applied(wal::insert_lsn(&first.source).await?)
             .await?;
         missing = checksum::missing_columns(&first.target, &context.layout).await?;
     }
