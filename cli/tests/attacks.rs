@@ -7,13 +7,11 @@
 // A test binary: its helpers fail the test by panicking, as its tests do.
 #![allow(clippy::unwrap_used)]
 
-mod driver;
-
+use crate::driver::{clonesync, connect_to_clone, files_holding, text, StopServersUnder};
 use clonesync::pg::Secret;
 use clonesync_tests::fixture::{servers_under, url_without_password};
 use clonesync_tests::pipeline::slots_and_publications;
 use clonesync_tests::{create_schema, TestServer};
-use driver::{clonesync, connect_to_clone, files_holding, text, StopServersUnder};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

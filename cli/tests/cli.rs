@@ -2,13 +2,11 @@
 //! pipeline against a server already running, preflight, and usage errors.
 //! Each checks the exit status, what is printed, and what is left behind.
 
-mod driver;
-
+use crate::driver::{clonesync, connect_to_clone, files_holding, text, StopServersUnder};
 use clonesync::pg::Secret;
 use clonesync_tests::fixture::{servers_under, url_without_password, SUPERUSER};
 use clonesync_tests::pipeline::slots_and_publications;
 use clonesync_tests::{create_schema, TestServer};
-use driver::{clonesync, connect_to_clone, files_holding, text, StopServersUnder};
 use std::path::PathBuf;
 use std::process::Command;
 
