@@ -706,112 +706,158 @@ fn up_interrupted(
     (printed, output.status)
 }
 
-/// Kill `local up` (SIGKILL) as it enters each state of the setup, with
-/// writes going on: `status` names what was left, a re-run converges to a
-/// streaming copy (quickly: no wait runs out its timeout) whose every table
-/// equals the source's once the writes stop and it has caught up, and
-/// `down` leaves nothing. SIGTERM, SIGHUP and a
-/// closed stdout at a few states let the setup finish instead, and never
-/// panic.
+/// One case of the kill sweep: `local up` against a server of its own,
+/// with writes going on, sent `signal` as it reports entering `state`.
+/// `status` names what was left, a re-run converges to a streaming copy
+/// (quickly: no wait runs out its timeout) whose every table equals the
+/// source's once the writes stop and it has caught up, and `down` leaves
+/// nothing. SIGTERM, SIGHUP and a closed stdout let the setup finish
+/// instead, and never panic.
+async fn killed_at(state: &str, signal: &str, seed: u64) {
+    let server = TestServer::start().await;
+    let source = server.client().await;
+    create_schema(&source).await;
+    let endpoint = server.endpoint();
+    let password = endpoint.password.clone().expect("the fixture's password");
+    let url = url_without_password(&endpoint);
+    let tables = clonesync_tests::tables_in(&source, &["public", "Sales Schema"]).await;
+    let pipeline = format!("kill_{}_{}", state.to_lowercase(), signal.to_lowercase());
+    let work = server.root().join("work");
+    let _guard = StopServersUnder(work.clone());
+    let work_arg = work.to_str().expect("a UTF-8 work directory");
+    let args = [
+        "local",
+        "up",
+        "--source-url",
+        &url,
+        "--pipeline",
+        &pipeline,
+        "--work-dir",
+        work_arg,
+    ];
+    // Writes go on through the interrupted run and its re-run.
+    let load = clonesync_tests::Workload::start(
+        endpoint.clone(),
+        2,
+        seed,
+        std::time::Duration::from_millis(5),
+    );
+    let (printed, status) = up_interrupted(&args, &password, state, signal);
+    let case = format!("{signal} at {state}");
+    assert_ne!(status.code(), Some(101), "{case}: panicked\n{printed}");
+    let slot = format!("clonesync_{pipeline}");
+    let (slots, _) = slots_and_publications(&source).await;
+    let listed = clonesync(
+        &[
+            "local",
+            "status",
+            "--work-dir",
+            work_arg,
+            "--source-url",
+            &url,
+        ],
+        Some(&password),
+    );
+    let listed = text(&listed);
+    if slots.contains(&slot) {
+        assert!(
+            listed.contains(&format!("slot {slot} ")),
+            "{case}: status does not name the slot\n{listed}"
+        );
+    }
+    if signal != "KILL" {
+        assert!(
+            status.success(),
+            "{case}: the setup did not finish\n{printed}"
+        );
+    }
+    // The re-run converges without waiting out a timeout.
+    let started = std::time::Instant::now();
+    let again = clonesync(&args, Some(&password));
+    let again_text = text(&again);
+    assert!(
+        again.status.success(),
+        "{case}: re-run failed\n{again_text}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{case}: the re-run took {:?}\n{again_text}",
+        started.elapsed()
+    );
+    let clone = connect_to_clone(&work, &endpoint).await;
+    load.stop().await;
+    clonesync_tests::wait_for_marker(&source, &clone, std::time::Duration::from_secs(60))
+        .await
+        .expect("the copy catches up with the source");
+    let (states, differing) = clonesync_tests::compare_tables(&source, &clone, &tables).await;
+    assert_eq!(states.len(), tables.len(), "{case}");
+    assert!(differing.is_empty(), "{case}: tables differ: {differing:?}");
+    drop(clone);
+    let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
+    assert!(down.status.success(), "{case}: {}", text(&down));
+    // The case had a server of its own: nothing at all is left on it.
+    let (slots, publications) = slots_and_publications(&source).await;
+    assert!(
+        slots.is_empty() && publications.is_empty(),
+        "{case}: left {slots:?} {publications:?}"
+    );
+    assert_eq!(servers_under(&work), 0, "{case}: a clone server still runs");
+}
+
+/// The kill sweep, a test per case so that they spread over the test
+/// threads: SIGKILL as `local up` enters each state of [`STATES`], and
+/// SIGTERM, SIGHUP and a closed stdout at a few.
+macro_rules! kill_sweep {
+    ($($name:ident => ($state:literal, $signal:literal, $seed:literal)),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                killed_at($state, $signal, $seed).await;
+            }
+        )*
+
+        /// Every state of [`STATES`] has its SIGKILL case.
+        #[test]
+        fn the_kill_sweep_kills_at_every_state() {
+            let killed: Vec<&str> = [$(($state, $signal)),*]
+                .iter()
+                .filter(|(_, signal)| *signal == "KILL")
+                .map(|(state, _)| *state)
+                .collect();
+            assert_eq!(killed, STATES);
+        }
+    };
+}
+
+kill_sweep! {
+    killed_at_validate_input => ("ValidateInput", "KILL", 0),
+    killed_at_preflight => ("Preflight", "KILL", 1),
+    killed_at_prepare_source => ("PrepareSource", "KILL", 2),
+    killed_at_share_cluster => ("ShareCluster", "KILL", 3),
+    killed_at_wait_for_share => ("WaitForShare", "KILL", 4),
+    killed_at_create_clone => ("CreateClone", "KILL", 5),
+    killed_at_wait_for_clone => ("WaitForClone", "KILL", 6),
+    killed_at_clone_lsn => ("CloneLsn", "KILL", 7),
+    killed_at_clean_inherited => ("CleanInherited", "KILL", 8),
+    killed_at_create_subscription => ("CreateSubscription", "KILL", 9),
+    killed_at_advance_and_enable => ("AdvanceAndEnable", "KILL", 10),
+    killed_at_verify => ("Verify", "KILL", 11),
+    killed_at_register_pipeline => ("RegisterPipeline", "KILL", 12),
+    terminated_at_prepare_source => ("PrepareSource", "TERM", 13),
+    hung_up_at_wait_for_clone => ("WaitForClone", "HUP", 14),
+    terminated_at_create_subscription => ("CreateSubscription", "TERM", 15),
+    stdout_closed_at_wait_for_share => ("WaitForShare", "stdout", 16),
+}
+
+/// One more kill, then `down` straight away removes what it left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_killed_at_any_state_is_found_again_and_converges() {
+async fn a_run_killed_then_taken_down_at_once_leaves_nothing() {
     let server = TestServer::start().await;
     let source = server.client().await;
     create_schema(&source).await;
     let endpoint = server.endpoint();
     let password = endpoint.password.clone().unwrap();
     let url = url_without_password(&endpoint);
-    let tables = clonesync_tests::tables_in(&source, &["public", "Sales Schema"]).await;
-    let mut cases: Vec<(&str, &str)> = STATES.iter().map(|s| (*s, "KILL")).collect();
-    cases.extend([
-        ("PrepareSource", "TERM"),
-        ("WaitForClone", "HUP"),
-        ("CreateSubscription", "TERM"),
-        ("WaitForShare", "stdout"),
-    ]);
-    for (i, (state, signal)) in cases.iter().enumerate() {
-        let pipeline = format!("kill_{i}");
-        let work = server.root().join(format!("work-{i}"));
-        let _guard = StopServersUnder(work.clone());
-        let work_arg = work.to_str().unwrap();
-        let args = [
-            "local",
-            "up",
-            "--source-url",
-            &url,
-            "--pipeline",
-            &pipeline,
-            "--work-dir",
-            work_arg,
-        ];
-        // Writes go on through the interrupted run and its re-run.
-        let load = clonesync_tests::Workload::start(
-            endpoint.clone(),
-            2,
-            i as u64,
-            std::time::Duration::from_millis(5),
-        );
-        let (printed, status) = up_interrupted(&args, &password, state, signal);
-        let case = format!("{signal} at {state}");
-        assert_ne!(status.code(), Some(101), "{case}: panicked\n{printed}");
-        let slot = format!("clonesync_{pipeline}");
-        let (slots, _) = slots_and_publications(&source).await;
-        let listed = clonesync(
-            &[
-                "local",
-                "status",
-                "--work-dir",
-                work_arg,
-                "--source-url",
-                &url,
-            ],
-            Some(&password),
-        );
-        let listed = text(&listed);
-        if slots.contains(&slot) {
-            assert!(
-                listed.contains(&format!("slot {slot} ")),
-                "{case}: status does not name the slot\n{listed}"
-            );
-        }
-        if *signal != "KILL" {
-            assert!(
-                status.success(),
-                "{case}: the setup did not finish\n{printed}"
-            );
-        }
-        // The re-run converges without waiting out a timeout.
-        let started = std::time::Instant::now();
-        let again = clonesync(&args, Some(&password));
-        let again_text = text(&again);
-        assert!(
-            again.status.success(),
-            "{case}: re-run failed\n{again_text}"
-        );
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "{case}: the re-run took {:?}\n{again_text}",
-            started.elapsed()
-        );
-        let clone = connect_to_clone(&work, &endpoint).await;
-        load.stop().await;
-        clonesync_tests::wait_for_marker(&source, &clone, std::time::Duration::from_secs(60))
-            .await
-            .unwrap();
-        let (states, differing) = clonesync_tests::compare_tables(&source, &clone, &tables).await;
-        assert_eq!(states.len(), tables.len(), "{case}");
-        assert!(differing.is_empty(), "{case}: tables differ: {differing:?}");
-        drop(clone);
-        let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
-        assert!(down.status.success(), "{case}: {}", text(&down));
-        let (slots, publications) = slots_and_publications(&source).await;
-        assert!(
-            !slots.contains(&slot) && !publications.iter().any(|p| p.contains(&pipeline)),
-            "{case}: left {slots:?} {publications:?}"
-        );
-        assert_eq!(servers_under(&work), 0, "{case}: a clone server still runs");
-    }
-    // One more kill, then `down` straight away removes what it left.
     let work = server.root().join("work-down");
     let _guard = StopServersUnder(work.clone());
     let work_arg = work.to_str().unwrap();
