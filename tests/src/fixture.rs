@@ -78,6 +78,7 @@ fn reap_orphans() {
         if Path::new(&format!("/proc/{owner}")).exists() {
             continue;
         }
+        kill_processes_under(&path);
         for data in find_data_dirs(&path) {
             if let Ok(bins) = clonesync_local::PgBinaries::locate() {
                 let server = LocalServer::open(
@@ -92,6 +93,44 @@ fn reap_orphans() {
             }
         }
         let _ = std::fs::remove_dir_all(&path);
+    }
+}
+
+/// SIGKILL every process but the servers whose command line names a path
+/// under `root`: a `clonesync local up` (or status, down) a killed test
+/// left running works in a directory under its root. Servers are stopped
+/// in order by the caller; moto follows its `clonesync` (its lifeline).
+fn kill_processes_under(root: &Path) {
+    let Some(root) = root.to_str() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let program = args.first().map(String::as_str).unwrap_or("");
+        let is_server = Path::new(program)
+            .file_name()
+            .is_some_and(|name| name == "postgres");
+        if !is_server && pid != std::process::id() && args.iter().any(|a| a.contains(root)) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
     }
 }
 

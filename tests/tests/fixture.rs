@@ -95,3 +95,41 @@ async fn servers_copied_from_the_template_keep_their_own_passwords_and_data() {
     };
     assert!(err.to_string().contains("password"), "{err}");
 }
+
+/// What a killed test left running (a `clonesync local up` working under
+/// its directory) is killed, and the directory removed, by the next
+/// server the fixture starts.
+#[tokio::test]
+async fn what_a_killed_test_left_running_is_killed_by_the_next_start() {
+    use std::os::unix::process::ExitStatusExt;
+    // An owner that has exited.
+    let mut owner = std::process::Command::new("true").spawn().unwrap();
+    let dead = owner.id();
+    owner.wait().unwrap();
+    let root = std::env::temp_dir().join(format!("clonesync-test-orphan-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("work")).unwrap();
+    std::fs::write(root.join("owner.pid"), dead.to_string()).unwrap();
+    let log = root.join("work").join("run.log");
+    std::fs::write(&log, "").unwrap();
+    // Stands for `clonesync local up --work-dir <root>/work`: a process
+    // whose arguments name a path under the root.
+    let mut left = std::process::Command::new("tail")
+        .arg("-f")
+        .arg(&log)
+        .spawn()
+        .unwrap();
+    let _next = TestServer::start().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = left.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            left.kill().unwrap();
+            panic!("the process a killed test left is still running");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    assert!(!root.exists(), "{} left behind", root.display());
+}
