@@ -7,9 +7,9 @@
 //! ([`fault`]), so the state machine sees the same stable names whichever
 //! service failed.
 
-pub mod clients;
-pub mod cloud;
-pub mod coordination;
+pub(crate) mod clients;
+pub(crate) mod cloud;
+pub(crate) mod coordination;
 pub mod fault;
 pub mod ram;
 pub mod rds;

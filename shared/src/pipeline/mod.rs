@@ -6,13 +6,13 @@
 //! value types ([`crate::pg::PgName`], [`crate::pg::Lsn`], ...). Adapters
 //! and steps import it, never the other way.
 
-pub mod arn;
+pub(crate) mod arn;
 pub mod names;
-pub mod record;
-pub mod request;
-pub mod scope;
+pub(crate) mod record;
+pub(crate) mod request;
+pub(crate) mod scope;
 pub mod triples;
-pub mod undo;
+pub(crate) mod undo;
 
 use crate::error::Result;
 use crate::pg::{PgName, SlotName};

@@ -9,9 +9,9 @@
 //!
 //! [`Cloud`] bundles one of each for the handlers.
 
-pub mod clones;
-pub mod coordination;
-pub mod share;
+pub(crate) mod clones;
+pub(crate) mod coordination;
+pub(crate) mod share;
 
 pub use clones::{Clones, ControlPlane};
 pub use coordination::Coordination;

@@ -27,19 +27,19 @@
 //! target session, the pipeline, then what the step alone needs.
 
 pub mod advance_and_enable;
-pub mod checks;
+pub(crate) mod checks;
 pub mod clean_inherited;
 pub mod cleanup;
 pub mod clone;
 pub mod clone_lsn;
 pub mod create_subscription;
 pub mod drift;
-pub mod pause;
+pub(crate) mod pause;
 pub mod preflight;
 pub mod prepare_source;
 pub mod prune_queue;
-pub mod refresh;
+pub(crate) mod refresh;
 pub mod sequences;
-pub mod switchover;
+pub(crate) mod switchover;
 pub mod verify;
 pub mod verify_table;

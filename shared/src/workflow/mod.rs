@@ -10,7 +10,7 @@
 
 pub mod events;
 pub mod lifecycle;
-pub mod registered;
+pub(crate) mod registered;
 pub mod schema;
 pub mod state;
 pub mod switchover;
