@@ -11,9 +11,9 @@ use crate::show;
 use clonesync::error::{Error, Result};
 use clonesync::monitor;
 use clonesync::pg::{self, conninfo, ConnectionUrl, Secret, SessionSettings};
-use clonesync::pipeline::PipelineRecord;
 use clonesync::pipeline::Waits;
 use clonesync::pipeline::{names, PipelineSpec};
+use clonesync::pipeline::{Phase, PipelineRecord};
 use clonesync::steps::sequences::Headroom;
 use clonesync::workflow::{lifecycle, schema, State};
 use clonesync_local::runtime::LocalRuntime;
@@ -25,26 +25,94 @@ use std::time::SystemTime;
 
 const RECORD: &str = "pipeline.json";
 
-/// What `status` and `down` need (no credential).
+/// What `status` and `down` need (no credential): where the source and
+/// the clone are, and the pipeline's registry record — the same
+/// [`PipelineRecord`] the state machines keep in DynamoDB, its phase
+/// (setting up, streaming, paused, switched over) included.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(try_from = "StoredPipeline")]
 struct LocalPipeline {
     source_host: String,
     source_port: u16,
     source_database: String,
     source_user: String,
     /// The source URL without its password (its sslmode and the rest).
+    source_url: Option<String>,
+    clone_dir: PathBuf,
+    clone_port: Option<u16>,
+    record: PipelineRecord,
+}
+
+impl LocalPipeline {
+    /// The setup state the record stands for (`State::of_record`, the one
+    /// conversion).
+    fn state(&self) -> State {
+        State::of_record(&self.record)
+    }
+}
+
+/// `pipeline.json` as read: the record, or, in a work directory written
+/// before the record was the registry's, the setup state with its
+/// `paused` and `switched_over` flags (read once, written back as a
+/// record).
+#[derive(Deserialize)]
+struct StoredPipeline {
+    source_host: String,
+    source_port: u16,
+    source_database: String,
+    source_user: String,
     #[serde(default)]
     source_url: Option<String>,
     clone_dir: PathBuf,
     clone_port: Option<u16>,
-    state: State,
-    /// Paused by `local pause` (the subscription is disabled on purpose).
+    #[serde(default)]
+    record: Option<PipelineRecord>,
+    #[serde(default)]
+    state: Option<Box<State>>,
     #[serde(default)]
     paused: bool,
-    /// Switched over by `local switchover`: the clone is a standalone
-    /// database now.
     #[serde(default)]
     switched_over: bool,
+}
+
+impl TryFrom<StoredPipeline> for LocalPipeline {
+    type Error = String;
+
+    fn try_from(stored: StoredPipeline) -> std::result::Result<Self, String> {
+        let record = match (stored.record, stored.state) {
+            (Some(record), _) => record,
+            (None, Some(state)) => {
+                let phase = if stored.switched_over {
+                    Phase::SwitchedOver
+                } else if stored.paused {
+                    Phase::Paused
+                } else if state.clone_info.is_some() {
+                    Phase::Streaming
+                } else {
+                    Phase::SettingUp
+                };
+                state.record(phase, 0)
+            }
+            (None, None) => return Err("it holds neither a record nor a setup state".into()),
+        };
+        Ok(LocalPipeline {
+            source_host: stored.source_host,
+            source_port: stored.source_port,
+            source_database: stored.source_database,
+            source_user: stored.source_user,
+            source_url: stored.source_url,
+            clone_dir: stored.clone_dir,
+            clone_port: stored.clone_port,
+            record,
+        })
+    }
+}
+
+/// Seconds since the Unix epoch (the record's `registered_at`).
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The source login: the URL's, with `PGPASSWORD` when it has none.
@@ -173,7 +241,7 @@ fn recorded_pipeline(work_dir: &Path) -> Result<Option<PipelineSpec>> {
         Ok(text) => {
             let record: LocalPipeline = serde_json::from_str(&text)
                 .map_err(|e| Error::local_record(path.display().to_string(), e))?;
-            Ok(Some(record.state.pipeline))
+            Ok(Some(record.record.pipeline))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::local_file("read", path, e)),
@@ -236,10 +304,9 @@ fn record_outcome(
     }
     let state = outcome.state()?;
     record.clone_port = state.clone_info().ok().map(|c| c.port);
-    record.state = state;
-    record.paused = false;
-    // A re-seed makes a new copy that streams: switched over no more.
-    record.switched_over = false;
+    // Streaming: a re-seed makes a new copy, paused and switched over no
+    // more.
+    record.record = state.record(Phase::Streaming, now());
     write_record(work_dir, record)?;
     Ok(true)
 }
@@ -328,9 +395,8 @@ pub async fn up(options: UpOptions) -> Result<bool> {
         source_url: Some(source.without_password()),
         clone_dir,
         clone_port: options.clone_port,
-        state: clonesync::workflow::state::validate(input.clone(), clonesync_local::moto::REGION)?,
-        paused: false,
-        switched_over: false,
+        record: clonesync::workflow::state::validate(input.clone(), clonesync_local::moto::REGION)?
+            .record(Phase::SettingUp, now()),
     };
     write_record(&options.work_dir, &record)?;
     let name = execution_name("", &options.source.pipeline);
@@ -346,13 +412,14 @@ pub async fn up(options: UpOptions) -> Result<bool> {
     if !record_outcome(&outcome, &mut record, &options.work_dir)? {
         return Ok(false);
     }
-    let info = record.state.clone_info()?;
+    let state = record.state();
+    let info = state.clone_info()?;
     say!(
         "streaming: clone {} on {}:{}, subscription {:?}; `clonesync local status --work-dir {}` shows the lag",
         info.clone_id,
         info.host,
         info.port,
-        record.state.pipeline.subscription.as_str(),
+        state.pipeline.subscription.as_str(),
         options.work_dir.display()
     );
     Ok(true)
@@ -503,9 +570,8 @@ async fn record_or_named(dir: &PipelineDir) -> Result<Option<(LocalPipeline, Con
         source_url: Some(source.without_password()),
         clone_dir: dir.work_dir.join("clones"),
         clone_port: None,
-        state: clonesync::workflow::state::validate(input, clonesync_local::moto::REGION)?,
-        paused: false,
-        switched_over: false,
+        record: clonesync::workflow::state::validate(input, clonesync_local::moto::REGION)?
+            .record(Phase::SettingUp, now()),
     };
     Ok(Some((record, source)))
 }
@@ -537,7 +603,7 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     };
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let source = url.endpoint.clone();
-    let state = &record.state;
+    let state = &record.state();
     let claims = clonesync::workflow::claims(&plane, state).await?;
     let Ok(info) = state.clone_info() else {
         say!(
@@ -563,9 +629,9 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     let registered = registered(&record, info);
     let refreshed = schema::refresh_pipeline(&plane, &registered).await;
     let cloud = LocalCloud::offline(plane, &dir.work_dir.join("cloud"));
-    if record.switched_over {
+    if record.record.phase == Phase::SwitchedOver {
         say!("  SWITCHED OVER (clonesync local switchover): the clone is a standalone database; do not resume");
-    } else if record.paused {
+    } else if record.record.phase == Phase::Paused {
         say!("  PAUSED (clonesync local pause): the subscription is disabled on purpose; the slot keeps WAL until `local resume`");
     }
     let report = monitor::check(&cloud, &[registered]).await;
@@ -597,18 +663,11 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         && refreshed.pending() == 0)
 }
 
-/// The registry record a local pipeline stands for.
+/// The registry record a local pipeline stands for, with its clone.
 fn registered(record: &LocalPipeline, info: &clonesync::pipeline::CloneInfo) -> PipelineRecord {
-    let phase = if record.switched_over {
-        clonesync::pipeline::Phase::SwitchedOver
-    } else if record.paused {
-        clonesync::pipeline::Phase::Paused
-    } else {
-        clonesync::pipeline::Phase::Streaming
-    };
     PipelineRecord {
         clone_info: Some(info.clone()),
-        ..record.state.record(phase, 0)
+        ..record.record.clone()
     }
 }
 
@@ -618,7 +677,7 @@ fn registered(record: &LocalPipeline, info: &clonesync::pipeline::CloneInfo) -> 
 pub async fn refresh(dir: PipelineDir) -> Result<bool> {
     let (record, url) = read_record(&dir)?;
     let _lock = lock(&dir.work_dir)?;
-    let info = record.state.clone_info()?.clone();
+    let info = record.state().clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let report = schema::refresh_pipeline(&plane, &registered(&record, &info)).await?;
     show::refresh(&report);
@@ -633,7 +692,7 @@ pub async fn refresh(dir: PipelineDir) -> Result<bool> {
 /// shape, source against target. True when nothing differs.
 pub async fn drift(dir: PipelineDir) -> Result<bool> {
     let (record, url) = read_record(&dir)?;
-    let info = record.state.clone_info()?.clone();
+    let info = record.state().clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let report = schema::drift_pipeline(&plane, &registered(&record, &info)).await?;
     show::drift(&report);
@@ -644,10 +703,10 @@ pub async fn drift(dir: PipelineDir) -> Result<bool> {
 /// content while writes go on. True only when every table is equal.
 pub async fn verify(args: VerifyArgs) -> Result<bool> {
     let (record, url) = read_record(&args.dir)?;
-    let info = record.state.clone_info()?.clone();
+    let info = record.state().clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let request = clonesync::workflow::verify::VerifyRequest {
-        pipeline_id: record.state.pipeline.id.clone(),
+        pipeline_id: record.state().pipeline.id.clone(),
         tables: args.tables,
         options: args.options,
     };
@@ -666,7 +725,7 @@ pub async fn verify(args: VerifyArgs) -> Result<bool> {
 pub async fn sequences(dir: PipelineDir, headroom: Headroom) -> Result<bool> {
     let (record, url) = read_record(&dir)?;
     let _lock = lock(&dir.work_dir)?;
-    let info = record.state.clone_info()?.clone();
+    let info = record.state().clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let report = clonesync::workflow::switchover::sequences_pipeline(
         &plane,
@@ -682,22 +741,22 @@ pub async fn sequences(dir: PipelineDir, headroom: Headroom) -> Result<bool> {
 pub async fn switchover(args: SwitchoverArgs) -> Result<bool> {
     let (mut record, url) = read_record(&args.dir)?;
     let _lock = lock(&args.dir.work_dir)?;
-    if record.switched_over {
+    if record.record.phase == Phase::SwitchedOver {
         say!(
             "pipeline {} is switched over already: the clone is a standalone database",
-            record.state.pipeline.id
+            record.state().pipeline.id
         );
         return Ok(true);
     }
     clonesync_local::moto::ensure_installed()?;
-    let info = record.state.clone_info()?.clone();
+    let info = record.state().clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let runtime = LocalRuntime::start(plane, &args.dir.work_dir.join("cloud")).await?;
     runtime
         .registry()
         .put_pipeline(&registered(&record, &info))
         .await?;
-    let id = record.state.pipeline.id.to_string();
+    let id = record.state().pipeline.id.to_string();
     let input = serde_json::json!({
         "pipeline_id": id,
         "quiet_seconds": args.quiet_seconds,
@@ -719,8 +778,7 @@ pub async fn switchover(args: SwitchoverArgs) -> Result<bool> {
         say!("  nothing was switched: the subscription still applies (the target's sequences may have moved forward, which is harmless)");
         return Ok(false);
     }
-    record.paused = true;
-    record.switched_over = true;
+    record.record.phase = Phase::SwitchedOver;
     write_record(&args.dir.work_dir, &record)?;
     say!(
         "switched over: the clone on {}:{} is a standalone database{}",
@@ -761,8 +819,10 @@ pub async fn down(dir: PipelineDir) -> Result<bool> {
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     // A run killed before preflight planned its triples left a record
     // without them: name them again from the request, so every slot goes.
-    let mut state = record.state.clone();
-    if state.preflight.is_none() && (state.source.several_databases() || state.apply_groups > 1) {
+    let mut state = record.state();
+    if record.record.triples.is_empty()
+        && (state.source.several_databases() || state.apply_groups > 1)
+    {
         match clonesync::workflow::named_triples(&plane, &state).await {
             Ok(triples) => state.recorded_triples = triples,
             Err(e) => {
@@ -803,7 +863,7 @@ pub async fn reseed(dir: PipelineDir) -> Result<bool> {
     clonesync_local::moto::ensure_installed()?;
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let runtime = LocalRuntime::start(plane, &dir.work_dir.join("cloud")).await?;
-    let state = record.state.clone();
+    let state = record.state();
     let input = clonesync_local::runtime::request_again(&state, Waits::default());
     let name = execution_name("reseed-", state.pipeline.id.as_str());
     say!("reseed: execution {name} (setup.asl.json with reseed: true)");
@@ -829,7 +889,7 @@ pub async fn reseed(dir: PipelineDir) -> Result<bool> {
 pub async fn pause(dir: PipelineDir, pause: bool) -> Result<bool> {
     let (mut record, url) = read_record(&dir)?;
     let _lock = lock(&dir.work_dir)?;
-    let state = &record.state;
+    let state = &record.state();
     let info = state.clone_info()?.clone();
     let plane = plane(&url, &record.clone_dir, record.clone_port).await?;
     let inventory = registered(&record, &info);
@@ -839,18 +899,18 @@ pub async fn pause(dir: PipelineDir, pause: bool) -> Result<bool> {
         lifecycle::Pausing::Resume
     };
     lifecycle::set_subscription(&plane, &inventory, pausing).await?;
-    record.paused = pause;
+    record.record.phase = pausing.phase_after(record.record.phase);
     write_record(&dir.work_dir, &record)?;
     say!(
         "pipeline {}: subscription {} {}; the slot {} stays",
-        record.state.pipeline.id,
-        record.state.pipeline.subscription,
+        record.state().pipeline.id,
+        record.state().pipeline.subscription,
         if pause {
             "disabled (paused)"
         } else {
             "enabled (resumed)"
         },
-        record.state.pipeline.slot
+        record.state().pipeline.slot
     );
     Ok(true)
 }
@@ -904,4 +964,67 @@ pub async fn preflight(options: SourceOptions) -> Result<bool> {
     // preflight found.
     show_objects("clonesync objects already on the source", &objects);
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn legacy(paused: bool, switched_over: bool, streaming: bool) -> serde_json::Value {
+        let input = clonesync_local::runtime::request(
+            "legacy",
+            serde_json::json!({"kind": "all_tables"}),
+            "appdb",
+            Waits::default(),
+        );
+        let mut state =
+            clonesync::workflow::state::validate(input, clonesync_local::moto::REGION).unwrap();
+        if streaming {
+            state.clone_info = Some(clonesync::pipeline::CloneInfo {
+                clone_id: "clonesync-legacy".into(),
+                host: "127.0.0.1".into(),
+                port: 5999,
+            });
+        }
+        serde_json::json!({
+            "source_host": "127.0.0.1",
+            "source_port": 5432,
+            "source_database": "appdb",
+            "source_user": "admin",
+            "clone_dir": "/tmp/clones",
+            "clone_port": null,
+            "state": state,
+            "paused": paused,
+            "switched_over": switched_over,
+        })
+    }
+
+    /// A work directory written when the record was the setup state and
+    /// two flags reads as the registry's record, its phase from the flags,
+    /// and is written back as a record.
+    #[test]
+    fn a_legacy_record_reads_as_the_registrys_record() {
+        for (paused, switched_over, streaming, phase) in [
+            (false, false, false, Phase::SettingUp),
+            (false, false, true, Phase::Streaming),
+            (true, false, true, Phase::Paused),
+            (true, true, true, Phase::SwitchedOver),
+        ] {
+            let read: LocalPipeline =
+                serde_json::from_value(legacy(paused, switched_over, streaming)).unwrap();
+            assert_eq!(read.record.phase, phase);
+            assert_eq!(read.record.pipeline.id, "legacy");
+            assert_eq!(read.record.clone_info.is_some(), streaming);
+            let written = serde_json::to_value(&read).unwrap();
+            assert!(written.get("state").is_none() && written.get("paused").is_none());
+            let again: LocalPipeline = serde_json::from_value(written).unwrap();
+            assert_eq!(again.record, read.record);
+        }
+        let mut neither = legacy(false, false, false);
+        neither.as_object_mut().unwrap().remove("state");
+        let err = serde_json::from_value::<LocalPipeline>(neither).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("neither a record nor a setup state"));
+    }
 }

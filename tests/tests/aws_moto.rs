@@ -217,6 +217,7 @@ async fn registry_waits_and_pipelines_round_trip_idempotently() {
         phase: clonesync::pipeline::Phase::Streaming,
         registered_at: 1,
         triples: vec![],
+        apply_groups: 1,
     };
     registry.put_pipeline(&record).await.unwrap();
     registry.put_pipeline(&record).await.unwrap();

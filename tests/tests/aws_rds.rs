@@ -567,6 +567,7 @@ fn registered(setup_execution: Option<&'static str>) -> Rule {
             phase: clonesync::pipeline::Phase::SettingUp,
             registered_at: 1,
             triples: vec![],
+            apply_groups: 1,
         };
         GetItemOutput::builder()
             .item(

@@ -108,7 +108,6 @@ async fn what_a_killed_test_left_running_is_killed_by_the_next_start() {
     owner.wait().unwrap();
     let root = std::env::temp_dir().join(format!("clonesync-test-orphan-{}", std::process::id()));
     std::fs::create_dir_all(root.join("work")).unwrap();
-    std::fs::write(root.join("owner.pid"), dead.to_string()).unwrap();
     let log = root.join("work").join("run.log");
     std::fs::write(&log, "").unwrap();
     // Stands for `clonesync local up --work-dir <root>/work`: a process
@@ -118,6 +117,9 @@ async fn what_a_killed_test_left_running_is_killed_by_the_next_start() {
         .arg(&log)
         .spawn()
         .unwrap();
+    // Marked as a dead test's last: another test's fixture may reap it
+    // from now on, which is as good as the start below.
+    std::fs::write(root.join("owner.pid"), dead.to_string()).unwrap();
     let _next = TestServer::start().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let status = loop {

@@ -237,6 +237,7 @@ async fn a_fake_server_on_the_recorded_clone_port_receives_no_login() {
         phase: clonesync::pipeline::Phase::Streaming,
         registered_at: 0,
         triples: vec![],
+        apply_groups: 1,
     };
     let report = clonesync::monitor::check(&cloud, &[record]).await;
     assert!(

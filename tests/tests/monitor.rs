@@ -278,6 +278,7 @@ fn record(id: &str, secret_arn: &str, host: &str, port: u16) -> PipelineRecord {
         phase: clonesync::pipeline::Phase::Streaming,
         registered_at: 0,
         triples: vec![],
+        apply_groups: 1,
     }
 }
 

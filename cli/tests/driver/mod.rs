@@ -53,7 +53,7 @@ pub async fn connect_to_clone(
 ) -> tokio_postgres::Client {
     let text = std::fs::read_to_string(work.join("pipeline.json")).expect("pipeline.json");
     let record: serde_json::Value = serde_json::from_str(&text).expect("a JSON record");
-    let port = record["state"]["clone_info"]["port"]
+    let port = record["record"]["clone_info"]["port"]
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
         .expect("the clone's port in the record");

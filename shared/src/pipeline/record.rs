@@ -102,6 +102,19 @@ pub struct PipelineRecord {
     /// several (then [`PipelineRecord::triples`] is the pipeline's own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triples: Vec<Triple>,
+    /// Subscriptions per database (`pipeline.apply_groups`), kept so a
+    /// record written before its setup planned its triples still names
+    /// every group's slot, and a re-seed asks for the same groups.
+    #[serde(default = "one_group", skip_serializing_if = "is_one_group")]
+    pub apply_groups: u32,
+}
+
+fn one_group() -> u32 {
+    1
+}
+
+fn is_one_group(groups: &u32) -> bool {
+    *groups == 1
 }
 
 impl PipelineRecord {

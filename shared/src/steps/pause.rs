@@ -10,6 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::pg::subscription;
+use crate::pipeline::Phase;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
@@ -19,6 +20,18 @@ use tokio_postgres::Client;
 pub enum Pausing {
     Pause,
     Resume,
+}
+
+impl Pausing {
+    /// The phase a pipeline in `phase` is in once this is done: pausing a
+    /// switched-over pipeline leaves it switched over.
+    pub fn phase_after(self, phase: Phase) -> Phase {
+        match self {
+            Pausing::Pause if phase == Phase::SwitchedOver => Phase::SwitchedOver,
+            Pausing::Pause => Phase::Paused,
+            Pausing::Resume => Phase::Streaming,
+        }
+    }
 }
 
 /// `Target.SubscriptionMissing` unless the subscription exists.

@@ -406,12 +406,7 @@ pub async fn set_paused<C: Cloud>(
     }
     let plane = cloud.clones().plane_of(&record);
     set_subscription(&plane, &record, pausing).await?;
-    let phase = match pausing {
-        // (Pausing a switched-over pipeline leaves it switched over.)
-        Pausing::Pause if record.phase == Phase::SwitchedOver => Phase::SwitchedOver,
-        Pausing::Pause => Phase::Paused,
-        Pausing::Resume => Phase::Streaming,
-    };
+    let phase = pausing.phase_after(record.phase);
     let changed = record.phase != phase;
     if changed {
         coordination

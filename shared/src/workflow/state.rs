@@ -202,7 +202,7 @@ impl State {
                 setup_mark: record.pipeline.setup_mark.clone(),
             }),
             reseed: false,
-            apply_groups: 1,
+            apply_groups: record.apply_groups,
             preflight: None,
             recorded_triples: record.triples(),
         }
@@ -226,7 +226,14 @@ impl State {
             setup_execution: self.setup_execution(),
             phase,
             registered_at,
-            triples: self.triples(),
+            // Only triples planned (by preflight) or recorded: a record of a
+            // setup that has not planned its triples yet says so by having
+            // none, and whoever removes it names them again.
+            triples: match &self.preflight {
+                Some(report) if !report.triples.is_empty() => report.triples.clone(),
+                _ => self.recorded_triples.clone(),
+            },
+            apply_groups: self.apply_groups,
         }
     }
 }

@@ -86,6 +86,7 @@ async fn bench(runs: usize) {
                     phase: clonesync::pipeline::Phase::Streaming,
                     registered_at: 0,
                     triples: vec![],
+                    apply_groups: 1,
                 })
                 .await
                 .expect("register");
