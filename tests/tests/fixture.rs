@@ -115,8 +115,25 @@ async fn what_a_killed_test_left_running_is_killed_by_the_next_start() {
     let mut left = std::process::Command::new("tail")
         .arg("-f")
         .arg(&log)
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Only once `tail` holds the file open (a reaper that ran between
+    // the fork and the exec would not know it for ours and would remove
+    // the file under it).
+    let opened = std::time::Instant::now();
+    while !std::fs::read_dir(format!("/proc/{}/fd", left.id()))
+        .unwrap()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == log))
+    {
+        assert!(
+            opened.elapsed() < std::time::Duration::from_secs(10),
+            "tail never opened {}",
+            log.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     // Marked as a dead test's last: another test's fixture may reap it
     // from now on, which is as good as the start below.
     std::fs::write(root.join("owner.pid"), dead.to_string()).unwrap();
@@ -132,6 +149,8 @@ async fn what_a_killed_test_left_running_is_killed_by_the_next_start() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    assert_eq!(status.signal(), Some(9), "{status:?}");
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut left.stderr.take().unwrap(), &mut said).unwrap();
+    assert_eq!(status.signal(), Some(9), "{status:?} {said}");
     assert!(!root.exists(), "{} left behind", root.display());
 }
