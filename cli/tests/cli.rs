@@ -706,6 +706,34 @@ fn up_interrupted(
     (printed, output.status)
 }
 
+/// A source of a kill case's own, with the test schema.
+async fn kill_source() -> (TestServer, tokio_postgres::Client) {
+    let server = TestServer::start().await;
+    let source = server.client().await;
+    create_schema(&source).await;
+    (server, source)
+}
+
+/// `local down` of `work` succeeds and leaves nothing at all: no slot or
+/// publication on the source (a server of the case's own) and no clone
+/// server.
+async fn down_leaves_nothing(
+    work: &std::path::Path,
+    password: &Secret,
+    source: &tokio_postgres::Client,
+    case: &str,
+) {
+    let work_arg = work.to_str().expect("a UTF-8 work directory");
+    let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(password));
+    assert!(down.status.success(), "{case}: {}", text(&down));
+    let (slots, publications) = slots_and_publications(source).await;
+    assert!(
+        slots.is_empty() && publications.is_empty(),
+        "{case}: left {slots:?} {publications:?}"
+    );
+    assert_eq!(servers_under(work), 0, "{case}: a clone server still runs");
+}
+
 /// One case of the kill sweep: `local up` against a server of its own,
 /// with writes going on, sent `signal` as it reports entering `state`.
 /// `status` names what was left, a re-run converges to a streaming copy
@@ -714,9 +742,7 @@ fn up_interrupted(
 /// nothing. SIGTERM, SIGHUP and a closed stdout let the setup finish
 /// instead, and never panic.
 async fn killed_at(state: &str, signal: &str, seed: u64) {
-    let server = TestServer::start().await;
-    let source = server.client().await;
-    create_schema(&source).await;
+    let (server, source) = kill_source().await;
     let endpoint = server.endpoint();
     let password = endpoint.password.clone().expect("the fixture's password");
     let url = url_without_password(&endpoint);
@@ -793,15 +819,7 @@ async fn killed_at(state: &str, signal: &str, seed: u64) {
     assert_eq!(states.len(), tables.len(), "{case}");
     assert!(differing.is_empty(), "{case}: tables differ: {differing:?}");
     drop(clone);
-    let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
-    assert!(down.status.success(), "{case}: {}", text(&down));
-    // The case had a server of its own: nothing at all is left on it.
-    let (slots, publications) = slots_and_publications(&source).await;
-    assert!(
-        slots.is_empty() && publications.is_empty(),
-        "{case}: left {slots:?} {publications:?}"
-    );
-    assert_eq!(servers_under(&work), 0, "{case}: a clone server still runs");
+    down_leaves_nothing(&work, &password, &source, &case).await;
 }
 
 /// The kill sweep, a test per case so that they spread over the test
@@ -852,11 +870,9 @@ kill_sweep! {
 /// One more kill, then `down` straight away removes what it left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_then_taken_down_at_once_leaves_nothing() {
-    let server = TestServer::start().await;
-    let source = server.client().await;
-    create_schema(&source).await;
+    let (server, source) = kill_source().await;
     let endpoint = server.endpoint();
-    let password = endpoint.password.clone().unwrap();
+    let password = endpoint.password.clone().expect("the fixture's password");
     let url = url_without_password(&endpoint);
     let work = server.root().join("work-down");
     let _guard = StopServersUnder(work.clone());
@@ -877,14 +893,7 @@ async fn a_run_killed_then_taken_down_at_once_leaves_nothing() {
         slots.contains(&"clonesync_kill_down".to_string()),
         "{slots:?}"
     );
-    let down = clonesync(&["local", "down", "--work-dir", work_arg], Some(&password));
-    assert!(down.status.success(), "{}", text(&down));
-    let (slots, publications) = slots_and_publications(&source).await;
-    assert!(
-        slots.is_empty() && publications.is_empty(),
-        "{slots:?} {publications:?}"
-    );
-    assert_eq!(servers_under(&work), 0);
+    down_leaves_nothing(&work, &password, &source, "kill then down").await;
 }
 
 /// `local up` checks its paths before it creates anything or touches the
