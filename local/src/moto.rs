@@ -10,6 +10,8 @@
 //! `http://localhost:$MOTO_PORT`; [`MotoServer::start`] sets that to the
 //! port of the local Lambda endpoint ([`crate::invoke`]).
 
+mod forkserver;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use clonesync::aws::AwsClients;
 use clonesync::error::{Cause, Error, Result};
@@ -110,14 +112,38 @@ pub fn ensure_installed() -> Result<PathBuf> {
 /// when clonesync is killed (a SIGKILL closes the pipe too), so no moto
 /// outlives its run.
 pub struct MotoServer {
-    child: Child,
-    /// Closing it stops moto.
-    lifeline: Option<std::process::ChildStdin>,
+    supervision: Supervision,
     /// The forwarder's port: what the SDK clients use.
     pub port: u16,
     forwarding: Arc<AtomicBool>,
     // Last: the private directory goes after moto has stopped.
     _private: tempfile::TempDir,
+}
+
+/// How a moto server is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Launch {
+    /// A new `moto_server` process under the lifeline shell (about 4 s of
+    /// CPU before it serves).
+    Fresh,
+    /// Forked from the warm parent (`moto/forkserver.rs`), shared by this
+    /// account's runs: the same server without the start-up cost.
+    Forked,
+}
+
+/// How moto is kept from outliving its handle.
+enum Supervision {
+    /// moto runs under a shell that stops it when `lifeline` closes.
+    Shell {
+        child: Child,
+        lifeline: Option<std::process::ChildStdin>,
+    },
+    /// moto was forked by the warm parent ([`crate::moto`]'s
+    /// `CLONESYNC_MOTO_FORKSERVER`) and exits when `lifeline` closes.
+    Forked {
+        pid: u32,
+        lifeline: Option<std::os::unix::net::UnixStream>,
+    },
 }
 
 /// The only variables of this process's environment moto is given: what
@@ -147,8 +173,24 @@ const LIFELINE: &str = "\"$1\" -H \"unix://$2\" -p 0 </dev/null >/dev/null 2>&1 
                         cat >/dev/null; kill $moto 2>/dev/null; wait $moto";
 
 impl MotoServer {
-    /// Start moto with its Lambda calls going to `lambda_port`.
+    /// Start moto with its Lambda calls going to `lambda_port`, forked
+    /// from the warm parent when `CLONESYNC_MOTO_FORKSERVER=1` asks for it
+    /// and `moto_server` is a Python script, started afresh otherwise.
     pub fn start(lambda_port: u16) -> Result<MotoServer> {
+        let forked = std::env::var("CLONESYNC_MOTO_FORKSERVER").is_ok_and(|v| v == "1")
+            && python_of(&moto_server()).is_some();
+        MotoServer::start_with(
+            lambda_port,
+            if forked {
+                Launch::Forked
+            } else {
+                Launch::Fresh
+            },
+        )
+    }
+
+    /// Start moto the way `launch` says.
+    pub fn start_with(lambda_port: u16, launch: Launch) -> Result<MotoServer> {
         let program = moto_server();
         if !program.is_file() {
             return Err(emulator_failed(
@@ -166,28 +208,21 @@ impl MotoServer {
         std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::local_file("chmod", private.path(), e))?;
         let socket = private.path().join("moto.sock");
-        // Its own process group: a Ctrl-C at the terminal goes to clonesync
-        // alone, which still needs moto to tear down in order.
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(LIFELINE)
-            .arg("sh")
-            .arg(&program)
-            .arg(&socket)
-            .env_clear()
-            .envs(moto_environment(std::env::vars_os(), lambda_port))
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                emulator_failed(
-                    format!("start {}: {e}", program.display()),
-                    Some(Box::new(e)),
-                )
-            })?;
-        let lifeline = child.stdin.take();
+        let supervision = match launch {
+            Launch::Fresh => start_under_shell(&program, &socket, lambda_port)?,
+            Launch::Forked => {
+                let python = python_of(&program).ok_or_else(|| {
+                    emulator_failed(
+                        format!(
+                            "{} is not a Python script: moto cannot be forked from a warm parent",
+                            program.display()
+                        ),
+                        None,
+                    )
+                })?;
+                forkserver::fork(&python, &socket, lambda_port)?
+            }
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             if Instant::now() > deadline {
@@ -217,20 +252,28 @@ impl MotoServer {
         let forwarding = Arc::new(AtomicBool::new(true));
         forward(listener, socket, forwarding.clone());
         Ok(MotoServer {
-            child,
-            lifeline,
+            supervision,
             port,
             forwarding,
             _private: private,
         })
     }
 
-    /// moto's own socket, in its private directory.
-    /// The process id of the shell moto runs under (moto is its child).
+    /// The process that holds moto's lifeline: the shell moto runs under
+    /// (moto is its child), or the forked moto itself.
     pub fn supervisor_pid(&self) -> u32 {
-        self.child.id()
+        match &self.supervision {
+            Supervision::Shell { child, .. } => child.id(),
+            Supervision::Forked { pid, .. } => *pid,
+        }
     }
 
+    /// Whether moto was forked by the warm parent rather than started.
+    pub fn forked(&self) -> bool {
+        matches!(self.supervision, Supervision::Forked { .. })
+    }
+
+    /// moto's own socket, in its private directory.
     pub fn socket_path(&self) -> PathBuf {
         self._private.path().join("moto.sock")
     }
@@ -270,9 +313,59 @@ impl Drop for MotoServer {
         self.forwarding.store(false, Ordering::Relaxed);
         // Wakes the forwarder's accept, which then sees the flag.
         let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-        drop(self.lifeline.take());
-        let _ = self.child.wait();
+        match &mut self.supervision {
+            Supervision::Shell { child, lifeline } => {
+                drop(lifeline.take());
+                let _ = child.wait();
+            }
+            Supervision::Forked { pid, lifeline } => {
+                drop(lifeline.take());
+                forkserver::await_exit(*pid);
+            }
+        }
     }
+}
+
+/// Start `program` on `socket` under the lifeline shell.
+fn start_under_shell(
+    program: &std::path::Path,
+    socket: &std::path::Path,
+    lambda_port: u16,
+) -> Result<Supervision> {
+    // Its own process group: a Ctrl-C at the terminal goes to clonesync
+    // alone, which still needs moto to tear down in order.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(LIFELINE)
+        .arg("sh")
+        .arg(program)
+        .arg(socket)
+        .env_clear()
+        .envs(moto_environment(std::env::vars_os(), lambda_port))
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            emulator_failed(
+                format!("start {}: {e}", program.display()),
+                Some(Box::new(e)),
+            )
+        })?;
+    let lifeline = child.stdin.take();
+    Ok(Supervision::Shell { child, lifeline })
+}
+
+/// The Python that runs `program`, when its `#!` line names one (pip's
+/// `moto_server` script).
+fn python_of(program: &std::path::Path) -> Option<PathBuf> {
+    let text = std::fs::read(program).ok()?;
+    let first = text.split(|b| *b == b'\n').next()?;
+    let interpreter = std::str::from_utf8(first.strip_prefix(b"#!")?).ok()?.trim();
+    let python = PathBuf::from(interpreter);
+    let name = python.file_name()?.to_str()?;
+    (name.starts_with("python") && python.is_file()).then_some(python)
 }
 
 /// Serve `listener`'s connections from this account by moto's socket.

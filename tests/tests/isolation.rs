@@ -102,9 +102,16 @@ async fn another_account_can_neither_invoke_a_handler_nor_reach_moto() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// Whether `pid` runs (an exited, unreaped process does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|status| !status.lines().any(|l| l.starts_with("State:\tZ")))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn moto_stops_when_its_runtime_is_dropped() {
-    let moto = clonesync_local::moto::MotoServer::start(0).expect("moto");
+    use clonesync_local::moto::{Launch, MotoServer};
+    let moto = MotoServer::start_with(0, Launch::Fresh).expect("moto");
     let pids = |needle: &str| -> Vec<String> {
         let out = Command::new("pgrep").args(["-f", needle]).output().unwrap();
         String::from_utf8_lossy(&out.stdout)
@@ -118,14 +125,64 @@ async fn moto_stops_when_its_runtime_is_dropped() {
     drop(moto);
     assert!(pids(&needle).is_empty(), "moto outlived its server handle");
     assert!(!socket.exists(), "its private directory is left");
+
+    // Forked from the warm parent: a process of its own, serving on its
+    // own socket, gone with its handle; the parent stays for the next.
+    let first = MotoServer::start_with(0, Launch::Forked).expect("forked moto");
+    let second = MotoServer::start_with(0, Launch::Forked).expect("forked moto");
+    assert!(first.forked() && second.forked());
+    let (pid, socket) = (first.supervisor_pid(), first.socket_path());
+    assert_ne!(pid, second.supervisor_pid(), "two servers share a process");
+    assert!(running(pid), "the forked moto is not running");
+    let answer = post_as(None, first.port, "/", "{}");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(first);
+    assert!(!running(pid), "the forked moto outlived its handle");
+    assert!(!socket.exists(), "its private directory is left");
+    let answer = post_as(None, second.port, "/", "{}");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the other server stopped too: {answer}"
+    );
+}
+
+/// A forked moto's state is its own: a table made in one is not in the
+/// other (each test and run sees an empty cloud, as a fresh moto would).
+#[tokio::test(flavor = "multi_thread")]
+async fn forked_motos_share_no_state() {
+    use clonesync_local::moto::{Launch, MotoServer};
+    let first = MotoServer::start_with(0, Launch::Forked).expect("forked moto");
+    let second = MotoServer::start_with(0, Launch::Forked).expect("forked moto");
+    let (one, two) = (first.clients().await, second.clients().await);
+    clonesync_local::moto::create_registry(&one.dynamodb, "only-in-the-first")
+        .await
+        .expect("create a table");
+    let tables = |c: &clonesync::aws::AwsClients| {
+        let c = c.dynamodb.clone();
+        async move {
+            c.list_tables()
+                .send()
+                .await
+                .expect("list tables")
+                .table_names()
+                .to_vec()
+        }
+    };
+    assert_eq!(tables(&one).await, ["only-in-the-first"]);
+    assert!(
+        tables(&two).await.is_empty(),
+        "the second server sees the first's table"
+    );
 }
 
 /// moto and the shell it runs under see only the variables a shell and
-/// Python need: read from `/proc/<pid>/environ` of both while they run.
+/// Python need: read from `/proc/<pid>/environ` of both while they run;
+/// likewise a forked moto and the warm parent it was forked from.
 #[tokio::test(flavor = "multi_thread")]
 async fn moto_runs_with_no_variable_but_what_it_needs() {
-    let moto = clonesync_local::moto::MotoServer::start(0).expect("moto");
-    let supervisor = moto.supervisor_pid().to_string();
+    use clonesync_local::moto::{Launch, MotoServer};
+    let fresh = MotoServer::start_with(0, Launch::Fresh).expect("moto");
+    let supervisor = fresh.supervisor_pid().to_string();
     let mut pids = vec![supervisor.clone()];
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
@@ -137,6 +194,20 @@ async fn moto_runs_with_no_variable_but_what_it_needs() {
         }
     }
     assert!(pids.len() >= 2, "moto runs under its shell: {pids:?}");
+    let forked = MotoServer::start_with(0, Launch::Forked).expect("forked moto");
+    let pid = forked.supervisor_pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let parent = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .map(|p| p.trim().to_string())
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("forkserver"),
+        "the forked moto's parent is not the warm parent"
+    );
+    pids.extend([pid.to_string(), parent]);
     for pid in pids {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         for variable in environ.split(|b| *b == 0).filter(|v| !v.is_empty()) {

@@ -1,0 +1,140 @@
+"""A warm parent for moto servers (see forkserver.rs beside it).
+
+A moto server spends about 4 s of CPU before it serves its first state
+machine: importing moto, its Step Functions engine (an ANTLR grammar built
+at import), and botocore's endpoint data. This process pays that once and
+forks one moto server per request, each a separate process with its own
+state, socket and MOTO_PORT, as if started afresh.
+
+Protocol, on the Unix socket named by argv[1] (in a 0700 directory):
+the client sends one line of JSON {"socket": path, "moto_port": n}; the
+forked server answers with its process id on one line and serves moto on
+`path`. The connection is the server's lifeline: when the client closes it
+or dies, the server exits. This process exits once it has had no server
+and no request for IDLE_SECONDS.
+"""
+
+import functools
+import json
+import os
+import select
+import socket
+import sys
+import threading
+import time
+
+IDLE_SECONDS = 60
+
+
+def preload():
+    """Import what every clonesync run of moto imports, before any fork."""
+    import moto.server  # noqa: F401  (werkzeug, flask, moto's dispatcher)
+    from moto.backends import get_backend
+
+    for service in ("stepfunctions", "dynamodb", "sts"):
+        get_backend(service)
+    # The Step Functions engine: the ASL grammar and its interpreter.
+    import moto.stepfunctions.parser.models  # noqa: F401
+    import moto.stepfunctions.parser.backend.execution  # noqa: F401
+    import moto.stepfunctions.parser.asl.parse.asl_parser  # noqa: F401
+    import moto.stepfunctions.responses  # noqa: F401
+    import moto.dynamodb.responses  # noqa: F401
+    import moto.stepfunctions.urls  # noqa: F401
+    import moto.dynamodb.urls  # noqa: F401
+    import boto3
+    import botocore.loaders
+
+    # botocore parses its JSON data again for every new session, and moto
+    # makes one per backend and per Lambda task (about 0.2 s each, a third
+    # of a run's CPU). The files do not change while moto runs, so each is
+    # parsed once and shared, as botocore already shares it within a
+    # session.
+    parsed = functools.lru_cache(maxsize=None)(
+        botocore.loaders.JSONFileLoader().load_file
+    )
+    botocore.loaders.JSONFileLoader.load_file = lambda _self, path: parsed(path)
+    # What a run reads: the endpoint and partition data, and the models of
+    # the clients moto's Step Functions engine makes (Lambda) and serves.
+    session = boto3.Session()
+    session.get_available_regions("stepfunctions")
+    for service in ("lambda", "stepfunctions", "dynamodb", "sts"):
+        session.client(service, region_name="us-east-1")
+    if threading.active_count() != 1:
+        sys.exit("moto forkserver: preloading started a thread; forking is unsafe")
+
+
+def serve(conn, moto_socket, moto_port):
+    """In the forked child: run moto on moto_socket until conn closes."""
+    os.environ["MOTO_PORT"] = str(moto_port)
+    conn.sendall(b"%d\n" % os.getpid())
+
+    def lifeline():
+        try:
+            while conn.recv(64):
+                pass
+        finally:
+            os._exit(0)
+
+    threading.Thread(target=lifeline, daemon=True).start()
+    from moto.server import main
+
+    try:
+        main(["-H", "unix://" + moto_socket, "-p", "0"])
+    finally:
+        os._exit(0)
+
+
+def read_request(conn):
+    conn.settimeout(5)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise ValueError("the client closed before its request")
+        data += chunk
+    request = json.loads(data)
+    conn.settimeout(None)
+    return str(request["socket"]), int(request["moto_port"])
+
+
+def main():
+    path = sys.argv[1]
+    preload()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    servers = set()
+    last = time.monotonic()
+    while True:
+        for pid in list(servers):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                servers.discard(pid)
+        if servers:
+            last = time.monotonic()
+        elif time.monotonic() - last > IDLE_SECONDS:
+            break
+        ready, _, _ = select.select([listener], [], [], 1.0)
+        if not ready:
+            continue
+        conn, _ = listener.accept()
+        last = time.monotonic()
+        try:
+            moto_socket, moto_port = read_request(conn)
+        except (OSError, ValueError, KeyError, TypeError):
+            conn.close()
+            continue
+        pid = os.fork()
+        if pid == 0:
+            listener.close()
+            serve(conn, moto_socket, moto_port)
+        servers.add(pid)
+        conn.close()
+    # Unlink before closing: a client that connects now fails and starts
+    # a new forkserver instead of waiting on this one.
+    os.unlink(path)
+    listener.close()
+
+
+if __name__ == "__main__":
+    main()
