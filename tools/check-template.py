@@ -4,6 +4,14 @@
     check-template.py TEMPLATE...   exit 1 naming each problem, 0 when none
     check-template.py --self-test   feed it small bad templates; exit 1 unless
                                     each one is refused and a good one passes
+    check-template.py --same-resource NAME A B
+                                    exit 1 unless resource NAME is the same in
+                                    templates A and B (its Condition aside)
+    check-template.py --samconfig samconfig.toml
+                                    exit 1 unless each environment's
+                                    parameter_overrides name parameters of its
+                                    template and give every one without a
+                                    Default
 
 Checks:
 - Rules use rule functions only: in a rule's RuleCondition and Assertions,
@@ -391,8 +399,61 @@ Resources:
 ]
 
 
+def same_resource(name, first, second, first_path="A", second_path="B"):
+    """Problems when resource `name` differs between two templates (its
+    Condition aside: one template may deploy it conditionally)."""
+
+    def body(template, path):
+        resource = ((template or {}).get("Resources") or {}).get(name)
+        if not isinstance(resource, dict):
+            return None, [f"{path}: no resource {name}"]
+        return {k: v for k, v in resource.items() if k != "Condition"}, []
+
+    a, problems = body(first, first_path)
+    b, more = body(second, second_path)
+    problems += more
+    if not problems and a != b:
+        problems.append(f"{first_path} and {second_path} define {name} differently")
+    return problems
+
+
+def samconfig(config, read_template):
+    """Problems of a samconfig's deploy environments: an override of no
+    parameter of the environment's template (template_file, else
+    template.yaml), or a parameter without a Default left out."""
+    problems = []
+    for env, sections in config.items():
+        if not isinstance(sections, dict):
+            continue
+        deploy = (sections.get("deploy") or {}).get("parameters") or {}
+        if not deploy:
+            continue
+        template_file = deploy.get("template_file", "template.yaml")
+        parameters = (read_template(template_file).get("Parameters") or {})
+        overrides = deploy.get("parameter_overrides", "")
+        if isinstance(overrides, list):
+            overrides = " ".join(overrides)
+        given = {item.split("=", 1)[0] for item in overrides.split() if "=" in item}
+        for key in sorted(given - set(parameters)):
+            problems.append(f"[{env}.deploy.parameters] overrides {key}, not a parameter of {template_file}")
+        for key, spec in parameters.items():
+            if isinstance(spec, dict) and "Default" not in spec and key not in given:
+                problems.append(f"[{env}.deploy.parameters] leaves out {key}, which {template_file} requires")
+    return problems
+
+
 def self_test():
     failures = []
+    role = "Resources:\n  Role:\n    Type: AWS::IAM::Role\n    Condition: C\n    Properties: {Description: %s}\n"
+    if same_resource("Role", load(role % "a"), load(role.replace("    Condition: C\n", "") % "a")):
+        failures.append("--same-resource refused two equal roles (one with a Condition)")
+    if not same_resource("Role", load(role % "a"), load(role % "b")):
+        failures.append("--same-resource let two different roles pass")
+    config = {"t": {"deploy": {"parameters": {"parameter_overrides": "A=1 Old=2"}}}}
+    found = samconfig(config, lambda _: {"Parameters": {"A": {}, "B": {"Default": ""}, "C": {}}})
+    for expected in ("overrides Old", "leaves out C"):
+        if not any(expected in p for p in found):
+            failures.append(f"--samconfig: expected a problem naming {expected!r}, got {found}")
     good = check(load(SELF_TEST_GOOD), "good")
     if good:
         failures.append("the good template was refused: " + "; ".join(good))
@@ -411,8 +472,37 @@ def self_test():
 def main(argv):
     if argv == ["--self-test"]:
         return self_test()
+    if len(argv) == 4 and argv[0] == "--same-resource":
+        name, first, second = argv[1:]
+        with open(first, encoding="utf-8") as a, open(second, encoding="utf-8") as b:
+            problems = same_resource(name, load(a.read()), load(b.read()), first, second)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            return 1
+        print(f"check-template: {name} is the same in {first} and {second}")
+        return 0
+    if len(argv) == 2 and argv[0] == "--samconfig":
+        import os
+        import tomllib
+
+        with open(argv[1], "rb") as f:
+            config = tomllib.load(f)
+        base = os.path.dirname(os.path.abspath(argv[1]))
+
+        def read_template(name):
+            with open(os.path.join(base, name), encoding="utf-8") as t:
+                return load(t.read())
+
+        problems = samconfig(config, read_template)
+        for problem in problems:
+            print(f"{argv[1]}: {problem}", file=sys.stderr)
+        if problems:
+            return 1
+        print(f"check-template: {argv[1]}: every override names a parameter, none required is left out")
+        return 0
     if not argv or any(a.startswith("-") for a in argv):
-        print("usage: check-template.py TEMPLATE... | --self-test", file=sys.stderr)
+        print("usage: check-template.py TEMPLATE... | --self-test | --same-resource NAME A B | --samconfig FILE", file=sys.stderr)
         return 2
     problems = []
     for path in argv:
