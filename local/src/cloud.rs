@@ -24,6 +24,7 @@
 //! what is gone answers `false`.
 
 use crate::clone::LocalControlPlane;
+use crate::iam::{calls, Enforcer};
 use crate::moto::{ACCOUNT, REGION, REGISTRY_TABLE};
 use clonesync::aws::registry::Registry;
 use clonesync::aws::{AwsClients, StepFunctionsCoordination};
@@ -64,6 +65,9 @@ struct LocalShare {
     invitation_arn: String,
     invited: bool,
     accepted: bool,
+    /// Its `clonesync:pipeline` tag (absent in books of older runs).
+    #[serde(default)]
+    pipeline_id: String,
 }
 
 /// The share records, read and written whole under a lock.
@@ -108,6 +112,9 @@ pub struct LocalCloud {
     ready_at: Arc<Mutex<HashMap<String, SystemTime>>>,
     /// How long a new share's invitation takes to appear.
     pub share_delay: Duration,
+    /// IAM: each function's calls checked against its role (`None`: a
+    /// cloud that reaches no AWS service, [`LocalCloud::offline`]).
+    iam: Option<Arc<Enforcer>>,
 }
 
 /// Ids in events and ARNs: unique within a run.
@@ -135,6 +142,7 @@ impl LocalCloud {
         region: &str,
         account: &str,
         registry_table: &str,
+        iam: Option<Arc<Enforcer>>,
     ) -> (LocalCloud, mpsc::UnboundedReceiver<CloudEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
         let cloud = LocalCloud {
@@ -156,6 +164,7 @@ impl LocalCloud {
             // really depends on the event (or its polling fallback), as
             // with RAM, instead of finding the share ready by chance.
             share_delay: Duration::from_millis(1500),
+            iam,
         };
         (cloud, receiver)
     }
@@ -171,9 +180,32 @@ impl LocalCloud {
             .endpoint_url("http://127.0.0.1:1")
             .build();
         let clients = AwsClients::from_configs(&config, &config);
-        let (cloud, _events) =
-            LocalCloud::new(plane, work_dir, &clients, REGION, ACCOUNT, REGISTRY_TABLE);
+        let (cloud, _events) = LocalCloud::new(
+            plane,
+            work_dir,
+            &clients,
+            REGION,
+            ACCOUNT,
+            REGISTRY_TABLE,
+            None,
+        );
         cloud
+    }
+
+    /// The IAM decisions of this run (empty for an offline cloud).
+    pub fn iam(&self) -> Option<&Arc<Enforcer>> {
+        self.iam.as_ref()
+    }
+
+    /// Authorize what the AWS adapter would call for one port operation.
+    fn authorize(
+        &self,
+        calls: impl FnOnce(&crate::iam::Substitutions) -> Vec<calls::Call>,
+    ) -> Result<()> {
+        match &self.iam {
+            Some(iam) => iam.authorize_calls(&calls(iam.substitutions())),
+            None => Ok(()),
+        }
     }
 
     /// The registry table in moto.
@@ -349,16 +381,23 @@ impl LocalCloud {
 /// the background as in the cloud.
 pub struct LocalCloudPlane<'a> {
     cloud: &'a LocalCloud,
+    pipeline_id: String,
+    source_cluster: String,
 }
 
 impl ControlPlane for LocalCloudPlane<'_> {
     async fn preflight(&self) -> Result<Vec<PreflightFailure>> {
+        self.cloud
+            .authorize(|subs| calls::preflight(subs, &self.source_cluster))?;
         self.cloud.plane.preflight().await
     }
 
     /// Finished: reuse it (started if stopped). Else start the job and
     /// answer with the clone's id; its address comes with `clone_status`.
     async fn create_clone(&self, clone_id: &str) -> Result<CloneInfo> {
+        self.cloud.authorize(|subs| {
+            calls::create_clone(subs, &self.pipeline_id, clone_id, &self.source_cluster)
+        })?;
         if self.cloud.job(clone_id).is_none() {
             if let Ok(info) = self.cloud.plane.clone_status(clone_id).await {
                 return self.cloud.plane.create_clone(&info.clone_id).await;
@@ -379,6 +418,8 @@ impl ControlPlane for LocalCloudPlane<'_> {
     /// Waits for a clone job still running, so its files are not removed
     /// under it.
     async fn delete_clone(&self, clone_id: &str) -> Result<bool> {
+        self.cloud
+            .authorize(|subs| calls::delete_clone(subs, clone_id))?;
         let deadline = tokio::time::Instant::now() + self.cloud.plane.promote_timeout * 2;
         while matches!(self.cloud.job(clone_id), Some(CloneJob::Making)) {
             if tokio::time::Instant::now() > deadline {
@@ -397,10 +438,14 @@ impl ControlPlane for LocalCloudPlane<'_> {
     }
 
     async fn source_endpoint(&self) -> Result<Endpoint> {
+        self.cloud.authorize(calls::source_login)?;
         self.cloud.plane.source_endpoint().await
     }
 
+    /// No clone secret locally: the source's login, as on AWS without
+    /// `clone.secret_arn`.
     async fn clone_endpoint(&self, clone: &CloneInfo) -> Result<Endpoint> {
+        self.cloud.authorize(calls::source_login)?;
         self.cloud.plane.clone_endpoint(clone).await
     }
 
@@ -449,18 +494,24 @@ impl Clones for LocalCloud {
     /// One local source: every pipeline's plane is the same.
     fn plane_for<'a>(
         &'a self,
-        _pipeline: &clonesync::pipeline::PipelineSpec,
-        _source: &SourceCluster,
+        pipeline: &clonesync::pipeline::PipelineSpec,
+        source: &SourceCluster,
         _clone: &CloneSettings,
     ) -> LocalCloudPlane<'a> {
-        LocalCloudPlane { cloud: self }
+        LocalCloudPlane {
+            cloud: self,
+            pipeline_id: pipeline.id.to_string(),
+            source_cluster: source.cluster_arn.clone(),
+        }
     }
 
     async fn clone_status(&self, _pipeline_id: &str, clone_id: &str) -> Result<CloneInfo> {
+        self.authorize(|subs| calls::clone_status(subs, clone_id))?;
         self.status_of(clone_id).await
     }
 
     async fn clone_exists(&self, clone_id: &str) -> Result<bool> {
+        self.authorize(|subs| calls::clone_exists(subs, clone_id))?;
         Ok(matches!(self.job(clone_id), Some(CloneJob::Making))
             || self.plane.clone_exists(clone_id)?)
     }
@@ -489,7 +540,12 @@ impl ResourceShare for LocalCloud {
             invitation_arn,
             invited: false,
             accepted: false,
+            pipeline_id: pipeline_id.to_string(),
         };
+        let exists = self
+            .shares
+            .update(|shares| shares.iter().any(|s| s.name == name))?;
+        self.authorize(|subs| calls::share_cluster(subs, pipeline_id, cluster_arn, !exists))?;
         let (share, created_now) =
             self.shares
                 .update(|shares| match shares.iter().find(|s| s.name == name) {
@@ -532,6 +588,13 @@ impl ResourceShare for LocalCloud {
     }
 
     async fn accept_share(&self, share_arn: &str) -> Result<Accepted> {
+        let invitation = self.shares.update(|shares| {
+            shares
+                .iter()
+                .find(|s| s.arn == share_arn)
+                .map(|s| s.invitation_arn.clone())
+        })?;
+        self.authorize(|_| calls::accept_share(invitation.as_deref().unwrap_or("*")))?;
         self.shares.update(|shares| {
             let Some(share) = shares.iter_mut().find(|s| s.arn == share_arn) else {
                 return Err(Error::ShareFailed {
@@ -556,6 +619,7 @@ impl ResourceShare for LocalCloud {
     }
 
     async fn share_of_invitation(&self, invitation_arn: &str) -> Result<Option<String>> {
+        self.authorize(|_| calls::share_of_invitation())?;
         self.shares.update(|shares| {
             shares
                 .iter()
@@ -565,6 +629,17 @@ impl ResourceShare for LocalCloud {
     }
 
     async fn delete_share(&self, share_arn: &str) -> Result<bool> {
+        let pipeline_id = self.shares.update(|shares| {
+            shares
+                .iter()
+                .find(|s| s.arn == share_arn && !s.pipeline_id.is_empty())
+                .map(|s| s.pipeline_id.clone())
+        })?;
+        // A share RAM no longer has answers "unknown resource" before
+        // any tag can be read: authorized only when it exists.
+        if let Some(id) = &pipeline_id {
+            self.authorize(|_| calls::delete_share(share_arn, id))?;
+        }
         self.shares.update(|shares| {
             let before = shares.len();
             shares.retain(|s| s.arn != share_arn);

@@ -205,7 +205,8 @@ async fn invoke(
         .get("task_token")
         .and_then(serde_json::Value::as_str)
         .map(str::to_string);
-    let result = handlers::dispatch(&*cloud, function, payload).await;
+    let result =
+        crate::iam::as_function(function, handlers::dispatch(&*cloud, function, payload)).await;
     if let (Ok(output), Some(token)) = (&result, task_token) {
         if output == "completed_now" {
             tokio::spawn(nudge(cloud.clone(), token));

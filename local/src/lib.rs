@@ -7,6 +7,8 @@
 //! - [`cloud`]: RAM and RDS played locally, with their events
 //!   ([`LocalCloud`] implements the library's ports).
 //! - [`invoke`]: the Lambda Invoke API for moto's Step Functions engine.
+//! - [`iam`]: every function's AWS calls checked against its role in
+//!   `template.yaml`, as AWS enforces IAM.
 //! - [`moto`]: the emulator, installed and started on demand, reachable
 //!   only by this account.
 //! - [`peer`]: which local account is on the other end of a connection.
@@ -20,6 +22,7 @@
 pub mod clone;
 pub mod cloud;
 pub mod compare;
+pub mod iam;
 pub mod invoke;
 pub mod moto;
 pub mod peer;

@@ -299,6 +299,25 @@ impl MotoServer {
         AwsClients::from_configs(&config, &config)
     }
 
+    /// Clients whose calls made inside a function ([`crate::iam`]) are
+    /// refused with `AccessDeniedException` when its role does not allow
+    /// them, as AWS does.
+    pub async fn clients_checked(&self, iam: Arc<crate::iam::Enforcer>) -> AwsClients {
+        use aws_smithy_http_client::tls;
+        let inner = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
+        let config = self
+            .sdk_config()
+            .await
+            .to_builder()
+            .http_client(crate::iam::EnforcingHttpClient::new(inner, iam))
+            .build();
+        AwsClients::from_configs(&config, &config)
+    }
+
     /// Switch this process's Step Functions to running definitions (per
     /// process; without it executions only record their input).
     pub async fn enable_execution(&self) -> Result<()> {

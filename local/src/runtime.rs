@@ -166,6 +166,17 @@ impl LocalRuntime {
     /// Start moto, the Lambda endpoint and event delivery, and create the
     /// registry table and the state machine.
     pub async fn start(plane: LocalControlPlane, work_dir: &Path) -> Result<LocalRuntime> {
+        let iam = crate::iam::Enforcer::local(REGION, ACCOUNT, REGISTRY_TABLE)?;
+        LocalRuntime::start_with_iam(plane, work_dir, iam).await
+    }
+
+    /// [`LocalRuntime::start`] with the roles of `iam` (a test's changed
+    /// template).
+    pub async fn start_with_iam(
+        plane: LocalControlPlane,
+        work_dir: &Path,
+        iam: Arc<crate::iam::Enforcer>,
+    ) -> Result<LocalRuntime> {
         std::fs::create_dir_all(work_dir).map_err(|e| Error::local_file("create", work_dir, e))?;
         let listener = invoke::bind().await?;
         let lambda_port = listener
@@ -177,10 +188,17 @@ impl LocalRuntime {
             .port();
         let moto = MotoServer::start(lambda_port)?;
         moto.enable_execution().await?;
-        let clients = moto.clients().await;
+        let clients = moto.clients_checked(iam.clone()).await;
         moto::create_registry(&clients.dynamodb, REGISTRY_TABLE).await?;
-        let (cloud, events) =
-            LocalCloud::new(plane, work_dir, &clients, REGION, ACCOUNT, REGISTRY_TABLE);
+        let (cloud, events) = LocalCloud::new(
+            plane,
+            work_dir,
+            &clients,
+            REGION,
+            ACCOUNT,
+            REGISTRY_TABLE,
+            Some(iam),
+        );
         let cloud = Arc::new(cloud);
         let faults = Arc::new(Faults::default());
         let delivered = Arc::new(Mutex::new(Vec::new()));
@@ -639,8 +657,11 @@ async fn deliver(
             tracing::info!(function = event.function, "event dropped (local run)");
         }
         for _ in 0..copies {
-            let report = handlers::dispatch(&*cloud, event.function, event.event.clone())
-                .await
+            let report = crate::iam::as_function(
+                event.function,
+                handlers::dispatch(&*cloud, event.function, event.event.clone()),
+            )
+            .await
                 .and_then(|v| {
                     serde_json::from_value::<EventReport>(v)
                         .map_err(|e| Error::local_record("event report", e))

@@ -17,6 +17,7 @@ mod e2e;
 mod errors;
 mod fixture;
 mod handoff;
+mod iam;
 mod idempotency;
 mod isolation;
 mod lambda_boundary;
