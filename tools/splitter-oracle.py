@@ -730,6 +730,28 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     majors = args.major or [m for m in ("15", "18") if m == "15" or os.path.exists(os.path.join(BINDIRS[m], "postgres"))]
+    if len(majors) > 1:
+        # One process per major, at the same time (each is one psql after
+        # another against its own server: a core each); their reports are
+        # printed in order when both are done.
+        passed = ["--count", str(args.count), "--seed", str(args.seed), "--show", str(args.show)]
+        passed += ["--keep"] if args.keep else []
+        passed += ["--verbose"] if args.verbose else []
+        children = [
+            subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), *passed, "--major", m],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for m in majors
+        ]
+        ok = True
+        for child in children:
+            out, _ = child.communicate()
+            sys.stdout.write(out)
+            ok = child.returncode == 0 and ok
+        sys.exit(0 if ok else 1)
     ok = True
     for major in majors:
         bindir = BINDIRS[major]

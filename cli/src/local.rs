@@ -13,7 +13,7 @@ use clonesync::monitor;
 use clonesync::pg::{self, conninfo, ConnectionUrl, Secret, SessionSettings};
 use clonesync::pipeline::Waits;
 use clonesync::pipeline::{names, PipelineSpec};
-use clonesync::pipeline::{Phase, PipelineRecord};
+use clonesync::pipeline::{Expected, Phase, PipelineRecord};
 use clonesync::steps::sequences::Headroom;
 use clonesync::workflow::{lifecycle, schema, State};
 use clonesync_local::runtime::LocalRuntime;
@@ -754,7 +754,9 @@ pub async fn switchover(args: SwitchoverArgs) -> Result<bool> {
     let runtime = LocalRuntime::start(plane, &args.dir.work_dir.join("cloud")).await?;
     runtime
         .registry()
-        .put_pipeline(&registered(&record, &info))
+        // The runtime's moto starts empty: the local record is written
+        // into it.
+        .put_pipeline(&registered(&record, &info), &Expected::Absent)
         .await?;
     let id = record.state().pipeline.id.to_string();
     let input = serde_json::json!({

@@ -5,6 +5,11 @@
 //!   share's invitation appears after [`LocalCloud::share_delay`] (RAM's
 //!   association is asynchronous too); then the RAM event AWS sends for an
 //!   invitation is emitted.
+//! - **Visibility**: an accepted share's cluster stays invisible to the
+//!   target for a moment ([`LocalCloud::set_share_visibility_delay`],
+//!   200 ms by default), as RAM associates the share asynchronously:
+//!   `create_clone` answers `Clone.NotReady` until then, as the RDS
+//!   adapter does for its "not found".
 //! - **Clones** are made in the background, like a copy-on-write restore:
 //!   `create_clone` starts the job and returns at once; `clone_status`
 //!   answers `Clone.NotReady` until the clone is promoted, then the RDS
@@ -68,6 +73,16 @@ struct LocalShare {
     /// Its `clonesync:pipeline` tag (absent in books of older runs).
     #[serde(default)]
     pipeline_id: String,
+    /// When the invitation was accepted (ms since the epoch; 0: unknown).
+    #[serde(default)]
+    accepted_at_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// The share records, read and written whole under a lock.
@@ -112,6 +127,10 @@ pub struct LocalCloud {
     ready_at: Arc<Mutex<HashMap<String, SystemTime>>>,
     /// How long a new share's invitation takes to appear.
     pub share_delay: Duration,
+    /// How long after its acceptance a shared cluster stays invisible to
+    /// the target (RAM associates the share asynchronously; until then RDS
+    /// answers "not found"), in ms.
+    share_visibility_ms: Arc<std::sync::atomic::AtomicU64>,
     /// IAM: each function's calls checked against its role (`None`: a
     /// cloud that reaches no AWS service, [`LocalCloud::offline`]).
     iam: Option<Arc<Enforcer>>,
@@ -164,6 +183,7 @@ impl LocalCloud {
             // really depends on the event (or its polling fallback), as
             // with RAM, instead of finding the share ready by chance.
             share_delay: Duration::from_millis(1500),
+            share_visibility_ms: Arc::new(std::sync::atomic::AtomicU64::new(200)),
             iam,
         };
         (cloud, receiver)
@@ -190,6 +210,46 @@ impl LocalCloud {
             None,
         );
         cloud
+    }
+
+    /// Set how long an accepted share's cluster stays invisible.
+    pub fn set_share_visibility_delay(&self, delay: Duration) {
+        self.share_visibility_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// `Clone.NotReady` while `cluster_arn` is shared with this account
+    /// but not visible yet: its share not accepted, or accepted less than
+    /// the visibility delay ago. A cluster no share names is the local
+    /// source played without RAM (the library's own tests).
+    fn shared_cluster_visible(&self, clone_id: &str, cluster_arn: &str) -> Result<()> {
+        let delay = self
+            .share_visibility_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let shares = self.shares.update(|shares| {
+            shares
+                .iter()
+                .filter(|s| s.cluster_arn == cluster_arn)
+                .map(|s| (s.accepted, s.accepted_at_ms))
+                .collect::<Vec<_>>()
+        })?;
+        let now = now_ms();
+        let visible = shares.is_empty()
+            || shares
+                .iter()
+                .any(|(accepted, at)| *accepted && now >= at.saturating_add(delay));
+        if visible {
+            Ok(())
+        } else {
+            Err(Error::CloneNotReady {
+                clone_id: clone_id.to_string(),
+                status: format!(
+                    "the shared cluster {cluster_arn} is not visible in this account yet (the RAM share's association is not active)"
+                ),
+            })
+        }
     }
 
     /// The IAM decisions of this run (empty for an offline cloud).
@@ -260,7 +320,8 @@ impl LocalCloud {
             "SourceArn": arn,
             "Date": now_text(),
             "Message": message,
-            "SourceIdentifier": id,
+            // As in AWS's published samples ("rds:my-db-cluster").
+            "SourceIdentifier": format!("rds:{id}"),
         });
         if let Some(event_id) = event_id {
             detail["EventID"] = event_id.into();
@@ -402,6 +463,8 @@ impl ControlPlane for LocalCloudPlane<'_> {
             if let Ok(info) = self.cloud.plane.clone_status(clone_id).await {
                 return self.cloud.plane.create_clone(&info.clone_id).await;
             }
+            self.cloud
+                .shared_cluster_visible(clone_id, &self.source_cluster)?;
         }
         self.cloud.start_clone(clone_id)?;
         Ok(CloneInfo {
@@ -519,7 +582,12 @@ impl Clones for LocalCloud {
 
 /// RAM, played locally: shares in `shares.json`.
 impl ResourceShare for LocalCloud {
-    async fn share_cluster(&self, pipeline_id: &str, cluster_arn: &str) -> Result<Share> {
+    async fn share_cluster(
+        &self,
+        pipeline_id: &str,
+        _setup_mark: &str,
+        cluster_arn: &str,
+    ) -> Result<Share> {
         let name = share_name(pipeline_id);
         let arn = format!(
             "arn:aws:ram:{}:{}:resource-share/{}",
@@ -541,6 +609,7 @@ impl ResourceShare for LocalCloud {
             invited: false,
             accepted: false,
             pipeline_id: pipeline_id.to_string(),
+            accepted_at_ms: 0,
         };
         let exists = self
             .shares
@@ -613,6 +682,7 @@ impl ResourceShare for LocalCloud {
                 Ok(Accepted::AlreadyAccepted { invitation_arn })
             } else {
                 share.accepted = true;
+                share.accepted_at_ms = now_ms();
                 Ok(Accepted::AcceptedNow { invitation_arn })
             }
         })?

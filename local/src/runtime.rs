@@ -12,7 +12,7 @@ use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
 use clonesync::aws::registry::Registry;
 use clonesync::error::{Error, Result};
 use clonesync::handlers;
-use clonesync::pipeline::Waits;
+use clonesync::pipeline::{Expected, Waits};
 use clonesync::ports::{Cloud, Coordination};
 use clonesync::workflow::events::EventReport;
 use clonesync::workflow::{self, CleanupTaskReport, State};
@@ -479,7 +479,9 @@ impl LocalRuntime {
             .await?
             .is_none()
         {
-            self.registry().put_pipeline(&inventory_of(state)).await?;
+            self.registry()
+                .put_pipeline(&inventory_of(state), &Expected::Absent)
+                .await?;
         }
         let mut input = input.clone();
         if let Some(object) = input.as_object_mut() {
@@ -502,7 +504,9 @@ impl LocalRuntime {
         // A record already there (this process's own run) has the setup
         // execution, so a teardown under a running setup is still refused.
         if self.registry().get_pipeline(id).await?.is_none() {
-            self.registry().put_pipeline(&inventory_of(state)).await?;
+            self.registry()
+                .put_pipeline(&inventory_of(state), &Expected::Absent)
+                .await?;
         }
         let name = format!("down-{id}-{}", std::process::id());
         let input =

@@ -330,6 +330,12 @@ pub enum Error {
     #[error("pipeline id {pipeline:?} is in use by another setup: {holder}")]
     PipelineIdInUse { pipeline: String, holder: String },
 
+    /// The pipeline's registry record changed between this step's read and
+    /// its write (another setup took it over, or a pause and a resume
+    /// crossed): the write is refused instead of losing the other one.
+    #[error("pipeline {pipeline:?}: its registry record changed since it was read ({expected})")]
+    PipelineChanged { pipeline: String, expected: String },
+
     /// Throttling, a 5xx, a timeout or a network failure talking to AWS:
     /// the same call may succeed later.
     #[error("{service} {operation}: transient failure: {message}")]
@@ -404,6 +410,7 @@ impl Error {
         "Database.SchemaNotOurs",
         "Pipeline.SwitchedOver",
         "Pipeline.IdInUse",
+        "Pipeline.Changed",
         "Aws.NotFound",
         "Aws.AccessDenied",
         "Transient.Aws",
@@ -459,6 +466,7 @@ impl Error {
             Error::SchemaNotOurs { .. } => "Database.SchemaNotOurs",
             Error::SwitchedOver { .. } => "Pipeline.SwitchedOver",
             Error::PipelineIdInUse { .. } => "Pipeline.IdInUse",
+            Error::PipelineChanged { .. } => "Pipeline.Changed",
             Error::AwsNotFound { .. } => "Aws.NotFound",
             Error::AwsAccessDenied { .. } => "Aws.AccessDenied",
             Error::TransientAws { .. } => "Transient.Aws",
@@ -653,6 +661,10 @@ mod tests {
             Error::PipelineIdInUse {
                 pipeline: s(),
                 holder: s(),
+            },
+            Error::PipelineChanged {
+                pipeline: s(),
+                expected: s(),
             },
             Error::AwsNotFound {
                 service: s(),

@@ -219,8 +219,77 @@ async fn registry_waits_and_pipelines_round_trip_idempotently() {
         triples: vec![],
         apply_groups: 1,
     };
-    registry.put_pipeline(&record).await.unwrap();
-    registry.put_pipeline(&record).await.unwrap();
+    use clonesync::pipeline::{Expected, Phase};
+    registry
+        .put_pipeline(&record, &Expected::Absent)
+        .await
+        .unwrap();
+    // Writes are conditional (DynamoDB is last-writer-wins otherwise):
+    // a second "new" record, or a write expecting what is not stored, is
+    // refused and changes nothing.
+    for stale in [
+        Expected::Absent,
+        Expected::AsRead {
+            setup_execution: None,
+            phase: Phase::Paused,
+        },
+        Expected::AsRead {
+            setup_execution: Some("arn:other-setup".into()),
+            phase: Phase::Streaming,
+        },
+        Expected::OwnedBy("arn:other-setup".into()),
+    ] {
+        let changed = PipelineRecord {
+            phase: Phase::Paused,
+            ..record.clone()
+        };
+        let err = registry.put_pipeline(&changed, &stale).await.unwrap_err();
+        assert_eq!(err.name(), "Pipeline.Changed", "{stale:?}: {err}");
+    }
+    registry
+        .put_pipeline(&record, &Expected::as_read(&record))
+        .await
+        .unwrap();
+    registry
+        .put_pipeline(&record, &Expected::Unowned)
+        .await
+        .unwrap();
+    // Two setups of one id that both read the record as it is: the first
+    // takes it, the second is refused.
+    let taken = |execution: &str| PipelineRecord {
+        setup_execution: Some(execution.into()),
+        ..record.clone()
+    };
+    let read = Expected::as_read(&record);
+    registry
+        .put_pipeline(&taken("arn:setup-1"), &read)
+        .await
+        .unwrap();
+    let second = registry
+        .put_pipeline(&taken("arn:setup-2"), &read)
+        .await
+        .unwrap_err();
+    assert_eq!(second.name(), "Pipeline.Changed");
+    // The setup that holds it writes again; the other one cannot.
+    registry
+        .put_pipeline(
+            &taken("arn:setup-1"),
+            &Expected::OwnedBy("arn:setup-1".into()),
+        )
+        .await
+        .unwrap();
+    let stale = registry
+        .put_pipeline(
+            &taken("arn:setup-2"),
+            &Expected::OwnedBy("arn:setup-2".into()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(stale.name(), "Pipeline.Changed");
+    registry
+        .put_pipeline(&record, &Expected::as_read(&taken("arn:setup-1")))
+        .await
+        .unwrap();
     // The inventory's names are attributes of the item too, for the console.
     let item = clients
         .dynamodb
@@ -263,6 +332,24 @@ async fn registry_waits_and_pipelines_round_trip_idempotently() {
     assert!(registry.list_pipelines().await.unwrap().is_empty());
 }
 
+/// CreateClone as the state machine runs it: moto's restored cluster reads
+/// `creating` once, then `available` (its state manager), and the step
+/// answers `Clone.NotReady` (no writer yet) until then; asked again, it
+/// requests the writer. No more than a few attempts.
+async fn create_clone_until_ready(
+    plane: &AwsControlPlane<'_>,
+    clone_id: &str,
+) -> clonesync::pipeline::CloneInfo {
+    let mut not_ready = 0;
+    loop {
+        match plane.create_clone(clone_id).await {
+            Ok(info) => return info,
+            Err(e) if e.name() == "Clone.NotReady" && not_ready < 3 => not_ready += 1,
+            Err(e) => panic!("create_clone: {e}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_same_account_copy_on_write_clone_is_made_once_and_deleted() {
     let moto = Moto::start();
@@ -270,7 +357,7 @@ async fn a_same_account_copy_on_write_clone_is_made_once_and_deleted() {
     let settings = moto.settings();
     let arn = source_cluster(&clients).await;
     let plane = plane(&clients, &settings, &arn);
-    let first = plane.create_clone("clonesync-orders-dev").await.unwrap();
+    let first = create_clone_until_ready(&plane, "clonesync-orders-dev").await;
     let again = plane.create_clone("clonesync-orders-dev").await.unwrap();
     assert_eq!(first.clone_id, again.clone_id);
     assert_eq!(first.host, again.host);
@@ -328,7 +415,7 @@ async fn a_clone_of_another_setup_of_the_same_id_is_neither_reused_nor_deleted()
         setup_mark: "0123456789abcdef".into(),
         ..plane(&clients, &settings, &arn)
     };
-    first.create_clone("clonesync-orders-dev").await.unwrap();
+    create_clone_until_ready(&first, "clonesync-orders-dev").await;
     let clusters = clients.rds.describe_db_clusters().send().await.unwrap();
     let clone = clusters
         .db_clusters()
@@ -407,10 +494,7 @@ async fn rds_events_wake_the_waiting_clone_once_and_ignore_the_rest() {
         table: TABLE,
     };
     let arn = source_cluster(&clients).await;
-    plane(&clients, &settings, &arn)
-        .create_clone("clonesync-orders-dev")
-        .await
-        .unwrap();
+    create_clone_until_ready(&plane(&clients, &settings, &arn), "clonesync-orders-dev").await;
     let wait = Wait {
         kind: WaitKind::Clone,
         resource: "clonesync-orders-dev".into(),
@@ -430,6 +514,21 @@ async fn rds_events_wake_the_waiting_clone_once_and_ignore_the_rest() {
     .unwrap();
     assert_eq!(unknown.ignored, ["someone-elses-cluster"]);
     assert!(unknown.woken.is_empty());
+    // AWS's published samples themselves: read, and ignored (no step
+    // waits for my-db-cluster).
+    for (sample, resource) in [
+        ("aws-sample-rds-cluster-event.json", "my-db-cluster"),
+        ("aws-sample-rds-instance-event.json", "my-db-instance"),
+    ] {
+        let report = on_rds_event(
+            &clonesync_tests::moto::context(&clients, &settings),
+            fixture(sample),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.ignored, [resource], "{sample}");
+        assert!(report.woken.is_empty(), "{sample}");
+    }
 
     let first = on_rds_event(
         &clonesync_tests::moto::context(&clients, &settings),

@@ -92,6 +92,7 @@ async fn a_new_share_names_the_cluster_the_target_and_the_pipeline() {
     let made = share_cluster(
         &clients.source_ram,
         "orders_dev",
+        "mark-1",
         CLUSTER_ARN,
         TARGET_ACCOUNT,
     )
@@ -141,6 +142,7 @@ async fn our_existing_share_is_reused_and_nothing_is_created() {
         let share = share_cluster(
             &clients.source_ram,
             "orders_dev",
+            "mark-1",
             CLUSTER_ARN,
             TARGET_ACCOUNT,
         )
@@ -189,6 +191,7 @@ async fn a_reused_share_missing_the_principal_is_completed() {
     share_cluster(
         &clients.source_ram,
         "orders_dev",
+        "mark-1",
         CLUSTER_ARN,
         TARGET_ACCOUNT,
     )
@@ -214,6 +217,7 @@ async fn a_share_of_that_name_that_is_not_ours_is_a_conflict() {
     let err = share_cluster(
         &clients.source_ram,
         "orders_dev",
+        "mark-1",
         CLUSTER_ARN,
         TARGET_ACCOUNT,
     )
@@ -235,6 +239,7 @@ async fn throttling_and_denial_keep_their_names() {
     let err = share_cluster(
         &clients.source_ram,
         "orders_dev",
+        "mark-1",
         CLUSTER_ARN,
         TARGET_ACCOUNT,
     )
@@ -254,6 +259,7 @@ async fn throttling_and_denial_keep_their_names() {
     let err = share_cluster(
         &clients.source_ram,
         "orders_dev",
+        "mark-1",
         CLUSTER_ARN,
         TARGET_ACCOUNT,
     )

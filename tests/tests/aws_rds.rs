@@ -95,9 +95,33 @@ fn describe_writer(status: &'static str) -> Rule {
     })
 }
 
+/// RDS as documented: a restored cluster is `creating` for a while, and
+/// "you can create DB instances only after RestoreDBClusterToPointInTime
+/// has completed and the DB cluster is available" (RDS API reference). The
+/// step answers `Clone.NotReady` (retried by the state machine) until the
+/// cluster is available, and only then requests the writer.
 #[tokio::test]
-async fn the_clone_is_a_tagged_copy_on_write_restore_of_the_shared_cluster_then_a_writer() {
-    let absent = no_clone_yet();
+async fn the_clone_is_a_tagged_copy_on_write_restore_then_a_writer_once_the_cluster_is_available() {
+    let describe = mock!(Client::describe_db_clusters)
+        .match_requests(|r| r.db_cluster_identifier() == Some(CLONE_ID))
+        .sequence()
+        .error(|| {
+            DescribeDBClustersError::DbClusterNotFoundFault(
+                DbClusterNotFoundFault::builder().build(),
+            )
+        })
+        .output(|| {
+            DescribeDbClustersOutput::builder()
+                .db_clusters(clone_cluster(Some("orders_dev"), "creating"))
+                .build()
+        })
+        .output(|| {
+            DescribeDbClustersOutput::builder()
+                .db_clusters(clone_cluster(Some("orders_dev"), "available"))
+                .build()
+        })
+        .repeatedly()
+        .build();
     let restore = mock!(Client::restore_db_cluster_to_point_in_time)
         .match_requests(|r| {
             r.db_cluster_identifier() == Some(CLONE_ID)
@@ -124,19 +148,52 @@ async fn the_clone_is_a_tagged_copy_on_write_restore_of_the_shared_cluster_then_
         })
         .then_output(|| CreateDbInstanceOutput::builder().build());
     let clients = MockRules {
-        rds: vec![&absent, &restore, &instance],
+        rds: vec![&describe, &restore, &instance],
         ..Default::default()
     }
     .clients();
     let settings = settings();
-    let info = plane(&clients, &settings, Some("key-in-target"))
-        .create_clone(CLONE_ID)
-        .await
-        .unwrap();
+    let plane = plane(&clients, &settings, Some("key-in-target"));
+    // The restore is requested; the cluster is creating: no instance yet.
+    let first = plane.create_clone(CLONE_ID).await.unwrap_err();
+    assert_eq!(first.name(), "Clone.NotReady", "{first}");
+    assert_eq!((restore.num_calls(), instance.num_calls()), (1, 0));
+    // Retried while it is still creating: no second restore, no instance.
+    let second = plane.create_clone(CLONE_ID).await.unwrap_err();
+    assert_eq!(second.name(), "Clone.NotReady", "{second}");
+    assert_eq!((restore.num_calls(), instance.num_calls()), (1, 0));
+    // Available: the writer is requested, once.
+    let info = plane.create_clone(CLONE_ID).await.unwrap();
     assert_eq!(info.clone_id, CLONE_ID);
     assert_eq!(info.port, 5432);
     assert!(info.host.starts_with("clonesync-orders-dev.cluster-"));
     assert_eq!((restore.num_calls(), instance.num_calls()), (1, 1));
+}
+
+/// CreateDBInstance on a cluster that is not in a state for it (it left
+/// `available` between the look and the request) is `Clone.NotReady`,
+/// asked again by the state machine, not a failed setup.
+#[tokio::test]
+async fn an_instance_refused_for_the_clusters_state_is_not_ready_not_failed() {
+    use aws_sdk_rds::types::error::InvalidDbClusterStateFault;
+    let describe = describe_clone(Some("orders_dev"), "available");
+    let refused = mock!(Client::create_db_instance).then_error(|| {
+        CreateDBInstanceError::InvalidDbClusterStateFault(
+            InvalidDbClusterStateFault::builder().build(),
+        )
+    });
+    let clients = MockRules {
+        rds: vec![&describe, &refused],
+        ..Default::default()
+    }
+    .clients();
+    let settings = settings();
+    let err = plane(&clients, &settings, None)
+        .create_clone(CLONE_ID)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Clone.NotReady", "{err}");
+    assert_eq!(refused.num_calls(), 1);
 }
 
 #[tokio::test]
@@ -148,7 +205,7 @@ async fn asking_again_for_our_clone_is_success_without_a_second_restore() {
             DbInstanceAlreadyExistsFault::builder().build(),
         )
     });
-    let describe = describe_clone(Some("orders_dev"), "creating");
+    let describe = describe_clone(Some("orders_dev"), "available");
     let describe_instance = describe_writer("creating");
     let clients = MockRules {
         rds: vec![&restore, &instance_exists, &describe, &describe_instance],
@@ -175,7 +232,7 @@ async fn losing_a_race_to_create_our_clone_is_success() {
         })
         .output(|| {
             DescribeDbClustersOutput::builder()
-                .db_clusters(clone_cluster(Some("orders_dev"), "creating"))
+                .db_clusters(clone_cluster(Some("orders_dev"), "available"))
                 .build()
         })
         .repeatedly()
@@ -256,8 +313,11 @@ async fn a_cluster_of_that_name_not_ours_is_a_conflict_and_gets_no_instance() {
     assert_eq!((exists.num_calls(), instance.num_calls()), (1, 0));
 }
 
+/// Right after the invitation is accepted, the shared cluster reads as not
+/// found until RAM has associated the share (Aurora guide): not ready,
+/// asked again (bounded by the state machine), naming the RAM share.
 #[tokio::test]
-async fn a_source_not_visible_is_named_and_throttling_is_transient() {
+async fn a_source_not_visible_yet_is_not_ready_and_throttling_is_transient() {
     let absent = no_clone_yet();
     let not_found = mock!(Client::restore_db_cluster_to_point_in_time).then_error(|| {
         RestoreDBClusterToPointInTimeError::DbClusterNotFoundFault(
@@ -274,7 +334,8 @@ async fn a_source_not_visible_is_named_and_throttling_is_transient() {
         .create_clone(CLONE_ID)
         .await
         .unwrap_err();
-    assert_eq!(err.name(), "Aws.NotFound");
+    assert_eq!(err.name(), "Clone.NotReady");
+    assert!(err.is_transient());
     assert!(err.to_string().contains("RAM share"), "{err}");
 
     let throttled = mock!(Client::restore_db_cluster_to_point_in_time)
@@ -410,6 +471,27 @@ async fn preflight_lists_every_control_plane_problem_at_once() {
             "{expected} missing from {checks:?}"
         );
     }
+}
+
+/// RDS allows one cross-account clone of a cluster per target account: a
+/// clone of the source made by hand (no clonesync tag) is found by its
+/// clone group; a cross-account clone of another cluster is not.
+#[tokio::test]
+async fn preflight_names_an_untagged_cross_account_clone_of_the_source() {
+    let mut source = source_cluster("15.4", false, "available");
+    source.clone_group_id = Some("group-of-orders".into());
+    let by_hand = |group: &str| {
+        DbCluster::builder()
+            .db_cluster_identifier("made-by-hand")
+            .status("available")
+            .cross_account_clone(true)
+            .clone_group_id(group)
+            .build()
+    };
+    let checks = preflight_with(source.clone(), "1", vec![by_hand("group-of-orders")], None).await;
+    assert_eq!(checks, ["earlier_clone"]);
+    let checks = preflight_with(source, "1", vec![by_hand("another-group")], None).await;
+    assert!(checks.is_empty(), "{checks:?}");
 }
 
 #[tokio::test]

@@ -236,6 +236,31 @@ async fn without_events_the_polling_fallback_finishes_the_run() {
     run.teardown(&outcome).await;
 }
 
+/// RAM as documented: a shared cluster reads as not found for some time
+/// after the invitation is accepted. CreateClone answers `Clone.NotReady`
+/// meanwhile (nothing is made), the state machine asks again, and the run
+/// succeeds with one clone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shared_cluster_not_yet_visible_is_asked_again_and_the_run_succeeds() {
+    let run = setup().await;
+    run.runtime
+        .cloud
+        .set_share_visibility_delay(Duration::from_secs(3));
+    let (outcome, progress) = run.execute("invisible", &run.input("e2e_invisible")).await;
+    assert_succeeded(&outcome);
+    let refused: Vec<&Progress> = progress
+        .iter()
+        .filter(|p| {
+            matches!(p, Progress::TaskFailed { state, error }
+                if state == "CreateClone" && error == "Clone.NotReady")
+        })
+        .collect();
+    assert!(!refused.is_empty(), "the clone was made before the share was visible: {progress:?}");
+    assert_eq!(entered(&progress, "Cleanup"), 0);
+    assert_eq!(run.env.clone_dirs().len(), 1, "one clone");
+    run.teardown(&outcome).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn running_the_same_input_again_converges_without_creating_twice() {
     let run = setup().await;

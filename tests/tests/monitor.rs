@@ -324,7 +324,10 @@ async fn an_unreachable_source_costs_only_its_own_pipeline_and_nothing_leaks() {
         record("alive", secret_arn, "127.0.0.1", login.port),
         record("gone", secret_arn, "127.0.0.1", 1),
     ] {
-        registry.put_pipeline(&record).await.unwrap();
+        registry
+            .put_pipeline(&record, &clonesync::pipeline::Expected::Absent)
+            .await
+            .unwrap();
     }
     // A record that does not decode (damaged, or from another version).
     clients

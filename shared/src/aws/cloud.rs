@@ -92,10 +92,16 @@ impl Clones for AwsCloud {
 /// RAM: shared from the source account (the assumed role), accepted in
 /// this one.
 impl ResourceShare for AwsCloud {
-    async fn share_cluster(&self, pipeline_id: &str, cluster_arn: &str) -> Result<Share> {
+    async fn share_cluster(
+        &self,
+        pipeline_id: &str,
+        setup_mark: &str,
+        cluster_arn: &str,
+    ) -> Result<Share> {
         ram::share_cluster(
             &self.clients.source_ram,
             pipeline_id,
+            setup_mark,
             cluster_arn,
             &self.settings.target_account,
         )

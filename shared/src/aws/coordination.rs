@@ -5,7 +5,7 @@
 use crate::aws::registry::Registry;
 use crate::aws::sfn;
 use crate::error::{Error, Result};
-use crate::pipeline::{PipelineId, PipelineRecord, Wait, WaitKind};
+use crate::pipeline::{Expected, PipelineId, PipelineRecord, Wait, WaitKind};
 use crate::ports::coordination::{Coordination, Scanned};
 use serde::Serialize;
 use std::time::Duration;
@@ -48,8 +48,8 @@ impl Coordination for StepFunctionsCoordination<'_> {
         sfn::send_heartbeat(self.sfn, task_token).await
     }
 
-    async fn put_pipeline(&self, record: &PipelineRecord) -> Result<()> {
-        self.registry.put_pipeline(record).await
+    async fn put_pipeline(&self, record: &PipelineRecord, expected: &Expected) -> Result<()> {
+        self.registry.put_pipeline(record, expected).await
     }
 
     async fn scan_pipelines(&self) -> Result<Scanned> {

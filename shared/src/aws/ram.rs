@@ -30,6 +30,7 @@ const SERVICE: &str = "ram";
 pub async fn share_cluster(
     ram: &aws_sdk_ram::Client,
     pipeline_id: &str,
+    setup_mark: &str,
     cluster_arn: &str,
     target_account: &str,
 ) -> Result<Share> {
@@ -81,7 +82,12 @@ pub async fn share_cluster(
         .principals(target_account)
         .allow_external_principals(true)
         .tags(Tag::builder().key(TAG_PIPELINE).value(pipeline_id).build())
-        .client_token(client_token(pipeline_id, cluster_arn, target_account))
+        .client_token(client_token(
+            pipeline_id,
+            setup_mark,
+            cluster_arn,
+            target_account,
+        ))
         .send()
         .await
         .map_err(|e| classify(SERVICE, "CreateResourceShare", e))?;
@@ -101,13 +107,28 @@ pub async fn share_cluster(
     })
 }
 
-/// The same request gets the same token: RAM then answers a retried create
-/// with the share it already made.
-fn client_token(pipeline_id: &str, cluster_arn: &str, target_account: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (pipeline_id, cluster_arn, target_account).hash(&mut hasher);
-    format!("clonesync-{pipeline_id}-{:016x}", hasher.finish())
+/// The same request of the same setup gets the same token: RAM then
+/// answers a retried create with the share it already made. A later setup
+/// (another `setup_mark`) gets another, so RAM never answers it with a
+/// share an earlier setup made and deleted within the token's window. The
+/// hash is FNV-1a (64 bits), written out so the token does not change with
+/// the Rust release (`DefaultHasher` may).
+fn client_token(
+    pipeline_id: &str,
+    setup_mark: &str,
+    cluster_arn: &str,
+    target_account: &str,
+) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [pipeline_id, setup_mark, cluster_arn, target_account] {
+        // A separator no part contains, so ("ab", "c") and ("a", "bc")
+        // differ.
+        for byte in part.bytes().chain([0xff]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("clonesync-{pipeline_id}-{hash:016x}")
         .chars()
         .take(64)
         .collect()
@@ -341,4 +362,33 @@ pub async fn delete_share(ram: &aws_sdk_ram::Client, share_arn: &str) -> Result<
             _ => Err(classify(SERVICE, "DeleteResourceShare", e)),
         },
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_token;
+
+    #[test]
+    fn the_client_token_is_stable_and_differs_per_setup() {
+        let arn = "arn:aws:rds:eu-west-1:111122223333:cluster:orders";
+        let first = client_token("orders_dev", "mark-1", arn, "444455556666");
+        // Computed once and written down: the same on every Rust release.
+        assert_eq!(
+            first,
+            client_token("orders_dev", "mark-1", arn, "444455556666")
+        );
+        assert_eq!(first, STABLE);
+        assert_ne!(
+            first,
+            client_token("orders_dev", "mark-2", arn, "444455556666")
+        );
+        assert_ne!(
+            client_token("a", "bc", arn, "1"),
+            client_token("ab", "c", arn, "1")
+        );
+        assert!(first.len() <= 64 && first.starts_with("clonesync-orders_dev-"));
+    }
+
+    // FNV-1a by hand (Python) over the four parts, each followed by 0xff.
+    const STABLE: &str = "clonesync-orders_dev-a21541e582d9831d";
 }

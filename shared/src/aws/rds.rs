@@ -155,7 +155,12 @@ impl AwsControlPlane<'_> {
         Ok(None)
     }
 
-    async fn earlier_clones(&self) -> Result<Vec<String>> {
+    /// Clones of the source already in this account: tagged by another
+    /// pipeline for this source, or (made by hand or by another tool) any
+    /// cross-account clone in the source's clone group. RDS allows one
+    /// cross-account clone of a cluster per target account, so either
+    /// makes the restore fail.
+    async fn earlier_clones(&self, source_clone_group: Option<&str>) -> Result<Vec<String>> {
         let mut found = Vec::new();
         let mut pages = self
             .clients
@@ -167,9 +172,13 @@ impl AwsControlPlane<'_> {
             let page = page.map_err(|e| classify(SERVICE, "DescribeDBClusters", e))?;
             for cluster in page.db_clusters() {
                 let tags = cluster.tag_list();
-                if tag_value(tags, TAG_SOURCE_CLUSTER) == Some(self.source.cluster_arn.as_str())
-                    && tag_value(tags, TAG_PIPELINE) != Some(self.pipeline_id.as_str())
-                {
+                let ours = tag_value(tags, TAG_PIPELINE) == Some(self.pipeline_id.as_str());
+                let tagged_for_source =
+                    tag_value(tags, TAG_SOURCE_CLUSTER) == Some(self.source.cluster_arn.as_str());
+                let same_group = cluster.cross_account_clone() == Some(true)
+                    && source_clone_group.is_some()
+                    && cluster.clone_group_id() == source_clone_group;
+                if !ours && (tagged_for_source || same_group) {
                     found.push(
                         cluster
                             .db_cluster_identifier()
@@ -180,6 +189,24 @@ impl AwsControlPlane<'_> {
             }
         }
         Ok(found)
+    }
+
+    /// "You can create DB instances only after RestoreDBClusterToPointInTime
+    /// has completed and the DB cluster is available" (RDS API reference):
+    /// the writer is requested once `cluster` reads `available`; before,
+    /// `Clone.NotReady`, which the state machine retries (the next attempt
+    /// finds the cluster and asks again).
+    async fn writer_once_available(&self, clone_id: &str, cluster: &DbCluster) -> Result<()> {
+        match cluster.status() {
+            Some("available") => self.create_writer(clone_id).await,
+            status => Err(Error::CloneNotReady {
+                clone_id: clone_id.to_string(),
+                status: format!(
+                    "cluster {}; the writer is created once it is available",
+                    status.unwrap_or("unknown")
+                ),
+            }),
+        }
     }
 
     async fn create_writer(&self, clone_id: &str) -> Result<()> {
@@ -222,6 +249,12 @@ impl AwsControlPlane<'_> {
                     }
                     Ok(())
                 }
+                // The cluster left `available` between Describe and this
+                // call (a maintenance action): not ready, asked again.
+                Some(E::InvalidDbClusterStateFault(_)) => Err(Error::CloneNotReady {
+                    clone_id: clone_id.to_string(),
+                    status: "cluster not in a state to add an instance".into(),
+                }),
                 _ => Err(classify(SERVICE, "CreateDBInstance", e)),
             },
         }
@@ -347,7 +380,7 @@ impl ControlPlane for AwsControlPlane<'_> {
                  (the aws/rds key cannot be shared); give clone.kms_key_id, a key in the target account",
             );
         }
-        let earlier = self.earlier_clones().await?;
+        let earlier = self.earlier_clones(cluster.clone_group_id()).await?;
         if !earlier.is_empty() {
             fail(
                 "earlier_clone",
@@ -367,7 +400,7 @@ impl ControlPlane for AwsControlPlane<'_> {
         if let Some(existing) = self.clone_cluster(clone_id).await? {
             self.ensure_ours(clone_id, existing.tag_list())?;
             tracing::info!(clone = clone_id, "the pipeline's clone exists already");
-            self.create_writer(clone_id).await?;
+            self.writer_once_available(clone_id, &existing).await?;
             return Ok(info_of(clone_id, &existing));
         }
         let result = self
@@ -400,11 +433,17 @@ impl ControlPlane for AwsControlPlane<'_> {
                     tracing::info!(clone = clone_id, "the pipeline's clone exists already");
                     existing
                 }
+                // A shared cluster reads as not found until RAM has
+                // associated the share, some time after the invitation is
+                // accepted ("the same error is returned as if the specified
+                // cluster doesn't exist", Aurora cross-account cloning).
+                // Preflight saw it in the source account, so this is that
+                // lag: not ready, asked again for a bounded time.
                 Some(E::DbClusterNotFoundFault(_)) => {
-                    return Err(Error::AwsNotFound {
-                        service: SERVICE.into(),
-                        what: format!(
-                            "source DB cluster {} (is the RAM share accepted in this account?)",
+                    return Err(Error::CloneNotReady {
+                        clone_id: clone_id.to_string(),
+                        status: format!(
+                            "the shared cluster {} is not visible in this account yet (the RAM share's association is not active)",
                             self.source.cluster_arn
                         ),
                     })
@@ -420,14 +459,17 @@ impl ControlPlane for AwsControlPlane<'_> {
                 _ => return Err(classify(SERVICE, "RestoreDBClusterToPointInTime", e)),
             },
         };
-        self.create_writer(clone_id).await?;
-        Ok(cluster
-            .map(|c| info_of(clone_id, &c))
-            .unwrap_or_else(|| CloneInfo {
+        match cluster {
+            Some(cluster) => {
+                self.writer_once_available(clone_id, &cluster).await?;
+                Ok(info_of(clone_id, &cluster))
+            }
+            None => Err(Error::CloneNotReady {
                 clone_id: clone_id.to_string(),
-                host: String::new(),
-                port: 5432,
-            }))
+                status: "restore requested; the writer is created once the cluster is available"
+                    .into(),
+            }),
+        }
     }
 
     async fn clone_start_lsn(&self, clone: &CloneInfo, clone_client: &Client) -> Result<Lsn> {

@@ -13,8 +13,9 @@
 
 use crate::aws::fault::classify;
 use crate::error::{Error, Result};
-use crate::pipeline::{PipelineId, PipelineRecord, Wait, WaitKind};
+use crate::pipeline::{Expected, PipelineId, PipelineRecord, Wait, WaitKind};
 use crate::ports::coordination::Scanned;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -135,7 +136,9 @@ impl Registry<'_> {
         }
     }
 
-    pub async fn put_pipeline(&self, record: &PipelineRecord) -> Result<()> {
+    /// Write `record` when the stored one is as `expected` (a condition of
+    /// the write itself); `Pipeline.Changed` otherwise.
+    pub async fn put_pipeline(&self, record: &PipelineRecord, expected: &Expected) -> Result<()> {
         let json = serde_json::to_string(record).map_err(|cause| Error::OutputUnencodable {
             what: "the pipeline's registry record".into(),
             cause,
@@ -184,10 +187,38 @@ impl Registry<'_> {
         if let Some(execution) = &record.setup_execution {
             put = put.item("setup_execution", s(execution.clone()));
         }
-        put.send()
-            .await
-            .map_err(|e| classify(SERVICE, "PutItem", e))?;
-        Ok(())
+        put = match expected {
+            Expected::Absent => put.condition_expression("attribute_not_exists(pk)"),
+            Expected::AsRead {
+                setup_execution: Some(execution),
+                phase,
+            } => put
+                .condition_expression("setup_execution = :execution AND phase = :phase")
+                .expression_attribute_values(":execution", s(execution.clone()))
+                .expression_attribute_values(":phase", s(phase.as_str())),
+            Expected::AsRead {
+                setup_execution: None,
+                phase,
+            } => put
+                .condition_expression("attribute_not_exists(setup_execution) AND phase = :phase")
+                .expression_attribute_values(":phase", s(phase.as_str())),
+            Expected::OwnedBy(execution) => put
+                .condition_expression("attribute_not_exists(pk) OR setup_execution = :execution")
+                .expression_attribute_values(":execution", s(execution.clone())),
+            Expected::Unowned => put.condition_expression("attribute_not_exists(setup_execution)"),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                    Err(Error::PipelineChanged {
+                        pipeline: record.pipeline.id.to_string(),
+                        expected: format!("{expected:?}"),
+                    })
+                }
+                _ => Err(classify(SERVICE, "PutItem", e)),
+            },
+        }
     }
 
     pub async fn get_pipeline(&self, id: &PipelineId) -> Result<Option<PipelineRecord>> {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use arn::ClusterArn;
 pub use names::PipelineId;
-pub use record::{OwnedShare, Phase, PipelineRecord, Wait, WaitKind};
+pub use record::{Expected, OwnedShare, Phase, PipelineRecord, Wait, WaitKind};
 pub use request::{CloneSettings, SourceCluster, Waits};
 pub use scope::Scope;
 pub use triples::{DatabaseSelection, Triple};

@@ -186,3 +186,33 @@ mod tests {
         }
     }
 }
+
+/// What a registry write expects to find, checked by the write itself
+/// (DynamoDB writes are last-writer-wins unless conditional): when the
+/// stored record is not so, the write is refused as `Pipeline.Changed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// No record of the pipeline.
+    Absent,
+    /// The record as it was read: the same setup execution and phase (a
+    /// read-modify-write loses no other write).
+    AsRead {
+        setup_execution: Option<String>,
+        phase: Phase,
+    },
+    /// A record made by this setup execution, or none (a setup's own
+    /// writes: a later setup that took the record over is not undone).
+    OwnedBy(String),
+    /// A record no setup execution holds, or none.
+    Unowned,
+}
+
+impl Expected {
+    /// The record `record` as read.
+    pub fn as_read(record: &PipelineRecord) -> Expected {
+        Expected::AsRead {
+            setup_execution: record.setup_execution.clone(),
+            phase: record.phase,
+        }
+    }
+}

@@ -119,7 +119,8 @@ impl Waits {
     }
 
     /// Every problem: each value at least 1 s, at most a day, and a
-    /// heartbeat no longer than its timeout.
+    /// heartbeat shorter than its timeout (Step Functions refuses a
+    /// HeartbeatSeconds that is not smaller than TimeoutSeconds).
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (name, value) in [
@@ -132,11 +133,15 @@ impl Waits {
                 problems.push(format!("waits.{name} must be 1..=86400, not {value}"));
             }
         }
-        if self.share_heartbeat_seconds > self.share_timeout_seconds {
-            problems.push("waits.share_heartbeat_seconds exceeds the share timeout".into());
+        if self.share_heartbeat_seconds >= self.share_timeout_seconds {
+            problems.push(
+                "waits.share_heartbeat_seconds must be shorter than the share timeout".into(),
+            );
         }
-        if self.clone_heartbeat_seconds > self.clone_timeout_seconds {
-            problems.push("waits.clone_heartbeat_seconds exceeds the clone timeout".into());
+        if self.clone_heartbeat_seconds >= self.clone_timeout_seconds {
+            problems.push(
+                "waits.clone_heartbeat_seconds must be shorter than the clone timeout".into(),
+            );
         }
         problems
     }
@@ -405,5 +410,28 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             apply_groups,
         }),
         _ => Err(Error::InvalidInput { problems }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Waits;
+
+    #[test]
+    fn a_heartbeat_must_be_shorter_than_its_timeout() {
+        let equal = Waits {
+            share_timeout_seconds: 60,
+            share_heartbeat_seconds: 60,
+            clone_timeout_seconds: 120,
+            clone_heartbeat_seconds: 120,
+        };
+        assert_eq!(equal.problems().len(), 2, "{:?}", equal.problems());
+        let shorter = Waits {
+            share_heartbeat_seconds: 59,
+            clone_heartbeat_seconds: 119,
+            ..equal
+        };
+        assert!(shorter.problems().is_empty(), "{:?}", shorter.problems());
+        assert!(Waits::default().problems().is_empty());
     }
 }

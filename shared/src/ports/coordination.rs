@@ -7,7 +7,7 @@
 //! moto, which executes the real state machine.
 
 use crate::error::Result;
-use crate::pipeline::{PipelineId, PipelineRecord, Wait, WaitKind};
+use crate::pipeline::{Expected, PipelineId, PipelineRecord, Wait, WaitKind};
 use crate::Error;
 use serde::Serialize;
 use std::future::Future;
@@ -50,8 +50,13 @@ pub trait Coordination: Sync {
     /// Tell the waiting task it is still alive.
     fn send_heartbeat(&self, task_token: &str) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Record a streaming pipeline (a put).
-    fn put_pipeline(&self, record: &PipelineRecord) -> impl Future<Output = Result<()>> + Send;
+    /// Write the pipeline's record when the stored one is as `expected`;
+    /// `Pipeline.Changed` otherwise.
+    fn put_pipeline(
+        &self,
+        record: &PipelineRecord,
+        expected: &Expected,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Every registered pipeline, and apart the ids of records that do not
     /// decode with why.

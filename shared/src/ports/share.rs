@@ -8,10 +8,12 @@ use std::future::Future;
 
 pub trait ResourceShare: Sync {
     /// Share the source cluster with the target account (idempotent by the
-    /// pipeline's share name).
+    /// pipeline's share name; a retried request of the same setup,
+    /// `setup_mark`, is the same request to RAM).
     fn share_cluster(
         &self,
         pipeline_id: &str,
+        setup_mark: &str,
         cluster_arn: &str,
     ) -> impl Future<Output = Result<Share>> + Send;
 

@@ -112,9 +112,38 @@ pub async fn on_ram_event<C: Cloud>(cloud: &C, event: &Event) -> Result<EventRep
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RdsDetail {
-    source_identifier: String,
+    #[serde(default)]
+    source_identifier: Option<String>,
+    #[serde(default)]
+    source_arn: Option<String>,
     #[serde(rename = "EventID", default)]
     event_id: Option<String>,
+}
+
+impl RdsDetail {
+    /// The cluster's or instance's identifier: the last part of
+    /// `SourceArn` (`arn:aws:rds:<region>:<account>:cluster:<id>`), else
+    /// `SourceIdentifier` without the `rds:` prefix AWS's published samples
+    /// show ("rds:my-db-cluster") and `DescribeEvents` does not: either
+    /// form names the same resource.
+    fn resource_id(&self) -> Option<String> {
+        let from_arn = self.source_arn.as_deref().and_then(|arn| {
+            let parts: Vec<&str> = arn.splitn(7, ':').collect();
+            match parts.as_slice() {
+                ["arn", _, "rds", _, _, "cluster" | "db", id] if !id.is_empty() => {
+                    Some(id.to_string())
+                }
+                _ => None,
+            }
+        });
+        from_arn.or_else(|| {
+            self.source_identifier
+                .as_deref()
+                .map(|id| id.strip_prefix("rds:").unwrap_or(id))
+                .filter(|id| !id.is_empty())
+                .map(str::to_string)
+        })
+    }
 }
 
 pub async fn on_rds_event<C: Cloud>(cloud: &C, event: &Event) -> Result<EventReport> {
@@ -132,14 +161,17 @@ pub async fn on_rds_event<C: Cloud>(cloud: &C, event: &Event) -> Result<EventRep
         serde_json::from_value(event.detail.clone()).map_err(|e| Error::EventMalformed {
             reason: format!("RDS event detail: {e}"),
         })?;
+    let source = detail.resource_id().ok_or_else(|| Error::EventMalformed {
+        reason: "the RDS event names no source (neither SourceArn nor SourceIdentifier)".into(),
+    })?;
     // Our writer instance is named "<clone id>-writer"; an instance event
     // is mapped to its cluster by that name, then confirmed by Describe.
     let clone_id = if event.detail_type == RDS_INSTANCE_EVENT {
-        names::clone_of_writer(&detail.source_identifier)
-            .unwrap_or(&detail.source_identifier)
+        names::clone_of_writer(&source)
+            .unwrap_or(&source)
             .to_string()
     } else {
-        detail.source_identifier.clone()
+        source.clone()
     };
     match cloud
         .coordination()
@@ -147,8 +179,8 @@ pub async fn on_rds_event<C: Cloud>(cloud: &C, event: &Event) -> Result<EventRep
         .await?
     {
         None => {
-            tracing::info!(resource = %detail.source_identifier, event_id = ?detail.event_id, "no step waits for this resource; ignored");
-            report.ignored.push(detail.source_identifier);
+            tracing::info!(resource = %source, event_id = ?detail.event_id, "no step waits for this resource; ignored");
+            report.ignored.push(source);
         }
         Some(wait) => {
             tracing::info!(clone = %clone_id, event_id = ?detail.event_id, "event for a waiting clone; checking with Describe");
@@ -159,4 +191,51 @@ pub async fn on_rds_event<C: Cloud>(cloud: &C, event: &Event) -> Result<EventRep
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RdsDetail;
+
+    fn detail(json: serde_json::Value) -> RdsDetail {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn an_rds_event_names_its_resource_by_arn_or_by_identifier_with_or_without_the_prefix() {
+        // The detail of AWS's published cluster sample (RDS user guide,
+        // "Examples of Amazon RDS events").
+        let sample = detail(serde_json::json!({
+            "EventCategories": ["notification"],
+            "SourceType": "CLUSTER",
+            "SourceArn": "arn:aws:rds:us-east-1:123456789012:cluster:my-db-cluster",
+            "Date": "2018-10-06T12:26:13.882Z",
+            "Message": "Database cluster has been patched",
+            "SourceIdentifier": "rds:my-db-cluster",
+            "EventID": "RDS-EVENT-0173"
+        }));
+        assert_eq!(sample.resource_id().as_deref(), Some("my-db-cluster"));
+        let prefixed = detail(serde_json::json!({"SourceIdentifier": "rds:clonesync-a-writer"}));
+        assert_eq!(
+            prefixed.resource_id().as_deref(),
+            Some("clonesync-a-writer")
+        );
+        let bare = detail(serde_json::json!({"SourceIdentifier": "clonesync-a"}));
+        assert_eq!(bare.resource_id().as_deref(), Some("clonesync-a"));
+        let instance = detail(serde_json::json!({
+            "SourceArn": "arn:aws:rds:eu-west-1:123456789012:db:clonesync-a-writer",
+            "SourceIdentifier": "something else"
+        }));
+        assert_eq!(
+            instance.resource_id().as_deref(),
+            Some("clonesync-a-writer")
+        );
+        for nothing in [
+            serde_json::json!({}),
+            serde_json::json!({"SourceIdentifier": "rds:"}),
+            serde_json::json!({"SourceArn": "arn:aws:rds:eu-west-1:1:pg:x"}),
+        ] {
+            assert_eq!(detail(nothing.clone()).resource_id(), None, "{nothing}");
+        }
+    }
 }

@@ -30,7 +30,9 @@
 //! makes a new copy and the pipeline streaming again.
 
 use crate::error::{Error, Result};
-use crate::pipeline::{OwnedShare, Phase, PipelineId, PipelineRecord, UndoPlan, WaitKind};
+use crate::pipeline::{
+    Expected, OwnedShare, Phase, PipelineId, PipelineRecord, UndoPlan, WaitKind,
+};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination, ResourceShare};
 use crate::steps::{self, cleanup::CleanupReport};
 use crate::workflow::{self, State};
@@ -104,17 +106,25 @@ pub async fn record_inventory<C: Cloud>(cloud: &C, input: &InventoryInput) -> Re
             Phase::Streaming | Phase::Paused | Phase::SwitchedOver
         )
     });
-    let record = match existing {
-        Some(record) => PipelineRecord {
-            setup_execution: Some(input.execution.clone()),
-            ..record
-        },
-        None => PipelineRecord {
-            setup_execution: Some(input.execution.clone()),
-            ..state.record(Phase::SettingUp, workflow::seconds_now())
-        },
+    // Taken over only as read: two setups of one id that both found no
+    // running setup cannot both take the record.
+    let (record, expected) = match existing {
+        Some(record) => (
+            PipelineRecord {
+                setup_execution: Some(input.execution.clone()),
+                ..record.clone()
+            },
+            Expected::as_read(&record),
+        ),
+        None => (
+            PipelineRecord {
+                setup_execution: Some(input.execution.clone()),
+                ..state.record(Phase::SettingUp, workflow::seconds_now())
+            },
+            Expected::Absent,
+        ),
     };
-    coordination.put_pipeline(&record).await?;
+    coordination.put_pipeline(&record, &expected).await?;
     Ok(Recorded {
         execution: input.execution.clone(),
         created_record,
@@ -409,8 +419,9 @@ pub async fn set_paused<C: Cloud>(
     let phase = pausing.phase_after(record.phase);
     let changed = record.phase != phase;
     if changed {
+        let expected = Expected::as_read(&record);
         coordination
-            .put_pipeline(&PipelineRecord { phase, ..record })
+            .put_pipeline(&PipelineRecord { phase, ..record }, &expected)
             .await?;
     }
     tracing::info!(pipeline = %input.pipeline_id, ?phase, changed, "pipeline phase set");

@@ -19,7 +19,7 @@ pub mod waits;
 
 use crate::error::{Error, Result};
 use crate::pg::{connect, Endpoint, SessionSettings};
-use crate::pipeline::{CloneInfo, Phase, Share, UndoPlan};
+use crate::pipeline::{CloneInfo, Expected, Phase, Share, UndoPlan};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination, ResourceShare};
 use crate::steps;
 use serde::{Deserialize, Serialize};
@@ -365,7 +365,11 @@ async fn undo_prepared(
 pub async fn share_cluster<C: Cloud>(cloud: &C, state: &State) -> Result<Share> {
     cloud
         .share()
-        .share_cluster(state.pipeline.id.as_str(), &state.source.cluster_arn)
+        .share_cluster(
+            state.pipeline.id.as_str(),
+            &state.pipeline.setup_mark,
+            &state.source.cluster_arn,
+        )
         .await
 }
 
@@ -533,7 +537,16 @@ pub struct Registered {
 pub async fn register<C: Cloud>(cloud: &C, state: &State) -> Result<Registered> {
     state.clone_info()?;
     let record = state.record(Phase::Streaming, seconds_now());
-    cloud.coordination().put_pipeline(&record).await?;
+    // Only the setup that holds the record registers it: a later setup of
+    // the id that took it over is not overwritten by this one.
+    let expected = match &record.setup_execution {
+        Some(execution) => Expected::OwnedBy(execution.clone()),
+        None => Expected::Unowned,
+    };
+    cloud
+        .coordination()
+        .put_pipeline(&record, &expected)
+        .await?;
     tracing::info!(pipeline = %state.pipeline.id, "pipeline registered for monitoring");
     Ok(Registered {
         pipeline: state.pipeline.id.to_string(),

@@ -351,7 +351,7 @@ mod tests {
         assert!(
             problems
                 .iter()
-                .any(|p| p.contains("clone_heartbeat_seconds exceeds")),
+                .any(|p| p.contains("clone_heartbeat_seconds must be shorter")),
             "{problems:?}"
         );
     }

@@ -418,12 +418,16 @@ pub async fn finish<C: Cloud>(cloud: &C, switchover: &Switchover) -> Result<Swit
         Ok(_) => {
             if let Some(record) = cloud.coordination().get_pipeline(id).await? {
                 if record.phase != crate::pipeline::Phase::SwitchedOver {
+                    let expected = crate::pipeline::Expected::as_read(&record);
                     cloud
                         .coordination()
-                        .put_pipeline(&crate::pipeline::PipelineRecord {
-                            phase: crate::pipeline::Phase::SwitchedOver,
-                            ..record
-                        })
+                        .put_pipeline(
+                            &crate::pipeline::PipelineRecord {
+                                phase: crate::pipeline::Phase::SwitchedOver,
+                                ..record
+                            },
+                            &expected,
+                        )
                         .await?;
                 }
             }

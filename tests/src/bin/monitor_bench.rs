@@ -71,23 +71,26 @@ async fn bench(runs: usize) {
                 clonesync::workflow::state::validate(request, clonesync_local::moto::REGION)
                     .expect("valid request");
             registry
-                .put_pipeline(&PipelineRecord {
-                    pipeline: state.pipeline,
-                    source: state.source,
-                    clone: state.clone,
-                    clone_info: Some(CloneInfo {
-                        clone_id: state.clone_id,
-                        host: source_login.host.clone(),
-                        port: source_login.port,
-                    }),
-                    clone_id: None,
-                    share: None,
-                    setup_execution: None,
-                    phase: clonesync::pipeline::Phase::Streaming,
-                    registered_at: 0,
-                    triples: vec![],
-                    apply_groups: 1,
-                })
+                .put_pipeline(
+                    &PipelineRecord {
+                        pipeline: state.pipeline,
+                        source: state.source,
+                        clone: state.clone,
+                        clone_info: Some(CloneInfo {
+                            clone_id: state.clone_id,
+                            host: source_login.host.clone(),
+                            port: source_login.port,
+                        }),
+                        clone_id: None,
+                        share: None,
+                        setup_execution: None,
+                        phase: clonesync::pipeline::Phase::Streaming,
+                        registered_at: 0,
+                        triples: vec![],
+                        apply_groups: 1,
+                    },
+                    &clonesync::pipeline::Expected::Absent,
+                )
                 .await
                 .expect("register");
             registered += 1;
