@@ -433,9 +433,11 @@ impl Policies {
             let properties = &resource["Properties"];
             match resource["Type"].as_str() {
                 Some("AWS::Serverless::Function") => {
+                    // CodeUri is the package `tools/build-lambdas` leaves,
+                    // target/lambda/<package>.
                     let Some(name) = properties["CodeUri"]
                         .as_str()
-                        .and_then(|uri| uri.strip_prefix("functions/"))
+                        .and_then(|uri| uri.strip_prefix("target/lambda/"))
                     else {
                         continue;
                     };
@@ -864,7 +866,7 @@ Resources:
   F:
     Type: AWS::Serverless::Function
     Properties:
-      CodeUri: functions/f
+      CodeUri: target/lambda/f
       Policies:
         - Version: "2012-10-17"
           Statement:

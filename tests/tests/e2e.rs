@@ -255,7 +255,10 @@ async fn a_shared_cluster_not_yet_visible_is_asked_again_and_the_run_succeeds() 
                 if state == "CreateClone" && error == "Clone.NotReady")
         })
         .collect();
-    assert!(!refused.is_empty(), "the clone was made before the share was visible: {progress:?}");
+    assert!(
+        !refused.is_empty(),
+        "the clone was made before the share was visible: {progress:?}"
+    );
     assert_eq!(entered(&progress, "Cleanup"), 0);
     assert_eq!(run.env.clone_dirs().len(), 1, "one clone");
     run.teardown(&outcome).await;
