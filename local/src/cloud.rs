@@ -5,11 +5,12 @@
 //!   share's invitation appears after [`LocalCloud::share_delay`] (RAM's
 //!   association is asynchronous too); then the RAM event AWS sends for an
 //!   invitation is emitted.
-//! - **Visibility**: an accepted share's cluster stays invisible to the
-//!   target for a moment ([`LocalCloud::set_share_visibility_delay`],
-//!   200 ms by default), as RAM associates the share asynchronously:
+//! - **Visibility**: an accepted share's cluster can stay invisible to the
+//!   target for a while ([`LocalCloud::set_share_visibility_delay`]; none
+//!   by default), as RAM associates the share asynchronously:
 //!   `create_clone` answers `Clone.NotReady` until then, as the RDS
-//!   adapter does for its "not found".
+//!   adapter does for its "not found". A share that is not accepted yet
+//!   always hides its cluster.
 //! - **Clones** are made in the background, like a copy-on-write restore:
 //!   `create_clone` starts the job and returns at once; `clone_status`
 //!   answers `Clone.NotReady` until the clone is promoted, then the RDS
@@ -183,7 +184,10 @@ impl LocalCloud {
             // really depends on the event (or its polling fallback), as
             // with RAM, instead of finding the share ready by chance.
             share_delay: Duration::from_millis(1500),
-            share_visibility_ms: Arc::new(std::sync::atomic::AtomicU64::new(200)),
+            // Off unless a run asks for it: when it catches CreateClone,
+            // the state machine asks again 5 s later, which every local
+            // setup would pay (measured: a kill-sweep case 9 s -> 16 s).
+            share_visibility_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             iam,
         };
         (cloud, receiver)
@@ -444,6 +448,7 @@ pub struct LocalCloudPlane<'a> {
     cloud: &'a LocalCloud,
     pipeline_id: String,
     source_cluster: String,
+    clone: CloneSettings,
 }
 
 impl ControlPlane for LocalCloudPlane<'_> {
@@ -457,7 +462,13 @@ impl ControlPlane for LocalCloudPlane<'_> {
     /// answer with the clone's id; its address comes with `clone_status`.
     async fn create_clone(&self, clone_id: &str) -> Result<CloneInfo> {
         self.cloud.authorize(|subs| {
-            calls::create_clone(subs, &self.pipeline_id, clone_id, &self.source_cluster)
+            calls::create_clone(
+                subs,
+                &self.pipeline_id,
+                clone_id,
+                &self.source_cluster,
+                &self.clone,
+            )
         })?;
         if self.cloud.job(clone_id).is_none() {
             if let Ok(info) = self.cloud.plane.clone_status(clone_id).await {
@@ -559,12 +570,13 @@ impl Clones for LocalCloud {
         &'a self,
         pipeline: &clonesync::pipeline::PipelineSpec,
         source: &SourceCluster,
-        _clone: &CloneSettings,
+        clone: &CloneSettings,
     ) -> LocalCloudPlane<'a> {
         LocalCloudPlane {
             cloud: self,
             pipeline_id: pipeline.id.to_string(),
             source_cluster: source.cluster_arn.clone(),
+            clone: clone.clone(),
         }
     }
 

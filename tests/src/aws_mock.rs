@@ -94,6 +94,8 @@ pub fn orders_plane<'a>(
             security_group_ids: vec!["sg-0123456789abcdef0".into()],
             kms_key_id: kms_key_id.map(str::to_string),
             secret_arn: None,
+            db_cluster_parameter_group: Some("clonesync-copy".into()),
+            db_parameter_group: Some("clonesync-writer".into()),
         },
     }
 }

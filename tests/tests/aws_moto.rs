@@ -91,6 +91,9 @@ fn plane<'a>(
         clone: CloneSettings {
             db_subnet_group: None,
             security_group_ids: vec![],
+            // moto has no such groups: its defaults.
+            db_cluster_parameter_group: None,
+            db_parameter_group: None,
             ..orders_plane(clients, settings, cluster_arn, None).clone
         },
         ..orders_plane(clients, settings, cluster_arn, None)

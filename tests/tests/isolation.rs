@@ -300,6 +300,8 @@ async fn a_fake_server_on_the_recorded_clone_port_receives_no_login() {
             security_group_ids: vec![],
             kms_key_id: None,
             secret_arn: None,
+            db_cluster_parameter_group: None,
+            db_parameter_group: None,
         },
         clone_info: Some(forged),
         clone_id: None,

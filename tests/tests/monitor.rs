@@ -266,6 +266,8 @@ fn record(id: &str, secret_arn: &str, host: &str, port: u16) -> PipelineRecord {
             security_group_ids: vec![],
             kms_key_id: None,
             secret_arn: None,
+            db_cluster_parameter_group: None,
+            db_parameter_group: None,
         },
         clone_info: Some(CloneInfo {
             clone_id: format!("clonesync-{id}"),

@@ -37,7 +37,8 @@ fn rds_arn(subs: &Substitutions, kind: &str, id: &str) -> String {
 }
 
 /// The defaults RDS applies to a restore and an instance given no group
-/// (RestoreDBClusterToPointInTime and CreateDBInstance authorize them).
+/// (RestoreDBClusterToPointInTime and CreateDBInstance authorize the
+/// groups they use, given or default).
 const DEFAULT_CLUSTER_PG: &str = "default.aurora-postgresql15";
 const DEFAULT_PG: &str = "default.aurora-postgresql15";
 const DEFAULT_OG: &str = "default:aurora-postgresql-15";
@@ -93,7 +94,14 @@ pub fn create_clone(
     pipeline_id: &str,
     clone_id: &str,
     source_cluster: &str,
+    clone: &clonesync::pipeline::CloneSettings,
 ) -> Vec<Call> {
+    let cluster_pg = clone
+        .db_cluster_parameter_group
+        .as_deref()
+        .unwrap_or(DEFAULT_CLUSTER_PG);
+    let pg = clone.db_parameter_group.as_deref().unwrap_or(DEFAULT_PG);
+    let subnet_group = clone.db_subnet_group.as_deref().unwrap_or(DEFAULT_SUBGRP);
     let cluster = rds_arn(subs, "cluster", clone_id);
     let writer = rds_arn(subs, "db", &writer_instance_id(clone_id));
     let restore = |resource: String| {
@@ -118,9 +126,9 @@ pub fn create_clone(
             vec![
                 restore(cluster.clone()),
                 restore(source_cluster.to_string()),
-                restore(rds_arn(subs, "cluster-pg", DEFAULT_CLUSTER_PG)),
+                restore(rds_arn(subs, "cluster-pg", cluster_pg)),
                 restore(rds_arn(subs, "og", DEFAULT_OG)),
-                restore(rds_arn(subs, "subgrp", DEFAULT_SUBGRP)),
+                restore(rds_arn(subs, "subgrp", subnet_group)),
                 tagging(
                     Request::new("rds:AddTagsToResource", cluster.clone()),
                     pipeline_id,
@@ -139,9 +147,9 @@ pub fn create_clone(
             vec![
                 instance(writer.clone()),
                 instance(cluster),
-                instance(rds_arn(subs, "pg", DEFAULT_PG)),
+                instance(rds_arn(subs, "pg", pg)),
                 instance(rds_arn(subs, "og", DEFAULT_OG)),
-                instance(rds_arn(subs, "subgrp", DEFAULT_SUBGRP)),
+                instance(rds_arn(subs, "subgrp", subnet_group)),
                 tagging(Request::new("rds:AddTagsToResource", writer), pipeline_id),
             ],
         ),

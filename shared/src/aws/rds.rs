@@ -220,6 +220,7 @@ impl AwsControlPlane<'_> {
             .db_cluster_identifier(clone_id)
             .engine(ENGINE)
             .db_instance_class(&self.clone.instance_class)
+            .set_db_parameter_group_name(self.clone.db_parameter_group.clone())
             .set_tags(Some(self.tags()))
             .send()
             .await;
@@ -413,6 +414,7 @@ impl ControlPlane for AwsControlPlane<'_> {
             .use_latest_restorable_time(true)
             .set_kms_key_id(self.clone.kms_key_id.clone())
             .set_db_subnet_group_name(self.clone.db_subnet_group.clone())
+            .set_db_cluster_parameter_group_name(self.clone.db_cluster_parameter_group.clone())
             .set_vpc_security_group_ids(
                 (!self.clone.security_group_ids.is_empty())
                     .then(|| self.clone.security_group_ids.clone()),

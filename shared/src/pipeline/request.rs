@@ -71,6 +71,34 @@ pub struct CloneSettings {
     /// source's roles and passwords, so by default the source secret is used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_arn: Option<String>,
+    /// The clone's DB cluster parameter group in the target account.
+    /// Without one a restore uses the target account's default group
+    /// (`rds.logical_replication = 0`, default worker limits), not the
+    /// source's: give one with the settings the copy needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_cluster_parameter_group: Option<String>,
+    /// The writer instance's DB parameter group (the default one without).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_parameter_group: Option<String>,
+}
+
+/// RDS's rule for a parameter group's name: 1-255 letters, digits,
+/// hyphens and (in the default groups' names) periods, starting with a
+/// letter, not ending with a hyphen, no two hyphens in a row.
+pub fn parameter_group_problem(field: &str, name: &str) -> Option<String> {
+    let ok = (1..=255).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    (!ok).then(|| {
+        format!(
+            "clone.{field} {name:?} is not a parameter group name (1-255 letters, digits, hyphens \
+             or periods, starting with a letter, no trailing or double hyphen)"
+        )
+    })
 }
 
 /// The console input: the pipeline's id and scope (object names default
@@ -353,6 +381,20 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             false
         }
     };
+    for (field, group) in [
+        (
+            "db_cluster_parameter_group",
+            &request.clone.db_cluster_parameter_group,
+        ),
+        ("db_parameter_group", &request.clone.db_parameter_group),
+    ] {
+        if let Some(problem) = group
+            .as_deref()
+            .and_then(|name| parameter_group_problem(field, name))
+        {
+            note(Err(Error::invalid(problem)));
+        }
+    }
     if !request.clone.instance_class.starts_with("db.") {
         note(Err(Error::invalid(format!(
             "clone.instance_class {:?} is not a DB instance class (db.*)",
@@ -415,7 +457,17 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
 
 #[cfg(test)]
 mod tests {
-    use super::Waits;
+    use super::{parameter_group_problem, Waits};
+
+    #[test]
+    fn parameter_group_names_follow_rds_rules() {
+        for good in ["clonesync-copy", "default.aurora-postgresql15", "a"] {
+            assert_eq!(parameter_group_problem("g", good), None, "{good}");
+        }
+        for bad in ["", "1abc", "a--b", "a-", "a b", "a;drop", &"a".repeat(256)] {
+            assert!(parameter_group_problem("g", bad).is_some(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_heartbeat_must_be_shorter_than_its_timeout() {
