@@ -132,6 +132,9 @@ pub struct LocalCloud {
     /// the target (RAM associates the share asynchronously; until then RDS
     /// answers "not found"), in ms.
     share_visibility_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Source and target in one AWS Organization with sharing enabled:
+    /// RAM sends no invitation, the share is associated directly.
+    organization: Arc<std::sync::atomic::AtomicBool>,
     /// IAM: each function's calls checked against its role (`None`: a
     /// cloud that reaches no AWS service, [`LocalCloud::offline`]).
     iam: Option<Arc<Enforcer>>,
@@ -188,6 +191,7 @@ impl LocalCloud {
             // the state machine asks again 5 s later, which every local
             // setup would pay (measured: a kill-sweep case 9 s -> 16 s).
             share_visibility_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            organization: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             iam,
         };
         (cloud, receiver)
@@ -214,6 +218,18 @@ impl LocalCloud {
             None,
         );
         cloud
+    }
+
+    /// Play source and target as accounts of one AWS Organization with
+    /// sharing enabled: no invitation, no RAM event, the share associated
+    /// at once (`Accepted::NoInvitationNeeded`).
+    pub fn set_organization(&self, on: bool) {
+        self.organization
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn in_organization(&self) -> bool {
+        self.organization.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Set how long an accepted share's cluster stays invisible.
@@ -639,7 +655,7 @@ impl ResourceShare for LocalCloud {
         // A new share's invitation appears a little later, with its event;
         // so does that of a share whose invitation a killed run never
         // sent (the re-run must not wait out its timeout for it).
-        if created_now || !share.invited {
+        if (created_now || !share.invited) && !self.in_organization() {
             let book = self.shares.clone();
             let delay = self.share_delay;
             let event = self.ram_event(&share.invitation_arn);
@@ -676,6 +692,7 @@ impl ResourceShare for LocalCloud {
                 .map(|s| s.invitation_arn.clone())
         })?;
         self.authorize(|_| calls::accept_share(invitation.as_deref().unwrap_or("*")))?;
+        let organization = self.in_organization();
         self.shares.update(|shares| {
             let Some(share) = shares.iter_mut().find(|s| s.arn == share_arn) else {
                 return Err(Error::ShareFailed {
@@ -683,6 +700,14 @@ impl ResourceShare for LocalCloud {
                     reason: "no such resource share".into(),
                 });
             };
+            if organization {
+                // Associated at once: no invitation to accept.
+                if !share.accepted {
+                    share.accepted = true;
+                    share.accepted_at_ms = now_ms();
+                }
+                return Ok(Accepted::NoInvitationNeeded);
+            }
             if !share.invited {
                 return Err(Error::ShareNotReady {
                     share_arn: share_arn.to_string(),

@@ -37,7 +37,76 @@ pub struct MockRules<'a> {
     pub source_secrets: Vec<&'a Rule>,
 }
 
+/// Every SDK operation the clients it is given send, by service and name
+/// (the names the adapters' errors carry): what the local IAM model's list
+/// of calls is checked against (`clonesync_local::iam::calls`).
+#[derive(Debug, Clone, Default)]
+pub struct Operations(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl Operations {
+    /// The operations sent so far, as `(service, operation)` with the
+    /// service in lower case (`rds`, `ram`, `secretsmanager`, ...).
+    pub fn sent(&self) -> std::collections::BTreeSet<(String, String)> {
+        self.0
+            .lock()
+            .expect("operations lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Operations {
+    fn name(&self) -> &'static str {
+        "Operations"
+    }
+
+    // The operation's metadata is in the bag from serialization on (not
+    // yet at `read_before_execution`).
+    fn read_before_serialization(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(metadata) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+        {
+            self.0.lock().expect("operations lock").push((
+                metadata.service().to_lowercase().replace(' ', ""),
+                metadata.name().to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl MockRules<'_> {
+    /// [`MockRules::clients`] whose every operation `operations` records.
+    pub fn clients_recording(&self, operations: &Operations) -> AwsClients {
+        let c = self.clients();
+        macro_rules! recording {
+            ($sdk:ident, $client:expr) => {
+                $sdk::Client::from_conf(
+                    $client
+                        .config()
+                        .to_builder()
+                        .interceptor(operations.clone())
+                        .build(),
+                )
+            };
+        }
+        AwsClients {
+            rds: recording!(aws_sdk_rds, c.rds),
+            ram: recording!(aws_sdk_ram, c.ram),
+            secrets: recording!(aws_sdk_secretsmanager, c.secrets),
+            sfn: recording!(aws_sdk_sfn, c.sfn),
+            dynamodb: recording!(aws_sdk_dynamodb, c.dynamodb),
+            source_rds: recording!(aws_sdk_rds, c.source_rds),
+            source_ram: recording!(aws_sdk_ram, c.source_ram),
+            source_secrets: recording!(aws_sdk_secretsmanager, c.source_secrets),
+        }
+    }
+
     /// `MatchAny`: a rule answers every request it matches, so the SDK's
     /// own retries of a throttled call see the same answer.
     pub fn clients(&self) -> AwsClients {

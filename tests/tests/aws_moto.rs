@@ -380,6 +380,22 @@ async fn a_same_account_copy_on_write_clone_is_made_once_and_deleted() {
 
     // This pipeline's preflight passes (its own clone is no obstacle);
     // another pipeline's sees this clone as an earlier clone, and only that.
+    // The login's secret exists and does not rotate.
+    let secret = clients
+        .source_secrets
+        .create_secret()
+        .name("orders-repl")
+        .secret_string(r#"{"username":"repl","password":"p"}"#)
+        .send()
+        .await
+        .unwrap();
+    let plane = AwsControlPlane {
+        source: clonesync::pipeline::SourceCluster {
+            secret_arn: secret.arn().unwrap().to_string(),
+            ..plane.source.clone()
+        },
+        ..plane
+    };
     let checks: Vec<String> = plane
         .preflight()
         .await
@@ -390,6 +406,7 @@ async fn a_same_account_copy_on_write_clone_is_made_once_and_deleted() {
     assert!(checks.is_empty(), "{checks:?}");
     let other = AwsControlPlane {
         pipeline_id: "orders_other".parse().unwrap(),
+        source: plane.source.clone(),
         ..orders_plane(&clients, &settings, &arn, None)
     };
     let checks: Vec<String> = other

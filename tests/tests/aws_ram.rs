@@ -457,3 +457,108 @@ async fn deleting_a_share_twice_is_once() {
             .unwrap()
     );
 }
+
+/// The local IAM check authorizes, for each share operation the local
+/// cloud plays, the calls listed in `clonesync_local::iam::calls`: they
+/// must be the operations the RAM adapter really sends (a new share; an
+/// invitation accepted, or none needed in an organization; a deletion).
+#[tokio::test]
+async fn the_local_iam_model_lists_every_call_the_ram_adapter_sends() {
+    use clonesync_local::iam::{calls, Substitutions};
+    use clonesync_tests::aws_mock::Operations;
+    use std::collections::BTreeSet;
+    let names = |listed: Vec<calls::Call>| -> BTreeSet<(String, String)> {
+        listed
+            .into_iter()
+            .map(|c| (c.service.to_string(), c.operation.to_string()))
+            .collect()
+    };
+    let subs = Substitutions::local("eu-west-1", TARGET_ACCOUNT, "clonesync-test");
+
+    let none = mock!(Client::get_resource_shares)
+        .then_output(|| GetResourceSharesOutput::builder().build());
+    let create = mock!(Client::create_resource_share).then_output(|| {
+        CreateResourceShareOutput::builder()
+            .resource_share(share(Some("orders_dev")))
+            .build()
+    });
+    let sent = Operations::default();
+    let clients = MockRules {
+        source_ram: vec![&none, &create],
+        ..Default::default()
+    }
+    .clients_recording(&sent);
+    share_cluster(
+        &clients.source_ram,
+        "orders_dev",
+        "mark-1",
+        CLUSTER_ARN,
+        TARGET_ACCOUNT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sent.sent(),
+        names(calls::share_cluster(&subs, "orders_dev", CLUSTER_ARN, true)),
+        "a new share"
+    );
+
+    // Accepting: an invitation, or (in an organization) the association.
+    let sent = Operations::default();
+    let pending = invitations(Some(ResourceShareInvitationStatus::Pending));
+    let accept = mock!(Client::accept_resource_share_invitation)
+        .then_output(|| AcceptResourceShareInvitationOutput::builder().build());
+    let clients = MockRules {
+        ram: vec![&pending, &accept],
+        ..Default::default()
+    }
+    .clients_recording(&sent);
+    accept_share(&clients.ram, &clients.source_ram, SHARE_ARN, TARGET_ACCOUNT)
+        .await
+        .unwrap();
+    let nothing = invitations(None);
+    let associated = mock!(Client::get_resource_share_associations).then_output(|| {
+        GetResourceShareAssociationsOutput::builder()
+            .resource_share_associations(association(
+                ResourceShareAssociationType::Principal,
+                TARGET_ACCOUNT,
+                ResourceShareAssociationStatus::Associated,
+            ))
+            .build()
+    });
+    let clients = MockRules {
+        ram: vec![&nothing],
+        source_ram: vec![&associated],
+        ..Default::default()
+    }
+    .clients_recording(&sent);
+    assert_eq!(
+        accept_share(&clients.ram, &clients.source_ram, SHARE_ARN, TARGET_ACCOUNT)
+            .await
+            .unwrap(),
+        Accepted::NoInvitationNeeded
+    );
+    assert_eq!(
+        sent.sent(),
+        names(calls::accept_share(INVITATION_ARN)),
+        "accepting"
+    );
+
+    let delete = mock!(Client::delete_resource_share).then_output(|| {
+        aws_sdk_ram::operation::delete_resource_share::DeleteResourceShareOutput::builder().build()
+    });
+    let sent = Operations::default();
+    let clients = MockRules {
+        source_ram: vec![&delete],
+        ..Default::default()
+    }
+    .clients_recording(&sent);
+    clonesync::aws::ram::delete_share(&clients.source_ram, SHARE_ARN)
+        .await
+        .unwrap();
+    assert_eq!(
+        sent.sent(),
+        names(calls::delete_share(SHARE_ARN, "orders_dev")),
+        "deleting"
+    );
+}

@@ -23,6 +23,7 @@ use clonesync::aws::{AwsClients, Settings};
 use clonesync::pipeline::names::{TAG_PIPELINE, TAG_SOURCE_CLUSTER};
 use clonesync::ports::ControlPlane;
 use clonesync_tests::aws_mock::{coded, orders_plane, settings, MockRules, CLUSTER_ARN};
+use std::collections::BTreeSet;
 
 fn plane<'a>(
     clients: &'a AwsClients,
@@ -394,6 +395,40 @@ async fn preflight_with(
     target_clusters: Vec<DbCluster>,
     kms: Option<&str>,
 ) -> Vec<String> {
+    preflight_rotating(source, logical, target_clusters, kms, None, None).await
+}
+
+/// A passing preflight whose SDK operations `sent` records.
+async fn preflight_recording(source: DbCluster, sent: &clonesync_tests::aws_mock::Operations) {
+    let failures = preflight_rotating(source, "1", vec![], None, None, Some(sent)).await;
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+/// Preflight with the source login's secret rotating every `rotation`
+/// days (`None`: not rotating).
+async fn preflight_rotating(
+    source: DbCluster,
+    logical: &'static str,
+    target_clusters: Vec<DbCluster>,
+    kms: Option<&str>,
+    rotation: Option<i64>,
+    sent: Option<&clonesync_tests::aws_mock::Operations>,
+) -> Vec<String> {
+    use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+    use aws_sdk_secretsmanager::types::RotationRulesType;
+    let describe_secret = mock!(aws_sdk_secretsmanager::Client::describe_secret).then_output(
+        move || match rotation {
+            Some(days) => DescribeSecretOutput::builder()
+                .rotation_enabled(true)
+                .rotation_rules(
+                    RotationRulesType::builder()
+                        .automatically_after_days(days)
+                        .build(),
+                )
+                .build(),
+            None => DescribeSecretOutput::builder().build(),
+        },
+    );
     let describe_source = mock!(Client::describe_db_clusters)
         .match_requests(|r| r.db_cluster_identifier() == Some(CLUSTER_ARN))
         .then_output(move || {
@@ -418,12 +453,16 @@ async fn preflight_with(
             .set_db_clusters(Some(target_clusters.clone()))
             .build()
     });
-    let clients = MockRules {
+    let rules = MockRules {
         source_rds: vec![&describe_source, &params],
+        source_secrets: vec![&describe_secret],
         rds: vec![&list_target],
         ..Default::default()
-    }
-    .clients();
+    };
+    let clients = match sent {
+        Some(sent) => rules.clients_recording(sent),
+        None => rules.clients(),
+    };
     let settings = settings();
     let failures = plane(&clients, &settings, kms).preflight().await.unwrap();
     failures.into_iter().map(|f| f.check).collect()
@@ -471,6 +510,23 @@ async fn preflight_lists_every_control_plane_problem_at_once() {
             "{expected} missing from {checks:?}"
         );
     }
+}
+
+/// RDS-managed master secrets rotate every 7 days by default; the
+/// subscription keeps the password it was made with, so a rotating login
+/// would stop the copy at the first rotation: preflight names it.
+#[tokio::test]
+async fn preflight_names_a_source_login_whose_secret_rotates() {
+    let checks = preflight_rotating(
+        source_cluster("15.4", false, "available"),
+        "1",
+        vec![],
+        None,
+        Some(7),
+        None,
+    )
+    .await;
+    assert_eq!(checks, ["source_secret_rotation"]);
 }
 
 /// RDS allows one cross-account clone of a cluster per target account: a
@@ -728,4 +784,110 @@ async fn teardown_refuses_a_clone_not_ours_and_a_running_setup_before_touching_a
         .await
         .unwrap_err();
     assert_eq!(error.name(), "Pipeline.SetupRunning", "{error}");
+}
+
+/// The local IAM check authorizes, for each control-plane operation the
+/// local cloud plays, the calls listed in `clonesync_local::iam::calls`.
+/// Those lists must be the operations the RDS adapter really sends: a
+/// clone requested then completed, a deletion, a preflight.
+#[tokio::test]
+async fn the_local_iam_model_lists_every_call_the_rds_adapter_sends() {
+    use clonesync_local::iam::{calls, Substitutions};
+    use clonesync_tests::aws_mock::Operations;
+    let names = |listed: Vec<calls::Call>| -> BTreeSet<(String, String)> {
+        listed
+            .into_iter()
+            .map(|c| (c.service.to_string(), c.operation.to_string()))
+            .collect()
+    };
+    let subs = Substitutions::local(
+        clonesync_tests::aws_mock::REGION,
+        clonesync_tests::aws_mock::TARGET_ACCOUNT,
+        "clonesync-test",
+    );
+    let settings = settings();
+
+    // The clone: restored (creating), then the writer once available.
+    let describe = mock!(Client::describe_db_clusters)
+        .match_requests(|r| r.db_cluster_identifier() == Some(CLONE_ID))
+        .sequence()
+        .error(|| {
+            DescribeDBClustersError::DbClusterNotFoundFault(
+                DbClusterNotFoundFault::builder().build(),
+            )
+        })
+        .output(|| {
+            DescribeDbClustersOutput::builder()
+                .db_clusters(clone_cluster(Some("orders_dev"), "available"))
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let restore = mock!(Client::restore_db_cluster_to_point_in_time).then_output(|| {
+        RestoreDbClusterToPointInTimeOutput::builder()
+            .db_cluster(clone_cluster(Some("orders_dev"), "creating"))
+            .build()
+    });
+    let instance =
+        mock!(Client::create_db_instance).then_output(|| CreateDbInstanceOutput::builder().build());
+    let sent = Operations::default();
+    let clients = MockRules {
+        rds: vec![&describe, &restore, &instance],
+        ..Default::default()
+    }
+    .clients_recording(&sent);
+    let cloning = plane(&clients, &settings, None);
+    assert_eq!(
+        cloning.create_clone(CLONE_ID).await.unwrap_err().name(),
+        "Clone.NotReady"
+    );
+    cloning.create_clone(CLONE_ID).await.unwrap();
+    let listed = names(calls::create_clone(
+        &subs,
+        "orders_dev",
+        CLONE_ID,
+        CLUSTER_ARN,
+        &cloning.clone,
+    ));
+    assert_eq!(sent.sent(), listed, "create_clone");
+
+    // The deletion: the writer, then the cluster.
+    let member = mock!(Client::describe_db_clusters).then_output(|| {
+        let c = clone_cluster_builder(Some("orders_dev"), "available").db_cluster_members(
+            DbClusterMember::builder()
+                .db_instance_identifier(format!("{CLONE_ID}-writer"))
+                .build(),
+        );
+        DescribeDbClustersOutput::builder()
+            .db_clusters(c.build())
+            .build()
+    });
+    let del_instance =
+        mock!(Client::delete_db_instance).then_output(|| DeleteDbInstanceOutput::builder().build());
+    let del_cluster =
+        mock!(Client::delete_db_cluster).then_output(|| DeleteDbClusterOutput::builder().build());
+    let sent = Operations::default();
+    let clients = MockRules {
+        rds: vec![&member, &del_instance, &del_cluster],
+        ..Default::default()
+    }
+    .clients_recording(&sent);
+    assert!(plane(&clients, &settings, None)
+        .delete_clone(CLONE_ID)
+        .await
+        .unwrap());
+    assert_eq!(
+        sent.sent(),
+        names(calls::delete_clone(&subs, CLONE_ID)),
+        "delete_clone"
+    );
+
+    // Preflight: every check that reaches AWS.
+    let sent = Operations::default();
+    preflight_recording(source_cluster("15.4", false, "available"), &sent).await;
+    assert_eq!(
+        sent.sent(),
+        names(calls::preflight(&subs, CLUSTER_ARN)),
+        "preflight"
+    );
 }

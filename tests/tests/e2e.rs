@@ -264,6 +264,26 @@ async fn a_shared_cluster_not_yet_visible_is_asked_again_and_the_run_succeeds() 
     run.teardown(&outcome).await;
 }
 
+/// RAM in an AWS Organization with sharing enabled: no invitation and no
+/// RAM event; the share wait completes itself (the association is there)
+/// and the run succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_an_organization_there_is_no_invitation_and_the_run_succeeds() {
+    let run = setup().await;
+    run.runtime.cloud.set_organization(true);
+    let (outcome, progress) = run.execute("organization", &run.input("e2e_org")).await;
+    assert_succeeded(&outcome);
+    assert_eq!(entered(&progress, "PollShare"), 0, "{progress:?}");
+    assert!(
+        run.runtime
+            .delivered()
+            .iter()
+            .all(|d| d.function != "ram-events"),
+        "a RAM event was delivered in an organization"
+    );
+    run.teardown(&outcome).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn running_the_same_input_again_converges_without_creating_twice() {
     let run = setup().await;

@@ -2,8 +2,9 @@
 //! `secrets`) make for each port operation the local cloud plays, with the
 //! resources and condition keys IAM evaluates for them (the service
 //! authorization reference's resource types and condition keys for each
-//! action). `tests/tests/iam.rs` runs the adapters against modeled answers
-//! and checks that every operation they send is listed here.
+//! action). `aws_rds::the_local_iam_model_lists_every_call_the_rds_adapter_sends`
+//! and its RAM twin run the adapters against modeled answers and check that
+//! the operations they send are the ones listed here.
 
 use super::{Account, Request, Substitutions};
 use clonesync::pipeline::names::{writer_instance_id, TAG_PIPELINE};
@@ -50,8 +51,8 @@ fn tagging(request: Request, pipeline_id: &str) -> Request {
         .with("aws:TagKeys", &[TAG_PIPELINE])
 }
 
-/// `ControlPlane::preflight`: the source cluster, its parameter group (in
-/// the source account) and the target's clusters.
+/// `ControlPlane::preflight`: the source cluster, its parameter group and
+/// its login's rotation (in the source account) and the target's clusters.
 pub fn preflight(subs: &Substitutions, source_cluster: &str) -> Vec<Call> {
     vec![
         call(
@@ -67,6 +68,15 @@ pub fn preflight(subs: &Substitutions, source_cluster: &str) -> Vec<Call> {
             vec![Request::new(
                 "rds:DescribeDBClusterParameters",
                 source_cluster_pg(subs, source_cluster),
+            )],
+        ),
+        call(
+            "secretsmanager",
+            "DescribeSecret",
+            Account::Source,
+            vec![Request::new(
+                "secretsmanager:DescribeSecret",
+                subs.source_secret_arn.clone(),
             )],
         ),
         call(

@@ -381,6 +381,31 @@ impl ControlPlane for AwsControlPlane<'_> {
                  (the aws/rds key cannot be shared); give clone.kms_key_id, a key in the target account",
             );
         }
+        // The subscription keeps the password it was made with: a login
+        // whose secret rotates stops the copy at the first rotation.
+        let rotation =
+            crate::aws::secrets::rotation(&self.clients.source_secrets, &self.source.secret_arn)
+                .await;
+        if let Err(Error::AwsNotFound { what, .. }) = &rotation {
+            fail(
+                "source_secret",
+                format!("{what} is not visible to the source role"),
+                "check source.secret_arn and that the source stack's SourceSecretArn names it",
+            );
+        }
+        if let Some(days) = match rotation {
+            Err(Error::AwsNotFound { .. }) => None,
+            other => other?,
+        } {
+            fail(
+                "source_secret_rotation",
+                format!(
+                    "secret {} rotates (every {days} days); the subscription keeps the password it was created with, so the copy stops at the first rotation",
+                    self.source.secret_arn
+                ),
+                "give a login whose secret does not rotate (a dedicated replication login), or turn rotation off for this secret",
+            );
+        }
         let earlier = self.earlier_clones(cluster.clone_group_id()).await?;
         if !earlier.is_empty() {
             fail(

@@ -34,6 +34,30 @@ impl Login {
     }
 }
 
+/// Whether the secret rotates, and every how many days (RDS-managed
+/// master user secrets rotate every 7 days by default).
+pub async fn rotation(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_arn: &str,
+) -> Result<Option<i64>> {
+    use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError as E;
+    match client.describe_secret().secret_id(secret_arn).send().await {
+        Ok(out) if out.rotation_enabled() == Some(true) => Ok(Some(
+            out.rotation_rules()
+                .and_then(|r| r.automatically_after_days())
+                .unwrap_or(0),
+        )),
+        Ok(_) => Ok(None),
+        Err(e) => Err(match e.as_service_error() {
+            Some(E::ResourceNotFoundException(_)) => Error::AwsNotFound {
+                service: "secretsmanager".into(),
+                what: format!("secret {secret_arn}"),
+            },
+            _ => classify("secretsmanager", "DescribeSecret", e),
+        }),
+    }
+}
+
 pub async fn fetch_login(
     client: &aws_sdk_secretsmanager::Client,
     secret_arn: &str,
