@@ -56,6 +56,23 @@ impl Operations {
     }
 }
 
+/// The `(service, operation)` pairs of the local IAM model's `calls`, as
+/// [`Operations::sent`] gives the adapters' own.
+pub fn listed(
+    calls: Vec<clonesync_local::iam::calls::Call>,
+) -> std::collections::BTreeSet<(String, String)> {
+    calls
+        .into_iter()
+        .map(|c| (c.service.to_string(), c.operation.to_string()))
+        .collect()
+}
+
+/// What the local IAM model substitutes for these clients' account and
+/// Region.
+pub fn iam_substitutions() -> clonesync_local::iam::Substitutions {
+    clonesync_local::iam::Substitutions::local(REGION, TARGET_ACCOUNT, "clonesync-test")
+}
+
 impl aws_smithy_runtime_api::client::interceptors::Intercept for Operations {
     fn name(&self) -> &'static str {
         "Operations"

@@ -464,16 +464,9 @@ async fn deleting_a_share_twice_is_once() {
 /// invitation accepted, or none needed in an organization; a deletion).
 #[tokio::test]
 async fn the_local_iam_model_lists_every_call_the_ram_adapter_sends() {
-    use clonesync_local::iam::{calls, Substitutions};
-    use clonesync_tests::aws_mock::Operations;
-    use std::collections::BTreeSet;
-    let names = |listed: Vec<calls::Call>| -> BTreeSet<(String, String)> {
-        listed
-            .into_iter()
-            .map(|c| (c.service.to_string(), c.operation.to_string()))
-            .collect()
-    };
-    let subs = Substitutions::local("eu-west-1", TARGET_ACCOUNT, "clonesync-test");
+    use clonesync_local::iam::calls;
+    use clonesync_tests::aws_mock::{iam_substitutions, listed as names, Operations};
+    let subs = iam_substitutions();
 
     let none = mock!(Client::get_resource_shares)
         .then_output(|| GetResourceSharesOutput::builder().build());

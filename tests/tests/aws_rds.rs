@@ -23,7 +23,6 @@ use clonesync::aws::{AwsClients, Settings};
 use clonesync::pipeline::names::{TAG_PIPELINE, TAG_SOURCE_CLUSTER};
 use clonesync::ports::ControlPlane;
 use clonesync_tests::aws_mock::{coded, orders_plane, settings, MockRules, CLUSTER_ARN};
-use std::collections::BTreeSet;
 
 fn plane<'a>(
     clients: &'a AwsClients,
@@ -792,19 +791,9 @@ async fn teardown_refuses_a_clone_not_ours_and_a_running_setup_before_touching_a
 /// clone requested then completed, a deletion, a preflight.
 #[tokio::test]
 async fn the_local_iam_model_lists_every_call_the_rds_adapter_sends() {
-    use clonesync_local::iam::{calls, Substitutions};
-    use clonesync_tests::aws_mock::Operations;
-    let names = |listed: Vec<calls::Call>| -> BTreeSet<(String, String)> {
-        listed
-            .into_iter()
-            .map(|c| (c.service.to_string(), c.operation.to_string()))
-            .collect()
-    };
-    let subs = Substitutions::local(
-        clonesync_tests::aws_mock::REGION,
-        clonesync_tests::aws_mock::TARGET_ACCOUNT,
-        "clonesync-test",
-    );
+    use clonesync_local::iam::calls;
+    use clonesync_tests::aws_mock::{iam_substitutions, listed as names, Operations};
+    let subs = iam_substitutions();
     let settings = settings();
 
     // The clone: restored (creating), then the writer once available.
