@@ -123,12 +123,7 @@ pub fn create_clone(
     let instance =
         |resource: String| tagging(Request::new("rds:CreateDBInstance", resource), pipeline_id);
     vec![
-        call(
-            "rds",
-            "DescribeDBClusters",
-            Account::Target,
-            vec![Request::new("rds:DescribeDBClusters", cluster.clone())],
-        ),
+        describe_clone(subs, clone_id),
         call(
             "rds",
             "RestoreDBClusterToPointInTime",
@@ -166,18 +161,24 @@ pub fn create_clone(
     ]
 }
 
+/// `DescribeDBClusters` of the clone's cluster (every clone operation
+/// looks first).
+fn describe_clone(subs: &Substitutions, clone_id: &str) -> Call {
+    call(
+        "rds",
+        "DescribeDBClusters",
+        Account::Target,
+        vec![Request::new(
+            "rds:DescribeDBClusters",
+            rds_arn(subs, "cluster", clone_id),
+        )],
+    )
+}
+
 /// `Clones::clone_status`: the cluster and its instances.
 pub fn clone_status(subs: &Substitutions, clone_id: &str) -> Vec<Call> {
     vec![
-        call(
-            "rds",
-            "DescribeDBClusters",
-            Account::Target,
-            vec![Request::new(
-                "rds:DescribeDBClusters",
-                rds_arn(subs, "cluster", clone_id),
-            )],
-        ),
+        describe_clone(subs, clone_id),
         call(
             "rds",
             "DescribeDBInstances",
@@ -195,15 +196,7 @@ pub fn clone_exists(subs: &Substitutions, clone_id: &str) -> Vec<Call> {
 /// `ControlPlane::delete_clone`: look, delete the writer, then the cluster.
 pub fn delete_clone(subs: &Substitutions, clone_id: &str) -> Vec<Call> {
     vec![
-        call(
-            "rds",
-            "DescribeDBClusters",
-            Account::Target,
-            vec![Request::new(
-                "rds:DescribeDBClusters",
-                rds_arn(subs, "cluster", clone_id),
-            )],
-        ),
+        describe_clone(subs, clone_id),
         call(
             "rds",
             "DeleteDBInstance",

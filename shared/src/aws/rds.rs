@@ -2,6 +2,11 @@
 //! source account), the copy-on-write clone and its writer instance (made in
 //! the target account), and the clone's start LSN.
 //!
+//! The writer is requested only once the restored cluster reads
+//! `available` (RDS refuses an instance before): until then `create_clone`
+//! answers `Clone.NotReady`, and the state machine's retry finds the cluster
+//! by name and asks again, so a retried step makes nothing twice.
+//!
 //! Idempotent by name and tag: the clone is a cluster named by the pipeline
 //! and tagged `clonesync:pipeline = <id>`. `DBClusterAlreadyExists` (or
 //! `DBInstanceAlreadyExists`) for a resource with that tag is success; for
