@@ -33,6 +33,7 @@ use crate::clone::LocalControlPlane;
 use crate::iam::{calls, Enforcer};
 use crate::moto::{ACCOUNT, REGION, REGISTRY_TABLE};
 use clonesync::aws::registry::Registry;
+use clonesync::aws::runs::S3Runs;
 use clonesync::aws::{AwsClients, StepFunctionsCoordination};
 use clonesync::error::{Error, PreflightFailure, Result};
 use clonesync::pg::{Endpoint, Lsn, SessionSettings};
@@ -61,6 +62,9 @@ pub struct CloudEvent {
 enum CloneJob {
     Making,
     Failed(String),
+    /// Deleted, but still listed as `deleting` until then, as RDS lists a
+    /// cluster whose deletion it has accepted.
+    Deleting(tokio::time::Instant),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +125,7 @@ pub struct LocalCloud {
     registry_table: String,
     sfn: aws_sdk_sfn::Client,
     dynamodb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
     shares: Arc<ShareBook>,
     jobs: Arc<Mutex<HashMap<String, CloneJob>>>,
     events: mpsc::UnboundedSender<CloudEvent>,
@@ -132,6 +137,8 @@ pub struct LocalCloud {
     /// the target (RAM associates the share asynchronously; until then RDS
     /// answers "not found"), in ms.
     share_visibility_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// How long a deleted clone stays `deleting`, in ms.
+    clone_deletion_ms: Arc<std::sync::atomic::AtomicU64>,
     /// Source and target in one AWS Organization with sharing enabled:
     /// RAM sends no invitation, the share is associated directly.
     organization: Arc<std::sync::atomic::AtomicBool>,
@@ -175,6 +182,7 @@ impl LocalCloud {
             registry_table: registry_table.to_string(),
             sfn: clients.sfn.clone(),
             dynamodb: clients.dynamodb.clone(),
+            s3: clients.s3.clone(),
             shares: Arc::new(ShareBook {
                 path: work_dir.join("shares.json"),
                 lock: Mutex::new(()),
@@ -191,6 +199,7 @@ impl LocalCloud {
             // the state machine asks again 5 s later, which every local
             // setup would pay (measured: a kill-sweep case 9 s -> 16 s).
             share_visibility_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            clone_deletion_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             organization: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             iam,
         };
@@ -318,11 +327,23 @@ impl LocalCloud {
     }
 
     fn job(&self, clone_id: &str) -> Option<CloneJob> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(clone_id)
-            .cloned()
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        match jobs.get(clone_id) {
+            Some(CloneJob::Deleting(until)) if *until <= tokio::time::Instant::now() => {
+                jobs.remove(clone_id);
+                None
+            }
+            other => other.cloned(),
+        }
+    }
+
+    /// Set how long a deleted clone stays `deleting` before it is gone
+    /// (RDS takes minutes; 0, the default, removes it at once).
+    pub fn set_clone_deletion_delay(&self, delay: Duration) {
+        self.clone_deletion_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn rds_event(
@@ -453,6 +474,10 @@ impl LocalCloud {
                 reason,
                 cause: None,
             }),
+            Some(CloneJob::Deleting(_)) => Err(Error::CloneNotReady {
+                clone_id: clone_id.to_string(),
+                status: "deleting".into(),
+            }),
             None => self.plane.clone_status(clone_id).await,
         }
     }
@@ -486,6 +511,14 @@ impl ControlPlane for LocalCloudPlane<'_> {
                 &self.clone,
             )
         })?;
+        if let Some(CloneJob::Deleting(_)) = self.cloud.job(clone_id) {
+            // RDS lists the old cluster until it is gone; the AWS adapter
+            // finds it, ours but not available, and asks again later.
+            return Err(Error::CloneNotReady {
+                clone_id: clone_id.to_string(),
+                status: "deleting".into(),
+            });
+        }
         if self.cloud.job(clone_id).is_none() {
             if let Ok(info) = self.cloud.plane.clone_status(clone_id).await {
                 return self.cloud.plane.create_clone(&info.clone_id).await;
@@ -519,12 +552,32 @@ impl ControlPlane for LocalCloudPlane<'_> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        if matches!(self.cloud.job(clone_id), Some(CloneJob::Deleting(_))) {
+            // Asked again while RDS deletes it: the AWS adapter takes
+            // InvalidDBClusterState on a `deleting` cluster as done.
+            return Ok(true);
+        }
         self.cloud
             .jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(clone_id);
-        self.cloud.plane.delete_clone(clone_id).await
+        let deleted = self.cloud.plane.delete_clone(clone_id).await?;
+        let delay = self
+            .cloud
+            .clone_deletion_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if deleted && delay > 0 {
+            self.cloud
+                .jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    clone_id.to_string(),
+                    CloneJob::Deleting(tokio::time::Instant::now() + Duration::from_millis(delay)),
+                );
+        }
+        Ok(deleted)
     }
 
     async fn source_endpoint(&self) -> Result<Endpoint> {
@@ -556,6 +609,7 @@ impl Cloud for LocalCloud {
     type Clones = LocalCloud;
     type Share = LocalCloud;
     type Coordination<'a> = StepFunctionsCoordination<'a>;
+    type Runs<'a> = S3Runs<'a>;
 
     fn clones(&self) -> &LocalCloud {
         self
@@ -571,6 +625,14 @@ impl Cloud for LocalCloud {
             registry: self.registry(),
             sfn: &self.sfn,
         }
+    }
+
+    /// The real S3 code, against moto's bucket.
+    fn runs(&self) -> Result<S3Runs<'_>> {
+        Ok(S3Runs {
+            client: &self.s3,
+            bucket: crate::moto::RUNS_BUCKET,
+        })
     }
 
     fn region(&self) -> &str {
@@ -603,8 +665,10 @@ impl Clones for LocalCloud {
 
     async fn clone_exists(&self, clone_id: &str) -> Result<bool> {
         self.authorize(|subs| calls::clone_exists(subs, clone_id))?;
-        Ok(matches!(self.job(clone_id), Some(CloneJob::Making))
-            || self.plane.clone_exists(clone_id)?)
+        Ok(matches!(
+            self.job(clone_id),
+            Some(CloneJob::Making | CloneJob::Deleting(_))
+        ) || self.plane.clone_exists(clone_id)?)
     }
 }
 

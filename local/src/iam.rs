@@ -8,8 +8,10 @@
 //!   function (the runtime starting executions, the test harness) are the
 //!   operator's and are not checked.
 //! - **Which calls**: the SDK calls that reach moto (DynamoDB, Step
-//!   Functions) pass through [`EnforcingHttpClient`], which reads the
-//!   action and resource from the request; the RDS, RAM and Secrets
+//!   Functions, S3) pass through [`EnforcingHttpClient`], which reads the
+//!   action and resource from the request (S3: a `GetObject` of a missing
+//!   key is `AccessDenied`, not `NoSuchKey`, unless the role may also
+//!   `s3:ListBucket` the bucket, as S3 answers); the RDS, RAM and Secrets
 //!   Manager calls the local cloud plays are authorized by the local cloud
 //!   itself ([`Enforcer::authorize`]) with the actions, resources and
 //!   condition keys the AWS adapter's calls carry.
@@ -141,6 +143,7 @@ pub struct Substitutions {
     pub source_cluster_arn: String,
     pub source_secret_arn: String,
     pub stack_name: String,
+    pub runs_bucket: String,
 }
 
 impl Substitutions {
@@ -156,6 +159,7 @@ impl Substitutions {
                 "arn:aws:secretsmanager:{region}:{account}:secret:clonesync-local-source-AbCdEf"
             ),
             stack_name: "clonesync".into(),
+            runs_bucket: crate::moto::RUNS_BUCKET.into(),
         }
     }
 
@@ -179,6 +183,8 @@ impl Substitutions {
             "SourceSecretArn" => self.source_secret_arn.clone(),
             "Registry" => self.registry_table.clone(),
             "Registry.Arn" => self.registry_arn(),
+            "RunsBucket" => self.runs_bucket.clone(),
+            "RunsBucket.Arn" => format!("arn:aws:s3:::{}", self.runs_bucket),
             "ExternalId" | "AlarmTopicArn" | "RdsCaBundleLayerArn" => String::new(),
             "Side" => "target".into(),
             _ => return None,
@@ -743,9 +749,49 @@ pub fn sdk_request(
     ))
 }
 
+/// The action and resource of an S3 request as the SDK sends it to moto:
+/// path-style (`/bucket/key`), the operation in its `x-id` query parameter
+/// (`GetObject`, `PutObject`, ...). `None` for what is not S3.
+pub fn s3_request(uri: &str) -> Option<(String, Request)> {
+    let (path, query) = uri
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or(uri)
+        .split_once('?')?;
+    let operation = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("x-id="))?
+        .to_string();
+    let decoded = percent_encoding::percent_decode_str(path.trim_start_matches('/'))
+        .decode_utf8()
+        .ok()?;
+    let resource = format!("arn:aws:s3:::{decoded}");
+    Some((
+        operation.clone(),
+        Request::new(&format!("s3:{operation}"), resource),
+    ))
+}
+
+/// S3's XML error, as its REST protocol returns it.
+fn s3_error(status: u16, code: &str, message: &str) -> aws_smithy_runtime_api::http::Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message></Error>",
+        message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    );
+    let mut response = aws_smithy_runtime_api::http::Response::new(
+        aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("a status code"),
+        aws_smithy_types::body::SdkBody::from(body),
+    );
+    response
+        .headers_mut()
+        .insert("content-type", "application/xml");
+    response
+}
+
 /// An SDK HTTP client that refuses, with DynamoDB's and Step Functions'
-/// `AccessDeniedException`, what the current function's role does not
-/// allow, and passes the rest to `inner`.
+/// `AccessDeniedException` (S3's `AccessDenied`), what the current
+/// function's role does not allow, and passes the rest to `inner`.
 #[derive(Debug, Clone)]
 pub struct EnforcingHttpClient {
     inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
@@ -786,6 +832,45 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for EnforcingConnector 
         request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
     ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
         use aws_smithy_runtime_api::client::http::HttpConnectorFuture;
+        if let Some((operation, call)) = s3_request(request.uri()) {
+            let bucket_arn = call
+                .resource
+                .split_once('/')
+                .map(|(bucket, _)| bucket.to_string())
+                .unwrap_or_else(|| call.resource.clone());
+            if let Err(denied) = self
+                .enforcer
+                .authorize("s3", &operation, Account::Target, &[call])
+            {
+                return HttpConnectorFuture::ready(Ok(s3_error(
+                    403,
+                    "AccessDenied",
+                    &denied.to_string(),
+                )));
+            }
+            if operation != "GetObject" || current_function().is_none() {
+                return self.inner.call(request);
+            }
+            // A missing key: S3 says NoSuchKey only to a role that may list
+            // the bucket, AccessDenied to any other.
+            let enforcer = self.enforcer.clone();
+            let answer = self.inner.call(request);
+            return HttpConnectorFuture::new(async move {
+                let response = answer.await?;
+                if response.status().as_u16() != 404 {
+                    return Ok(response);
+                }
+                match enforcer.authorize(
+                    "s3",
+                    "GetObject",
+                    Account::Target,
+                    &[Request::new("s3:ListBucket", bucket_arn)],
+                ) {
+                    Ok(()) => Ok(response),
+                    Err(denied) => Ok(s3_error(403, "AccessDenied", &denied.to_string())),
+                }
+            });
+        }
         let target = request
             .headers()
             .get("x-amz-target")

@@ -152,12 +152,57 @@ fn function_error(error_type: &str, message: &str) -> Response<Full<Bytes>> {
     )
 }
 
+/// A request of moto's engine to another service than Lambda (the
+/// Distributed Map's `ItemReader` reading S3): moto sends every AWS call
+/// of its engine to `localhost:$MOTO_PORT`, this endpoint, so it goes on to
+/// moto itself, as it would go to S3 on AWS.
+async fn pass_to_moto(moto_port: u16, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        respond(
+            StatusCode::BAD_GATEWAY,
+            &[("content-type", "text/plain")],
+            format!("the local endpoint could not pass the request to moto ({what}): {e}"),
+        )
+    };
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => return failed("request body", &e),
+    };
+    let stream = match tokio::net::TcpStream::connect(("127.0.0.1", moto_port)).await {
+        Ok(stream) => stream,
+        Err(e) => return failed("connect", &e),
+    };
+    let (mut sender, connection) =
+        match hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await {
+            Ok(pair) => pair,
+            Err(e) => return failed("handshake", &e),
+        };
+    tokio::spawn(connection);
+    let answer = match sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => return failed("send", &e),
+    };
+    let (parts, body) = answer.into_parts();
+    match body.collect().await {
+        Ok(body) => Response::from_parts(parts, Full::new(body.to_bytes())),
+        Err(e) => failed("response body", &e),
+    }
+}
+
 async fn invoke(
     cloud: Arc<LocalCloud>,
     faults: Arc<Faults>,
+    moto_port: Option<u16>,
     request: Request<Incoming>,
 ) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_string();
+    if let (Some(port), false) = (moto_port, path.starts_with("/2015-03-31/functions/")) {
+        return Ok(pass_to_moto(port, request).await);
+    }
     let name = path
         .strip_prefix("/2015-03-31/functions/")
         .and_then(|rest| rest.strip_suffix("/invocations"))
@@ -260,11 +305,13 @@ pub async fn bind() -> Result<tokio::net::TcpListener> {
         })
 }
 
-/// Serve invocations on `listener` until the task is aborted.
+/// Serve invocations on `listener` until the task is aborted; any other
+/// request goes on to moto on `moto_port`, when given.
 pub fn serve(
     listener: tokio::net::TcpListener,
     cloud: Arc<LocalCloud>,
     faults: Arc<Faults>,
+    moto_port: Option<u16>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -283,7 +330,7 @@ pub fn serve(
             let (cloud, faults) = (cloud.clone(), faults.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
-                    invoke(cloud.clone(), faults.clone(), request)
+                    invoke(cloud.clone(), faults.clone(), moto_port, request)
                 });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)

@@ -30,6 +30,9 @@ pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
 /// The registry table a local run creates in moto.
 pub const REGISTRY_TABLE: &str = "clonesync-registry";
 pub const ACCOUNT: &str = "123456789012";
+/// The runs bucket a local run creates in moto (template.yaml's
+/// `RunsBucket`).
+pub const RUNS_BUCKET: &str = "clonesync-runs-local";
 pub const REGION: &str = "eu-west-1";
 
 fn tools_dir() -> PathBuf {
@@ -171,6 +174,21 @@ pub fn moto_environment(
 /// parent's pipe to close, stop it.
 const LIFELINE: &str = "\"$1\" -H \"unix://$2\" -p 0 </dev/null >/dev/null 2>&1 & moto=$!; \
                         cat >/dev/null; kill $moto 2>/dev/null; wait $moto";
+/// [`LIFELINE`] for a `moto_server` that is a Python script: its Python
+/// runs moto's `main` after [`ENGINE_LIMITS`].
+const LIFELINE_PYTHON: &str =
+    "\"$1\" -c \"$3\" -H \"unix://$2\" -p 0 </dev/null >/dev/null 2>&1 & moto=$!; \
+                        cat >/dev/null; kill $moto 2>/dev/null; wait $moto";
+/// moto's Distributed Map worker takes its next item by calling itself,
+/// one Python frame per item: past ~1,000 items per worker it dies of
+/// RecursionError and the Map run never ends (seen at 5,000 items with
+/// MaxConcurrency 4). Room for 10,000 items per worker; `forkserver.py`
+/// sets the same.
+const ENGINE_LIMITS: &str = "import sys, threading\n\
+                             sys.setrecursionlimit(100_000)\n\
+                             threading.stack_size(64 << 20)\n\
+                             from moto.server import main\n\
+                             main(sys.argv[1:])\n";
 
 impl MotoServer {
     /// Start moto with its Lambda calls going to `lambda_port`, forked
@@ -353,12 +371,23 @@ fn start_under_shell(
 ) -> Result<Supervision> {
     // Its own process group: a Ctrl-C at the terminal goes to clonesync
     // alone, which still needs moto to tear down in order.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(LIFELINE)
-        .arg("sh")
-        .arg(program)
-        .arg(socket)
+    let mut command = Command::new("sh");
+    match python_of(program) {
+        Some(python) => command
+            .arg("-c")
+            .arg(LIFELINE_PYTHON)
+            .arg("sh")
+            .arg(python)
+            .arg(socket)
+            .arg(ENGINE_LIMITS),
+        None => command
+            .arg("-c")
+            .arg(LIFELINE)
+            .arg("sh")
+            .arg(program)
+            .arg(socket),
+    };
+    let mut child = command
         .env_clear()
         .envs(moto_environment(std::env::vars_os(), lambda_port))
         .process_group(0)
@@ -501,6 +530,22 @@ pub async fn create_registry(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -
         .send()
         .await
         .map_err(|e| clonesync::aws::fault::classify("dynamodb", "CreateTable", e))?;
+    Ok(())
+}
+
+/// The runs bucket (its contents are the run's; nothing else reads them).
+pub async fn create_runs_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    s3.create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(REGION))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| clonesync::aws::fault::classify("s3", "CreateBucket", e))?;
     Ok(())
 }
 

@@ -110,6 +110,48 @@ pub struct RunOutcome {
     pub exits: Vec<(String, SystemTime)>,
     pub started: SystemTime,
     pub stopped: SystemTime,
+    /// The execution's own history length (a Distributed Map's children
+    /// keep theirs apart, as in Step Functions).
+    pub history_events: usize,
+    /// The largest input or output any event of the history carries, in
+    /// bytes: a state, a task's payload or result.
+    pub largest_payload: usize,
+}
+
+/// Step Functions' quotas that moto does not enforce: the largest input
+/// or output of a state or task (256 KiB, `States.DataLimitExceeded`) and
+/// the events in one execution's history (25,000; AWS fails the
+/// execution when it reaches them).
+pub const PAYLOAD_LIMIT_BYTES: usize = 256 * 1024;
+pub const HISTORY_LIMIT_EVENTS: usize = 25_000;
+
+/// The largest input or output an event carries.
+fn payload_bytes(event: &HistoryEvent) -> usize {
+    [
+        event
+            .execution_started_event_details()
+            .and_then(|d| d.input()),
+        event
+            .execution_succeeded_event_details()
+            .and_then(|d| d.output()),
+        event.state_entered_event_details().and_then(|d| d.input()),
+        event.state_exited_event_details().and_then(|d| d.output()),
+        event
+            .lambda_function_scheduled_event_details()
+            .and_then(|d| d.input()),
+        event
+            .lambda_function_succeeded_event_details()
+            .and_then(|d| d.output()),
+        event.task_scheduled_event_details().map(|d| d.parameters()),
+        event
+            .task_succeeded_event_details()
+            .and_then(|d| d.output()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::len)
+    .max()
+    .unwrap_or(0)
 }
 
 impl RunOutcome {
@@ -190,6 +232,7 @@ impl LocalRuntime {
         moto.enable_execution().await?;
         let clients = moto.clients_checked(iam.clone()).await;
         moto::create_registry(&clients.dynamodb, REGISTRY_TABLE).await?;
+        moto::create_runs_bucket(&clients.s3, moto::RUNS_BUCKET).await?;
         let (cloud, events) = LocalCloud::new(
             plane,
             work_dir,
@@ -224,7 +267,7 @@ impl LocalRuntime {
         let verify_machine_arn = create(VERIFY_MACHINE, VERIFY_ASL).await?;
         let switchover_machine_arn = create(SWITCHOVER_MACHINE, SWITCHOVER_ASL).await?;
         let tasks = vec![
-            invoke::serve(listener, cloud.clone(), faults.clone()),
+            invoke::serve(listener, cloud.clone(), faults.clone(), Some(moto.port)),
             tokio::spawn(deliver(
                 events,
                 cloud.clone(),
@@ -392,14 +435,48 @@ impl LocalRuntime {
             }
             seen = history.len();
             if *description.status() != ExecutionStatus::Running {
+                let largest_payload = history.iter().map(payload_bytes).max().unwrap_or(0);
+                // What moto let through, AWS would have failed.
+                let over = if largest_payload > PAYLOAD_LIMIT_BYTES {
+                    Some((
+                        "States.DataLimitExceeded",
+                        format!(
+                            "an event carries {largest_payload} bytes, over Step Functions' \
+                             {PAYLOAD_LIMIT_BYTES}-byte limit for a state's input or output"
+                        ),
+                    ))
+                } else if history.len() > HISTORY_LIMIT_EVENTS {
+                    Some((
+                        "Local.HistoryQuotaExceeded",
+                        format!(
+                            "the execution's history has {} events, over Step Functions' \
+                             {HISTORY_LIMIT_EVENTS}-event quota",
+                            history.len()
+                        ),
+                    ))
+                } else {
+                    None
+                };
+                let (status, error, cause) = match over {
+                    Some((error, cause)) => {
+                        ("FAILED".to_string(), Some(error.to_string()), Some(cause))
+                    }
+                    None => (
+                        description.status().as_str().to_string(),
+                        description.error().map(str::to_string),
+                        description.cause().map(str::to_string),
+                    ),
+                };
                 return Ok(RunOutcome {
                     execution_arn: execution_arn.to_string(),
-                    status: description.status().as_str().to_string(),
+                    status,
                     output: description
                         .output()
                         .and_then(|o| serde_json::from_str(o).ok()),
-                    error: description.error().map(str::to_string),
-                    cause: description.cause().map(str::to_string),
+                    error,
+                    cause,
+                    history_events: history.len(),
+                    largest_payload,
                     exits,
                     started: description
                         .start_date()

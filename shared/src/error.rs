@@ -285,6 +285,12 @@ pub enum Error {
     #[error("verification: {}", .tables.join("; "))]
     VerifyDiffers { tables: Vec<String> },
 
+    /// A table of the plan has no verdict in the runs bucket: the Map
+    /// ended without verifying it (its document expired, or the plan and
+    /// the Map are of different runs).
+    #[error("verification incomplete: {detail}")]
+    VerifyIncomplete { detail: String },
+
     /// The source did not stay quiet through the switchover's quiet
     /// period: something still writes to it.
     #[error("the source is still being written to: {detail}")]
@@ -405,6 +411,7 @@ impl Error {
         "Verify.TableUnknown",
         "Verify.TableOutOfScope",
         "Verify.Differs",
+        "Verify.Incomplete",
         "Switchover.SourceWriting",
         "Switchover.Lagging",
         "Database.SchemaNotOurs",
@@ -461,6 +468,7 @@ impl Error {
             Error::VerifyTableUnknown { .. } => "Verify.TableUnknown",
             Error::VerifyTableOutOfScope { .. } => "Verify.TableOutOfScope",
             Error::VerifyDiffers { .. } => "Verify.Differs",
+            Error::VerifyIncomplete { .. } => "Verify.Incomplete",
             Error::SourceWriting { .. } => "Switchover.SourceWriting",
             Error::Lagging { .. } => "Switchover.Lagging",
             Error::SchemaNotOurs { .. } => "Database.SchemaNotOurs",
@@ -648,6 +656,7 @@ mod tests {
                 pipeline: s(),
             },
             Error::VerifyDiffers { tables: vec![] },
+            Error::VerifyIncomplete { detail: s() },
             Error::SourceWriting { detail: s() },
             Error::Lagging { detail: s() },
             Error::SchemaNotOurs {

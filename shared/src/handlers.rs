@@ -329,23 +329,23 @@ pub async fn drift_report<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> 
 }
 
 /// The verification's first task: the pipeline streams, and the tables
-/// the Map goes over.
+/// the Map goes over, written to the runs bucket.
 pub async fn verify_plan<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
-    let request: workflow::verify::VerifyRequest = parse(payload)?;
-    output(&Box::pin(workflow::verify::plan(cloud, &request)).await?)
+    let input: workflow::verify::PlanRequest = parse(payload)?;
+    output(&Box::pin(workflow::verify::plan_to_store(cloud, &input)).await?)
 }
 
-/// One table of the Map.
+/// One table of the Map; its verdict goes to the runs bucket.
 pub async fn verify_table<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
-    let item: workflow::verify::VerifyItem = parse(payload)?;
-    output(&Box::pin(workflow::verify::table(cloud, &item)).await?)
+    let item: workflow::verify::MapItem = parse(payload)?;
+    output(&Box::pin(workflow::verify::table_to_store(cloud, &item)).await?)
 }
 
-/// The Map's results summed up; `TablesDiffering` as an EMF line on
+/// Every verdict of the run summed up; `TablesDiffering` as an EMF line on
 /// stdout (the alarm's metric).
-pub async fn verify_report<C: Cloud>(_cloud: &C, payload: Value) -> Result<Value> {
-    let results: workflow::verify::VerifyResults = parse(payload)?;
-    let summary = workflow::verify::summarize(&results)?;
+pub async fn verify_report<C: Cloud>(cloud: &C, payload: Value) -> Result<Value> {
+    let input: workflow::verify::ReportRequest = parse(payload)?;
+    let summary = Box::pin(workflow::verify::report_from_store(cloud, &input)).await?;
     for line in &crate::monitor::emf::verification_lines(&summary.counts(), now_ms()) {
         println!("{line}");
     }

@@ -20,6 +20,7 @@ pub fn settings() -> Settings {
         source_role_arn: None,
         source_role_external_id: None,
         registry_table: "clonesync-test".into(),
+        runs_bucket: Some("clonesync-runs-test".into()),
         db_tls: clonesync::pg::Tls::Disable,
     }
 }
@@ -32,6 +33,7 @@ pub struct MockRules<'a> {
     pub secrets: Vec<&'a Rule>,
     pub sfn: Vec<&'a Rule>,
     pub dynamodb: Vec<&'a Rule>,
+    pub s3: Vec<&'a Rule>,
     pub source_rds: Vec<&'a Rule>,
     pub source_ram: Vec<&'a Rule>,
     pub source_secrets: Vec<&'a Rule>,
@@ -118,6 +120,7 @@ impl MockRules<'_> {
             secrets: recording!(aws_sdk_secretsmanager, c.secrets),
             sfn: recording!(aws_sdk_sfn, c.sfn),
             dynamodb: recording!(aws_sdk_dynamodb, c.dynamodb),
+            s3: recording!(aws_sdk_s3, c.s3),
             source_rds: recording!(aws_sdk_rds, c.source_rds),
             source_ram: recording!(aws_sdk_ram, c.source_ram),
             source_secrets: recording!(aws_sdk_secretsmanager, c.source_secrets),
@@ -133,6 +136,7 @@ impl MockRules<'_> {
             secrets: mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &self.secrets),
             sfn: mock_client!(aws_sdk_sfn, RuleMode::MatchAny, &self.sfn),
             dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &self.dynamodb),
+            s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, &self.s3),
             source_rds: mock_client!(aws_sdk_rds, RuleMode::MatchAny, &self.source_rds),
             source_ram: mock_client!(aws_sdk_ram, RuleMode::MatchAny, &self.source_ram),
             source_secrets: mock_client!(

@@ -33,6 +33,7 @@ impl Moto {
             source_role_arn: None,
             source_role_external_id: None,
             registry_table: TABLE.into(),
+            runs_bucket: None,
             db_tls: clonesync::pg::Tls::Disable,
         }
     }

@@ -708,3 +708,59 @@ fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
         Some("Schedule")
     );
 }
+
+/// Row 15 of `AWS-BEHAVIOURS.md`: no Map keeps a list of tables in the
+/// state. Every Map is Distributed and reads its items from the runs
+/// bucket, and its children's output is dropped (the Map's result stays a
+/// fixed size); only the functions that read or write that bucket are
+/// given it.
+#[test]
+fn the_maps_read_their_items_from_the_runs_bucket_and_keep_no_list_in_the_state() {
+    use clonesync::aws::settings::ENV_RUNS_BUCKET;
+    let mut maps = 0;
+    for (machine, asl) in machines() {
+        for (name, state) in states(&asl) {
+            if state["Type"] != "Map" {
+                continue;
+            }
+            maps += 1;
+            assert!(
+                state.get("ItemsPath").is_none(),
+                "{machine}.{name}: ItemsPath"
+            );
+            assert_eq!(
+                state["ItemProcessor"]["ProcessorConfig"]["Mode"], "DISTRIBUTED",
+                "{machine}.{name}"
+            );
+            assert_eq!(
+                state["ItemReader"]["Resource"], "arn:aws:states:::s3:getObject",
+                "{machine}.{name}"
+            );
+            for (child, task) in state["ItemProcessor"]["States"].as_object().unwrap() {
+                assert!(
+                    task.get("OutputPath").is_some_and(Value::is_null),
+                    "{machine}.{name}.{child}: its output would grow the Map's result"
+                );
+            }
+            assert!(
+                state["ResultSelector"].is_object(),
+                "{machine}.{name}: the result is not reduced"
+            );
+        }
+    }
+    assert_eq!(maps, 2, "the verify and switchover Maps");
+    let template = template();
+    let mut given = Vec::new();
+    for (logical, function) in functions(&template) {
+        let variables = &function["Properties"]["Environment"]["Variables"];
+        if let Some(value) = variables.get(ENV_RUNS_BUCKET) {
+            assert_eq!(
+                tagged(value, "!Ref").and_then(Yaml::as_str),
+                Some("RunsBucket"),
+                "{logical}"
+            );
+            given.push(logical);
+        }
+    }
+    assert_eq!(given, ["VerifyPlan", "VerifyReport", "VerifyTable"]);
+}

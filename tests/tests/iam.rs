@@ -189,6 +189,22 @@ async fn a_whole_life_is_allowed_and_every_statement_is_needed() {
         .await
         .unwrap();
     assert_succeeded("verify", &verify);
+    // A plan one table longer than the Map verified: its last verdict is
+    // missing, which S3 says (NoSuchKey, so Verify.Incomplete) only to a
+    // role that may list the bucket; to any other it is AccessDenied.
+    let mut plan = verify.output.as_ref().unwrap()["plan"].clone();
+    plan["tables"] = json!(plan["tables"].as_u64().unwrap() + 1);
+    let incomplete = clonesync_local::iam::as_function(
+        "verify-report",
+        clonesync::handlers::dispatch(
+            &*runtime.cloud,
+            "verify-report",
+            json!({"pipeline_id": id, "plan": plan}),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(incomplete.name(), "Verify.Incomplete", "{incomplete}");
     let switchover = runtime
         .run_switchover(
             "iam-switchover",
@@ -282,6 +298,7 @@ async fn a_whole_life_is_allowed_and_every_statement_is_needed() {
         "ram:",
         "secretsmanager:",
         "sts:",
+        "s3:",
     ] {
         assert!(
             proofs
@@ -380,4 +397,48 @@ async fn a_role_without_a_statement_fails_the_run_naming_function_and_action() {
             "{message}"
         );
     }
+}
+
+/// The runs bucket (S3, through moto) is enforced too: a verify-plan role
+/// without its write fails the verification at VerifyPlan with
+/// `Aws.AccessDenied` naming the function and `s3:PutObject`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verify_plan_role_without_its_bucket_write_fails_the_verification() {
+    let env = TestEnv::start().await;
+    create_schema(&env.source_client().await).await;
+    let subs = clonesync_local::iam::Substitutions::local(REGION, ACCOUNT, REGISTRY_TABLE);
+    let policies = Policies::from_template(
+        &without_statement("VerifyPlan", "WriteVerificationRuns"),
+        &subs,
+    )
+    .unwrap();
+    let runtime = runtime_with(&env, Some(Enforcer::new(policies, subs))).await;
+    let id = "iam_verify";
+    let input = runtime.request(id, json!({"kind": "all_tables"}), DB, short_waits());
+    let setup = runtime.run("iam-setup", &input, &mut |_| {}).await.unwrap();
+    assert_succeeded("setup", &setup);
+    let mut failed_in = Vec::new();
+    let outcome = runtime
+        .run_verify("iam-verify-denied", &json!({"pipeline_id": id}), &mut |p| {
+            if let clonesync_local::runtime::Progress::TaskFailed { state, error } = p {
+                failed_in.push((state.clone(), error.clone()));
+            }
+        })
+        .await
+        .unwrap();
+    assert!(!outcome.succeeded(), "the plan wrote without its statement");
+    assert!(
+        failed_in
+            .iter()
+            .any(|(s, e)| s == "VerifyPlan" && e.contains("Aws.AccessDenied")),
+        "{failed_in:?} {:?}",
+        outcome.cause
+    );
+    let denials = runtime.cloud.iam().unwrap().denials();
+    assert!(
+        denials
+            .iter()
+            .any(|d| d.function == "verify-plan" && d.request.action == "s3:PutObject"),
+        "{denials:#?}"
+    );
 }

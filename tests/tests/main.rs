@@ -26,6 +26,7 @@ mod lifecycle;
 mod monitor;
 mod schema_changes;
 mod secrets;
+mod sfn_limits;
 mod teardown;
 mod tls;
 mod verify;

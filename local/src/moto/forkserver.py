@@ -24,6 +24,12 @@ import threading
 import time
 
 IDLE_SECONDS = 60
+# moto's Distributed Map worker takes its next item by calling itself, one
+# Python frame per item: past ~1,000 items per worker (MaxConcurrency) it
+# dies of RecursionError and the Map run never ends. These limits carry
+# 10,000 items per worker.
+RECURSION_LIMIT = 100_000
+THREAD_STACK_BYTES = 64 << 20
 
 
 def preload():
@@ -31,7 +37,7 @@ def preload():
     import moto.server  # noqa: F401  (werkzeug, flask, moto's dispatcher)
     from moto.backends import get_backend
 
-    for service in ("stepfunctions", "dynamodb", "sts"):
+    for service in ("stepfunctions", "dynamodb", "sts", "s3"):
         get_backend(service)
     # The Step Functions engine: the ASL grammar and its interpreter.
     import moto.stepfunctions.parser.models  # noqa: F401
@@ -41,6 +47,8 @@ def preload():
     import moto.dynamodb.responses  # noqa: F401
     import moto.stepfunctions.urls  # noqa: F401
     import moto.dynamodb.urls  # noqa: F401
+    import moto.s3.responses  # noqa: F401
+    import moto.s3.urls  # noqa: F401
     import boto3
     import botocore.loaders
 
@@ -57,7 +65,7 @@ def preload():
     # the clients moto's Step Functions engine makes (Lambda) and serves.
     session = boto3.Session()
     session.get_available_regions("stepfunctions")
-    for service in ("lambda", "stepfunctions", "dynamodb", "sts"):
+    for service in ("lambda", "stepfunctions", "dynamodb", "sts", "s3"):
         session.client(service, region_name="us-east-1")
     if threading.active_count() != 1:
         sys.exit("moto forkserver: preloading started a thread; forking is unsafe")
@@ -66,6 +74,10 @@ def preload():
 def serve(conn, moto_socket, moto_port):
     """In the forked child: run moto on moto_socket until conn closes."""
     os.environ["MOTO_PORT"] = str(moto_port)
+    # Room for the Distributed Map's workers, which recurse once per item
+    # (the same limits moto.rs gives a moto started afresh).
+    sys.setrecursionlimit(RECURSION_LIMIT)
+    threading.stack_size(THREAD_STACK_BYTES)
     conn.sendall(b"%d\n" % os.getpid())
 
     def lifeline():

@@ -18,6 +18,7 @@ pub struct AwsClients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
     /// Source account (through the assumed role).
     pub source_rds: aws_sdk_rds::Client,
     pub source_ram: aws_sdk_ram::Client,
@@ -58,9 +59,20 @@ impl AwsClients {
             secrets: aws_sdk_secretsmanager::Client::new(target),
             sfn: aws_sdk_sfn::Client::new(target),
             dynamodb: aws_sdk_dynamodb::Client::new(target),
+            s3: s3_client(target),
             source_rds: aws_sdk_rds::Client::new(source),
             source_ram: aws_sdk_ram::Client::new(source),
             source_secrets: aws_sdk_secretsmanager::Client::new(source),
         }
     }
+}
+
+/// S3 addressed by path (`endpoint/bucket/key`) when an endpoint is set
+/// (moto, a VPC endpoint URL): a virtual-hosted name under `localhost`
+/// resolves nowhere. AWS's own endpoint keeps S3's default addressing.
+fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
 }

@@ -6,8 +6,9 @@ use crate::aws::coordination::StepFunctionsCoordination;
 use crate::aws::ram;
 use crate::aws::rds::{self, AwsControlPlane};
 use crate::aws::registry::Registry;
+use crate::aws::runs::S3Runs;
 use crate::aws::{AwsClients, Settings};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::{Accepted, CloneInfo, CloneSettings, PipelineSpec, Share, SourceCluster};
 use crate::ports::{Clones, Cloud, ResourceShare};
 
@@ -41,6 +42,7 @@ impl Cloud for AwsCloud {
     type Clones = AwsCloud;
     type Share = AwsCloud;
     type Coordination<'a> = StepFunctionsCoordination<'a>;
+    type Runs<'a> = S3Runs<'a>;
 
     fn clones(&self) -> &AwsCloud {
         self
@@ -52,6 +54,23 @@ impl Cloud for AwsCloud {
 
     fn coordination(&self) -> StepFunctionsCoordination<'_> {
         AwsCloud::coordination(self)
+    }
+
+    fn runs(&self) -> Result<S3Runs<'_>> {
+        let bucket = self
+            .settings
+            .runs_bucket
+            .as_deref()
+            .ok_or_else(|| Error::ConfigInvalid {
+                problems: vec![format!(
+                    "{} is not set: this function was not given the runs bucket",
+                    crate::aws::settings::ENV_RUNS_BUCKET
+                )],
+            })?;
+        Ok(S3Runs {
+            client: &self.clients.s3,
+            bucket,
+        })
     }
 
     fn region(&self) -> &str {

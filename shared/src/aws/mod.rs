@@ -1,6 +1,6 @@
 //! AWS adapters: RDS (the clone, behind [`crate::ports::ControlPlane`]),
 //! RAM (the share), Secrets Manager (logins), Step Functions (task tokens)
-//! and the DynamoDB pipeline registry; [`AwsCloud`] puts them behind the
+//! the DynamoDB pipeline registry and the S3 runs bucket; [`AwsCloud`] puts them behind the
 //! ports for the Lambda functions.
 //!
 //! Every SDK error is turned into an [`crate::Error`] here and nowhere else
@@ -14,6 +14,7 @@ pub mod fault;
 pub mod ram;
 pub mod rds;
 pub mod registry;
+pub mod runs;
 pub mod secrets;
 pub mod settings;
 pub mod sfn;

@@ -18,6 +18,9 @@ pub struct Settings {
     pub source_role_external_id: Option<String>,
     /// DynamoDB table of pipelines and waiting task tokens.
     pub registry_table: String,
+    /// The runs bucket (a verification's table list and verdicts); only
+    /// the functions that read or write it are given it.
+    pub runs_bucket: Option<String>,
     /// TLS for the database sessions: `verify-full` against the CA bundle
     /// unless explicitly disabled.
     pub db_tls: Tls,
@@ -28,6 +31,7 @@ pub const ENV_TARGET_ACCOUNT: &str = "CLONESYNC_TARGET_ACCOUNT_ID";
 pub const ENV_SOURCE_ROLE: &str = "CLONESYNC_SOURCE_ROLE_ARN";
 pub const ENV_SOURCE_EXTERNAL_ID: &str = "CLONESYNC_SOURCE_ROLE_EXTERNAL_ID";
 pub const ENV_REGISTRY_TABLE: &str = "CLONESYNC_REGISTRY_TABLE";
+pub const ENV_RUNS_BUCKET: &str = "CLONESYNC_RUNS_BUCKET";
 pub const ENV_DB_TLS: &str = "CLONESYNC_DB_TLS";
 pub const ENV_DB_CA_FILE: &str = "CLONESYNC_DB_CA_FILE";
 
@@ -61,6 +65,14 @@ impl Settings {
         if let Some(role) = &source_role_arn {
             if !role.starts_with("arn:") || !role.contains(":role/") {
                 problems.push(format!("{ENV_SOURCE_ROLE} must be an IAM role ARN"));
+            }
+        }
+        let runs_bucket = optional(ENV_RUNS_BUCKET);
+        if let Some(bucket) = &runs_bucket {
+            if !crate::aws::runs::valid_bucket_name(bucket) {
+                problems.push(format!(
+                    "{ENV_RUNS_BUCKET} {bucket:?} is not an S3 bucket name"
+                ));
             }
         }
         let db_tls = match optional(ENV_DB_TLS).as_deref().unwrap_or("verify-full") {
@@ -102,6 +114,7 @@ impl Settings {
             source_role_arn,
             source_role_external_id: optional(ENV_SOURCE_EXTERNAL_ID),
             registry_table,
+            runs_bucket,
         })
     }
 }

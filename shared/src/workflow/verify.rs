@@ -1,13 +1,23 @@
 //! Verification of a registered pipeline's copy by content, while writes go
 //! on: the plan (which tables, after checking the pipeline streams), one
 //! table ([`crate::steps::verify_table`]), and the summary with its
-//! metrics. The `verify` state machine maps `verify-table` over the plan's
-//! tables; `clonesync verify` runs the same three here one after the other.
+//! metrics. `clonesync verify` runs the three here one after the other.
+//!
+//! The `verify` and `switchover` state machines keep no table list in their
+//! state, which Step Functions limits to 256 KiB (row 15 of
+//! `AWS-BEHAVIOURS.md`): `verify-plan` writes the plan's items to the runs
+//! bucket ([`plan_to_store`]), a Distributed Map reads them there (its
+//! child executions keep the per-table history out of the parent's 25,000
+//! events), each `verify-table` writes its verdict next to them
+//! ([`table_to_store`]), and `verify-report` reads every verdict back
+//! ([`report_from_store`]). The summary in the state names at most
+//! [`NAMES_IN_SUMMARY`] tables; the verdicts stay in the bucket until its
+//! lifecycle rule expires them.
 
 use crate::error::{Error, Result};
 use crate::pg::TableName;
 use crate::pipeline::{Phase, PipelineId, PipelineRecord};
-use crate::ports::{Clones, Cloud, ControlPlane};
+use crate::ports::{Clones, Cloud, ControlPlane, RunStore};
 use crate::steps;
 use crate::steps::verify_table::{self, Login, Sides, TableVerdict, Verdict, VerifyOptions};
 use crate::workflow::Sessions;
@@ -60,11 +70,24 @@ pub struct VerifySummary {
     pub pipeline_id: PipelineId,
     pub tables: usize,
     pub equal: usize,
-    /// `database: table` of each table that differs.
+    /// `database: table` of the tables that differ, the first
+    /// [`NAMES_IN_SUMMARY`] of them.
     pub differing: Vec<String>,
+    /// How many differ, named or not.
+    pub differing_total: usize,
     pub unsettled: Vec<String>,
+    pub unsettled_total: usize,
     pub all_equal: bool,
+    /// Where each table's whole verdict is (`s3://bucket/prefix`), for a
+    /// verification run by the state machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdicts: Option<String>,
 }
+
+/// How many tables a summary (or `Verify.Differs`) names: enough to act on,
+/// and a bounded share of the 256 KiB state (and of the error cause's
+/// 32,768 characters) whatever the table count.
+pub const NAMES_IN_SUMMARY: usize = 100;
 
 impl VerifySummary {
     /// Its counts, as the verification metrics take them.
@@ -72,10 +95,193 @@ impl VerifySummary {
         crate::monitor::emf::VerificationCounts {
             pipeline_id: &self.pipeline_id,
             tables: self.tables,
-            differing: self.differing.len(),
-            unsettled: self.unsettled.len(),
+            differing: self.differing_total,
+            unsettled: self.unsettled_total,
         }
     }
+}
+
+/// `verify-plan`'s input in the state machines: the request, and the
+/// execution it plans for (`$$.Execution.Id`), which names the run's
+/// documents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    pub request: VerifyRequest,
+    pub execution: String,
+}
+
+/// `verify-plan`'s output in the state machines: where the run's items and
+/// verdicts are. Its size does not depend on the table count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredPlan {
+    pub pipeline_id: PipelineId,
+    pub tables: usize,
+    pub bucket: String,
+    /// The JSON array of [`VerifyItem`]s the Distributed Map reads.
+    pub items_key: String,
+    /// Each table's verdict is `<verdicts_prefix><index>.json`.
+    pub verdicts_prefix: String,
+}
+
+/// One child of the Distributed Map: its item, its index in the items and
+/// where its verdict goes (the Map's `ItemSelector`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapItem {
+    pub item: VerifyItem,
+    pub index: usize,
+    pub verdicts_prefix: String,
+}
+
+/// `verify-report`'s input in the state machines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    pub pipeline_id: PipelineId,
+    pub plan: StoredPlan,
+    /// Fail with `Verify.Differs` unless every table is equal.
+    #[serde(default)]
+    pub require_equal: bool,
+}
+
+/// Where the documents live under the runs bucket: one prefix per
+/// pipeline, state machine and execution name (an execution ARN is
+/// `arn:<partition>:states:<region>:<account>:execution:<machine>:<name>`).
+const RUNS_PREFIX: &str = "verify/";
+
+fn run_prefix(pipeline: &PipelineId, execution: &str) -> Result<String> {
+    let parts: Vec<&str> = execution.split(':').collect();
+    match parts.as_slice() {
+        [arn, _, "states", _, _, "execution", machine, name]
+            if *arn == "arn" && !machine.is_empty() && !name.is_empty() =>
+        {
+            Ok(format!("{RUNS_PREFIX}{pipeline}/{machine}/{name}/"))
+        }
+        _ => Err(Error::invalid(format!(
+            "execution {execution:?} is not a Step Functions execution ARN"
+        ))),
+    }
+}
+
+fn verdict_key(prefix: &str, index: usize) -> String {
+    format!("{prefix}{index}.json")
+}
+
+/// A prefix this module made for `pipeline`, so an item cannot make a
+/// function write outside its pipeline's runs.
+fn check_verdicts_prefix(pipeline: &PipelineId, prefix: &str) -> Result<()> {
+    let ours = format!("{RUNS_PREFIX}{pipeline}/");
+    if prefix.starts_with(&ours) && prefix.ends_with("/verdicts/") && !prefix.contains("..") {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "verdicts_prefix {prefix:?} is not a verification run of pipeline {pipeline}"
+        )))
+    }
+}
+
+fn encoded<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|cause| Error::OutputUnencodable {
+        what: std::any::type_name::<T>().to_string(),
+        cause,
+    })
+}
+
+/// `verify-plan` in the state machines: the plan, written to the runs
+/// bucket (a put under the execution's own prefix: a retried plan writes
+/// the same document again).
+pub async fn plan_to_store<C: Cloud>(cloud: &C, input: &PlanRequest) -> Result<StoredPlan> {
+    let prefix = run_prefix(&input.request.pipeline_id, &input.execution)?;
+    let runs = cloud.runs()?;
+    let plan = plan(cloud, &input.request).await?;
+    let items_key = format!("{prefix}items.json");
+    runs.put(&items_key, encoded(&plan.items)?).await?;
+    Ok(StoredPlan {
+        pipeline_id: plan.pipeline_id,
+        tables: plan.items.len(),
+        bucket: runs.bucket().to_string(),
+        items_key,
+        verdicts_prefix: format!("{prefix}verdicts/"),
+    })
+}
+
+/// `verify-table` in the state machines: the table's verdict, also written
+/// to the runs bucket (a put: a retried table overwrites its own verdict).
+pub async fn table_to_store<C: Cloud>(cloud: &C, input: &MapItem) -> Result<TableVerdict> {
+    check_verdicts_prefix(&input.item.pipeline_id, &input.verdicts_prefix)?;
+    let runs = cloud.runs()?;
+    let verdict = table(cloud, &input.item).await?;
+    runs.put(
+        &verdict_key(&input.verdicts_prefix, input.index),
+        encoded(&verdict)?,
+    )
+    .await?;
+    Ok(verdict)
+}
+
+/// How many verdicts `verify-report` reads at once.
+const READS_AT_ONCE: usize = 16;
+
+/// Every verdict of a stored plan, in the plan's order; `Verify.Incomplete`
+/// when one is missing or is not a verdict.
+pub async fn stored_verdicts<R: RunStore>(
+    runs: &R,
+    plan: &StoredPlan,
+) -> Result<Vec<TableVerdict>> {
+    use futures_util::{StreamExt, TryStreamExt};
+    futures_util::stream::iter(0..plan.tables)
+        .map(|index| async move {
+            let key = verdict_key(&plan.verdicts_prefix, index);
+            let body = runs
+                .get(&key)
+                .await?
+                .ok_or_else(|| Error::VerifyIncomplete {
+                    detail: format!(
+                        "table {index} of {} has no verdict at s3://{}/{key}",
+                        plan.tables, plan.bucket
+                    ),
+                })?;
+            serde_json::from_slice::<TableVerdict>(&body).map_err(|e| Error::VerifyIncomplete {
+                detail: format!("s3://{}/{key} is not a verdict: {e}", plan.bucket),
+            })
+        })
+        .buffered(READS_AT_ONCE)
+        .try_collect()
+        .await
+}
+
+/// `verify-report` in the state machines: every verdict of the plan read
+/// back (`Verify.Incomplete` when one is missing), then summed up.
+pub async fn report_from_store<C: Cloud>(
+    cloud: &C,
+    input: &ReportRequest,
+) -> Result<VerifySummary> {
+    let plan = &input.plan;
+    if plan.pipeline_id != input.pipeline_id {
+        return Err(Error::invalid(format!(
+            "the plan is of pipeline {}, not {}",
+            plan.pipeline_id, input.pipeline_id
+        )));
+    }
+    check_verdicts_prefix(&input.pipeline_id, &plan.verdicts_prefix)?;
+    let runs = cloud.runs()?;
+    if runs.bucket() != plan.bucket {
+        return Err(Error::invalid(format!(
+            "the plan's bucket {:?} is not the runs bucket {:?}",
+            plan.bucket,
+            runs.bucket()
+        )));
+    }
+    let results = stored_verdicts(&runs, plan).await?;
+    let mut summary = summarize(&VerifyResults {
+        pipeline_id: input.pipeline_id.clone(),
+        results,
+        require_equal: input.require_equal,
+    })?;
+    summary.verdicts = Some(format!("s3://{}/{}", plan.bucket, plan.verdicts_prefix));
+    Ok(summary)
 }
 
 fn not_streaming(record: &PipelineRecord, why: &str) -> Error {
@@ -300,21 +506,32 @@ pub async fn table<C: Cloud>(cloud: &C, item: &VerifyItem) -> Result<TableVerdic
 /// [`crate::monitor::emf::verification_lines`]).
 pub fn summarize(results: &VerifyResults) -> Result<VerifySummary> {
     let name = |v: &TableVerdict| format!("{}: {}", v.database, v.table);
-    let of = |verdict: Verdict| -> Vec<String> {
+    let count = |verdict: Verdict| {
         results
             .results
             .iter()
             .filter(|v| v.verdict == verdict)
+            .count()
+    };
+    let named = |verdict: Verdict| -> Vec<String> {
+        results
+            .results
+            .iter()
+            .filter(|v| v.verdict == verdict)
+            .take(NAMES_IN_SUMMARY)
             .map(name)
             .collect()
     };
     let summary = VerifySummary {
         pipeline_id: results.pipeline_id.clone(),
         tables: results.results.len(),
-        equal: of(Verdict::Equal).len(),
-        differing: of(Verdict::Differs),
-        unsettled: of(Verdict::Unsettled),
+        equal: count(Verdict::Equal),
+        differing: named(Verdict::Differs),
+        differing_total: count(Verdict::Differs),
+        unsettled: named(Verdict::Unsettled),
+        unsettled_total: count(Verdict::Unsettled),
         all_equal: results.results.iter().all(|v| v.verdict == Verdict::Equal),
+        verdicts: None,
     };
     for verdict in results
         .results
@@ -329,24 +546,32 @@ pub fn summarize(results: &VerifyResults) -> Result<VerifySummary> {
     Ok(summary)
 }
 
-/// `Verify.Differs`, naming each table that is not equal.
+/// `Verify.Differs`, naming each table that is not equal (the first
+/// [`NAMES_IN_SUMMARY`], then how many more).
 pub fn differs(results: &[TableVerdict]) -> Error {
-    Error::VerifyDiffers {
-        tables: results
-            .iter()
-            .filter(|v| v.verdict != Verdict::Equal)
-            .map(|v| {
-                format!(
-                    "{}: {} {} ({} row(s) differ, {} unsettled)",
-                    v.database,
-                    v.table,
-                    v.verdict.as_str(),
-                    v.differing_total,
-                    v.unsettled_total
-                )
-            })
-            .collect(),
+    let not_equal: Vec<&TableVerdict> = results
+        .iter()
+        .filter(|v| v.verdict != Verdict::Equal)
+        .collect();
+    let more = not_equal.len().saturating_sub(NAMES_IN_SUMMARY);
+    let mut tables: Vec<String> = not_equal
+        .iter()
+        .take(NAMES_IN_SUMMARY)
+        .map(|v| {
+            format!(
+                "{}: {} {} ({} row(s) differ, {} unsettled)",
+                v.database,
+                v.table,
+                v.verdict.as_str(),
+                v.differing_total,
+                v.unsettled_total
+            )
+        })
+        .collect();
+    if more > 0 {
+        tables.push(format!("and {more} more table(s) not equal"));
     }
+    Error::VerifyDiffers { tables }
 }
 
 /// The whole verification of a registered pipeline, one table after the
