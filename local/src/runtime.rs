@@ -118,10 +118,11 @@ pub struct RunOutcome {
     pub largest_payload: usize,
 }
 
-/// Step Functions' quotas that moto does not enforce: the largest input
-/// or output of a state or task (256 KiB, `States.DataLimitExceeded`) and
-/// the events in one execution's history (25,000; AWS fails the
-/// execution when it reaches them).
+/// Step Functions' quotas, checked on every execution's history when it
+/// ends: the largest input or output of a state or task (256 KiB,
+/// `States.DataLimitExceeded`; moto refuses a state's result over it, not
+/// every payload) and the events in one execution's history (25,000; AWS
+/// fails the execution when it reaches them, moto never does).
 pub const PAYLOAD_LIMIT_BYTES: usize = 256 * 1024;
 pub const HISTORY_LIMIT_EVENTS: usize = 25_000;
 
@@ -356,6 +357,28 @@ impl LocalRuntime {
             .await
     }
 
+    /// Create a state machine of `definition` (its `${...Arn}` resolved to
+    /// the local functions) under `name` and run it once with `input`: the
+    /// quotas this runtime enforces hold for any definition.
+    pub async fn run_definition(
+        &self,
+        name: &str,
+        definition: &str,
+        input: &serde_json::Value,
+    ) -> Result<RunOutcome> {
+        let machine = self
+            .sfn
+            .create_state_machine()
+            .name(name)
+            .definition(substitute(definition)?)
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/clonesync-local"))
+            .send()
+            .await
+            .map_err(|e| clonesync::aws::fault::classify("states", "CreateStateMachine", e))?
+            .state_machine_arn;
+        self.run_on(&machine, name, input, &mut |_| {}).await
+    }
+
     async fn run_on(
         &self,
         machine: &str,
@@ -394,6 +417,7 @@ impl LocalRuntime {
         let mut seen = 0;
         let mut entered: Vec<(String, SystemTime)> = Vec::new();
         let mut exits = Vec::new();
+        let mut polls: usize = 0;
         loop {
             let description = self
                 .sfn
@@ -402,6 +426,15 @@ impl LocalRuntime {
                 .send()
                 .await
                 .map_err(|e| clonesync::aws::fault::classify("states", "DescribeExecution", e))?;
+            polls += 1;
+            let running = *description.status() == ExecutionStatus::Running;
+            // The history is read whole each time (it cannot be resumed), so
+            // a long one is read less often: every poll up to 500 events,
+            // then once per 500 more; and always at the end.
+            if running && polls % (1 + seen / 500) != 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             let history = self.history(execution_arn).await?;
             for event in history.iter().skip(seen) {
                 let at: SystemTime = event
@@ -435,7 +468,15 @@ impl LocalRuntime {
             }
             seen = history.len();
             if *description.status() != ExecutionStatus::Running {
-                let largest_payload = history.iter().map(payload_bytes).max().unwrap_or(0);
+                // The execution's own input and output too: moto leaves
+                // some events' payloads out of the history.
+                let largest_payload = history
+                    .iter()
+                    .map(payload_bytes)
+                    .chain(description.input().map(str::len))
+                    .chain(description.output().map(str::len))
+                    .max()
+                    .unwrap_or(0);
                 // What moto let through, AWS would have failed.
                 let over = if largest_payload > PAYLOAD_LIMIT_BYTES {
                     Some((

@@ -158,3 +158,57 @@ async fn five_thousand_tables_set_up_verify_and_tear_down_within_step_functions_
         "teardown left {slots:?} {publications:?}"
     );
 }
+
+/// The quotas themselves, as Step Functions applies them: a state whose
+/// output is 300 KiB is over 256 KiB (moto's engine refuses that result
+/// itself); an inline Map over 6,500 items writes four events per item
+/// into the one history, over 25,000, which moto runs to the end and the
+/// local runtime fails. Under both, the same shapes pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_execution_over_either_quota_fails() {
+    let env = TestEnv::start().await;
+    let runtime = LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
+        .await
+        .expect("runtime");
+    let big_output = |bytes: usize| {
+        json!({
+            "StartAt": "Big",
+            "States": {"Big": {"Type": "Pass", "Result": {"text": "x".repeat(bytes)}, "End": true}}
+        })
+        .to_string()
+    };
+    let small = runtime
+        .run_definition("state-small", &big_output(200 * 1024), &json!({}))
+        .await
+        .unwrap();
+    assert!(small.succeeded(), "{:?} {:?}", small.error, small.cause);
+    let large = runtime
+        .run_definition("state-large", &big_output(300 * 1024), &json!({}))
+        .await
+        .unwrap();
+    assert!(!large.succeeded());
+    assert_eq!(large.error.as_deref(), Some("States.DataLimitExceeded"));
+
+    let inline_map = json!({
+        "StartAt": "Each",
+        "States": {"Each": {
+            "Type": "Map", "ItemsPath": "$.items", "ResultPath": null,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "One",
+                "States": {"One": {"Type": "Pass", "End": true}}},
+            "End": true}}
+    })
+    .to_string();
+    let items = |n: usize| json!({"items": vec![0; n]});
+    let under = runtime
+        .run_definition("map-under", &inline_map, &items(100))
+        .await
+        .unwrap();
+    assert!(under.succeeded(), "{:?} {:?}", under.error, under.cause);
+    let over = runtime
+        .run_definition("map-over", &inline_map, &items(6_500))
+        .await
+        .unwrap();
+    assert!(!over.succeeded(), "{} events", over.history_events);
+    assert!(over.history_events > HISTORY_LIMIT_EVENTS);
+    assert_eq!(over.error.as_deref(), Some("Local.HistoryQuotaExceeded"));
+}

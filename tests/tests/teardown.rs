@@ -224,6 +224,34 @@ async fn a_streaming_pipeline_under_load_is_torn_down_and_a_second_teardown_find
         compare_tables(&source, &target, &tables_in(&source, SCHEMAS).await).await;
     assert!(differences.is_empty(), "the copy differs: {differences:#?}");
     drop(target);
+    // RDS keeps a deleted cluster listed as `deleting` for minutes: the
+    // clone is not gone yet (clone-gone is Clone.NotReady, which the ASL
+    // retries), and a second deletion meanwhile is no error.
+    run.runtime
+        .cloud
+        .set_clone_deletion_delay(Duration::from_secs(3));
+    let call = |function: &'static str, payload: Value| {
+        clonesync::handlers::dispatch(&*run.runtime.cloud, function, payload)
+    };
+    let teardown_input = call("load-pipeline", json!({"pipeline_id": "td_del"}))
+        .await
+        .unwrap();
+    let mut deleting = teardown_input.clone();
+    deleting["delete_clone"] = json!(true);
+    assert_eq!(
+        call("delete-clone", deleting.clone()).await.unwrap(),
+        json!(true)
+    );
+    let not_yet = call("clone-gone", deleting.clone()).await.unwrap_err();
+    assert_eq!(not_yet.name(), "Clone.NotReady", "{not_yet}");
+    assert_eq!(
+        call("delete-clone", deleting.clone()).await.unwrap(),
+        json!(true),
+        "deleting a clone RDS is deleting is done, not an error"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    call("clone-gone", deleting).await.unwrap();
+    run.runtime.cloud.set_clone_deletion_delay(Duration::ZERO);
     let torn = run
         .teardown(
             "td-3",
