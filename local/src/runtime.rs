@@ -431,7 +431,7 @@ impl LocalRuntime {
             // The history is read whole each time (it cannot be resumed), so
             // a long one is read less often: every poll up to 500 events,
             // then once per 500 more; and always at the end.
-            if running && polls % (1 + seen / 500) != 0 {
+            if running && !polls.is_multiple_of(1 + seen / 500) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
