@@ -147,7 +147,12 @@ pub struct Substitutions {
 }
 
 impl Substitutions {
-    pub fn local(region: &str, account: &str, registry_table: &str) -> Substitutions {
+    pub fn local(
+        region: &str,
+        account: &str,
+        registry_table: &str,
+        runs_bucket: &str,
+    ) -> Substitutions {
         Substitutions {
             region: region.into(),
             account: account.into(),
@@ -159,7 +164,7 @@ impl Substitutions {
                 "arn:aws:secretsmanager:{region}:{account}:secret:clonesync-local-source-AbCdEf"
             ),
             stack_name: "clonesync".into(),
-            runs_bucket: crate::moto::RUNS_BUCKET.into(),
+            runs_bucket: runs_bucket.into(),
         }
     }
 
@@ -603,8 +608,13 @@ impl Enforcer {
     }
 
     /// The built-in template's roles for a local run.
-    pub fn local(region: &str, account: &str, registry_table: &str) -> Result<Arc<Enforcer>> {
-        let subs = Substitutions::local(region, account, registry_table);
+    pub fn local(
+        region: &str,
+        account: &str,
+        registry_table: &str,
+        runs_bucket: &str,
+    ) -> Result<Arc<Enforcer>> {
+        let subs = Substitutions::local(region, account, registry_table, runs_bucket);
         Ok(Enforcer::new(
             Policies::from_template(TEMPLATE, &subs)?,
             subs,
@@ -920,7 +930,12 @@ mod tests {
     use super::*;
 
     fn subs() -> Substitutions {
-        Substitutions::local("eu-west-1", "123456789012", "clonesync-registry")
+        Substitutions::local(
+            "eu-west-1",
+            "123456789012",
+            "clonesync-registry",
+            "clonesync-runs",
+        )
     }
 
     #[test]

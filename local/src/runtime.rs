@@ -209,7 +209,7 @@ impl LocalRuntime {
     /// Start moto, the Lambda endpoint and event delivery, and create the
     /// registry table and the state machine.
     pub async fn start(plane: LocalControlPlane, work_dir: &Path) -> Result<LocalRuntime> {
-        let iam = crate::iam::Enforcer::local(REGION, ACCOUNT, REGISTRY_TABLE)?;
+        let iam = crate::iam::Enforcer::local(REGION, ACCOUNT, REGISTRY_TABLE, moto::RUNS_BUCKET)?;
         LocalRuntime::start_with_iam(plane, work_dir, iam).await
     }
 

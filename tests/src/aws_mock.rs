@@ -72,7 +72,12 @@ pub fn listed(
 /// What the local IAM model substitutes for these clients' account and
 /// Region.
 pub fn iam_substitutions() -> clonesync_local::iam::Substitutions {
-    clonesync_local::iam::Substitutions::local(REGION, TARGET_ACCOUNT, "clonesync-test")
+    clonesync_local::iam::Substitutions::local(
+        REGION,
+        TARGET_ACCOUNT,
+        "clonesync-test",
+        "clonesync-runs-test",
+    )
 }
 
 impl aws_smithy_runtime_api::client::interceptors::Intercept for Operations {

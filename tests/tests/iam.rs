@@ -10,7 +10,7 @@
 use clonesync_local::iam::{
     Account, Decision, Enforcer, Policies, Statement, SOURCE_ROLE, TEMPLATE,
 };
-use clonesync_local::moto::{ACCOUNT, REGION, REGISTRY_TABLE};
+use clonesync_local::moto::{ACCOUNT, REGION, REGISTRY_TABLE, RUNS_BUCKET};
 use clonesync_local::LocalRuntime;
 use clonesync_tests::fixture::DB;
 use clonesync_tests::pipeline::short_waits;
@@ -355,7 +355,12 @@ async fn a_role_without_a_statement_fails_the_run_naming_function_and_action() {
     ] {
         let env = TestEnv::start().await;
         create_schema(&env.source_client().await).await;
-        let subs = clonesync_local::iam::Substitutions::local(REGION, ACCOUNT, REGISTRY_TABLE);
+        let subs = clonesync_local::iam::Substitutions::local(
+            REGION,
+            ACCOUNT,
+            REGISTRY_TABLE,
+            RUNS_BUCKET,
+        );
         let policies = Policies::from_template(&without_statement(resource, sid), &subs).unwrap();
         let runtime = runtime_with(&env, Some(Enforcer::new(policies, subs))).await;
         let input = runtime.request(
@@ -406,7 +411,8 @@ async fn a_role_without_a_statement_fails_the_run_naming_function_and_action() {
 async fn a_verify_plan_role_without_its_bucket_write_fails_the_verification() {
     let env = TestEnv::start().await;
     create_schema(&env.source_client().await).await;
-    let subs = clonesync_local::iam::Substitutions::local(REGION, ACCOUNT, REGISTRY_TABLE);
+    let subs =
+        clonesync_local::iam::Substitutions::local(REGION, ACCOUNT, REGISTRY_TABLE, RUNS_BUCKET);
     let policies = Policies::from_template(
         &without_statement("VerifyPlan", "WriteVerificationRuns"),
         &subs,
