@@ -588,3 +588,83 @@ pub async fn verify_pipeline<P: ControlPlane>(
     }
     Ok(verdicts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline() -> PipelineId {
+        "orders_dev".parse().expect("a pipeline id")
+    }
+
+    #[test]
+    fn a_run_is_named_by_its_execution_arn_and_nothing_else() {
+        assert_eq!(
+            run_prefix(
+                &pipeline(),
+                "arn:aws:states:eu-west-1:444455556666:execution:clonesync-verify:orders-20261207"
+            )
+            .unwrap(),
+            "verify/orders_dev/clonesync-verify/orders-20261207/"
+        );
+        for bad in [
+            "",
+            "orders-20261207",
+            "arn:aws:states:eu-west-1:444455556666:stateMachine:clonesync-verify",
+            "arn:aws:states:eu-west-1:444455556666:execution:clonesync-verify:",
+            "arn:aws:lambda:eu-west-1:444455556666:execution:m:n",
+            "arn:aws:states:eu-west-1:444455556666:execution:m:n:extra",
+        ] {
+            let err = run_prefix(&pipeline(), bad).unwrap_err();
+            assert_eq!(err.name(), "Input.Invalid", "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_verdict_goes_only_under_its_own_pipelines_runs() {
+        check_verdicts_prefix(&pipeline(), "verify/orders_dev/m/n/verdicts/").unwrap();
+        for bad in [
+            "verify/other/m/n/verdicts/",
+            "verify/orders_dev_2/m/n/verdicts/",
+            "verify/orders_dev/../other/verdicts/",
+            "verify/orders_dev/m/n/",
+            "elsewhere/orders_dev/m/n/verdicts/",
+        ] {
+            let err = check_verdicts_prefix(&pipeline(), bad).unwrap_err();
+            assert_eq!(err.name(), "Input.Invalid", "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn verify_differs_names_at_most_a_hundred_tables_and_counts_the_rest() {
+        let verdict = |i: usize| TableVerdict {
+            database: "app".into(),
+            table: format!("t_{i}"),
+            verdict: Verdict::Differs,
+            key: vec!["id".into()],
+            source_rows: 1,
+            chunks: 1,
+            rechecked: 0,
+            differing_rows: Vec::new(),
+            differing_total: 1,
+            unsettled_keys: Vec::new(),
+            unsettled_total: 0,
+            detail: None,
+            took_ms: 0,
+        };
+        let results: Vec<TableVerdict> = (0..250).map(verdict).collect();
+        let Error::VerifyDiffers { tables } = differs(&results) else {
+            panic!("not Verify.Differs");
+        };
+        assert_eq!(tables.len(), NAMES_IN_SUMMARY + 1);
+        assert_eq!(tables[NAMES_IN_SUMMARY], "and 150 more table(s) not equal");
+        let summary = summarize(&VerifyResults {
+            pipeline_id: pipeline(),
+            results,
+            require_equal: false,
+        })
+        .unwrap();
+        assert_eq!(summary.differing.len(), NAMES_IN_SUMMARY);
+        assert_eq!((summary.differing_total, summary.tables), (250, 250));
+    }
+}
