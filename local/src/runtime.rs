@@ -60,6 +60,20 @@ pub fn substitute(definition: &str) -> Result<String> {
     Ok(out)
 }
 
+/// A state machine of `definition` in moto, its `${...Arn}` resolved to the
+/// local functions; its ARN.
+async fn create_machine(sfn: &aws_sdk_sfn::Client, name: &str, definition: &str) -> Result<String> {
+    Ok(sfn
+        .create_state_machine()
+        .name(name)
+        .definition(substitute(definition)?)
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/clonesync-local"))
+        .send()
+        .await
+        .map_err(|e| clonesync::aws::fault::classify("states", "CreateStateMachine", e))?
+        .state_machine_arn)
+}
+
 /// `RegisterPipeline` → `register-pipeline`.
 fn kebab(camel: &str) -> String {
     let mut out = String::new();
@@ -246,27 +260,12 @@ impl LocalRuntime {
         let cloud = Arc::new(cloud);
         let faults = Arc::new(Faults::default());
         let delivered = Arc::new(Mutex::new(Vec::new()));
-        let create = |name: &'static str, definition: &'static str| {
-            let sfn = clients.sfn.clone();
-            async move {
-                Ok::<String, Error>(
-                    sfn.create_state_machine()
-                        .name(name)
-                        .definition(substitute(definition)?)
-                        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/clonesync-local"))
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            clonesync::aws::fault::classify("states", "CreateStateMachine", e)
-                        })?
-                        .state_machine_arn,
-                )
-            }
-        };
-        let state_machine_arn = create(STATE_MACHINE, SETUP_ASL).await?;
-        let teardown_machine_arn = create(TEARDOWN_MACHINE, TEARDOWN_ASL).await?;
-        let verify_machine_arn = create(VERIFY_MACHINE, VERIFY_ASL).await?;
-        let switchover_machine_arn = create(SWITCHOVER_MACHINE, SWITCHOVER_ASL).await?;
+        let state_machine_arn = create_machine(&clients.sfn, STATE_MACHINE, SETUP_ASL).await?;
+        let teardown_machine_arn =
+            create_machine(&clients.sfn, TEARDOWN_MACHINE, TEARDOWN_ASL).await?;
+        let verify_machine_arn = create_machine(&clients.sfn, VERIFY_MACHINE, VERIFY_ASL).await?;
+        let switchover_machine_arn =
+            create_machine(&clients.sfn, SWITCHOVER_MACHINE, SWITCHOVER_ASL).await?;
         let tasks = vec![
             invoke::serve(listener, cloud.clone(), faults.clone(), Some(moto.port)),
             tokio::spawn(deliver(
@@ -366,16 +365,7 @@ impl LocalRuntime {
         definition: &str,
         input: &serde_json::Value,
     ) -> Result<RunOutcome> {
-        let machine = self
-            .sfn
-            .create_state_machine()
-            .name(name)
-            .definition(substitute(definition)?)
-            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/clonesync-local"))
-            .send()
-            .await
-            .map_err(|e| clonesync::aws::fault::classify("states", "CreateStateMachine", e))?
-            .state_machine_arn;
+        let machine = create_machine(&self.sfn, name, definition).await?;
         self.run_on(&machine, name, input, &mut |_| {}).await
     }
 

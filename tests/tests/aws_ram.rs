@@ -20,7 +20,7 @@ use aws_sdk_ram::types::{
     ResourceShareStatus, Tag,
 };
 use aws_sdk_ram::Client;
-use aws_smithy_mocks::mock;
+use aws_smithy_mocks::{mock, Rule};
 use clonesync::aws::ram::{accept_share, share_cluster};
 use clonesync::pipeline::names::TAG_PIPELINE;
 use clonesync::pipeline::Accepted;
@@ -53,6 +53,19 @@ fn association(
         .associated_entity(entity)
         .status(status)
         .build()
+}
+
+/// The source account's answer about the target account's association.
+fn target_association(status: ResourceShareAssociationStatus) -> Rule {
+    mock!(Client::get_resource_share_associations).then_output(move || {
+        GetResourceShareAssociationsOutput::builder()
+            .resource_share_associations(association(
+                ResourceShareAssociationType::Principal,
+                TARGET_ACCOUNT,
+                status.clone(),
+            ))
+            .build()
+    })
 }
 
 fn invitation(status: ResourceShareInvitationStatus) -> ResourceShareInvitation {
@@ -401,15 +414,7 @@ async fn without_invitation_the_association_decides_organization_or_not_yet() {
     assert_eq!(got, Accepted::NoInvitationNeeded);
 
     let nothing = invitations(None);
-    let associating = mock!(Client::get_resource_share_associations).then_output(|| {
-        GetResourceShareAssociationsOutput::builder()
-            .resource_share_associations(association(
-                ResourceShareAssociationType::Principal,
-                TARGET_ACCOUNT,
-                ResourceShareAssociationStatus::Associating,
-            ))
-            .build()
-    });
+    let associating = target_association(ResourceShareAssociationStatus::Associating);
     let clients = MockRules {
         ram: vec![&nothing],
         source_ram: vec![&associating],
@@ -510,15 +515,7 @@ async fn the_local_iam_model_lists_every_call_the_ram_adapter_sends() {
         .await
         .unwrap();
     let nothing = invitations(None);
-    let associated = mock!(Client::get_resource_share_associations).then_output(|| {
-        GetResourceShareAssociationsOutput::builder()
-            .resource_share_associations(association(
-                ResourceShareAssociationType::Principal,
-                TARGET_ACCOUNT,
-                ResourceShareAssociationStatus::Associated,
-            ))
-            .build()
-    });
+    let associated = target_association(ResourceShareAssociationStatus::Associated);
     let clients = MockRules {
         ram: vec![&nothing],
         source_ram: vec![&associated],

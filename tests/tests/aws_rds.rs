@@ -77,6 +77,38 @@ fn describe_clone(owner: Option<&'static str>, status: &'static str) -> Rule {
         })
 }
 
+/// Our clone's cluster: not found at the first look (before the restore),
+/// then `owner`'s, in `status`, from then on.
+fn appears(owner: &'static str, status: &'static str) -> Rule {
+    mock!(Client::describe_db_clusters)
+        .match_requests(|r| r.db_cluster_identifier() == Some(CLONE_ID))
+        .sequence()
+        .error(not_found)
+        .output(move || found(owner, status))
+        .repeatedly()
+        .build()
+}
+
+/// [`appears`] answering whatever cluster is asked for.
+fn appears_unscoped(owner: &'static str, status: &'static str) -> Rule {
+    mock!(Client::describe_db_clusters)
+        .sequence()
+        .error(not_found)
+        .output(move || found(owner, status))
+        .repeatedly()
+        .build()
+}
+
+fn not_found() -> DescribeDBClustersError {
+    DescribeDBClustersError::DbClusterNotFoundFault(DbClusterNotFoundFault::builder().build())
+}
+
+fn found(owner: &str, status: &str) -> DescribeDbClustersOutput {
+    DescribeDbClustersOutput::builder()
+        .db_clusters(clone_cluster(Some(owner), status))
+        .build()
+}
+
 fn no_clone_yet() -> Rule {
     mock!(Client::describe_db_clusters)
         .match_requests(|r| r.db_cluster_identifier() == Some(CLONE_ID))
@@ -223,20 +255,7 @@ async fn asking_again_for_our_clone_is_success_without_a_second_restore() {
 
 #[tokio::test]
 async fn losing_a_race_to_create_our_clone_is_success() {
-    let describe = mock!(Client::describe_db_clusters)
-        .sequence()
-        .error(|| {
-            DescribeDBClustersError::DbClusterNotFoundFault(
-                DbClusterNotFoundFault::builder().build(),
-            )
-        })
-        .output(|| {
-            DescribeDbClustersOutput::builder()
-                .db_clusters(clone_cluster(Some("orders_dev"), "available"))
-                .build()
-        })
-        .repeatedly()
-        .build();
+    let describe = appears_unscoped("orders_dev", "available");
     let exists = mock!(Client::restore_db_cluster_to_point_in_time).then_error(|| {
         RestoreDBClusterToPointInTimeError::DbClusterAlreadyExistsFault(
             DbClusterAlreadyExistsFault::builder().build(),
@@ -286,20 +305,7 @@ async fn a_cluster_of_that_name_not_ours_is_a_conflict_and_gets_no_instance() {
     assert_eq!((exists.num_calls(), instance.num_calls()), (0, 0));
 
     // The same when the other cluster appears between our look and our restore.
-    let describe = mock!(Client::describe_db_clusters)
-        .sequence()
-        .error(|| {
-            DescribeDBClustersError::DbClusterNotFoundFault(
-                DbClusterNotFoundFault::builder().build(),
-            )
-        })
-        .output(|| {
-            DescribeDbClustersOutput::builder()
-                .db_clusters(clone_cluster(Some("someone_else"), "creating"))
-                .build()
-        })
-        .repeatedly()
-        .build();
+    let describe = appears_unscoped("someone_else", "creating");
     let clients = MockRules {
         rds: vec![&exists, &describe, &instance],
         ..Default::default()
@@ -797,21 +803,7 @@ async fn the_local_iam_model_lists_every_call_the_rds_adapter_sends() {
     let settings = settings();
 
     // The clone: restored (creating), then the writer once available.
-    let describe = mock!(Client::describe_db_clusters)
-        .match_requests(|r| r.db_cluster_identifier() == Some(CLONE_ID))
-        .sequence()
-        .error(|| {
-            DescribeDBClustersError::DbClusterNotFoundFault(
-                DbClusterNotFoundFault::builder().build(),
-            )
-        })
-        .output(|| {
-            DescribeDbClustersOutput::builder()
-                .db_clusters(clone_cluster(Some("orders_dev"), "available"))
-                .build()
-        })
-        .repeatedly()
-        .build();
+    let describe = appears("orders_dev", "available");
     let restore = mock!(Client::restore_db_cluster_to_point_in_time).then_output(|| {
         RestoreDbClusterToPointInTimeOutput::builder()
             .db_cluster(clone_cluster(Some("orders_dev"), "creating"))

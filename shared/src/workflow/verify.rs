@@ -53,15 +53,14 @@ pub struct VerifyPlan {
     pub items: Vec<VerifyItem>,
 }
 
-/// The input of `verify-report`: the Map's results.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Verdicts to sum up: every verdict of a stored run
+/// ([`report_from_store`]), or any list of them.
+#[derive(Debug, Clone)]
 pub struct VerifyResults {
     pub pipeline_id: PipelineId,
     pub results: Vec<TableVerdict>,
     /// Fail with `Verify.Differs` unless every table is equal (the
     /// switchover's verification).
-    #[serde(default)]
     pub require_equal: bool,
 }
 
