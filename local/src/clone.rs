@@ -24,9 +24,10 @@ use crate::server::{conf_value, wait_until, write_private, LocalServer, PgBinari
 use clonesync::error::{Error, PreflightFailure, Result};
 use clonesync::pg::{self, server, wal, Endpoint, Lsn, Secret, SessionSettings};
 use clonesync::pipeline::CloneInfo;
-use clonesync::ports::ControlPlane;
+use clonesync::ports::{ControlPlane, SourceLogin};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::Command;
 use tokio_postgres::Client;
@@ -44,12 +45,31 @@ pub struct LocalCloneRecord {
 /// and a temporary slot.
 pub const LOCAL_CLONE_EXTRA_SENDERS: i64 = 2;
 
+/// One version of the source login's password.
+#[derive(Debug, Clone)]
+struct SecretVersion {
+    id: String,
+    password: Option<Secret>,
+}
+
+/// The versions Secrets Manager would hold: `AWSCURRENT`, and after a
+/// rotation `AWSPREVIOUS`.
+#[derive(Debug)]
+struct SourceSecret {
+    current: SecretVersion,
+    previous: Option<SecretVersion>,
+}
+
 #[derive(Clone)]
 pub struct LocalControlPlane {
     /// The source, as the clone's base backup and recovery reach it: a
     /// login with the REPLICATION attribute (a superuser locally). The clone
-    /// is a copy, so the same login works on it.
+    /// is a copy, so the same login works on it. Its password is the
+    /// secret's current version in `secret`.
     source: Endpoint,
+    /// The source login's password as Secrets Manager would keep it:
+    /// shared by every copy of this plane, so a rotation is seen by all.
+    secret: Arc<Mutex<SourceSecret>>,
     bins: PgBinaries,
     run_as: Option<RunAs>,
     clones_dir: PathBuf,
@@ -70,8 +90,16 @@ impl LocalControlPlane {
         bins: PgBinaries,
         run_as: Option<RunAs>,
     ) -> Self {
+        let secret = Arc::new(Mutex::new(SourceSecret {
+            current: SecretVersion {
+                id: "1".into(),
+                password: source.password.clone(),
+            },
+            previous: None,
+        }));
         LocalControlPlane {
             source,
+            secret,
             bins,
             run_as,
             clones_dir: clones_dir.to_path_buf(),
@@ -131,10 +159,7 @@ impl LocalControlPlane {
             dir,
             port,
             &self.source.user,
-            self.source
-                .password
-                .clone()
-                .unwrap_or_else(|| Secret::new("")),
+            self.source().password.unwrap_or_else(|| Secret::new("")),
             self.bins.clone(),
             self.run_as,
         )
@@ -154,8 +179,41 @@ impl LocalControlPlane {
         Endpoint {
             host: clone.host.clone(),
             port: clone.port,
+            ..self.source()
+        }
+    }
+
+    /// The source login with the secret's current password.
+    fn source(&self) -> Endpoint {
+        Endpoint {
+            password: self.secret().current.password.clone(),
             ..self.source.clone()
         }
+    }
+
+    fn secret(&self) -> std::sync::MutexGuard<'_, SourceSecret> {
+        self.secret.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rotate the source login's password as a Secrets Manager rotation
+    /// does: set the new password on the source (its `setSecret` step),
+    /// then make it the current version and the old one the previous
+    /// (`finishSecret`). Returns the new version's id. Sessions already
+    /// open keep working; new ones need the new password.
+    pub async fn rotate_source_password(&self, password: Secret) -> Result<String> {
+        let source = pg::connect(&self.source(), &self.session).await?;
+        pg::login::set_own_password(&source, &password).await?;
+        let mut secret = self.secret();
+        let id = (secret.current.id.parse::<u64>().unwrap_or(0) + 1).to_string();
+        let previous = std::mem::replace(
+            &mut secret.current,
+            SecretVersion {
+                id: id.clone(),
+                password: Some(password),
+            },
+        );
+        secret.previous = Some(previous);
+        Ok(id)
     }
 
     async fn make_clone<F>(
@@ -189,7 +247,7 @@ impl LocalControlPlane {
                     .args(["-X", "stream", "-c", "fast", "-N"])
                     .env(
                         "PGPASSWORD",
-                        self.source
+                        self.source()
                             .password
                             .as_ref()
                             .map(Secret::expose)
@@ -205,7 +263,7 @@ impl LocalControlPlane {
             })?;
 
         // 2. The clone's start LSN, chosen after the copy.
-        let source = pg::connect(&self.source, &self.session).await?;
+        let source = pg::connect(&self.source(), &self.session).await?;
         let start_lsn = choose_target(&source).await?;
         drop(source);
 
@@ -215,7 +273,7 @@ impl LocalControlPlane {
         let recovery_file = clone.data_dir().join("clonesync_recovery.conf");
         let primary = Endpoint {
             dbname: "postgres".into(),
-            ..self.source.clone()
+            ..self.source()
         };
         let primary_conninfo = format!(
             "{} application_name=clonesync_clone_{}",
@@ -379,7 +437,7 @@ impl ControlPlane for LocalControlPlane {
         // pg_basebackup refuses a server of another major version, but
         // only after the slot exists: say so now.
         if let Some(binaries) = binaries_major(&self.bins.program("pg_basebackup")).await {
-            let source = pg::connect(&self.source, &self.session).await?;
+            let source = pg::connect(&self.source(), &self.session).await?;
             let source_major = server::facts(&source).await?.version_num / 10000;
             if i64::from(binaries) != i64::from(source_major) {
                 failures.push(PreflightFailure {
@@ -440,8 +498,22 @@ impl ControlPlane for LocalControlPlane {
         Ok(true)
     }
 
-    async fn source_endpoint(&self) -> Result<Endpoint> {
-        Ok(self.source.clone())
+    async fn source_login(&self) -> Result<SourceLogin> {
+        let version = self.secret().current.id.clone();
+        Ok(SourceLogin {
+            endpoint: self.source(),
+            version,
+        })
+    }
+
+    async fn previous_clone_endpoint(&self, clone: &CloneInfo) -> Result<Option<Endpoint>> {
+        let Some(previous) = self.secret().previous.clone() else {
+            return Ok(None);
+        };
+        Ok(Some(Endpoint {
+            password: previous.password,
+            ..self.clone_endpoint(clone).await?
+        }))
     }
 
     fn session(&self) -> SessionSettings {

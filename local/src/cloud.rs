@@ -39,7 +39,7 @@ use clonesync::error::{Error, PreflightFailure, Result};
 use clonesync::pg::{Endpoint, Lsn, SessionSettings};
 use clonesync::pipeline::names::{share_name, writer_instance_id};
 use clonesync::pipeline::{Accepted, CloneInfo, CloneSettings, Share, SourceCluster};
-use clonesync::ports::{Clones, Cloud, ControlPlane, ResourceShare};
+use clonesync::ports::{Clones, Cloud, ControlPlane, ResourceShare, SourceLogin};
 use clonesync::workflow::events::{
     RAM_DETAIL_TYPE, RAM_SOURCE, RDS_CLUSTER_EVENT, RDS_INSTANCE_EVENT,
 };
@@ -580,9 +580,9 @@ impl ControlPlane for LocalCloudPlane<'_> {
         Ok(deleted)
     }
 
-    async fn source_endpoint(&self) -> Result<Endpoint> {
+    async fn source_login(&self) -> Result<SourceLogin> {
         self.cloud.authorize(calls::source_login)?;
-        self.cloud.plane.source_endpoint().await
+        self.cloud.plane.source_login().await
     }
 
     /// No clone secret locally: the source's login, as on AWS without
@@ -590,6 +590,12 @@ impl ControlPlane for LocalCloudPlane<'_> {
     async fn clone_endpoint(&self, clone: &CloneInfo) -> Result<Endpoint> {
         self.cloud.authorize(calls::source_login)?;
         self.cloud.plane.clone_endpoint(clone).await
+    }
+
+    /// The same GetSecretValue as the current login, with a version stage.
+    async fn previous_clone_endpoint(&self, clone: &CloneInfo) -> Result<Option<Endpoint>> {
+        self.cloud.authorize(calls::source_login)?;
+        self.cloud.plane.previous_clone_endpoint(clone).await
     }
 
     fn session(&self) -> SessionSettings {

@@ -21,8 +21,11 @@ use aws_smithy_mocks::{mock, Rule};
 use clonesync::aws::rds::AwsControlPlane;
 use clonesync::aws::{AwsClients, Settings};
 use clonesync::pipeline::names::{TAG_PIPELINE, TAG_SOURCE_CLUSTER};
+use clonesync::pipeline::CloneInfo;
 use clonesync::ports::ControlPlane;
-use clonesync_tests::aws_mock::{coded, orders_plane, settings, MockRules, CLUSTER_ARN};
+use clonesync_tests::aws_mock::{
+    coded, orders_plane, settings, MockRules, CLUSTER_ARN, SECRET_ARN,
+};
 
 fn plane<'a>(
     clients: &'a AwsClients,
@@ -517,11 +520,11 @@ async fn preflight_lists_every_control_plane_problem_at_once() {
     }
 }
 
-/// RDS-managed master secrets rotate every 7 days by default; the
-/// subscription keeps the password it was made with, so a rotating login
-/// would stop the copy at the first rotation: preflight names it.
+/// RDS-managed master secrets rotate every 7 days by default. A rotating
+/// login is accepted: the clone's copy of the role and the subscription's
+/// connection follow each new version (`steps::follow_rotation`).
 #[tokio::test]
-async fn preflight_names_a_source_login_whose_secret_rotates() {
+async fn preflight_accepts_a_source_login_whose_secret_rotates() {
     let checks = preflight_rotating(
         source_cluster("15.4", false, "available"),
         "1",
@@ -531,7 +534,95 @@ async fn preflight_names_a_source_login_whose_secret_rotates() {
         None,
     )
     .await;
-    assert_eq!(checks, ["source_secret_rotation"]);
+    assert!(checks.is_empty(), "{checks:?}");
+}
+
+fn secret_version(
+    stage: Option<&'static str>,
+    password: &'static str,
+    version: &'static str,
+) -> Rule {
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
+    mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+        .match_requests(move |r| r.secret_id() == Some(SECRET_ARN) && r.version_stage() == stage)
+        .then_output(move || {
+            GetSecretValueOutput::builder()
+                .arn(SECRET_ARN)
+                .version_id(version)
+                .secret_string(format!(r#"{{"username":"repl","password":"{password}"}}"#))
+                .build()
+        })
+}
+
+/// After a rotation the clone still has the source's old password: the
+/// previous version (`AWSPREVIOUS`) is the clone's login, at the clone's
+/// address; a secret that never rotated has none (Secrets Manager answers
+/// ResourceNotFoundException for the stage), and a clone with a secret of
+/// its own is never logged in to with the source's.
+#[tokio::test]
+async fn the_previous_source_login_is_the_clones_until_it_follows_a_rotation() {
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+    let clone = CloneInfo {
+        clone_id: CLONE_ID.into(),
+        host: "clone.example".into(),
+        port: 5433,
+    };
+    let current = secret_version(None, "new-pw", "v2");
+    let previous = secret_version(Some("AWSPREVIOUS"), "old-pw", "v1");
+    let rules = MockRules {
+        source_secrets: vec![&current, &previous],
+        ..Default::default()
+    };
+    let clients = rules.clients();
+    let settings = settings();
+    let mut plane = plane(&clients, &settings, None);
+    plane.source.host = Some("source.example".into());
+    let login = plane.source_login().await.unwrap();
+    assert_eq!(login.version, "v2");
+    assert_eq!(login.endpoint.password.unwrap().expose(), "new-pw");
+    let old = plane
+        .previous_clone_endpoint(&clone)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (old.host.as_str(), old.port, old.user.as_str()),
+        ("clone.example", 5433, "repl")
+    );
+    assert_eq!(old.password.unwrap().expose(), "old-pw");
+
+    let never_rotated = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+        .match_requests(|r| r.version_stage() == Some("AWSPREVIOUS"))
+        .then_error(|| {
+            GetSecretValueError::ResourceNotFoundException(
+                aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder()
+                    .message("Secrets Manager can't find the specified secret value for staging label: AWSPREVIOUS")
+                    .build(),
+            )
+        });
+    let rules = MockRules {
+        source_secrets: vec![&never_rotated],
+        ..Default::default()
+    };
+    let clients = rules.clients();
+    assert!(plane_with(&clients, &settings)
+        .previous_clone_endpoint(&clone)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Its own secret: not a single call to the source's.
+    let sent = clonesync_tests::aws_mock::Operations::default();
+    let clients = MockRules::default().clients_recording(&sent);
+    let mut own = plane_with(&clients, &settings);
+    own.clone.secret_arn =
+        Some("arn:aws:secretsmanager:eu-west-1:444455556666:secret:clone-AbCdEf".into());
+    assert!(own.previous_clone_endpoint(&clone).await.unwrap().is_none());
+    assert!(sent.sent().is_empty(), "{:?}", sent.sent());
+}
+
+fn plane_with<'a>(clients: &'a AwsClients, settings: &'a Settings) -> AwsControlPlane<'a> {
+    plane(clients, settings, None)
 }
 
 /// RDS allows one cross-account clone of a cluster per target account: a

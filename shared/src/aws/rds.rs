@@ -14,13 +14,13 @@
 //! ever deleted (deleting it is "nothing of ours to delete").
 
 use crate::aws::fault::classify;
-use crate::aws::secrets::{fetch_login, Login};
+use crate::aws::secrets::{fetch_login, fetch_previous_login, Login};
 use crate::aws::{AwsClients, Settings};
 use crate::error::{Error, PreflightFailure, Result};
 use crate::pg::{Endpoint, Lsn, SessionSettings};
 use crate::pipeline::names::{writer_instance_id, TAG_PIPELINE, TAG_SETUP, TAG_SOURCE_CLUSTER};
 use crate::pipeline::{CloneInfo, CloneSettings, ClusterArn, SourceCluster};
-use crate::ports::ControlPlane;
+use crate::ports::{ControlPlane, SourceLogin};
 use aws_sdk_rds::types::{DbCluster, Filter, Tag};
 use tokio_postgres::Client;
 
@@ -128,7 +128,7 @@ impl AwsControlPlane<'_> {
         }
     }
 
-    async fn source_login(&self) -> Result<Login> {
+    async fn source_secret_login(&self) -> Result<Login> {
         fetch_login(&self.clients.source_secrets, &self.source.secret_arn).await
     }
 
@@ -386,30 +386,24 @@ impl ControlPlane for AwsControlPlane<'_> {
                  (the aws/rds key cannot be shared); give clone.kms_key_id, a key in the target account",
             );
         }
-        // The subscription keeps the password it was made with: a login
-        // whose secret rotates stops the copy at the first rotation.
-        let rotation =
-            crate::aws::secrets::rotation(&self.clients.source_secrets, &self.source.secret_arn)
-                .await;
-        if let Err(Error::AwsNotFound { what, .. }) = &rotation {
-            fail(
+        // A rotating secret is followed while the pipeline streams
+        // (crate::steps::follow_rotation); a secret the source role cannot
+        // see stops every step, so it is named here.
+        match crate::aws::secrets::rotation(&self.clients.source_secrets, &self.source.secret_arn)
+            .await
+        {
+            Err(Error::AwsNotFound { what, .. }) => fail(
                 "source_secret",
                 format!("{what} is not visible to the source role"),
                 "check source.secret_arn and that the source stack's SourceSecretArn names it",
-            );
-        }
-        if let Some(days) = match rotation {
-            Err(Error::AwsNotFound { .. }) => None,
-            other => other?,
-        } {
-            fail(
-                "source_secret_rotation",
-                format!(
-                    "secret {} rotates (every {days} days); the subscription keeps the password it was created with, so the copy stops at the first rotation",
-                    self.source.secret_arn
-                ),
-                "give a login whose secret does not rotate (a dedicated replication login), or turn rotation off for this secret",
-            );
+            ),
+            Err(e) => return Err(e),
+            Ok(Some(days)) => tracing::info!(
+                secret = %self.source.secret_arn,
+                days,
+                "the source secret rotates; the lag monitor re-applies each new version"
+            ),
+            Ok(None) => {}
         }
         let earlier = self.earlier_clones(cluster.clone_group_id()).await?;
         if !earlier.is_empty() {
@@ -571,8 +565,8 @@ impl ControlPlane for AwsControlPlane<'_> {
         }
     }
 
-    async fn source_endpoint(&self) -> Result<Endpoint> {
-        let login = self.source_login().await?;
+    async fn source_login(&self) -> Result<SourceLogin> {
+        let login = self.source_secret_login().await?;
         let (host, port) = match (&self.source.host, self.source.port) {
             (Some(host), port) => (host.clone(), port.or(login.port).unwrap_or(5432)),
             (None, port) => {
@@ -585,7 +579,10 @@ impl ControlPlane for AwsControlPlane<'_> {
                 (endpoint.to_string(), port.or(cluster_port).unwrap_or(5432))
             }
         };
-        Ok(login.endpoint(&host, port, self.source.login_database()))
+        Ok(SourceLogin {
+            endpoint: login.endpoint(&host, port, self.source.login_database()),
+            version: login.version,
+        })
     }
 
     fn session(&self) -> SessionSettings {
@@ -598,9 +595,23 @@ impl ControlPlane for AwsControlPlane<'_> {
     async fn clone_endpoint(&self, clone: &CloneInfo) -> Result<Endpoint> {
         let login = match &self.clone.secret_arn {
             Some(arn) => fetch_login(&self.clients.secrets, arn).await?,
-            None => self.source_login().await?,
+            None => self.source_secret_login().await?,
         };
         Ok(login.endpoint(&clone.host, clone.port, self.source.login_database()))
+    }
+
+    /// A clone with a secret of its own is that secret's business (its
+    /// rotation sets the clone's password); only the source's login, which
+    /// the clone copied, needs following.
+    async fn previous_clone_endpoint(&self, clone: &CloneInfo) -> Result<Option<Endpoint>> {
+        if self.clone.secret_arn.is_some() {
+            return Ok(None);
+        }
+        Ok(
+            fetch_previous_login(&self.clients.source_secrets, &self.source.secret_arn)
+                .await?
+                .map(|login| login.endpoint(&clone.host, clone.port, self.source.login_database())),
+        )
     }
 }
 

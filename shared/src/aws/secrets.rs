@@ -19,6 +19,8 @@ pub struct Login {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub dbname: Option<String>,
+    /// The secret version it was read from (`VersionId`).
+    pub version: String,
 }
 
 impl Login {
@@ -58,18 +60,51 @@ pub async fn rotation(
     }
 }
 
+/// The login in the secret's current version (`AWSCURRENT`).
 pub async fn fetch_login(
     client: &aws_sdk_secretsmanager::Client,
     secret_arn: &str,
 ) -> Result<Login> {
+    fetch_login_version(client, secret_arn, None).await
+}
+
+/// The login in the secret's previous version (`AWSPREVIOUS`, which a
+/// rotation gives the version it replaced); `None` when the secret never
+/// rotated.
+pub async fn fetch_previous_login(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_arn: &str,
+) -> Result<Option<Login>> {
+    match fetch_login_version(client, secret_arn, Some("AWSPREVIOUS")).await {
+        Ok(login) => Ok(Some(login)),
+        // Secrets Manager answers a stage no version has with
+        // ResourceNotFoundException, as for a missing secret; the current
+        // version was read by then, so the secret exists.
+        Err(Error::AwsNotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn fetch_login_version(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_arn: &str,
+    stage: Option<&str>,
+) -> Result<Login> {
     use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError as E;
-    let out = match client.get_secret_value().secret_id(secret_arn).send().await {
+    let request = client
+        .get_secret_value()
+        .secret_id(secret_arn)
+        .set_version_stage(stage.map(str::to_string));
+    let out = match request.send().await {
         Ok(out) => out,
         Err(e) => {
             return Err(match e.as_service_error() {
                 Some(E::ResourceNotFoundException(_)) => Error::AwsNotFound {
                     service: "secretsmanager".into(),
-                    what: format!("secret {secret_arn}"),
+                    what: match stage {
+                        Some(stage) => format!("version {stage} of secret {secret_arn}"),
+                        None => format!("secret {secret_arn}"),
+                    },
                 },
                 Some(E::DecryptionFailure(_)) => Error::AwsAccessDenied {
                     service: "secretsmanager".into(),
@@ -90,7 +125,9 @@ pub async fn fetch_login(
     let text = out.secret_string().ok_or_else(|| {
         invalid("the secret has no SecretString (binary secrets are not supported)")
     })?;
-    parse_login(text).map_err(|reason| invalid(&reason))
+    let mut login = parse_login(text).map_err(|reason| invalid(&reason))?;
+    login.version = out.version_id().unwrap_or_default().to_string();
+    Ok(login)
 }
 
 /// Parse the JSON; the error says which field is wrong, not what it held.
@@ -127,6 +164,7 @@ fn parse_login(text: &str) -> Result<Login, String> {
         host: text_field("host"),
         port,
         dbname: text_field("dbname"),
+        version: String::new(),
     })
 }
 

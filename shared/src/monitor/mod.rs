@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::pg::{self, lag};
 use crate::pipeline::{ClusterArn, Phase, PipelineRecord};
 use crate::ports::{Clones, Cloud, ControlPlane, Coordination};
+use crate::steps::follow_rotation;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -339,7 +340,10 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
             status: "no clone recorded yet".into(),
         })?;
     let endpoint = plane.clone_endpoint(info).await?;
-    let source_endpoint = plane.source_endpoint().await?;
+    let previous = plane.previous_clone_endpoint(info).await?;
+    let source_login = plane.source_login().await?;
+    let source_endpoint = &source_login.endpoint;
+    let sslmode = plane.session().tls.subscription_sslmode();
     let triples = record.triples();
     let paused = matches!(record.phase, Phase::Paused | Phase::SwitchedOver);
     let mut readings = Vec::new();
@@ -350,7 +354,13 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
             dbname: database.to_string(),
             ..endpoint.clone()
         };
-        let client = pg::connect(&login, &plane.clone_session()).await?;
+        let previous = previous.as_ref().map(|p| pg::Endpoint {
+            dbname: database.to_string(),
+            ..p.clone()
+        });
+        let client =
+            follow_rotation::connect_clone(&login, previous.as_ref(), &plane.clone_session())
+                .await?;
         let subscriptions = triples
             .iter()
             .filter(|t| t.database == database)
@@ -361,14 +371,29 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
         } else {
             None
         };
-        let source = pg::connect(
-            &pg::Endpoint {
-                dbname: database.to_string(),
-                ..source_endpoint.clone()
-            },
-            &plane.session(),
-        )
-        .await?;
+        let source_database = pg::Endpoint {
+            dbname: database.to_string(),
+            ..source_endpoint.clone()
+        };
+        // A subscription made from an older version of the source secret
+        // would be refused at its next reconnect: give it the current one.
+        if record.phase != Phase::SwitchedOver {
+            for triple in triples.iter().filter(|t| t.database == database) {
+                match follow_rotation::reapply_connection(
+                    &client,
+                    &triple.subscription,
+                    &source_database,
+                    sslmode,
+                    &source_login.version,
+                )
+                .await
+                {
+                    Ok(_) | Err(Error::SubscriptionMissing { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let source = pg::connect(&source_database, &plane.session()).await?;
         let scope = record.database_scope(database)?;
         let headroom = crate::steps::sequences::smallest_headroom(&source, &client, &scope).await?;
         let queue = crate::steps::prune_queue::run(&source).await?;

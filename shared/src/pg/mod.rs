@@ -14,6 +14,7 @@ pub mod conninfo;
 pub mod ddl;
 pub(crate) mod drift;
 pub mod lag;
+pub mod login;
 pub(crate) mod lsn;
 pub(crate) mod name;
 pub mod publication;

@@ -231,14 +231,15 @@ const QUIET_LOGGING: &[(&str, &str)] = &[
     ("log_parameter_max_length_on_error", "0"),
 ];
 
-const RESET_STATEMENT_LOGGING: &str = "RESET log_statement; RESET log_min_duration_statement; \
+pub(crate) const RESET_STATEMENT_LOGGING: &str =
+    "RESET log_statement; RESET log_min_duration_statement; \
      RESET log_min_duration_sample; RESET log_transaction_sample_rate; \
      RESET log_parameter_max_length; RESET log_parameter_max_length_on_error";
 
 /// Turn statement logging off for this session where the login may (these
 /// are superuser settings): a setting the server lacks or the login may
 /// not change is left as it is, and the README says what that means.
-async fn quiet_statement_logging(client: &Client) -> Result<()> {
+pub(crate) async fn quiet_statement_logging(client: &Client) -> Result<()> {
     for (name, value) in QUIET_LOGGING {
         // Names and values are the constants above, never user input.
         match client
@@ -272,6 +273,85 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     -- Re-raise without the CONTEXT line, which would quote the statement
     -- and with it the password.
+    RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
+END
+$fn$"#;
+
+/// What the comment on a subscription says before the version of the
+/// source login its connection string holds.
+const LOGIN_VERSION_MARK: &str = "clonesync: source login version ";
+
+/// The version of the source secret the subscription's connection string
+/// was made from, as [`set_connection`] marked it; `None` when unmarked.
+///
+/// Read from the subscription's comment, because the connection string
+/// itself (`pg_subscription.subconninfo`) is readable only by a true
+/// superuser, which an Aurora login never is; a version id is no secret.
+pub async fn connection_version(client: &Client, name: &PgName) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "SELECT pg_catalog.obj_description(s.oid, 'pg_subscription') \
+             FROM pg_catalog.pg_subscription s JOIN pg_catalog.pg_database d ON d.oid = s.subdbid \
+             WHERE d.datname = pg_catalog.current_database() AND s.subname = $1",
+            &[&name.as_str()],
+        )
+        .await
+        .map_err(|e| classify("read subscription comment", e))?;
+    let comment: Option<String> = match row {
+        Some(row) => row.get(0),
+        None => {
+            return Err(Error::SubscriptionMissing {
+                subscription: name.to_string(),
+            })
+        }
+    };
+    Ok(comment.and_then(|c| c.strip_prefix(LOGIN_VERSION_MARK).map(str::to_string)))
+}
+
+/// Give the subscription a new connection string and mark it with the
+/// source secret's version it came from, in one transaction. The apply
+/// worker reconnects with it; a string equal to the old one does not
+/// restart the worker.
+///
+/// As at creation, the string holds the password: it travels as a bind
+/// parameter of a temporary function, statement logging is off where the
+/// login may turn it off, and an error is raised without the statement.
+pub async fn set_connection(
+    client: &Client,
+    name: &PgName,
+    source_conninfo: &Secret,
+    version: &str,
+) -> Result<()> {
+    let op = "set the subscription's connection";
+    quiet_statement_logging(client).await?;
+    client
+        .batch_execute(SET_CONNECTION_FUNCTION)
+        .await
+        .map_err(|e| classify(op, e))?;
+    let mark = format!("{LOGIN_VERSION_MARK}{version}");
+    let result = client
+        .execute(
+            "SELECT pg_temp.clonesync_set_connection($1, $2, $3)",
+            &[&name.as_str(), source_conninfo, &mark],
+        )
+        .await;
+    let _ = client
+        .batch_execute("DROP FUNCTION IF EXISTS pg_temp.clonesync_set_connection(text, text, text)")
+        .await;
+    let _ = client.batch_execute(RESET_STATEMENT_LOGGING).await;
+    result.map(|_| ()).map_err(|e| classify(op, e))
+}
+
+const SET_CONNECTION_FUNCTION: &str = r#"
+CREATE OR REPLACE FUNCTION pg_temp.clonesync_set_connection(
+    sub_name text, conninfo text, mark text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I CONNECTION %L', sub_name, conninfo);
+    EXECUTE pg_catalog.format('COMMENT ON SUBSCRIPTION %I IS %L', sub_name, mark);
+EXCEPTION WHEN OTHERS THEN
+    -- Without the CONTEXT line, which would quote the statement and with
+    -- it the password.
     RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
 END
 $fn$"#;

@@ -12,6 +12,15 @@ use crate::pipeline::{CloneInfo, CloneSettings, PipelineSpec, SourceCluster};
 use std::future::Future;
 use tokio_postgres::Client;
 
+/// The source login as fetched, with the version of the secret it was
+/// read from (Secrets Manager's `VersionId`), which tells a subscription
+/// made before a rotation from one made after.
+#[derive(Debug, Clone)]
+pub struct SourceLogin {
+    pub endpoint: Endpoint,
+    pub version: String,
+}
+
 pub trait Clones: Sync {
     /// The control plane for one pipeline.
     type Plane<'a>: ControlPlane
@@ -68,11 +77,28 @@ pub trait ControlPlane: Sync {
     /// Remove the clone; `false` when there was none.
     fn delete_clone(&self, clone_id: &str) -> impl Future<Output = Result<bool>> + Send;
 
-    /// How to log in to the source (credentials fetched now, not stored).
-    fn source_endpoint(&self) -> impl Future<Output = Result<Endpoint>> + Send;
+    /// How to log in to the source (credentials fetched now, not stored),
+    /// and the version of the secret they came from.
+    fn source_login(&self) -> impl Future<Output = Result<SourceLogin>> + Send;
+
+    /// How to log in to the source.
+    fn source_endpoint(&self) -> impl Future<Output = Result<Endpoint>> + Send {
+        async { Ok(self.source_login().await?.endpoint) }
+    }
 
     /// How to log in to the clone.
     fn clone_endpoint(&self, clone: &CloneInfo) -> impl Future<Output = Result<Endpoint>> + Send;
+
+    /// The clone's login as of the source secret's previous version, when
+    /// the clone is logged in to with the source's login and the secret
+    /// has a previous version (it rotated); `None` otherwise. The clone
+    /// copied the source's roles with the passwords of its day, so after a
+    /// rotation this is the login it still accepts
+    /// ([`crate::steps::follow_rotation`]).
+    fn previous_clone_endpoint(
+        &self,
+        clone: &CloneInfo,
+    ) -> impl Future<Output = Result<Option<Endpoint>>> + Send;
 
     /// Replication slots and WAL senders making the clone takes on the
     /// source besides the pipeline's own (a local base backup's two);

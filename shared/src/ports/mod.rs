@@ -16,7 +16,7 @@ pub(crate) mod coordination;
 pub(crate) mod runs;
 pub(crate) mod share;
 
-pub use clones::{Clones, ControlPlane};
+pub use clones::{Clones, ControlPlane, SourceLogin};
 pub use coordination::Coordination;
 pub use runs::RunStore;
 pub use share::ResourceShare;

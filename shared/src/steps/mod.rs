@@ -34,6 +34,7 @@ pub mod clone;
 pub mod clone_lsn;
 pub mod create_subscription;
 pub mod drift;
+pub mod follow_rotation;
 pub(crate) mod pause;
 pub mod preflight;
 pub mod prepare_source;

@@ -51,6 +51,9 @@ pub(crate) async fn source<P: ControlPlane>(plane: &P) -> Result<Client> {
 /// triples live in several databases, and each step reaches each of them.
 pub(crate) struct Sessions {
     endpoint: Endpoint,
+    /// On the clone, the login as of the source secret's previous version
+    /// (after a rotation), which [`steps::follow_rotation`] falls back to.
+    previous: Option<Endpoint>,
     settings: SessionSettings,
     open: Vec<(String, Client)>,
 }
@@ -60,6 +63,7 @@ impl Sessions {
     pub(crate) async fn source<P: ControlPlane>(plane: &P) -> Result<Sessions> {
         Ok(Sessions {
             endpoint: plane.source_endpoint().await?,
+            previous: None,
             settings: plane.session(),
             open: Vec::new(),
         })
@@ -69,6 +73,7 @@ impl Sessions {
     pub(crate) async fn clone<P: ControlPlane>(plane: &P, info: &CloneInfo) -> Result<Sessions> {
         Ok(Sessions {
             endpoint: plane.clone_endpoint(info).await?,
+            previous: plane.previous_clone_endpoint(info).await?,
             settings: plane.clone_session(),
             open: Vec::new(),
         })
@@ -87,7 +92,16 @@ impl Sessions {
         let index = match self.open.iter().position(|(d, _)| d == database) {
             Some(index) => index,
             None => {
-                let client = connect(&self.endpoint_of(database), &self.settings).await?;
+                let previous = self.previous.as_ref().map(|p| Endpoint {
+                    dbname: database.to_string(),
+                    ..p.clone()
+                });
+                let client = steps::follow_rotation::connect_clone(
+                    &self.endpoint_of(database),
+                    previous.as_ref(),
+                    &self.settings,
+                )
+                .await?;
                 self.open.push((database.to_string(), client));
                 self.open.len() - 1
             }
@@ -451,18 +465,38 @@ pub async fn create_subscription<P: ControlPlane>(
     let mut clones = Sessions::clone(plane, state.clone_info()?).await?;
     // The subscription's connection string holds the source login; it is
     // built here and passed as a bind parameter, never logged.
+    // Each is marked with the secret version it holds, so the lag monitor
+    // can tell when a rotation needs it re-applied.
     let sslmode = plane.session().tls.subscription_sslmode();
-    let source = Sessions::source(plane).await?;
+    let login = plane.source_login().await?;
     let mut made: Vec<(String, String)> = Vec::new();
     let mut created = Vec::new();
     for triple in state.triples() {
-        let conninfo = source
-            .endpoint_of(&triple.database)
-            .conninfo_with_sslmode(sslmode);
+        let source = Endpoint {
+            dbname: triple.database.clone(),
+            ..login.endpoint.clone()
+        };
         let result = match clones.get(&triple.database).await {
             Ok(target) => {
-                steps::create_subscription::run(target, &triple.spec(&state.pipeline), &conninfo)
+                let conninfo = source.conninfo_with_sslmode(sslmode);
+                match steps::create_subscription::run(
+                    target,
+                    &triple.spec(&state.pipeline),
+                    &conninfo,
+                )
+                .await
+                {
+                    Ok(created) => steps::follow_rotation::reapply_connection(
+                        target,
+                        &triple.subscription,
+                        &source,
+                        sslmode,
+                        &login.version,
+                    )
                     .await
+                    .map(|_| created),
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         };
