@@ -6,7 +6,7 @@
 use aws_sdk_rds::types::Tag;
 use clonesync::aws::rds::AwsControlPlane;
 use clonesync::aws::registry::Registry;
-use clonesync::aws::secrets::fetch_login;
+use clonesync::aws::secrets::{fetch_login, fetch_previous_login};
 use clonesync::aws::{AwsClients, Settings};
 use clonesync::handlers::on_rds_event;
 use clonesync::pipeline::names::TAG_PIPELINE;
@@ -121,6 +121,31 @@ async fn secrets_are_read_by_arn_and_never_shown() {
     assert_eq!(login.port, Some(5432));
     assert!(!format!("{login:?}").contains(CANARY));
     assert!(!format!("{:?}", login.endpoint("h", 5432, "orders")).contains(CANARY));
+    assert_eq!(login.version, made.version_id().unwrap());
+    // Never rotated: no previous version.
+    assert!(fetch_previous_login(&clients.secrets, arn)
+        .await
+        .unwrap()
+        .is_none());
+    // A new version (what a rotation's last step leaves): it is current,
+    // the one it replaced is AWSPREVIOUS.
+    let rotated = clients
+        .secrets
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(r#"{"username":"repl","password":"next-pw"}"#)
+        .send()
+        .await
+        .unwrap();
+    let current = fetch_login(&clients.secrets, arn).await.unwrap();
+    assert_eq!(current.password.expose(), "next-pw");
+    assert_eq!(current.version, rotated.version_id().unwrap());
+    let previous = fetch_previous_login(&clients.secrets, arn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(previous.password.expose(), CANARY);
+    assert_eq!(previous.version, login.version);
 
     let missing = format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:nope-AbCdEf");
     let err = fetch_login(&clients.secrets, &missing).await.unwrap_err();
