@@ -78,6 +78,9 @@ pub struct LocalControlPlane {
     pub promote_timeout: Duration,
     /// The clone's port; a free one when `None`.
     pub clone_port: Option<u16>,
+    /// Settings a new clone starts with instead of the source's (its
+    /// parameter group's, in the local cloud).
+    clone_settings: Vec<(String, String)>,
 }
 
 impl LocalControlPlane {
@@ -106,6 +109,7 @@ impl LocalControlPlane {
             session: SessionSettings::default(),
             promote_timeout: Duration::from_secs(120),
             clone_port: None,
+            clone_settings: Vec::new(),
         }
     }
 
@@ -115,6 +119,12 @@ impl LocalControlPlane {
     /// TLS when it offers it.
     pub fn with_session(mut self, session: SessionSettings) -> Self {
         self.session = session;
+        self
+    }
+
+    /// New clones start with these settings over the source's.
+    pub fn with_clone_settings(mut self, settings: Vec<(String, String)>) -> Self {
+        self.clone_settings = settings;
         self
     }
 
@@ -296,6 +306,12 @@ impl LocalControlPlane {
         ])?;
         write_private(&clone.data_dir().join("standby.signal"), "", run_as)?;
         clone.append_settings(&[("port", &clone.port.to_string())])?;
+        let group: Vec<(&str, &str)> = self
+            .clone_settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        clone.append_settings(&group)?;
 
         // 4. Start, and wait for recovery to reach the target and promote.
         let started = clone.start().await;

@@ -142,6 +142,10 @@ pub struct LocalCloud {
     /// Source and target in one AWS Organization with sharing enabled:
     /// RAM sends no invitation, the share is associated directly.
     organization: Arc<std::sync::atomic::AtomicBool>,
+    /// DB cluster parameter groups of the target account, by name: the
+    /// settings a clone restored with that group gets. A clone without a
+    /// group, or with one not defined here, keeps the source's settings.
+    parameter_groups: Arc<Mutex<HashMap<String, Vec<(String, String)>>>>,
     /// IAM: each function's calls checked against its role (`None`: a
     /// cloud that reaches no AWS service, [`LocalCloud::offline`]).
     iam: Option<Arc<Enforcer>>,
@@ -201,6 +205,7 @@ impl LocalCloud {
             share_visibility_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             clone_deletion_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             organization: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            parameter_groups: Arc::default(),
             iam,
         };
         (cloud, receiver)
@@ -339,6 +344,22 @@ impl LocalCloud {
 
     /// Set how long a deleted clone stays `deleting` before it is gone
     /// (RDS takes minutes; 0, the default, removes it at once).
+    /// Define a DB cluster parameter group: a clone restored with it
+    /// (`clone.db_cluster_parameter_group`) starts with these settings, as
+    /// an Aurora clone takes its group's, not the source's.
+    pub fn define_parameter_group(&self, name: &str, settings: &[(&str, &str)]) {
+        self.parameter_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                name.to_string(),
+                settings
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+    }
+
     pub fn set_clone_deletion_delay(&self, delay: Duration) {
         self.clone_deletion_ms.store(
             u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
@@ -402,7 +423,7 @@ impl LocalCloud {
 
     /// Start making the clone in the background unless it exists or is on
     /// its way.
-    fn start_clone(&self, clone_id: &str) -> Result<()> {
+    fn start_clone(&self, clone_id: &str, parameter_group: Option<&str>) -> Result<()> {
         {
             let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
             if matches!(jobs.get(clone_id), Some(CloneJob::Making)) {
@@ -410,7 +431,16 @@ impl LocalCloud {
             }
             jobs.insert(clone_id.to_string(), CloneJob::Making);
         }
-        let plane = self.plane.clone();
+        let group_settings = parameter_group
+            .and_then(|name| {
+                self.parameter_groups
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(name)
+                    .cloned()
+            })
+            .unwrap_or_default();
+        let plane = self.plane.clone().with_clone_settings(group_settings);
         let jobs = self.jobs.clone();
         let ready_at = self.ready_at.clone();
         let clone_id = clone_id.to_string();
@@ -526,7 +556,8 @@ impl ControlPlane for LocalCloudPlane<'_> {
             self.cloud
                 .shared_cluster_visible(clone_id, &self.source_cluster)?;
         }
-        self.cloud.start_clone(clone_id)?;
+        self.cloud
+            .start_clone(clone_id, self.clone.db_cluster_parameter_group.as_deref())?;
         Ok(CloneInfo {
             clone_id: clone_id.to_string(),
             host: String::new(),

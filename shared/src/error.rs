@@ -240,6 +240,15 @@ pub enum Error {
     #[error("DB cluster {clone_id:?} exists and is not ours: {reason}")]
     CloneConflict { clone_id: String, reason: String },
 
+    /// The clone has no room for the pipeline's subscriptions (workers or
+    /// replication origins): its settings come from its own parameter
+    /// group, not the source's. Every shortfall is listed.
+    #[error("the clone {clone_id} cannot take the pipeline's subscriptions: {}", list_failures(.failures))]
+    CloneLimits {
+        clone_id: String,
+        failures: Vec<PreflightFailure>,
+    },
+
     /// A credentials secret lacks a field or is not the expected JSON.
     /// Names the secret and the field, never its content.
     #[error("secret {secret_arn}: {reason}")]
@@ -459,6 +468,7 @@ impl Error {
             Error::ShareNotReady { .. } => "Share.NotReady",
             Error::ShareFailed { .. } => "Share.Failed",
             Error::CloneConflict { .. } => "Clone.Conflict",
+            Error::CloneLimits { .. } => "Clone.LimitsTooLow",
             Error::SecretInvalid { .. } => "Secret.Invalid",
             Error::ConfigInvalid { .. } => "Config.Invalid",
             Error::EventMalformed { .. } => "Event.Malformed",
@@ -634,6 +644,10 @@ mod tests {
             Error::CloneConflict {
                 clone_id: s(),
                 reason: s(),
+            },
+            Error::CloneLimits {
+                clone_id: s(),
+                failures: vec![],
             },
             Error::SecretInvalid {
                 secret_arn: s(),

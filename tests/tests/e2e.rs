@@ -199,6 +199,38 @@ async fn a_lasting_failure_after_the_slot_runs_cleanup_and_fails_with_its_name()
     );
 }
 
+/// An Aurora clone takes its settings from its own cluster parameter
+/// group, not from the source whose settings preflight read. A group with
+/// no room for an apply worker fails the setup at CreateSubscription with
+/// the clone's own figures and where to raise them, before any
+/// subscription exists; cleanup leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clone_whose_parameter_group_has_no_room_for_the_subscription_is_named() {
+    let run = setup().await;
+    run.runtime
+        .cloud
+        .define_parameter_group("no-workers", &[("max_logical_replication_workers", "0")]);
+    let mut input = run.input("e2e_limits");
+    input["clone"]["db_cluster_parameter_group"] = json!("no-workers");
+    let (outcome, progress) = run.execute("limits", &input).await;
+    assert_eq!(outcome.status, "FAILED");
+    assert_eq!(outcome.error.as_deref(), Some("Clone.LimitsTooLow"));
+    let cause = outcome.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains("max_logical_replication_workers = 0 on the clone; 1 needed")
+            && cause.contains("clone.db_cluster_parameter_group"),
+        "{cause}"
+    );
+    assert_eq!(entered(&progress, "AdvanceAndEnable"), 0);
+    assert_eq!(entered(&progress, "Cleanup"), 1);
+    run.assert_nothing_left().await;
+    assert!(
+        run.env.clone_dirs().is_empty(),
+        "{:?}",
+        run.env.clone_dirs()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicated_events_are_ignored_the_second_time() {
     let run = setup().await;

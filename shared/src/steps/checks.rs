@@ -3,7 +3,10 @@
 //! without it), and whether an existing slot of the pipeline's name is the
 //! pipeline's (preflight reports a conflict, prepare_source refuses to
 //! reuse it), and whose a triple's publication (so its slot) is by its
-//! mark (cleanup and `status` touch only their own). Reads only.
+//! mark (cleanup and `status` touch only their own), and whether a
+//! subscriber has room for the pipeline's subscriptions (preflight asks of
+//! the source's settings the clone will inherit, create_subscription of
+//! the clone itself). Reads only.
 
 use crate::error::{PreflightFailure, Result};
 use crate::pg::server::ServerFacts;
@@ -97,4 +100,171 @@ pub async fn any_slot_left(source: &Client, slots: &[&str]) -> bool {
         }
     }
     false
+}
+
+/// Whose settings a subscriber check read, which says where to raise them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscriber {
+    /// The source's, which a local clone inherits (checked at preflight,
+    /// before the clone exists).
+    SourceInherited,
+    /// A target server given to preflight.
+    Target,
+    /// The clone's own, once it exists: on Aurora they come from the clone's
+    /// cluster parameter group, not from the source.
+    Clone,
+}
+
+impl Subscriber {
+    fn whose(self) -> &'static str {
+        match self {
+            Subscriber::SourceInherited => "source (the clone inherits it)",
+            Subscriber::Target => "target",
+            Subscriber::Clone => "clone",
+        }
+    }
+
+    fn raise(self, setting: &str) -> String {
+        match self {
+            Subscriber::Clone => format!(
+                "raise {setting} in the clone's DB cluster parameter group (clone.db_cluster_parameter_group; \
+                 without one the target account's default group applies) and run the setup again"
+            ),
+            _ => format!("raise {setting} on the target (restart needed)"),
+        }
+    }
+}
+
+/// Whether the subscriber has room for `new_subscriptions` more: an apply
+/// worker each (`max_logical_replication_workers`), background workers for
+/// them and the launcher (`max_worker_processes`), and a replication
+/// origin each (`max_active_replication_origins` from PostgreSQL 18,
+/// `max_replication_slots` before). Every shortfall is listed.
+pub fn subscriber_limits(
+    facts: &ServerFacts,
+    subscriber: Subscriber,
+    new_subscriptions: i64,
+) -> Vec<PreflightFailure> {
+    let whose = subscriber.whose();
+    let mut failures = Vec::new();
+    let mut fail = |check: &str, detail: String, setting: &str| {
+        failures.push(PreflightFailure {
+            check: check.into(),
+            detail,
+            hint: subscriber.raise(setting),
+        })
+    };
+    let workers_needed = facts.subscriptions + new_subscriptions;
+    if facts.max_logical_replication_workers < workers_needed {
+        fail(
+            "logical_replication_workers",
+            format!(
+                "max_logical_replication_workers = {} on the {whose}; {workers_needed} needed",
+                facts.max_logical_replication_workers
+            ),
+            "max_logical_replication_workers",
+        );
+    }
+    // The logical replication launcher and each apply worker are background
+    // workers.
+    if facts.max_worker_processes < workers_needed + 1 {
+        fail(
+            "worker_processes",
+            format!(
+                "max_worker_processes = {} on the {whose}; {} needed",
+                facts.max_worker_processes,
+                workers_needed + 1
+            ),
+            "max_worker_processes",
+        );
+    }
+    let (setting, origins_max) = match facts.max_active_replication_origins {
+        Some(max) => ("max_active_replication_origins", max),
+        None => ("max_replication_slots", facts.max_replication_slots),
+    };
+    if origins_max < facts.origins + new_subscriptions {
+        fail(
+            "replication_origins",
+            format!(
+                "{setting} = {origins_max} on the {whose} with {} origin(s) in use; {new_subscriptions} more needed",
+                facts.origins
+            ),
+            setting,
+        );
+    }
+    failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roomy() -> ServerFacts {
+        ServerFacts {
+            max_logical_replication_workers: 4,
+            max_worker_processes: 8,
+            max_replication_slots: 10,
+            subscriptions: 1,
+            origins: 1,
+            ..ServerFacts::default()
+        }
+    }
+
+    fn checks(failures: &[PreflightFailure]) -> Vec<&str> {
+        failures.iter().map(|f| f.check.as_str()).collect()
+    }
+
+    #[test]
+    fn room_for_every_subscription_is_no_failure() {
+        assert!(subscriber_limits(&roomy(), Subscriber::Clone, 3).is_empty());
+    }
+
+    #[test]
+    fn every_shortfall_is_listed_with_the_subscribers_own_figures() {
+        let facts = ServerFacts {
+            max_logical_replication_workers: 2,
+            max_worker_processes: 2,
+            max_replication_slots: 2,
+            ..roomy()
+        };
+        let failures = subscriber_limits(&facts, Subscriber::Clone, 2);
+        assert_eq!(
+            checks(&failures),
+            [
+                "logical_replication_workers",
+                "worker_processes",
+                "replication_origins"
+            ]
+        );
+        assert_eq!(
+            failures[0].detail,
+            "max_logical_replication_workers = 2 on the clone; 3 needed"
+        );
+        assert_eq!(
+            failures[1].detail,
+            "max_worker_processes = 2 on the clone; 4 needed"
+        );
+        assert!(failures[2].detail.starts_with("max_replication_slots = 2"));
+        assert!(failures
+            .iter()
+            .all(|f| f.hint.contains("clone.db_cluster_parameter_group")));
+        // One more than the limit is exactly enough.
+        assert!(subscriber_limits(&facts, Subscriber::Clone, 1)
+            .iter()
+            .all(|f| f.check == "worker_processes"));
+    }
+
+    #[test]
+    fn origins_are_bounded_by_their_own_setting_from_18() {
+        let facts = ServerFacts {
+            max_active_replication_origins: Some(1),
+            ..roomy()
+        };
+        let failures = subscriber_limits(&facts, Subscriber::SourceInherited, 1);
+        assert_eq!(checks(&failures), ["replication_origins"]);
+        assert!(failures[0].detail.starts_with(
+            "max_active_replication_origins = 1 on the source (the clone inherits it)"
+        ));
+        assert!(failures[0].hint.contains("restart needed"));
+    }
 }

@@ -24,6 +24,11 @@
 //! later; 16+ creates the subscription with `run_as_owner = false`
 //! instead. A second run finds nothing left to change.
 //!
+//! Before the first subscription, the workflow checks that the clone has
+//! room for them ([`crate::steps::checks::subscriber_limits`] on the
+//! clone's own settings, which on Aurora come from its parameter group):
+//! `Clone.LimitsTooLow` otherwise, with nothing made.
+//!
 //! Leaves behind: a disabled subscription on the clone (recorded as
 //! created) and the `clonesync` apply objects. It applies nothing until
 //! `advance_and_enable`.

@@ -10,12 +10,12 @@
 //! are checked on the source.
 
 use crate::error::{Error, PreflightFailure, Result};
-use crate::pg::server::{self, ServerFacts, SlotSettings};
+use crate::pg::server::{self, SlotSettings};
 use crate::pg::{publication, slot};
 use crate::pipeline::triples::{self, DatabaseSelection};
 use crate::pipeline::{Claim, PipelineSpec, Scope, SourceCluster, Triple};
 use crate::ports::ControlPlane;
-use crate::steps::checks::{logical_decoding, slot_conflict};
+use crate::steps::checks::{logical_decoding, slot_conflict, subscriber_limits, Subscriber};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -365,7 +365,14 @@ pub async fn run_triples<P: ControlPlane>(
         Some(client) => server::facts(client).await?,
         None => facts.clone(),
     };
-    subscriber_limits(&subscriber_facts, target.is_none(), count, &mut fail);
+    let subscriber = if target.is_some() {
+        Subscriber::Target
+    } else {
+        Subscriber::SourceInherited
+    };
+    for failure in subscriber_limits(&subscriber_facts, subscriber, count) {
+        fail(&failure.check, failure.detail, &failure.hint);
+    }
 
     if !server::login_is_superuser(source).await? {
         fail(
@@ -502,60 +509,6 @@ fn human_duration(seconds: f64) -> String {
         format!("{:.1} h", seconds / 3600.0)
     } else {
         format!("{:.1} days", seconds / 86_400.0)
-    }
-}
-
-fn subscriber_limits(
-    facts: &ServerFacts,
-    inherited: bool,
-    subscriptions: i64,
-    fail: &mut impl FnMut(&str, String, &str),
-) {
-    let whose = if inherited {
-        "source (the clone inherits it)"
-    } else {
-        "target"
-    };
-    let workers_needed = facts.subscriptions + subscriptions;
-    if facts.max_logical_replication_workers < workers_needed {
-        fail(
-            "logical_replication_workers",
-            format!(
-                "max_logical_replication_workers = {} on the {whose}; {workers_needed} needed",
-                facts.max_logical_replication_workers
-            ),
-            "raise max_logical_replication_workers on the target (restart needed)",
-        );
-    }
-    // The logical replication launcher and each apply worker are background
-    // workers.
-    if facts.max_worker_processes < workers_needed + 1 {
-        fail(
-            "worker_processes",
-            format!(
-                "max_worker_processes = {} on the {whose}; {} needed",
-                facts.max_worker_processes,
-                workers_needed + 1
-            ),
-            "raise max_worker_processes on the target (restart needed)",
-        );
-    }
-    // The number of replication origins a subscriber can track is bounded
-    // by max_active_replication_origins from PostgreSQL 18, before that by
-    // max_replication_slots.
-    let (setting, origins_max) = match facts.max_active_replication_origins {
-        Some(max) => ("max_active_replication_origins", max),
-        None => ("max_replication_slots", facts.max_replication_slots),
-    };
-    if origins_max < facts.origins + subscriptions {
-        fail(
-            "replication_origins",
-            format!(
-                "{setting} = {origins_max} on the {whose} with {} origin(s) in use; {subscriptions} more needed",
-                facts.origins
-            ),
-            &format!("raise {setting} on the target (restart needed)"),
-        );
     }
 }
 

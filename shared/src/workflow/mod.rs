@@ -469,6 +469,7 @@ pub async fn create_subscription<P: ControlPlane>(
     // can tell when a rotation needs it re-applied.
     let sslmode = plane.session().tls.subscription_sslmode();
     let login = plane.source_login().await?;
+    check_clone_limits(&mut clones, state).await?;
     let mut made: Vec<(String, String)> = Vec::new();
     let mut created = Vec::new();
     for triple in state.triples() {
@@ -520,6 +521,38 @@ pub async fn create_subscription<P: ControlPlane>(
         }
     }
     Ok(created)
+}
+
+/// Before any subscription is made: the clone has room for those still to
+/// be made. On Aurora its limits come from its own parameter group (the
+/// target account's default without `clone.db_cluster_parameter_group`),
+/// not from the source's that preflight read.
+async fn check_clone_limits(clones: &mut Sessions, state: &State) -> Result<()> {
+    let mut missing = 0;
+    let mut any_database = None;
+    for triple in state.triples() {
+        let target = clones.get(&triple.database).await?;
+        if crate::pg::subscription::subscription_info(target, triple.subscription.as_str())
+            .await?
+            .is_none()
+        {
+            missing += 1;
+        }
+        any_database.get_or_insert(triple.database.clone());
+    }
+    let Some(database) = any_database.filter(|_| missing > 0) else {
+        return Ok(());
+    };
+    let facts = crate::pg::server::facts(clones.get(&database).await?).await?;
+    let failures =
+        steps::checks::subscriber_limits(&facts, steps::checks::Subscriber::Clone, missing);
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(Error::CloneLimits {
+        clone_id: state.clone_info()?.clone_id.clone(),
+        failures,
+    })
 }
 
 /// Every triple's origin to the one clone LSN, then enabled.
