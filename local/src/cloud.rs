@@ -145,11 +145,14 @@ pub struct LocalCloud {
     /// DB cluster parameter groups of the target account, by name: the
     /// settings a clone restored with that group gets. A clone without a
     /// group, or with one not defined here, keeps the source's settings.
-    parameter_groups: Arc<Mutex<HashMap<String, Vec<(String, String)>>>>,
+    parameter_groups: Arc<Mutex<HashMap<String, GroupSettings>>>,
     /// IAM: each function's calls checked against its role (`None`: a
     /// cloud that reaches no AWS service, [`LocalCloud::offline`]).
     iam: Option<Arc<Enforcer>>,
 }
+
+/// A parameter group's settings, name and value.
+type GroupSettings = Vec<(String, String)>;
 
 /// Ids in events and ARNs: unique within a run.
 fn unique_suffix() -> String {
