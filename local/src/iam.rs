@@ -31,6 +31,7 @@
 //! (its network interfaces, its logs).
 
 pub mod calls;
+pub mod machines;
 
 use clonesync::error::{Error, Result};
 use serde_yaml::Value as Yaml;
@@ -130,6 +131,8 @@ struct Condition {
 pub struct Policies {
     pub functions: BTreeMap<String, Vec<Statement>>,
     pub source_role: Vec<Statement>,
+    /// Each state machine's role and definition, by its name.
+    pub machines: BTreeMap<String, machines::Machine>,
 }
 
 /// What the template's references resolve to in a local run.
@@ -144,6 +147,9 @@ pub struct Substitutions {
     pub source_secret_arn: String,
     pub stack_name: String,
     pub runs_bucket: String,
+    /// The template's functions, logical id → name (`clonesync-<package>`
+    /// locally): what `!Ref <Function>` and `!GetAtt <Function>.Arn` give.
+    pub functions: BTreeMap<String, String>,
 }
 
 impl Substitutions {
@@ -165,6 +171,7 @@ impl Substitutions {
             ),
             stack_name: "clonesync".into(),
             runs_bucket: runs_bucket.into(),
+            functions: BTreeMap::new(),
         }
     }
 
@@ -192,18 +199,31 @@ impl Substitutions {
             "RunsBucket.Arn" => format!("arn:aws:s3:::{}", self.runs_bucket),
             "ExternalId" | "AlarmTopicArn" | "RdsCaBundleLayerArn" => String::new(),
             "Side" => "target".into(),
-            _ => return None,
+            other => {
+                if let Some(logical) = other.strip_suffix(".Arn") {
+                    let function = self.functions.get(logical)?;
+                    return Some(format!(
+                        "arn:aws:lambda:{}:{}:function:{function}",
+                        self.region, self.account
+                    ));
+                }
+                return self.functions.get(other).cloned();
+            }
         })
     }
 }
 
-fn invalid(reason: String) -> Error {
+pub(crate) fn invalid(reason: String) -> Error {
     Error::LocalDefinitionInvalid { reason }
 }
 
 /// Resolve a template value to text: plain strings, `!Sub`, `!Ref`,
 /// `!GetAtt`, `!Join` and `!If` (on the template's conditions).
-fn text(value: &Yaml, subs: &Substitutions, conditions: &HashMap<String, bool>) -> Result<String> {
+pub(crate) fn text(
+    value: &Yaml,
+    subs: &Substitutions,
+    conditions: &HashMap<String, bool>,
+) -> Result<String> {
     match value {
         Yaml::String(s) => Ok(s.clone()),
         Yaml::Number(n) => Ok(n.to_string()),
@@ -381,7 +401,7 @@ fn strings(
     }
 }
 
-fn statements(
+pub(crate) fn statements(
     document: &Yaml,
     subs: &Substitutions,
     conditions: &HashMap<String, bool>,
@@ -438,8 +458,26 @@ impl Policies {
             .get("Resources")
             .and_then(Yaml::as_mapping)
             .ok_or_else(|| invalid("template.yaml has no Resources".into()))?;
+        // Functions first: a state machine's role and substitutions name
+        // them.
+        let mut subs = subs.clone();
+        for (logical, resource) in resources {
+            if resource["Type"].as_str() == Some("AWS::Serverless::Function") {
+                if let (Some(logical), Some(package)) = (
+                    logical.as_str(),
+                    resource["Properties"]["CodeUri"]
+                        .as_str()
+                        .and_then(|uri| uri.strip_prefix("target/lambda/")),
+                ) {
+                    subs.functions
+                        .insert(logical.to_string(), format!("clonesync-{package}"));
+                }
+            }
+        }
+        let subs = &subs;
         let mut functions = BTreeMap::new();
         let mut source_role = Vec::new();
+        let mut machines = BTreeMap::new();
         for (logical, resource) in resources {
             let properties = &resource["Properties"];
             match resource["Type"].as_str() {
@@ -462,6 +500,10 @@ impl Policies {
                     }
                     functions.insert(name.to_string(), list);
                 }
+                Some("AWS::Serverless::StateMachine") => {
+                    let machine = machines::Machine::from_template(properties, subs, &conditions)?;
+                    machines.insert(machine.name.clone(), machine);
+                }
                 Some("AWS::IAM::Role") if logical.as_str() == Some(SOURCE_ROLE) => {
                     for policy in properties["Policies"].as_sequence().into_iter().flatten() {
                         source_role.extend(statements(
@@ -477,6 +519,7 @@ impl Policies {
         Ok(Policies {
             functions,
             source_role,
+            machines,
         })
     }
 

@@ -150,6 +150,12 @@ pub struct ReportRequest {
 /// `arn:<partition>:states:<region>:<account>:execution:<machine>:<name>`).
 const RUNS_PREFIX: &str = "verify/";
 
+/// Where `verify-plan` writes the tables of one execution: the object
+/// the Distributed Map's `ItemReader` reads.
+pub fn items_key(pipeline: &PipelineId, execution: &str) -> Result<String> {
+    Ok(format!("{}items.json", run_prefix(pipeline, execution)?))
+}
+
 fn run_prefix(pipeline: &PipelineId, execution: &str) -> Result<String> {
     let parts: Vec<&str> = execution.split(':').collect();
     match parts.as_slice() {
@@ -193,9 +199,9 @@ fn encoded<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 /// the same document again).
 pub async fn plan_to_store<C: Cloud>(cloud: &C, input: &PlanRequest) -> Result<StoredPlan> {
     let prefix = run_prefix(&input.request.pipeline_id, &input.execution)?;
+    let items_key = items_key(&input.request.pipeline_id, &input.execution)?;
     let runs = cloud.runs()?;
     let plan = plan(cloud, &input.request).await?;
-    let items_key = format!("{prefix}items.json");
     runs.put(&items_key, encoded(&plan.items)?).await?;
     Ok(StoredPlan {
         pipeline_id: plan.pipeline_id,
