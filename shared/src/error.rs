@@ -411,6 +411,7 @@ impl Error {
         "Share.NotReady",
         "Share.Failed",
         "Clone.Conflict",
+        "Clone.LimitsTooLow",
         "Secret.Invalid",
         "Config.Invalid",
         "Event.Malformed",

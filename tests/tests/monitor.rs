@@ -599,3 +599,66 @@ async fn wait_rows(client: &tokio_postgres::Client, sql: &str, expected: i64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// PostgreSQL 19 renamed `pg_stat_subscription_stats.sync_error_count` to
+/// `sync_table_error_count` and counts sequence synchronization errors
+/// apart; 18 added the `confl_*` counters. Every counter is read by
+/// pattern, so a row shaped as 15's, 18's or 19's reads as it should, and
+/// a missing row (no stats yet) reads as nothing.
+#[tokio::test]
+async fn subscription_counters_are_read_whatever_the_version_names_them() {
+    use clonesync::pg::lag::{stats_counters, STATS_COUNTERS_SQL};
+    let server = clonesync_tests::fixture::TestServer::start().await;
+    let client = server.client().await;
+    let conflicts = |pairs: &[(&str, i64)]| {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+    };
+    for (shape, row, apply, sync, confl) in [
+        (
+            "15",
+            "SELECT 1::oid AS subid, 5::bigint AS apply_error_count, 2::bigint AS sync_error_count, now() AS stats_reset",
+            Some(5),
+            Some(2),
+            None,
+        ),
+        (
+            "18",
+            "SELECT 1::oid AS subid, 5::bigint AS apply_error_count, 2::bigint AS sync_error_count, \
+             1::bigint AS confl_insert_exists, 0::bigint AS confl_update_missing, now() AS stats_reset",
+            Some(5),
+            Some(2),
+            conflicts(&[("insert_exists", 1), ("update_missing", 0)]),
+        ),
+        (
+            "19",
+            "SELECT 1::oid AS subid, 5::bigint AS apply_error_count, 2::bigint AS sync_table_error_count, \
+             1::bigint AS sync_seq_error_count, 3::bigint AS confl_insert_exists, now() AS stats_reset",
+            Some(5),
+            Some(3),
+            conflicts(&[("insert_exists", 3)]),
+        ),
+        (
+            "no stats row",
+            "SELECT NULL::oid AS subid WHERE false UNION ALL SELECT NULL",
+            None,
+            None,
+            None,
+        ),
+    ] {
+        let sql = if shape == "no stats row" {
+            format!("SELECT {STATS_COUNTERS_SQL} FROM (SELECT 1) one LEFT JOIN ({row}) st ON false")
+        } else {
+            format!("SELECT {STATS_COUNTERS_SQL} FROM ({row}) st")
+        };
+        let read = client.query_one(&sql, &[]).await.unwrap();
+        let counters = stats_counters(&read, 0);
+        assert_eq!(counters.apply_error_count, apply, "{shape}");
+        assert_eq!(counters.sync_error_count, sync, "{shape}");
+        assert_eq!(counters.conflicts, confl, "{shape}");
+    }
+}

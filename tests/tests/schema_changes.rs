@@ -1031,6 +1031,99 @@ async fn a_password_in_a_user_mapping_is_never_queued() {
     assert!(!ddl::remove(&client).await.unwrap(), "twice = once");
 }
 
+/// The capture leaves no trace in the user's session: after DDL,
+/// `lastval()` and `currval()` give what they gave before (the queue's
+/// ids come from no sequence), also in one transaction with several
+/// captured commands, whose ids still grow in order; an id already taken
+/// is skipped, never refused.
+#[tokio::test]
+async fn the_capture_leaves_lastval_and_currval_as_they_were() {
+    let server = clonesync_tests::fixture::TestServer::start().await;
+    let admin = server.client().await;
+    assert!(ddl::install_capture(&admin).await.unwrap());
+    let password = clonesync_tests::fixture::random_password();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE app LOGIN PASSWORD {}; CREATE SCHEMA app AUTHORIZATION app",
+            clonesync::pg::quote::literal(password.expose())
+        ))
+        .await
+        .unwrap();
+    let app = connect(&Endpoint {
+        user: "app".into(),
+        password: Some(password),
+        ..server.endpoint()
+    })
+    .await;
+    app.batch_execute(
+        "CREATE TABLE app.orders (id serial PRIMARY KEY, x int);          INSERT INTO app.orders (x) VALUES (1), (2)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(lastval_currval(&app).await, Ok((2, 2)));
+    app.batch_execute("CREATE TABLE app.more (id int); CREATE INDEX ON app.more (id)")
+        .await
+        .unwrap();
+    assert_eq!(lastval_currval(&app).await, Ok((2, 2)), "after DDL");
+    app.batch_execute(
+        "BEGIN; INSERT INTO app.orders (x) VALUES (3); ALTER TABLE app.more ADD COLUMN y int; \
+         CREATE VIEW app.v AS SELECT * FROM app.more; COMMENT ON VIEW app.v IS 'v'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(lastval_currval(&app).await, Ok((3, 3)), "in a transaction");
+    app.batch_execute("COMMIT").await.unwrap();
+    let ids: Vec<i64> = admin
+        .query(
+            "SELECT id FROM clonesync.ddl_queue ORDER BY captured_at, id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(ids.len() >= 6, "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+
+    // An id the transaction would take is taken already: the next is used.
+    admin.batch_execute("BEGIN").await.unwrap();
+    let xid: i64 = admin
+        .query_one("SELECT pg_current_xact_id()::text::bigint", &[])
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .execute(
+            "INSERT INTO clonesync.ddl_queue (id, txid, event, command_tag, role_name, search_path, command_text, commands) \
+             VALUES ($1, '3'::xid8, 'ddl_command_end', 'CREATE TABLE', 'x', '', '', '[]')",
+            &[&(xid * 1_048_576)],
+        )
+        .await
+        .unwrap();
+    admin
+        .batch_execute("CREATE TABLE public.after_a_taken_id (id int); COMMIT")
+        .await
+        .expect("the DDL succeeds");
+    let id: i64 = admin
+        .query_one(
+            "SELECT id FROM clonesync.ddl_queue WHERE command_text LIKE '%after_a_taken_id%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(id, xid * 1_048_576 + 1);
+}
+
+async fn lastval_currval(client: &Client) -> Result<(i64, i64), String> {
+    client
+        .query_one("SELECT lastval(), currval('app.orders_id_seq')", &[])
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .map_err(|e| e.to_string())
+}
+
 /// A migration run by a role that owns its tables, not a superuser, in
 /// one explicit transaction of separately sent statements (as migration
 /// tools send them): every statement is replayed as that role, with its

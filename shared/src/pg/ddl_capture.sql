@@ -591,6 +591,33 @@ SELECT coalesce(frames[2] = pg_catalog.format('SQL statement "SELECT clonesync.%
 $fn$;
 REVOKE ALL ON FUNCTION clonesync.ddl_called_by_capture(text, text) FROM PUBLIC;
 
+-- The next queue id, taken without a sequence: nextval (the identity
+-- column's default too) makes the user's lastval() return the queue's id
+-- afterwards, or fail with "permission denied for sequence" for a role
+-- without rights on it, so the capture would leave a trace in the session.
+-- The id is the transaction's own id (xid8, which only grows) times 2^20,
+-- plus the rows it queued before: unique, and in the order transactions
+-- began, as the sequence's were. A transaction of more than 2^20 captured
+-- commands runs into its successor's range; an id taken is skipped, so
+-- none is ever refused. bigint lasts until xid8 reaches 2^43 (2,048
+-- wraparounds of the 32-bit xid).
+CREATE OR REPLACE FUNCTION clonesync.ddl_next_id() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_id bigint;
+BEGIN
+    SELECT greatest(max(q.id) + 1, (pg_current_xact_id()::text::bigint) * 1048576)
+      INTO v_id
+      FROM clonesync.ddl_queue q
+     WHERE q.txid = pg_current_xact_id();
+    WHILE EXISTS (SELECT 1 FROM clonesync.ddl_queue q WHERE q.id = v_id) LOOP
+        v_id := v_id + 1;
+    END LOOP;
+    RETURN v_id;
+END
+$fn$;
+REVOKE ALL ON FUNCTION clonesync.ddl_next_id() FROM PUBLIC;
+
 -- Records the current event. SECURITY DEFINER so that any role's DDL can
 -- write the queue; it takes nothing from its caller but the role and the
 -- search_path (read by the invoker below), and the event trigger functions
@@ -737,9 +764,10 @@ BEGIN
         SELECT st.statement INTO v_text FROM clonesync.ddl_message_statement st
          WHERE st.pid = pg_catalog.pg_backend_pid() AND st.no = v_no;
     END IF;
-    INSERT INTO clonesync.ddl_queue (event, command_tag, role_name, search_path, command_text,
+    INSERT INTO clonesync.ddl_queue (id, event, command_tag, role_name, search_path, command_text,
                                      statement_count, statement_no, commands)
-    VALUES (p_event, p_tag, p_role, p_search_path, coalesce(v_text, ''), v_count, v_no, v_commands);
+    VALUES (clonesync.ddl_next_id(), p_event, p_tag, p_role, p_search_path, coalesce(v_text, ''),
+            v_count, v_no, v_commands);
 END
 $fn$;
 REVOKE ALL ON FUNCTION clonesync.ddl_record(text, text, text, text) FROM PUBLIC;
@@ -760,8 +788,8 @@ BEGIN
     IF NOT clonesync.ddl_called_by_capture(v_stack, 'ddl_record_failure') THEN
         RAISE EXCEPTION 'clonesync.ddl_record_failure runs only from clonesync''s event trigger' USING ERRCODE = '42501';
     END IF;
-    INSERT INTO clonesync.ddl_queue (event, command_tag, role_name, search_path, command_text, statement_count, commands)
-    VALUES (p_event, p_tag, session_user, '', '', 0,
+    INSERT INTO clonesync.ddl_queue (id, event, command_tag, role_name, search_path, command_text, statement_count, commands)
+    VALUES (clonesync.ddl_next_id(), p_event, p_tag, session_user, '', '', 0,
             jsonb_build_array(jsonb_build_object('object_type', 'capture failure', 'tag', p_tag,
                 'identity', NULL, 'error', left(p_error, 500))));
 END

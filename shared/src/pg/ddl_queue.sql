@@ -41,3 +41,6 @@ ALTER TABLE clonesync.ddl_queue ADD COLUMN IF NOT EXISTS statement_no int;
 -- count them).
 CREATE INDEX IF NOT EXISTS ddl_queue_message ON clonesync.ddl_queue (txid, stmt_ts, command_tag COLLATE "C", event COLLATE "C", statement_no);
 DROP INDEX IF EXISTS clonesync.ddl_queue_txid;
+-- The capture's next id reads the transaction's newest row from this
+-- (clonesync.ddl_next_id), at once however many it queued.
+CREATE INDEX IF NOT EXISTS ddl_queue_txid_id ON clonesync.ddl_queue (txid, id);

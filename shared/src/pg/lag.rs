@@ -95,8 +95,9 @@ pub struct SubscriptionLag {
     pub apply_lag_seconds: Option<f64>,
     /// `pg_stat_subscription_stats.apply_error_count` (PostgreSQL 15+).
     pub apply_error_count: Option<i64>,
-    /// `pg_stat_subscription_stats.sync_error_count` (PostgreSQL 15+):
-    /// errors of table synchronization workers.
+    /// Errors of synchronization workers: `sync_error_count` (15-18), or
+    /// every `sync_*error_count` column the version has (19 renamed it
+    /// `sync_table_error_count` and counts sequences apart), summed.
     pub sync_error_count: Option<i64>,
     /// The conflict counters, by kind without the `confl_` prefix
     /// (`insert_exists`, `update_missing`, `delete_missing`, ...), where
@@ -115,43 +116,79 @@ impl SubscriptionLag {
 // clock: a reading just after the start, or a little clock skew, would be
 // negative; it counts as zero. relid IS NULL and no leader_pid pick the
 // apply worker, not table-sync or (PostgreSQL 16+) parallel apply workers;
-// leader_pid is read through to_jsonb so the query runs on 15 too. The
-// conflict counters are every confl_* column the version has (18 added
-// them, later versions add kinds), read the same way.
-const SUBSCRIPTIONS_SQL: &str = "\
-SELECT s.subname::text, s.subenabled, w.pid, \
-       greatest(0, extract(epoch FROM now() - w.last_msg_receipt_time))::float8, \
-       greatest(0, extract(epoch FROM now() - w.latest_end_time))::float8, \
-       st.apply_error_count, st.sync_error_count, \
+// leader_pid is read through to_jsonb so the query runs on 15 too. Every
+// counter of pg_stat_subscription_stats is read through to_jsonb too, by
+// pattern, never by a column name a later version may rename: the apply
+// errors, the sync errors (19 renamed sync_error_count), and the conflict
+// counters, every confl_* column the version has (18 added them, later
+// versions add kinds).
+/// The counters of a row `st` of `pg_stat_subscription_stats`, whatever
+/// the version names its columns: apply errors, sync errors, then the
+/// conflict kinds and their counts (two arrays). Public so a test can run
+/// it over a row shaped as another version's.
+pub const STATS_COUNTERS_SQL: &str = "\
+       (to_jsonb(st) ->> 'apply_error_count')::bigint, \
+       (SELECT sum(c.value::bigint)::bigint FROM jsonb_each_text(to_jsonb(st)) c \
+             WHERE c.key LIKE 'sync\\_%error\\_count'), \
        ARRAY(SELECT c.key FROM jsonb_each_text(to_jsonb(st)) c \
              WHERE c.key LIKE 'confl\\_%' ORDER BY c.key), \
        ARRAY(SELECT c.value::bigint FROM jsonb_each_text(to_jsonb(st)) c \
-             WHERE c.key LIKE 'confl\\_%' ORDER BY c.key) \
-FROM pg_subscription s \
-JOIN pg_database d ON d.oid = s.subdbid AND d.datname = current_database() \
-LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL \
-     AND to_jsonb(w) ->> 'leader_pid' IS NULL \
-LEFT JOIN pg_stat_subscription_stats st ON st.subid = s.oid \
-WHERE s.subname = ANY($1) ORDER BY 1";
+             WHERE c.key LIKE 'confl\\_%' ORDER BY c.key) ";
+
+static SUBSCRIPTIONS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT s.subname::text, s.subenabled, w.pid, \
+                greatest(0, extract(epoch FROM now() - w.last_msg_receipt_time))::float8, \
+                greatest(0, extract(epoch FROM now() - w.latest_end_time))::float8, \
+                {STATS_COUNTERS_SQL} \
+         FROM pg_subscription s \
+         JOIN pg_database d ON d.oid = s.subdbid AND d.datname = current_database() \
+         LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL \
+              AND to_jsonb(w) ->> 'leader_pid' IS NULL \
+         LEFT JOIN pg_stat_subscription_stats st ON st.subid = s.oid \
+         WHERE s.subname = ANY($1) ORDER BY 1"
+    )
+});
+
+/// The counters [`STATS_COUNTERS_SQL`] reads, from a row of its columns
+/// starting at `first`.
+pub fn stats_counters(row: &tokio_postgres::Row, first: usize) -> StatsCounters {
+    StatsCounters {
+        apply_error_count: row.get(first),
+        sync_error_count: row.get(first + 1),
+        conflicts: conflicts(row.get(first + 2), row.get(first + 3)),
+    }
+}
+
+/// What `pg_stat_subscription_stats` counts for one subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsCounters {
+    pub apply_error_count: Option<i64>,
+    pub sync_error_count: Option<i64>,
+    pub conflicts: Option<BTreeMap<String, i64>>,
+}
 
 /// The named subscriptions that exist on the target (absent ones are
 /// simply not in the result).
 pub async fn subscription_lags(client: &Client, names: &[&str]) -> Result<Vec<SubscriptionLag>> {
     let rows = client
-        .query(SUBSCRIPTIONS_SQL, &[&names])
+        .query(SUBSCRIPTIONS_SQL.as_str(), &[&names])
         .await
         .map_err(|e| classify("read pg_stat_subscription", e))?;
     Ok(rows
         .iter()
-        .map(|row| SubscriptionLag {
-            subscription: row.get(0),
-            enabled: row.get(1),
-            apply_worker_pid: row.get(2),
-            seconds_since_last_message: row.get(3),
-            apply_lag_seconds: row.get(4),
-            apply_error_count: row.get(5),
-            sync_error_count: row.get(6),
-            conflicts: conflicts(row.get(7), row.get(8)),
+        .map(|row| {
+            let counters = stats_counters(row, 5);
+            SubscriptionLag {
+                subscription: row.get(0),
+                enabled: row.get(1),
+                apply_worker_pid: row.get(2),
+                seconds_since_last_message: row.get(3),
+                apply_lag_seconds: row.get(4),
+                apply_error_count: counters.apply_error_count,
+                sync_error_count: counters.sync_error_count,
+                conflicts: counters.conflicts,
+            }
         })
         .collect())
 }

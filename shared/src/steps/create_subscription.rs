@@ -101,3 +101,29 @@ pub async fn run(
         created_now,
     })
 }
+
+/// Whether the pipeline's subscription exists yet on the clone.
+pub async fn exists(clone: &Client, spec: &PipelineSpec) -> Result<bool> {
+    Ok(subscription::subscription_info(clone, spec.subscription.as_str())
+        .await?
+        .is_some())
+}
+
+/// Whether the clone (any database of it: the limits are the server's)
+/// has room for `new_subscriptions` more: `Clone.LimitsTooLow` listing
+/// every shortfall with the clone's own figures otherwise.
+pub async fn check_room(clone: &Client, clone_id: &str, new_subscriptions: i64) -> Result<()> {
+    let facts = server::facts(clone).await?;
+    let failures = crate::steps::checks::subscriber_limits(
+        &facts,
+        crate::steps::checks::Subscriber::Clone,
+        new_subscriptions,
+    );
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(Error::CloneLimits {
+        clone_id: clone_id.to_string(),
+        failures,
+    })
+}

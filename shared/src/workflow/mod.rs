@@ -532,10 +532,7 @@ async fn check_clone_limits(clones: &mut Sessions, state: &State) -> Result<()> 
     let mut any_database = None;
     for triple in state.triples() {
         let target = clones.get(&triple.database).await?;
-        if crate::pg::subscription::subscription_info(target, triple.subscription.as_str())
-            .await?
-            .is_none()
-        {
+        if !steps::create_subscription::exists(target, &triple.spec(&state.pipeline)).await? {
             missing += 1;
         }
         any_database.get_or_insert(triple.database.clone());
@@ -543,16 +540,8 @@ async fn check_clone_limits(clones: &mut Sessions, state: &State) -> Result<()> 
     let Some(database) = any_database.filter(|_| missing > 0) else {
         return Ok(());
     };
-    let facts = crate::pg::server::facts(clones.get(&database).await?).await?;
-    let failures =
-        steps::checks::subscriber_limits(&facts, steps::checks::Subscriber::Clone, missing);
-    if failures.is_empty() {
-        return Ok(());
-    }
-    Err(Error::CloneLimits {
-        clone_id: state.clone_info()?.clone_id.clone(),
-        failures,
-    })
+    let clone_id = state.clone_info()?.clone_id.clone();
+    steps::create_subscription::check_room(clones.get(&database).await?, &clone_id, missing).await
 }
 
 /// Every triple's origin to the one clone LSN, then enabled.
