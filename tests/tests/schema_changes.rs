@@ -735,6 +735,115 @@ async fn a_create_table_as_is_healed_by_the_refresh() {
     runtime.teardown(&state).await.unwrap();
 }
 
+/// A table without a key created after setup under `FOR ALL TABLES`: on
+/// main before, every `UPDATE` and `DELETE` on it failed on the source
+/// ("does not have a replica identity and publishes updates"), as did an
+/// `INSERT ... ON CONFLICT DO UPDATE` on recent minors. Now the capture
+/// gives it REPLICA IDENTITY FULL in the creating transaction, so an
+/// ordinary role's migration and writes succeed under load and the copy
+/// gets the table and every row; a key added later puts DEFAULT back;
+/// nothing of it is pending on the copy; teardown gives DEFAULT back to
+/// the table still FULL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyless_table_made_after_setup_stays_writable_and_reaches_the_copy() {
+    let env = source_env(false).await;
+    let source = env.source_client().await;
+    // The application's role exists before the clone (a role made later
+    // is not on the copy).
+    let password = clonesync_tests::fixture::random_password();
+    source
+        .batch_execute(&format!(
+            "CREATE ROLE app_owner LOGIN PASSWORD {}; GRANT CREATE ON SCHEMA public TO app_owner",
+            clonesync::pg::quote::literal(password.expose())
+        ))
+        .await
+        .unwrap();
+    // Preflight says what happens to such a table.
+    let spec = clonesync::pipeline::PipelineSpec::with_defaults(
+        "keyless",
+        clonesync::pipeline::Scope::AllTables,
+    )
+    .unwrap();
+    let report = env.preflight(&spec).await.unwrap();
+    assert!(
+        report.warnings.iter().any(|w| w
+            .starts_with("a table created later without a primary key gets REPLICA IDENTITY FULL")),
+        "{:?}",
+        report.warnings
+    );
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "keyless", json!({"kind": "all_tables"})).await;
+    let record = record_of(&runtime, "keyless").await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let workload = Workload::start(env.source_endpoint(), 2, 41, Duration::from_millis(5));
+    let app = connect(&Endpoint {
+        user: "app_owner".into(),
+        password: Some(password),
+        ..env.source_endpoint()
+    })
+    .await;
+    app.batch_execute(
+        "CREATE TABLE public.app_log (at int, msg text); \
+         INSERT INTO public.app_log SELECT g, 'm' || g FROM generate_series(1, 50) g; \
+         UPDATE public.app_log SET msg = 'changed' WHERE at <= 10; \
+         DELETE FROM public.app_log WHERE at > 40; \
+         BEGIN; CREATE TABLE public.app_kv (k int UNIQUE, v text); \
+         INSERT INTO public.app_kv VALUES (1, 'a'), (2, 'b'); \
+         INSERT INTO public.app_kv VALUES (1, 'again') ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v; \
+         COMMIT",
+    )
+    .await
+    .expect("a keyless table's writes succeed on the source");
+    let identity = |table: &'static str| {
+        let source = &source;
+        async move {
+            source
+                .query_one(
+                    "SELECT relreplident::text FROM pg_class WHERE oid = $1::text::regclass",
+                    &[&table],
+                )
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    assert_eq!(identity("public.app_log").await, "f");
+    assert_eq!(identity("public.app_kv").await, "f");
+    app.batch_execute("ALTER TABLE public.app_kv ADD PRIMARY KEY (k)")
+        .await
+        .unwrap();
+    assert_eq!(identity("public.app_kv").await, "d", "a key: DEFAULT again");
+
+    let added = refresh_until_synced(&env, &record).await;
+    assert!(added.iter().any(|t| t.contains("app_log")), "{added:?}");
+    app.batch_execute(
+        "UPDATE public.app_log SET msg = 'after the refresh' WHERE at BETWEEN 11 AND 20; \
+         DELETE FROM public.app_log WHERE at > 35; UPDATE public.app_kv SET v = 'z'",
+    )
+    .await
+    .unwrap();
+    workload.wait_for_more(100).await;
+    workload.stop().await;
+    caught_up_equal_and_nothing_pending(&source, &clone, state.pipeline.slot.as_str()).await;
+    let rows: i64 = clone
+        .query_one(
+            "SELECT count(*) FILTER (WHERE msg = 'after the refresh') FROM public.app_log",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 10);
+
+    runtime.teardown(&state).await.unwrap();
+    assert_eq!(capture_objects(&source).await, (false, 0));
+    assert_eq!(
+        identity("public.app_log").await,
+        "d",
+        "teardown gives DEFAULT back"
+    );
+}
+
 /// A table-list scope ignores tables created later, and takes them (and
 /// tables the clone copied but the list left out) when setup runs again
 /// with a longer list: the publication gets them, the refresh copies them

@@ -175,9 +175,24 @@ pub async fn remove(client: &Client) -> Result<bool> {
     }
     // Every function of the schema is ours (it is named for clonesync);
     // they go before the queue table, whose row type one of them takes.
+    // The tables the capture gave REPLICA IDENTITY FULL (no pipeline
+    // publishes them any more) get DEFAULT back, each unless it is locked
+    // (then it keeps FULL, which costs only WAL) or the user changed it.
     let sql = format!(
         "DROP EVENT TRIGGER IF EXISTS {}; DROP EVENT TRIGGER IF EXISTS {}; DROP EVENT TRIGGER IF EXISTS {}; \
-         DO $do$ DECLARE f regprocedure; BEGIN \
+         DO $do$ DECLARE f regprocedure; r record; BEGIN \
+           IF to_regclass('clonesync.ddl_identity_full') IS NOT NULL THEN \
+             FOR r IN SELECT n.nspname, c.relname FROM clonesync.ddl_identity_full i \
+                        JOIN pg_class c ON c.oid = i.relid AND c.relreplident = 'f' \
+                        JOIN pg_namespace n ON n.oid = c.relnamespace \
+                       WHERE n.nspname = i.schema_name AND c.relname = i.table_name LOOP \
+               BEGIN \
+                 EXECUTE format('ALTER TABLE %I.%I REPLICA IDENTITY DEFAULT', r.nspname, r.relname); \
+               EXCEPTION WHEN lock_not_available OR query_canceled THEN \
+                 RAISE WARNING 'clonesync: %.% keeps REPLICA IDENTITY FULL (it was locked)', r.nspname, r.relname; \
+               END; \
+             END LOOP; \
+           END IF; \
            IF to_regclass('clonesync.ddl_queue') IS NOT NULL THEN \
              DROP TRIGGER IF EXISTS clonesync_ddl_apply ON clonesync.ddl_queue; \
            END IF; \
@@ -186,7 +201,7 @@ pub async fn remove(client: &Client) -> Result<bool> {
              EXECUTE format('DROP FUNCTION %s', f); \
            END LOOP; END $do$; \
          DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied, clonesync.ddl_rebuilt, clonesync.ddl_split, clonesync.ddl_queue_watermark, \
-           clonesync.ddl_message, clonesync.ddl_message_statement, clonesync.ddl_message_kind",
+           clonesync.ddl_message, clonesync.ddl_message_statement, clonesync.ddl_message_kind, clonesync.ddl_identity_full",
         EVENT_TRIGGERS[0], EVENT_TRIGGERS[1], GUARD_TRIGGER
     );
     uncaptured(client, "remove schema change capture", &sql).await?;

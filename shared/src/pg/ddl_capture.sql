@@ -591,6 +591,76 @@ SELECT coalesce(frames[2] = pg_catalog.format('SQL statement "SELECT clonesync.%
 $fn$;
 REVOKE ALL ON FUNCTION clonesync.ddl_called_by_capture(text, text) FROM PUBLIC;
 
+-- Tables clonesync gave REPLICA IDENTITY FULL (clonesync.ddl_keep_writable),
+-- so teardown can give them back DEFAULT. Unlogged: not published (the
+-- copy has no such table to apply rows into); after a crash of the source
+-- it is empty and those tables keep FULL, which costs WAL, not writes.
+CREATE UNLOGGED TABLE IF NOT EXISTS clonesync.ddl_identity_full (
+    relid oid PRIMARY KEY,
+    schema_name text NOT NULL,
+    table_name text NOT NULL,
+    set_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+REVOKE ALL ON clonesync.ddl_identity_full FROM PUBLIC;
+
+-- Whether a clonesync publication (its comment carries the pipeline's
+-- mark) publishes updates or deletes of the table: FOR ALL TABLES, its
+-- schema (or an ancestor's, for a partition) in TABLES IN SCHEMA, or it
+-- or an ancestor listed.
+CREATE OR REPLACE FUNCTION clonesync.ddl_published_for_changes(p_relid oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_publication p
+     WHERE (p.pubupdate OR p.pubdelete)
+       AND pg_catalog.starts_with(coalesce(pg_catalog.obj_description(p.oid, 'pg_publication'), ''), 'clonesync pipeline ')
+       AND (p.puballtables
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel pr
+                        WHERE pr.prpubid = p.oid
+                          AND pr.prrelid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(p_relid) a))
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace pn
+                         JOIN pg_catalog.pg_class c ON c.relnamespace = pn.pnnspid
+                        WHERE pn.pnpubid = p.oid
+                          AND c.oid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(p_relid) a))))
+$fn$;
+
+-- Keep the source writable: a table a clonesync publication publishes
+-- with no key to identify its rows (no primary key, no replica identity
+-- index) makes every UPDATE and DELETE on it fail on the source ("does not
+-- have a replica identity and publishes updates"), and an INSERT ... ON
+-- CONFLICT DO UPDATE too on recent minor releases. A migration that
+-- worked without clonesync would fail with it. So a table this command
+-- made or changed into that shape gets REPLICA IDENTITY FULL (the whole
+-- old row identifies it), in the command's own transaction, recorded in
+-- clonesync.ddl_identity_full; one of those that has a primary key again
+-- goes back to DEFAULT. Tables the user set FULL or NOTHING are theirs.
+CREATE OR REPLACE FUNCTION clonesync.ddl_keep_writable() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT c.oid, n.nspname, c.relname, c.relreplident,
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_key,
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS has_identity_index
+               FROM pg_catalog.pg_event_trigger_ddl_commands() d
+               JOIN pg_catalog.pg_class c ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND n.nspname <> 'clonesync'
+    LOOP
+        IF ((r.relreplident = 'd' AND NOT r.has_key) OR (r.relreplident = 'i' AND NOT r.has_identity_index))
+           AND clonesync.ddl_published_for_changes(r.oid) THEN
+            EXECUTE pg_catalog.format('ALTER TABLE %I.%I REPLICA IDENTITY FULL', r.nspname, r.relname);
+            INSERT INTO clonesync.ddl_identity_full (relid, schema_name, table_name)
+            VALUES (r.oid, r.nspname, r.relname)
+            ON CONFLICT (relid) DO UPDATE SET schema_name = EXCLUDED.schema_name, table_name = EXCLUDED.table_name;
+        ELSIF r.relreplident = 'f' AND r.has_key
+              AND EXISTS (SELECT 1 FROM clonesync.ddl_identity_full f WHERE f.relid = r.oid) THEN
+            EXECUTE pg_catalog.format('ALTER TABLE %I.%I REPLICA IDENTITY DEFAULT', r.nspname, r.relname);
+            DELETE FROM clonesync.ddl_identity_full f WHERE f.relid = r.oid;
+        END IF;
+    END LOOP;
+END
+$fn$;
+
 -- The next queue id, taken without a sequence: nextval (the identity
 -- column's default too) makes the user's lastval() return the queue's id
 -- afterwards, or fail with "permission denied for sequence" for a role
@@ -650,6 +720,22 @@ BEGIN
     GET DIAGNOSTICS v_stack = PG_CONTEXT;
     IF NOT clonesync.ddl_called_by_capture(v_stack, 'ddl_record') THEN
         RAISE EXCEPTION 'clonesync.ddl_record runs only from clonesync''s event trigger' USING ERRCODE = '42501';
+    END IF;
+    -- The guard's own ALTER TABLE ... REPLICA IDENTITY is nobody's change
+    -- to the copy (a subscriber needs no identity of its own for a table
+    -- the source publishes with FULL): not queued. Only the guard's
+    -- EXECUTE puts this frame on the stack.
+    IF pg_catalog.strpos(v_stack, E'\nPL/pgSQL function clonesync.ddl_keep_writable() line ') > 0 THEN
+        RETURN;
+    END IF;
+    IF p_event = 'ddl_command_end' THEN
+        -- Never at the cost of the user's command.
+        BEGIN
+            PERFORM clonesync.ddl_keep_writable();
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'clonesync could not give a keyless published table REPLICA IDENTITY FULL: %', SQLERRM
+                USING HINT = 'UPDATE and DELETE on it fail while a clonesync publication publishes it; give it a primary key or REPLICA IDENTITY FULL';
+        END;
     END IF;
     IF p_event = 'sql_drop' THEN
         -- Only whole objects dropped by a DROP command: a column or a

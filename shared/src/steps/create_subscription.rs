@@ -104,9 +104,11 @@ pub async fn run(
 
 /// Whether the pipeline's subscription exists yet on the clone.
 pub async fn exists(clone: &Client, spec: &PipelineSpec) -> Result<bool> {
-    Ok(subscription::subscription_info(clone, spec.subscription.as_str())
-        .await?
-        .is_some())
+    Ok(
+        subscription::subscription_info(clone, spec.subscription.as_str())
+            .await?
+            .is_some(),
+    )
 }
 
 /// Whether the clone (any database of it: the limits are the server's)

@@ -421,6 +421,21 @@ pub async fn run_triples<P: ControlPlane>(
         tables_in_scope += in_scope;
     }
 
+    // Tables created later are published too (FOR ALL TABLES, TABLES IN
+    // SCHEMA): one without a key would make its UPDATEs and DELETEs fail
+    // on the source, unless the capture gives it an identity.
+    if !matches!(pipeline.scope, Scope::Tables { .. }) {
+        warnings.push(if pipeline.schema_changes {
+            "a table created later without a primary key gets REPLICA IDENTITY FULL from the capture, in the creating \
+             transaction, so UPDATE and DELETE on it keep working on the source; teardown gives it DEFAULT back"
+                .to_string()
+        } else {
+            "schema changes are off: a table created later without a primary key makes UPDATE and DELETE on it fail \
+             on the source while the publication covers it; give new tables a key, or turn schema changes on"
+                .to_string()
+        });
+    }
+
     for failure in plane.preflight().await? {
         failures.push(failure);
     }
