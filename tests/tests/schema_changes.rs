@@ -844,6 +844,100 @@ async fn a_keyless_table_made_after_setup_stays_writable_and_reaches_the_copy() 
     );
 }
 
+/// A role made on the source after the clone (roles are not replicated)
+/// creates a table and writes to it, while a load writes to the other
+/// tables. On main before, the table could not be made on the copy ("role
+/// ... does not exist"), its rows then stopped apply for every table, and
+/// no refresh could make it. Now the copy gets the role (NOLOGIN, no
+/// rights) and the table, owned by it; apply never stops; every table is
+/// equal; the one pending change names the role and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_of_a_role_made_after_the_clone_reaches_the_copy_and_apply_never_stops() {
+    let env = source_env(false).await;
+    let source = env.source_client().await;
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "lateroles", json!({"kind": "all_tables"})).await;
+    let record = record_of(&runtime, "lateroles").await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let workload = Workload::start(env.source_endpoint(), 2, 43, Duration::from_millis(5));
+    workload.wait_for_more(50).await;
+    let password = clonesync_tests::fixture::random_password();
+    source
+        .batch_execute(&format!(
+            "CREATE ROLE late_owner LOGIN PASSWORD {}; GRANT CREATE ON SCHEMA public TO late_owner",
+            clonesync::pg::quote::literal(password.expose())
+        ))
+        .await
+        .unwrap();
+    let late = connect(&Endpoint {
+        user: "late_owner".into(),
+        password: Some(password),
+        ..env.source_endpoint()
+    })
+    .await;
+    late.batch_execute(
+        "CREATE TABLE public.late_orders (id int PRIMARY KEY, note text); \
+         INSERT INTO public.late_orders SELECT g, 'n' || g FROM generate_series(1, 100) g",
+    )
+    .await
+    .unwrap();
+    refresh_until_synced(&env, &record).await;
+    late.batch_execute(
+        "UPDATE public.late_orders SET note = 'later' WHERE id <= 10; DELETE FROM public.late_orders WHERE id > 90",
+    )
+    .await
+    .unwrap();
+    workload.wait_for_more(100).await;
+    workload.stop().await;
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+    assert_equal_by_content(&source, &clone).await;
+    let (owner, login): (String, bool) = {
+        let row = clone
+            .query_one(
+                "SELECT c.relowner::regrole::text, r.rolcanlogin FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner \
+                 WHERE c.oid = 'public.late_orders'::regclass",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((owner.as_str(), login), ("late_owner", false));
+    let errors: i64 = clone
+        .query_one(
+            "SELECT coalesce(sum((to_jsonb(s) ->> 'apply_error_count')::bigint), 0)::bigint FROM pg_stat_subscription_stats s",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(errors, 0, "apply never stopped");
+    // Pending: the grant, replayed before the role was there, and the
+    // table, made with a role the copy did not have.
+    let summary = ddl::applied_summary(&clone).await.unwrap();
+    let pending: Vec<(&str, &str)> = summary
+        .pending
+        .iter()
+        .map(|p| (p.command_tag.as_str(), p.detail.as_str()))
+        .collect();
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    assert!(
+        pending[0].0 == "GRANT" && pending[0].1.contains("role \"late_owner\" does not exist"),
+        "{pending:?}"
+    );
+    assert!(
+        pending[1].0 == "CREATE TABLE"
+            && pending[1]
+                .1
+                .contains("role late_owner did not exist on the copy")
+            && pending[1]
+                .1
+                .contains("granted late_owner USAGE and CREATE on schema public"),
+        "{pending:?}"
+    );
+    runtime.teardown(&state).await.unwrap();
+}
+
 /// A table-list scope ignores tables created later, and takes them (and
 /// tables the clone copied but the list left out) when setup runs again
 /// with a longer list: the publication gets them, the refresh copies them

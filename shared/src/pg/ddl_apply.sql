@@ -104,7 +104,9 @@ $fn$;
 -- the apply's own transaction, which no other session sees. A function
 -- the role kept would be its to ALTER (SECURITY INVOKER, another body),
 -- and the next replay would run the role's code as the apply's superuser.
--- A role the apply may not hand a function to fails here: pending.
+-- A role the apply may not hand a function to fails here: pending. A
+-- statement that waits for a lock longer than 30 s fails too (pending),
+-- rather than hold the whole stream behind a session of the copy.
 CREATE OR REPLACE FUNCTION clonesync.ddl_execute(p_statement text, p_role text, p_search_path text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
 DECLARE
@@ -113,7 +115,7 @@ DECLARE
     v_name text := 'ddl_exec_' || pg_catalog.md5(p_role || pg_catalog.clock_timestamp()::text || pg_catalog.random()::text);
 BEGIN
     EXECUTE pg_catalog.format($f$CREATE FUNCTION clonesync.%I(p_statement text, p_search_path text) RETURNS void
-        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '30s' AS $b$
         BEGIN PERFORM pg_catalog.set_config('search_path', p_search_path, true); EXECUTE p_statement; END $b$$f$, v_name);
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION clonesync.%I(text, text) FROM PUBLIC', v_name);
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION clonesync.%I(text, text) TO %I', v_name, current_user);
@@ -136,6 +138,47 @@ BEGIN
 END
 $do$;
 
+-- Roles are global, not replicated: one made on the source after the
+-- clone is missing here, and nothing it runs could be replayed as it. It
+-- is made here NOLOGIN, with no attribute or membership, and marked by its
+-- comment; returns the problem to report (pending), or nothing when the
+-- role exists.
+CREATE OR REPLACE FUNCTION clonesync.ddl_ensure_role(p_role text) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = p_role) THEN
+        RETURN '{}';
+    END IF;
+    EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', p_role);
+    EXECUTE pg_catalog.format('COMMENT ON ROLE %I IS %L', p_role,
+        'clonesync: made on this copy, NOLOGIN, because the source made it after the clone');
+    RETURN ARRAY[pg_catalog.format('!role %s did not exist on the copy (made on the source after the clone; roles are not replicated): created here NOLOGIN; create it as on the source (attributes, memberships, grants)', p_role)];
+END
+$fn$;
+
+-- A role ddl_ensure_role made has none of the source's grants, but the
+-- source shows it may use and create in the schema of a table it made or
+-- changes there: that one right is mirrored (USAGE, CREATE on that schema)
+-- so its command runs as itself, not as the apply. Nothing for any other
+-- role. Returns what it granted.
+CREATE OR REPLACE FUNCTION clonesync.ddl_mirror_schema_rights(p_role text, p_identity text) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_schema text := (pg_catalog.parse_ident(p_identity))[1];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE r.rolname = p_role AND NOT r.rolcanlogin
+                      AND pg_catalog.shobj_description(r.oid, 'pg_authid') LIKE 'clonesync: made on this copy%')
+       -- (Two calls: with a list, has_schema_privilege answers for any.)
+       OR (pg_catalog.has_schema_privilege(p_role, v_schema, 'USAGE')
+           AND pg_catalog.has_schema_privilege(p_role, v_schema, 'CREATE')) THEN
+        RETURN '{}';
+    END IF;
+    EXECUTE pg_catalog.format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', v_schema, p_role);
+    RETURN ARRAY[pg_catalog.format('!granted %s USAGE and CREATE on schema %s, as its command on the source shows it has', p_role, v_schema)];
+END
+$fn$;
+
 -- Bring one table to the definition the source had at the end of the
 -- command: create it, or add, rename, retype and drop columns and
 -- constraints until they match. Returns what it did; an entry starting
@@ -155,22 +198,28 @@ DECLARE
     v_expr text;
     v_partition boolean := p_def ->> 'parent' IS NOT NULL AND p_def ->> 'bound' IS NOT NULL;
     v_path text := 'pg_catalog, pg_temp';
+    v_create text;
 BEGIN
+    -- A role made on the source after the clone is made here, with the
+    -- schema right the source shows it has.
+    IF v_rel IS NULL THEN
+        v_done := v_done || clonesync.ddl_ensure_role(p_role);
+    END IF;
+    v_done := v_done || clonesync.ddl_mirror_schema_rights(p_role, p_identity);
     IF v_rel IS NULL THEN
         IF v_partition THEN
-            PERFORM clonesync.ddl_execute(format('CREATE TABLE %s PARTITION OF %s %s%s', p_identity, p_def ->> 'parent',
-                p_def ->> 'bound', CASE WHEN p_def ->> 'partkey' IS NOT NULL THEN ' PARTITION BY ' || (p_def ->> 'partkey') ELSE '' END),
-                p_role, v_path);
+            v_create := format('CREATE TABLE %s PARTITION OF %s %s%s', p_identity, p_def ->> 'parent',
+                p_def ->> 'bound', CASE WHEN p_def ->> 'partkey' IS NOT NULL THEN ' PARTITION BY ' || (p_def ->> 'partkey') ELSE '' END);
         ELSE
             -- An inheritance child lists only its own columns.
             SELECT string_agg(clonesync.ddl_column_clause(x), ', ' ORDER BY (x ->> 'attnum')::int)
               INTO v_cols FROM jsonb_array_elements(p_def -> 'columns') x
              WHERE p_def ->> 'parent' IS NULL OR (x ->> 'local')::boolean;
-            PERFORM clonesync.ddl_execute(format('CREATE TABLE %s (%s)%s%s', p_identity, coalesce(v_cols, ''),
+            v_create := format('CREATE TABLE %s (%s)%s%s', p_identity, coalesce(v_cols, ''),
                 CASE WHEN p_def ->> 'parent' IS NOT NULL THEN format(' INHERITS (%s)', p_def ->> 'parent') ELSE '' END,
-                CASE WHEN p_def ->> 'partkey' IS NOT NULL THEN ' PARTITION BY ' || (p_def ->> 'partkey') ELSE '' END),
-                p_role, v_path);
+                CASE WHEN p_def ->> 'partkey' IS NOT NULL THEN ' PARTITION BY ' || (p_def ->> 'partkey') ELSE '' END);
         END IF;
+        PERFORM clonesync.ddl_execute(v_create, p_role, v_path);
         v_rel := to_regclass(p_identity);
         v_done := v_done || 'created'::text;
     END IF;
@@ -555,6 +604,23 @@ BEGIN
                         WHERE txid = q.txid AND stmt_ts = q.stmt_ts AND statement_no = q.statement_no) THEN
         v_statement_no := q.statement_no;
     END IF;
+    -- A role made after the clone: made here (NOLOGIN, no rights) before
+    -- anything is run as it, and reported.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = q.role_name) THEN
+        BEGIN
+            v_problems := v_problems || ARRAY(SELECT substr(x, 2) FROM unnest(clonesync.ddl_ensure_role(q.role_name)) x);
+        EXCEPTION WHEN OTHERS THEN
+            v_problems := v_problems || format('role %s does not exist on the copy and could not be made: %s', q.role_name, SQLERRM);
+        END;
+    END IF;
+    BEGIN
+        v_notes := v_notes || ARRAY(
+            SELECT substr(g, 2) FROM jsonb_array_elements(v_commands) x,
+                   unnest(clonesync.ddl_mirror_schema_rights(q.role_name, clonesync.ddl_table_identity(x))) g
+             WHERE clonesync.ddl_table_identity(x) IS NOT NULL);
+    EXCEPTION WHEN OTHERS THEN
+        v_problems := v_problems || format('could not give role %s its schema rights: %s', q.role_name, SQLERRM);
+    END;
     IF v_statement_no IS NOT NULL THEN
         v_statement := q.command_text;
         -- Not in a transaction block, so the equivalent form that is.
