@@ -715,6 +715,15 @@ pub async fn verify(args: VerifyArgs) -> Result<bool> {
         clonesync::workflow::verify::verify_pipeline(&plane, &registered(&record, &info), &request)
             .await?;
     show::verdicts(&verdicts, started.elapsed());
+    let unlogged =
+        clonesync::workflow::verify::not_replicated_pipeline(&plane, &registered(&record, &info))
+            .await?;
+    if !unlogged.is_empty() {
+        say!(
+            "  NOT VERIFIED, not replicated (unlogged; PostgreSQL does not replicate them): {}",
+            unlogged.join(", ")
+        );
+    }
     Ok(verdicts
         .iter()
         .all(|v| v.verdict == clonesync::steps::verify_table::Verdict::Equal))

@@ -170,6 +170,22 @@ pub fn report(report: &MonitorReport) {
                 queue.pruned
             );
         }
+        if let Some(tables) = t.tables_not_replicated.as_ref().filter(|l| !l.is_empty()) {
+            say!(
+                "  NOT REPLICATED (unlogged; PostgreSQL does not replicate them, they stay empty on the copy): {}",
+                tables.join(", ")
+            );
+        }
+        if let Some(in_flight) = &t.schema_changes_in_flight {
+            say!(
+                "  schema changes captured on the source, not yet on the copy: {}{}",
+                in_flight.commands,
+                in_flight
+                    .oldest_seconds
+                    .map(|s| format!(" (the oldest captured {s:.0} s ago)"))
+                    .unwrap_or_default()
+            );
+        }
         if let Some((sequence, headroom)) = &t.smallest_sequence_headroom {
             say!(
                 "  sequences: smallest headroom {headroom} increment(s), {sequence}{}",

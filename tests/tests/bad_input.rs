@@ -461,11 +461,13 @@ async fn a_clone_that_cannot_reach_its_target_fails_and_leaves_nothing() {
 }
 
 /// Preflight names, before any slot exists, a login that is not a
-/// superuser, an unlogged table in scope, a busy clone port, and (through
+/// superuser, a busy clone port (an unlogged table in scope is only a
+/// warning: PostgreSQL does not replicate it), and (through
 /// the state machine's own preflight task) too few slots for the local
 /// clone's base backup besides the pipeline's slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn preflight_names_privileges_unlogged_tables_a_busy_port_and_the_clones_slots() {
+async fn preflight_names_privileges_a_busy_port_and_the_clones_slots_and_only_warns_of_unlogged_tables(
+) {
     let env = TestEnv::start_with_setting("max_replication_slots", "2").await;
     let source = env.source_client().await;
     create_schema(&source).await;
@@ -484,10 +486,11 @@ async fn preflight_names_privileges_unlogged_tables_a_busy_port_and_the_clones_s
         .await
         .unwrap_err();
     let checks = failed_checks(&error);
-    for expected in ["unlogged_tables", "clone_port"] {
-        assert!(checks.contains(&expected.to_string()), "{checks:?}");
-    }
-    assert!(error.to_string().contains("public.scratch"), "{error}");
+    assert!(checks.contains(&"clone_port".to_string()), "{checks:?}");
+    assert!(
+        !checks.contains(&"unlogged_tables".to_string()),
+        "{checks:?}"
+    );
 
     let plain = clonesync_local::LocalControlPlane::new(
         clonesync::pg::Endpoint {

@@ -662,3 +662,67 @@ async fn subscription_counters_are_read_whatever_the_version_names_them() {
         assert_eq!(counters.conflicts, confl, "{shape}");
     }
 }
+
+/// What has not arrived is said: schema changes the source captured and
+/// the copy has not received (here behind a disabled subscription) are
+/// counted with the age of the oldest, in the report and as EMF, until
+/// they arrive; none before, none after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schema_changes_captured_but_not_arrived_are_counted_until_they_arrive() {
+    let env = TestEnv::start().await;
+    let source = env.source_client().await;
+    create_schema(&source).await;
+    let runtime = LocalRuntime::start(env.plane.clone(), &env.root_path.join("cloud"))
+        .await
+        .unwrap();
+    let input = runtime.request("fly", json!({"kind": "all_tables"}), DB, Waits::default());
+    let outcome = runtime.run("fly", &input, &mut |_| {}).await.unwrap();
+    assert!(outcome.succeeded(), "{:?}", outcome.cause);
+    let state = outcome.state().unwrap();
+    let in_flight = |report: &MonitorReport| {
+        report
+            .targets
+            .iter()
+            .find_map(|t| t.schema_changes_in_flight)
+            .expect("a reading of the queues")
+    };
+    let (report, _) = read(&runtime).await;
+    assert_eq!(in_flight(&report).commands, 0, "{report:?}");
+
+    let target = connect(
+        &runtime
+            .cloud
+            .control_plane()
+            .clone_login(state.clone_info().unwrap()),
+    )
+    .await;
+    target
+        .batch_execute("ALTER SUBSCRIPTION clonesync_fly DISABLE")
+        .await
+        .unwrap();
+    for ddl in [
+        "CREATE TABLE public.flying (id int PRIMARY KEY)",
+        "ALTER TABLE public.flying ADD COLUMN x int",
+        "CREATE INDEX flying_x ON public.flying (x)",
+    ] {
+        source.batch_execute(ddl).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (report, docs) = read(&runtime).await;
+    let flying = in_flight(&report);
+    assert_eq!(flying.commands, 3, "{report:?}");
+    assert!(flying.oldest_seconds.unwrap() >= 1.0, "{flying:?}");
+    let pipeline = find(&docs, &[("Pipeline", "fly")], "SchemaChangesInFlight");
+    assert_eq!(number(pipeline, "SchemaChangesInFlight"), 3.0);
+    assert!(number(pipeline, "OldestSchemaChangeInFlightSeconds") >= 1.0);
+
+    target
+        .batch_execute("ALTER SUBSCRIPTION clonesync_fly ENABLE")
+        .await
+        .unwrap();
+    wait_for(&runtime, "the changes to arrive", |r| {
+        in_flight(r).commands == 0
+    })
+    .await;
+    runtime.teardown(&state).await.unwrap();
+}

@@ -938,6 +938,103 @@ async fn a_table_of_a_role_made_after_the_clone_reaches_the_copy_and_apply_never
     runtime.teardown(&state).await.unwrap();
 }
 
+/// An unlogged table in scope: PostgreSQL does not replicate it, so it is
+/// a warning at preflight (before, `Preflight.Failed [unlogged_tables]`
+/// refused the database), the setup goes through, and the monitor (so
+/// `status`) and `verify` name it as not replicated. `SET LOGGED` under
+/// load makes it replicated: the next refresh copies it whole and it is
+/// equal; `SET UNLOGGED` makes it named again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unlogged_table_is_named_not_replicated_and_set_logged_it_is_copied() {
+    let env = source_env(false).await;
+    let source = env.source_client().await;
+    source
+        .batch_execute(
+            "CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY, v text); \
+             INSERT INTO public.scratch SELECT g, 'before' FROM generate_series(1, 200) g",
+        )
+        .await
+        .unwrap();
+    let spec = clonesync::pipeline::PipelineSpec::with_defaults(
+        "unlogged",
+        clonesync::pipeline::Scope::AllTables,
+    )
+    .unwrap();
+    let report = env
+        .preflight(&spec)
+        .await
+        .expect("a warning, not a failure");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("not replicated") && w.contains("public.scratch")),
+        "{:?}",
+        report.warnings
+    );
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "unlogged", json!({"kind": "all_tables"})).await;
+    let record = record_of(&runtime, "unlogged").await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let named = |report: &clonesync::monitor::MonitorReport| {
+        report
+            .targets
+            .iter()
+            .find_map(|t| t.tables_not_replicated.clone())
+            .expect("a reading")
+    };
+    let registered = PipelineRecord {
+        clone_info: state.clone_info().ok().cloned(),
+        ..record.clone()
+    };
+    let report =
+        clonesync::monitor::check(&*runtime.cloud, std::slice::from_ref(&registered)).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(named(&report), ["public.scratch"]);
+    assert_eq!(
+        clonesync::workflow::verify::not_replicated_pipeline(&env.plane, &registered)
+            .await
+            .unwrap(),
+        [format!("{DB}: public.scratch")]
+    );
+
+    let workload = Workload::start(env.source_endpoint(), 2, 47, Duration::from_millis(5));
+    source
+        .batch_execute(
+            "ALTER TABLE public.scratch SET LOGGED; \
+             INSERT INTO public.scratch SELECT g, 'after' FROM generate_series(201, 300) g",
+        )
+        .await
+        .unwrap();
+    let added = refresh_until_synced(&env, &record).await;
+    assert!(added.iter().any(|t| t.contains("scratch")), "{added:?}");
+    source
+        .batch_execute("UPDATE public.scratch SET v = 'streamed' WHERE id <= 50")
+        .await
+        .unwrap();
+    workload.wait_for_more(100).await;
+    workload.stop().await;
+    caught_up_equal_and_nothing_pending(&source, &clone, state.pipeline.slot.as_str()).await;
+    let rows: i64 = clone
+        .query_one("SELECT count(*) FROM public.scratch", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 300);
+    let report =
+        clonesync::monitor::check(&*runtime.cloud, std::slice::from_ref(&registered)).await;
+    assert!(named(&report).is_empty(), "{:?}", named(&report));
+
+    source
+        .batch_execute("ALTER TABLE public.scratch SET UNLOGGED")
+        .await
+        .unwrap();
+    let report =
+        clonesync::monitor::check(&*runtime.cloud, std::slice::from_ref(&registered)).await;
+    assert_eq!(named(&report), ["public.scratch"]);
+    runtime.teardown(&state).await.unwrap();
+}
+
 /// A table-list scope ignores tables created later, and takes them (and
 /// tables the clone copied but the list left out) when setup runs again
 /// with a longer list: the publication gets them, the refresh copies them
@@ -1048,6 +1145,21 @@ async fn the_statement_splitter_tag_matcher_and_scope_filter() {
         ),
         ("SELECT 1 --c\r; SELECT 2", 2),
         ("", 0),
+        // A ';' inside parentheses (a rule's action list) or a BEGIN
+        // ATOMIC body, where CASE ... END does not close the body.
+        (
+            "CREATE RULE r AS ON UPDATE TO t DO INSTEAD (DELETE FROM t WHERE a = 1; INSERT INTO t VALUES (2)); SELECT 1",
+            2,
+        ),
+        (
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END; SELECT 3",
+            2,
+        ),
+        (
+            "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END; CREATE TABLE x (a int)",
+            2,
+        ),
+        ("BEGIN; CREATE TABLE y (a int); END", 3),
     ];
     for (text, expected) in cases {
         let n: i32 = client

@@ -207,6 +207,28 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
             }),
             target.and_then(|t| {
                 metric(
+                    "TablesNotReplicated",
+                    Unit::Count,
+                    t.tables_not_replicated.as_ref().map(|l| l.len() as f64),
+                )
+            }),
+            target.and_then(|t| {
+                metric(
+                    "SchemaChangesInFlight",
+                    Unit::Count,
+                    t.schema_changes_in_flight.map(|f| f.commands as f64),
+                )
+            }),
+            target.and_then(|t| {
+                metric(
+                    "OldestSchemaChangeInFlightSeconds",
+                    Unit::Seconds,
+                    t.schema_changes_in_flight
+                        .map(|f| f.oldest_seconds.unwrap_or(0.0)),
+                )
+            }),
+            target.and_then(|t| {
+                metric(
                     "SchemaChangeQueueRows",
                     Unit::Count,
                     t.source_queue.map(|q| q.rows as f64),
@@ -514,6 +536,8 @@ mod tests {
             paused: false,
             schema_changes_pending: (subscription == "a").then_some(3),
             smallest_sequence_headroom: (subscription == "a").then(|| ("public.s".to_string(), 42)),
+            schema_changes_in_flight: None,
+            tables_not_replicated: None,
             source_queue: Some(crate::pg::ddl::QueueSize {
                 pruned: 1,
                 rows: 5,

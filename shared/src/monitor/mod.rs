@@ -130,6 +130,15 @@ pub struct TargetReading {
     /// database has no queue.
     #[serde(default)]
     pub source_queue: Option<crate::pg::ddl::QueueSize>,
+    /// Schema changes the source captured that the copy has not received
+    /// (in the stream, or behind a stopped apply); on the first
+    /// subscription of each database, like the pending count.
+    #[serde(default)]
+    pub schema_changes_in_flight: Option<crate::pg::ddl::InFlight>,
+    /// Tables in scope PostgreSQL does not replicate (unlogged), as
+    /// `schema.name`; on the first subscription of each database.
+    #[serde(default)]
+    pub tables_not_replicated: Option<Vec<String>>,
 }
 
 impl TargetReading {
@@ -169,6 +178,24 @@ impl TargetReading {
                 r.smallest_sequence_headroom.clone(),
             ) {
                 (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
+                (a, b) => a.or(b),
+            };
+            all.schema_changes_in_flight =
+                match (all.schema_changes_in_flight, r.schema_changes_in_flight) {
+                    (Some(a), Some(b)) => Some(crate::pg::ddl::InFlight {
+                        commands: a.commands + b.commands,
+                        oldest_seconds: worst(a.oldest_seconds, b.oldest_seconds),
+                    }),
+                    (a, b) => a.or(b),
+                };
+            all.tables_not_replicated = match (
+                all.tables_not_replicated.take(),
+                r.tables_not_replicated.clone(),
+            ) {
+                (Some(mut a), Some(b)) => {
+                    a.extend(b);
+                    Some(a)
+                }
                 (a, b) => a.or(b),
             };
             all.source_queue = match (all.source_queue, r.source_queue) {
@@ -287,6 +314,8 @@ pub async fn read_subscriptions(
                 schema_changes_pending: None,
                 smallest_sequence_headroom: None,
                 source_queue: None,
+                schema_changes_in_flight: None,
+                tables_not_replicated: None,
             }
         })
         .collect())
@@ -397,6 +426,8 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
         let scope = record.database_scope(database)?;
         let headroom = crate::steps::sequences::smallest_headroom(&source, &client, &scope).await?;
         let queue = crate::steps::prune_queue::run(&source).await?;
+        let in_flight = pg::ddl::in_flight(&source, &client).await?;
+        let not_replicated = crate::steps::checks::not_replicated(&source, &scope).await?;
         readings.extend(
             read_subscriptions(&client, &subscriptions)
                 .await?
@@ -407,6 +438,8 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
                     schema_changes_pending: if i == 0 { pending } else { None },
                     smallest_sequence_headroom: if i == 0 { headroom.clone() } else { None },
                     source_queue: if i == 0 { queue } else { None },
+                    schema_changes_in_flight: if i == 0 { in_flight } else { None },
+                    tables_not_replicated: (i == 0).then(|| not_replicated.clone()),
                     ..reading
                 }),
         );

@@ -486,6 +486,63 @@ pub async fn pending_count(client: &Client) -> Result<i64> {
     .await
 }
 
+/// Schema changes the source has captured (committed) that the copy has
+/// not received yet: in the stream, or behind a stopped apply.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub commands: i64,
+    /// Since the oldest of them was captured; `None` when there is none.
+    pub oldest_seconds: Option<f64>,
+}
+
+/// The rows of the source's queue (`source`) that the copy's queue
+/// (`target`) does not have; `None` where either side has no queue. A row
+/// leaves the source only once every slot has confirmed it, so what the
+/// source still has and the copy lacks has not arrived.
+pub async fn in_flight(source: &Client, target: &Client) -> Result<Option<InFlight>> {
+    let op = "compare the schema change queues";
+    let row = source
+        .query_one("SELECT to_regclass('clonesync.ddl_queue') IS NOT NULL", &[])
+        .await
+        .map_err(|e| classify(op, e))?;
+    if !row.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    let row = source
+        .query_one(
+            "SELECT coalesce(array_agg(q.id ORDER BY q.id), '{}'), \
+                    coalesce(array_agg(extract(epoch FROM clock_timestamp() - q.captured_at)::float8 ORDER BY q.id), '{}') \
+             FROM clonesync.ddl_queue q",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    let (ids, ages): (Vec<i64>, Vec<f64>) = (row.get(0), row.get(1));
+    let row = target
+        .query_one("SELECT to_regclass('clonesync.ddl_queue') IS NOT NULL", &[])
+        .await
+        .map_err(|e| classify(op, e))?;
+    if !row.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    let missing: Vec<i64> = target
+        .query_one(
+            "SELECT coalesce(array_agg(x.n - 1), '{}')::bigint[] FROM unnest($1::bigint[]) WITH ORDINALITY x(id, n) \
+             WHERE NOT EXISTS (SELECT 1 FROM clonesync.ddl_queue q WHERE q.id = x.id)",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| classify(op, e))?
+        .get(0);
+    Ok(Some(InFlight {
+        commands: missing.len() as i64,
+        oldest_seconds: missing
+            .iter()
+            .filter_map(|i| ages.get(usize::try_from(*i).ok()?).copied())
+            .reduce(f64::max),
+    }))
+}
+
 /// The capture's queue on one source database after a prune
 /// ([`prune_queue`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -143,6 +143,26 @@ pub async fn unlogged_tables(client: &Client, schemas: Option<&[String]>) -> Res
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Those of the tables `listed` (`schema.name`, unquoted, in `schemas`)
+/// that are unlogged, as [`unlogged_tables`] names them.
+pub async fn unlogged_tables_named(
+    client: &Client,
+    schemas: &[String],
+    listed: &[String],
+) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' \
+               AND n.nspname = ANY($1) AND n.nspname || '.' || c.relname = ANY($2) ORDER BY 1",
+            &[&schemas, &listed],
+        )
+        .await
+        .map_err(|e| classify("read unlogged tables", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// A table in scope that logical replication cannot update or delete in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableIdentity {

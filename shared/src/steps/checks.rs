@@ -9,9 +9,9 @@
 //! the clone itself). Reads only.
 
 use crate::error::{PreflightFailure, Result};
-use crate::pg::server::ServerFacts;
+use crate::pg::server::{self, ServerFacts};
 use crate::pg::slot::{self, SlotInfo};
-use crate::pipeline::{Claim, PipelineSpec};
+use crate::pipeline::{Claim, PipelineSpec, Scope};
 use tokio_postgres::Client;
 
 /// Whether the server can decode logically. `prepare_source` asks too: it
@@ -100,6 +100,33 @@ pub async fn any_slot_left(source: &Client, slots: &[&str]) -> bool {
         }
     }
     false
+}
+
+/// The tables of `scope` PostgreSQL does not replicate: unlogged ones,
+/// whose changes are not in the WAL (`FOR ALL TABLES` and `TABLES IN
+/// SCHEMA` leave them out; a listed one is refused by preflight, and named
+/// here when it was set unlogged later). On the copy they keep what the
+/// clone had, which is nothing: an unlogged table starts empty. As
+/// `schema.name`, quoted where needed.
+pub async fn not_replicated(source: &Client, scope: &Scope) -> Result<Vec<String>> {
+    match scope {
+        Scope::AllTables => server::unlogged_tables(source, None).await,
+        Scope::Schemas { schemas } => {
+            let names: Vec<String> = schemas.iter().map(|s| s.as_str().to_string()).collect();
+            server::unlogged_tables(source, Some(&names)).await
+        }
+        Scope::Tables { tables } => {
+            let names: Vec<String> = tables
+                .iter()
+                .map(|t| t.schema.as_str().to_string())
+                .collect();
+            let listed: Vec<String> = tables
+                .iter()
+                .map(|t| format!("{}.{}", t.schema.as_str(), t.name.as_str()))
+                .collect();
+            Ok(server::unlogged_tables_named(source, &names, &listed).await?)
+        }
+    }
 }
 
 /// Whose settings a subscriber check read, which says where to raise them.

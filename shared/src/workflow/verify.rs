@@ -594,6 +594,27 @@ pub async fn verify_pipeline<P: ControlPlane>(
     Ok(verdicts)
 }
 
+/// The tables in the pipeline's scope a verification cannot cover because
+/// PostgreSQL does not replicate them (unlogged), as `database: table`.
+pub async fn not_replicated_pipeline<P: ControlPlane>(
+    plane: &P,
+    record: &PipelineRecord,
+) -> Result<Vec<String>> {
+    let mut sources = Sessions::source(plane).await?;
+    let mut named = Vec::new();
+    for database in crate::pipeline::triples::databases_of(&record.triples()) {
+        let scope = record.database_scope(database)?;
+        let source = sources.get(database).await?;
+        named.extend(
+            crate::steps::checks::not_replicated(source, &scope)
+                .await?
+                .into_iter()
+                .map(|table| format!("{database}: {table}")),
+        );
+    }
+    Ok(named)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
