@@ -627,7 +627,14 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         info.port
     );
     let registered = registered(&record, info);
-    let refreshed = schema::refresh_pipeline(&plane, &registered).await;
+    // A refresh that fails still leaves the pending changes to tell.
+    let refreshed = match schema::refresh_pipeline(&plane, &registered).await {
+        Ok(refreshed) => Ok(refreshed),
+        Err(e) => Err((
+            schema::schema_changes_pipeline(&plane, &registered).await,
+            e,
+        )),
+    };
     let cloud = LocalCloud::offline(plane, &dir.work_dir.join("cloud"));
     if record.record.phase == Phase::SwitchedOver {
         say!("  SWITCHED OVER (clonesync local switchover): the clone is a standalone database; do not resume");
@@ -644,7 +651,18 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
     }
     let triples = state.triples();
     let all_ours = show_ownership(&claims, &url).await?;
-    let refreshed = refreshed?;
+    let refreshed = match refreshed {
+        Ok(refreshed) => refreshed,
+        Err((schema_changes, e)) => {
+            say!("  the refresh failed ({}): {e}", e.name());
+            schema::PipelineRefresh {
+                pipeline: state.pipeline.id.to_string(),
+                schema_changes: schema_changes?,
+                error: Some((e.name().to_string(), e.to_string())),
+                ..schema::PipelineRefresh::default()
+            }
+        }
+    };
     show::refresh(&refreshed);
     // Healthy only when every triple is: each slot active, each
     // subscription's worker applying.
@@ -660,6 +678,7 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         && owned.len() == triples.len()
         && owned.iter().all(|(_, s)| s.active)
         && monitor::TargetReading::combined(&mine).is_some_and(|t| t.apply_worker)
+        && refreshed.error.is_none()
         && refreshed.pending() == 0)
 }
 

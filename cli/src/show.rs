@@ -294,6 +294,9 @@ pub fn refresh(report: &clonesync::workflow::schema::PipelineRefresh) {
                 t.missing_on_target.join(", ")
             );
         }
+        for (table, why) in &t.not_created {
+            say!("    {table} could not be made from the source's definition: {why}");
+        }
     }
     for (database, summary) in &report.schema_changes {
         say!(

@@ -935,6 +935,12 @@ async fn a_table_of_a_role_made_after_the_clone_reaches_the_copy_and_apply_never
                 .contains("granted late_owner USAGE and CREATE on schema public"),
         "{pending:?}"
     );
+    // The same, read without a refresh (what `status` shows when its
+    // refresh fails).
+    let alone = schema::schema_changes_pipeline(&env.plane, &record)
+        .await
+        .unwrap();
+    assert_eq!(alone, vec![(DB.to_string(), summary.clone())]);
     runtime.teardown(&state).await.unwrap();
 }
 
@@ -1032,6 +1038,51 @@ async fn an_unlogged_table_is_named_not_replicated_and_set_logged_it_is_copied()
     let report =
         clonesync::monitor::check(&*runtime.cloud, std::slice::from_ref(&registered)).await;
     assert_eq!(named(&report), ["public.scratch"]);
+    runtime.teardown(&state).await.unwrap();
+}
+
+/// The refresh makes each missing table on its own, parents first:
+/// `person` made by `CREATE TABLE AS` (its rows reach the stream before the
+/// command, so apply stops on them until the refresh makes the table) and
+/// `emp INHERITS person` after it. `emp` sorts first and cannot be made
+/// before `person`: on main before, the refresh failed there and made
+/// neither, so apply stayed stopped. Now both are made, copied, and equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_refresh_makes_a_parent_before_a_child_that_sorts_first() {
+    let env = source_env(false).await;
+    let source = env.source_client().await;
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "parents", json!({"kind": "all_tables"})).await;
+    let record = record_of(&runtime, "parents").await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    source
+        .batch_execute(
+            "CREATE TABLE public.person AS SELECT 1 AS id, 'p'::text AS name; \
+             CREATE TABLE public.emp (salary int) INHERITS (public.person); \
+             INSERT INTO public.emp VALUES (2, 'e', 10)",
+        )
+        .await
+        .unwrap();
+    let created = {
+        let report = schema::refresh_pipeline(&env.plane, &record)
+            .await
+            .expect("the refresh goes through");
+        report.triples[0].1.created_on_target.clone()
+    };
+    assert_eq!(
+        created,
+        ["\"public\".\"person\"", "\"public\".\"emp\""],
+        "the parent first, in the second pass the child"
+    );
+    refresh_until_synced(&env, &record).await;
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+    assert_equal_by_content(&source, &clone).await;
+    let rows: i64 = clone
+        .query_one("SELECT count(*) FROM public.person", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2, "person and, through inheritance, emp");
     runtime.teardown(&state).await.unwrap();
 }
 

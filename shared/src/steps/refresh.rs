@@ -16,8 +16,10 @@
 //! the case of `CREATE TABLE AS` and `SELECT INTO`, whose rows reach the
 //! stream before the command that makes the table, so apply stops on them
 //! ("target relation does not exist") until this step has made it
-//! ([`Refreshed::created_on_target`]). What still is missing is reported
-//! ([`Refreshed::missing_on_target`]). A paused (disabled) subscription is
+//! ([`Refreshed::created_on_target`]), each table on its own and parents
+//! before their children, whatever the names' order. What still is
+//! missing is reported ([`Refreshed::missing_on_target`]), with why it
+//! could not be made ([`Refreshed::not_created`]). A paused (disabled) subscription is
 //! not refreshed: PostgreSQL refuses to, and it will be on resume.
 //! A table-list publication never grows by itself: its tables are the ones
 //! the input listed (a setup run again with more tables adds them). A
@@ -50,6 +52,10 @@ pub struct Refreshed {
     pub emptied: Vec<String>,
     /// Published tables the target does not have: not refreshed.
     pub missing_on_target: Vec<String>,
+    /// Of those, the ones that could not be made from the source's
+    /// definition now, each with why (tried again at the next refresh).
+    #[serde(default)]
+    pub not_created: Vec<(String, String)>,
     /// Tables still being copied.
     pub syncing: Vec<String>,
     /// Why nothing was tried (paused).
@@ -87,12 +93,37 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
     }
     let mut present = subscription::existing_tables(target, &new).await?;
     if spec.schema_changes && ddl::apply_installed(target).await? {
-        for table in new.iter().filter(|t| !present.contains(t)) {
-            if let Some(definition) = ddl::source_table_definition(source, table).await? {
-                ddl::create_table_from_definition(target, table, &definition).await?;
-                tracing::info!(pipeline = %spec.id, table = %table, "published table created on the target from the source's definition");
-                refreshed.created_on_target.push(table.to_string());
+        // Each table on its own, whatever order its name gives it: one
+        // that cannot be made (its parent not there yet, a lock, a schema
+        // the copy lacks) is named and the others are made; passes repeat
+        // while one makes progress, so a parent made late lets its
+        // children follow.
+        let mut todo: Vec<&crate::pg::TableName> =
+            new.iter().filter(|t| !present.contains(t)).collect();
+        loop {
+            let mut failed = Vec::new();
+            let before = todo.len();
+            for table in todo {
+                // Dropped on the source since: nothing to make.
+                let Some(definition) = ddl::source_table_definition(source, table).await? else {
+                    continue;
+                };
+                match ddl::create_table_from_definition(target, table, &definition).await {
+                    Ok(()) => {
+                        tracing::info!(pipeline = %spec.id, table = %table, "published table created on the target from the source's definition");
+                        refreshed.created_on_target.push(table.to_string());
+                    }
+                    Err(e) => failed.push((table, e.to_string())),
+                }
             }
+            if failed.is_empty() || failed.len() == before {
+                refreshed.not_created = failed
+                    .into_iter()
+                    .map(|(t, why)| (t.to_string(), why))
+                    .collect();
+                break;
+            }
+            todo = failed.into_iter().map(|(t, _)| t).collect();
         }
         present = subscription::existing_tables(target, &new).await?;
     }

@@ -92,14 +92,35 @@ pub async fn refresh_pipeline<P: ControlPlane>(
             crate::steps::refresh::run(source, target, &triple.spec(&record.pipeline)).await?;
         report.triples.push((triple.database.clone(), done));
     }
-    for database in triples::databases_of(&all) {
+    report.schema_changes = read_schema_changes(&mut clones, record).await?;
+    Ok(report)
+}
+
+/// What each database of the copy did with the schema changes it received
+/// (applied, out of scope, pending): read alone, so a refresh that fails
+/// still lets the pending ones be told.
+pub async fn schema_changes_pipeline<P: ControlPlane>(
+    plane: &P,
+    record: &PipelineRecord,
+) -> Result<Vec<(String, AppliedSummary)>> {
+    let info = registered::clone_info(record, NEEDS_A_COPY)?;
+    let mut clones = Sessions::clone(plane, info).await?;
+    read_schema_changes(&mut clones, record).await
+}
+
+async fn read_schema_changes(
+    clones: &mut Sessions,
+    record: &PipelineRecord,
+) -> Result<Vec<(String, AppliedSummary)>> {
+    let mut out = Vec::new();
+    for database in triples::databases_of(&record.triples()) {
         let target = clones.get(database).await?;
-        report.schema_changes.push((
+        out.push((
             database.to_string(),
             steps::refresh::schema_changes(target).await?,
         ));
     }
-    Ok(report)
+    Ok(out)
 }
 
 /// Compare the shape of every table in scope, per database.
@@ -162,6 +183,10 @@ pub async fn refresh<C: Cloud>(cloud: &C, choice: &PipelineChoice) -> Result<Vec
                 reports.push(PipelineRefresh {
                     pipeline: record.pipeline.id.to_string(),
                     error: error_pair(&e),
+                    // The pending changes, still, where the copy answers.
+                    schema_changes: schema_changes_pipeline(&plane, &record)
+                        .await
+                        .unwrap_or_default(),
                     ..PipelineRefresh::default()
                 });
             }
