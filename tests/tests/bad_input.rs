@@ -98,6 +98,7 @@ async fn injection_attempts_in_names_are_inert() {
         scope: Scope::tables(tables.clone()).unwrap(),
         schema_changes: true,
         setup_mark: String::new(),
+        keyless_full: false,
     };
     let mut source = env.source_client().await;
     env.preflight(&spec).await.unwrap();

@@ -844,6 +844,91 @@ async fn a_keyless_table_made_after_setup_stays_writable_and_reaches_the_copy() 
     );
 }
 
+/// A table without a key that exists at setup: refused by preflight as
+/// before, unless the input lets setup give it REPLICA IDENTITY FULL
+/// (`pipeline.keyless_tables`). Then preflight says so, setup goes
+/// through, UPDATE and DELETE on it work on the source under load, the
+/// copy is equal, and teardown gives it DEFAULT back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyless_table_at_setup_is_given_full_identity_when_the_input_says_so() {
+    let env = source_env(false).await;
+    let source = env.source_client().await;
+    source
+        .batch_execute(
+            "CREATE TABLE public.events_log (at int, what text); \
+             INSERT INTO public.events_log SELECT g, 'e' || g FROM generate_series(1, 100) g",
+        )
+        .await
+        .unwrap();
+    let runtime = runtime(&env).await;
+    let refused = runtime
+        .run(
+            "keyless-refused",
+            &request(
+                "keyless_refused",
+                json!({"kind": "all_tables"}),
+                DB,
+                short_waits(),
+            ),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.error.as_deref(), Some("Preflight.Failed"));
+    let cause = refused.cause.unwrap_or_default();
+    assert!(
+        cause.contains("replica_identity") && cause.contains("pipeline.keyless_tables"),
+        "{cause}"
+    );
+
+    let mut input = request(
+        "keyless_full",
+        json!({"kind": "all_tables"}),
+        DB,
+        short_waits(),
+    );
+    input["pipeline"]["keyless_tables"] = json!("replica_identity_full");
+    let outcome = runtime
+        .run("keyless-full", &input, &mut |_| {})
+        .await
+        .unwrap();
+    assert!(
+        outcome.succeeded(),
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    let state = outcome.state().unwrap();
+    let identity = || {
+        let source = &source;
+        async move {
+            source
+                .query_one(
+                    "SELECT relreplident::text FROM pg_class WHERE oid = 'public.events_log'::regclass",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    assert_eq!(identity().await, "f");
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let workload = Workload::start(env.source_endpoint(), 2, 53, Duration::from_millis(5));
+    source
+        .batch_execute(
+            "UPDATE public.events_log SET what = 'changed' WHERE at <= 20; \
+             DELETE FROM public.events_log WHERE at > 90",
+        )
+        .await
+        .expect("UPDATE and DELETE on a published table without a key");
+    workload.wait_for_more(100).await;
+    workload.stop().await;
+    caught_up_equal_and_nothing_pending(&source, &clone, state.pipeline.slot.as_str()).await;
+    runtime.teardown(&state).await.unwrap();
+    assert_eq!(identity().await, "d", "teardown gives DEFAULT back");
+}
+
 /// A role made on the source after the clone (roles are not replicated)
 /// creates a table and writes to it, while a load writes to the other
 /// tables. On main before, the table could not be made on the copy ("role

@@ -607,3 +607,49 @@ pub async fn queued_commands(client: &Client) -> Result<Vec<(i64, String)>> {
         .map_err(|e| classify("read the schema change queue", e))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// Give each table of `scope` that has no key (neither a primary key nor
+/// a replica identity) REPLICA IDENTITY FULL, and record it in the
+/// capture's `clonesync.ddl_identity_full`, so that removing the capture
+/// gives it DEFAULT back ([`remove`]). The operator's consent is the
+/// pipeline's `keyless_tables`; the capture must be installed. Returns the
+/// tables changed, as `schema.name`; a second call changes none.
+pub async fn give_keyless_full_identity(client: &Client, scope: &Scope) -> Result<Vec<String>> {
+    let identities = match scope {
+        Scope::AllTables => crate::pg::server::table_identities(client, None, None).await?,
+        Scope::Schemas { schemas } => {
+            let names: Vec<String> = schemas.iter().map(|s| s.as_str().to_string()).collect();
+            crate::pg::server::table_identities(client, Some(&names), None).await?
+        }
+        Scope::Tables { tables } => {
+            let pairs: Vec<(String, String)> = tables
+                .iter()
+                .map(|t| (t.schema.as_str().to_string(), t.name.as_str().to_string()))
+                .collect();
+            crate::pg::server::table_identities(client, None, Some(&pairs)).await?
+        }
+    };
+    let op = "give a table without a key REPLICA IDENTITY FULL";
+    let mut changed = Vec::new();
+    for table in identities.iter().filter(|t| !t.is_replicable()) {
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE {}.{} REPLICA IDENTITY FULL",
+                quote::ident(&table.schema),
+                quote::ident(&table.name)
+            ))
+            .await
+            .map_err(|e| classify(op, e))?;
+        client
+            .execute(
+                "INSERT INTO clonesync.ddl_identity_full (relid, schema_name, table_name) \
+                 SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2 ON CONFLICT (relid) DO NOTHING",
+                &[&table.schema, &table.name],
+            )
+            .await
+            .map_err(|e| classify(op, e))?;
+        changed.push(format!("{}.{}", table.schema, table.name));
+    }
+    Ok(changed)
+}

@@ -47,6 +47,12 @@ pub struct PipelineSpec {
     /// marks existed (and for tests' specs).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub setup_mark: String,
+    /// Tables in scope without a key at setup get REPLICA IDENTITY FULL
+    /// (`pipeline.keyless_tables: "replica_identity_full"`, the operator's
+    /// consent), recorded so teardown gives them DEFAULT back; otherwise
+    /// preflight refuses them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keyless_full: bool,
 }
 
 fn schema_changes_default() -> bool {
@@ -67,6 +73,7 @@ impl PipelineSpec {
             scope,
             schema_changes: true,
             setup_mark: String::new(),
+            keyless_full: false,
         })
     }
 

@@ -194,6 +194,12 @@ pub struct PipelineRequest {
     /// the source and apply it on the target.
     #[serde(default)]
     pub schema_changes: Option<String>,
+    /// What setup does with tables in scope that have no key: "refuse"
+    /// (the default: preflight names them) or "replica_identity_full"
+    /// (setup gives them REPLICA IDENTITY FULL, teardown sets DEFAULT
+    /// back; needs schema changes on, whose capture keeps the record).
+    #[serde(default)]
+    pub keyless_tables: Option<String>,
     /// The setup mark of a recorded pipeline whose setup runs again
     /// (`local up` in the same work directory, a re-seed). Left out, a new
     /// one is drawn; the registry's wins where it has the pipeline.
@@ -381,6 +387,22 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             false
         }
     };
+    let keyless_full = match p.keyless_tables.as_deref() {
+        None | Some("refuse") => false,
+        Some("replica_identity_full") if !schema_changes => {
+            note(Err(Error::invalid(
+                "pipeline.keyless_tables \"replica_identity_full\" needs pipeline.schema_changes \"on\": the capture records the tables it changes, so teardown can set them back",
+            )));
+            false
+        }
+        Some("replica_identity_full") => true,
+        Some(other) => {
+            note(Err(Error::invalid(format!(
+                "pipeline.keyless_tables must be \"refuse\" or \"replica_identity_full\", not {other:?}"
+            ))));
+            false
+        }
+    };
     for (field, group) in [
         (
             "db_cluster_parameter_group",
@@ -421,6 +443,7 @@ pub fn validate(input: serde_json::Value, region: &str) -> Result<ValidRequest> 
             scope: p.scope.clone(),
             schema_changes,
             setup_mark,
+            keyless_full,
         }),
         _ => None,
     };

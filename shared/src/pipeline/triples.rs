@@ -106,6 +106,7 @@ impl Triple {
             scope: self.scope.clone(),
             schema_changes: pipeline.schema_changes,
             setup_mark: pipeline.setup_mark.clone(),
+            keyless_full: pipeline.keyless_full,
         }
     }
 

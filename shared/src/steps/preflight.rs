@@ -409,7 +409,35 @@ pub async fn run_triples<P: ControlPlane>(
                 ));
             }
         }
-        let in_scope = scope_checks(client, scope, &mut fail).await?;
+        let (in_scope, keyless) = scope_checks(client, scope, &mut fail).await?;
+        if !keyless.is_empty() {
+            let shown = keyless
+                .iter()
+                .take(20)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = if keyless.len() > 20 { ", ..." } else { "" };
+            if pipeline.keyless_full {
+                warnings.push(format!(
+                    "{} table(s) in database {database:?} have neither a primary key nor a replica identity: setup gives \
+                     them REPLICA IDENTITY FULL (pipeline.keyless_tables), so UPDATE and DELETE on them keep working once \
+                     published (each logs the whole old row), and teardown gives them DEFAULT back: {shown}{more}",
+                    keyless.len()
+                ));
+            } else {
+                fail(
+                    "replica_identity",
+                    format!(
+                        "{} table(s) have neither a primary key nor a replica identity: {shown}{more}",
+                        keyless.len()
+                    ),
+                    "add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL / USING INDEX, or let setup do the \
+                     latter (pipeline.keyless_tables \"replica_identity_full\"), or narrow the scope; otherwise UPDATE \
+                     and DELETE on them fail on the source once published",
+                );
+            }
+        }
         if in_scope == 0 {
             warnings.push(format!("no table is in scope in database {:?} yet; tables created later are published only by FOR ALL TABLES / FOR TABLES IN SCHEMA", database));
         }
@@ -523,12 +551,13 @@ fn human_duration(seconds: f64) -> String {
 }
 
 /// Existence of what the scope names, and replica identity of every table
-/// in it. Returns the number of tables in scope.
+/// in it. Returns the number of tables in scope and those without a key
+/// (neither a primary key nor a replica identity), as `"schema"."name"`.
 async fn scope_checks(
     source: &Client,
     scope: &Scope,
     fail: &mut impl FnMut(&str, String, &str),
-) -> Result<usize> {
+) -> Result<(usize, Vec<String>)> {
     let identities = match scope {
         Scope::AllTables => server::table_identities(source, None, None).await?,
         Scope::Schemas { schemas } => {
@@ -571,24 +600,7 @@ async fn scope_checks(
         .filter(|t| !t.is_replicable())
         .map(|t| format!("{:?}.{:?}", t.schema, t.name))
         .collect();
-    if !lacking.is_empty() {
-        let shown = lacking
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
-        fail(
-            "replica_identity",
-            format!(
-                "{} table(s) have neither a primary key nor a replica identity: {shown}{}",
-                lacking.len(),
-                if lacking.len() > 20 { ", ..." } else { "" }
-            ),
-            "add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL / USING INDEX; otherwise UPDATE and DELETE on them fail on the source once published",
-        );
-    }
-    Ok(identities.len())
+    Ok((identities.len(), lacking))
 }
 
 #[cfg(test)]

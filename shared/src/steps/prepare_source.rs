@@ -33,6 +33,10 @@
 //! creating it and returning must not leave it unowned, or cleanup would
 //! leave it retaining WAL on production.
 //!
+//! With `pipeline.keyless_tables: "replica_identity_full"`, the tables in
+//! scope without a key get REPLICA IDENTITY FULL first, recorded by the
+//! capture so its removal gives them DEFAULT back.
+//!
 //! Leaves behind: the publication and the slot (recorded as created). If
 //! the slot cannot be made, a publication made by this same call is
 //! dropped again before the error is returned.
@@ -90,6 +94,13 @@ pub async fn prepare(
     } else {
         false
     };
+    // Before the publication: once published, a table without a key
+    // refuses UPDATE and DELETE on production.
+    if spec.keyless_full && spec.schema_changes {
+        for table in ddl::give_keyless_full_identity(source, &spec.scope).await? {
+            tracing::info!(pipeline = %spec.id, table = %table, "REPLICA IDENTITY FULL given to a table without a key (pipeline.keyless_tables)");
+        }
+    }
     let (publication_created, made_now) = match ensure_publication(source, spec).await {
         Ok(made) => made,
         Err(error) => {

@@ -542,6 +542,36 @@ mod tests {
     }
 
     #[test]
+    fn keyless_tables_are_refused_unless_setup_may_give_them_full_identity() {
+        let problems_of = |input: serde_json::Value| match validate(input, "eu-west-1") {
+            Err(Error::InvalidInput { problems }) => problems,
+            other => panic!("accepted: {other:?}"),
+        };
+        assert!(!validate(good(), "eu-west-1").unwrap().pipeline.keyless_full);
+        let mut full = good();
+        full["pipeline"]["keyless_tables"] = json!("replica_identity_full");
+        let state = validate(full.clone(), "eu-west-1").unwrap();
+        assert!(state.pipeline.keyless_full);
+        let back: State = serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert!(back.pipeline.keyless_full, "it travels in the state");
+        assert!(
+            back.triples()
+                .iter()
+                .all(|t| t.spec(&back.pipeline).keyless_full),
+            "and reaches each triple's step"
+        );
+        let mut refuse = good();
+        refuse["pipeline"]["keyless_tables"] = json!("refuse");
+        assert!(!validate(refuse, "eu-west-1").unwrap().pipeline.keyless_full);
+        let mut off = full;
+        off["pipeline"]["schema_changes"] = json!("off");
+        assert!(problems_of(off)[0].contains("needs pipeline.schema_changes \"on\""));
+        let mut odd = good();
+        odd["pipeline"]["keyless_tables"] = json!("full");
+        assert!(problems_of(odd)[0].contains("must be \"refuse\" or \"replica_identity_full\""));
+    }
+
+    #[test]
     fn a_state_of_one_subscription_still_reads() {
         let mut text = serde_json::to_value(validate(good(), "eu-west-1").unwrap()).unwrap();
         text["created"]["subscription"] =
