@@ -677,7 +677,9 @@ pub async fn status(dir: PipelineDir) -> Result<bool> {
         && report.errors.is_empty()
         && owned.len() == triples.len()
         && owned.iter().all(|(_, s)| s.active)
-        && monitor::TargetReading::combined(&mine).is_some_and(|t| t.apply_worker)
+        && monitor::TargetReading::combined(&mine).is_some_and(|t| {
+            t.apply_worker && t.tables_not_published.as_ref().is_none_or(Vec::is_empty)
+        })
         && refreshed.error.is_none()
         && refreshed.pending() == 0)
 }

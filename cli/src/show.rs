@@ -176,6 +176,12 @@ pub fn report(report: &MonitorReport) {
                 tables.join(", ")
             );
         }
+        if let Some(tables) = t.tables_not_published.as_ref().filter(|l| !l.is_empty()) {
+            say!(
+                "  NOT PUBLISHED (in scope, in no apply group's publication: the copy does not receive them until a refresh gives them a group): {}",
+                tables.join(", ")
+            );
+        }
         if let Some(in_flight) = &t.schema_changes_in_flight {
             say!(
                 "  schema changes captured on the source, not yet on the copy: {}{}",

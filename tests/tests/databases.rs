@@ -854,3 +854,114 @@ async fn a_source_crash_with_four_triples_streaming_loses_and_repeats_nothing() 
     runtime.teardown(&state).await.unwrap();
     assert_nothing_left(&env, &databases).await;
 }
+
+/// With apply groups (schema changes off), a table made on the source
+/// after setup is in no group's list. On main before, nothing said so:
+/// `status` exit 0, `drift` "same shape", the table never replicated. Now
+/// the monitor (so `status`) and drift name it; the refresh does not give
+/// it a group while the copy lacks it (its rows would stop that group's
+/// apply); once it is made on the copy, the refresh gives it the group
+/// with the fewest tables, copies it under load, and it is equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_made_after_setup_with_groups_is_named_until_it_joins_a_group() {
+    let env = env_with_databases(&[]).await;
+    let runtime = runtime(&env).await;
+    let mut input = runtime.request("latejoin", json!({"kind": "all_tables"}), DB, short_waits());
+    input["pipeline"]["apply_groups"] = json!(2);
+    let outcome = run(&runtime, "setup-latejoin", &input).await;
+    let state = outcome.state().unwrap();
+    let record: PipelineRecord = runtime
+        .registry()
+        .get_pipeline(&"latejoin".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let source = env.source_client().await;
+    let load = Workload::start(env.source_endpoint(), 2, 59, Duration::from_millis(5));
+    let make = "CREATE TABLE public.late_grouped (id int PRIMARY KEY, v text)";
+    source.batch_execute(make).await.unwrap();
+    source
+        .batch_execute(
+            "INSERT INTO public.late_grouped SELECT g, 'v' || g FROM generate_series(1, 100) g",
+        )
+        .await
+        .unwrap();
+    let not_published = |report: &clonesync::monitor::MonitorReport| -> Vec<String> {
+        report
+            .targets
+            .iter()
+            .filter_map(|t| t.tables_not_published.clone())
+            .flatten()
+            .collect()
+    };
+    let report = clonesync::monitor::check(&*runtime.cloud, std::slice::from_ref(&record)).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(not_published(&report), ["\"public\".\"late_grouped\""]);
+    let drift = workflow::schema::drift_pipeline(&env.plane, &record)
+        .await
+        .unwrap();
+    assert!(
+        drift.databases[0]
+            .1
+            .iter()
+            .any(|d| d.table == "\"public\".\"late_grouped\"" && d.what == "replication"),
+        "{drift:?}"
+    );
+    // The copy lacks it: no group yet (its rows would stop that group).
+    workflow::schema::refresh_pipeline(&env.plane, &record)
+        .await
+        .unwrap();
+    let report = clonesync::monitor::check(&*runtime.cloud, std::slice::from_ref(&record)).await;
+    assert_eq!(not_published(&report), ["\"public\".\"late_grouped\""]);
+
+    let clone = connect(&env.plane.clone_login(state.clone_info().unwrap())).await;
+    clone.batch_execute(make).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let report = workflow::schema::refresh_pipeline(&env.plane, &record)
+            .await
+            .unwrap();
+        let pending: usize = report
+            .triples
+            .iter()
+            .map(|(_, t)| t.added.len() + t.syncing.len())
+            .sum();
+        let copied: i64 = clone
+            .query_one("SELECT count(*) FROM public.late_grouped", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if pending == 0 && copied > 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{report:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    source
+        .batch_execute("UPDATE public.late_grouped SET v = 'streamed' WHERE id <= 10")
+        .await
+        .unwrap();
+    load.wait_for_more(100).await;
+    load.stop().await;
+    let slots: Vec<String> = state.triples().iter().map(|t| t.slot.to_string()).collect();
+    wait_caught_up(&source, &slots, Duration::from_secs(90)).await;
+    assert_eq!(
+        compare_database(&env, &state, DB).await,
+        9,
+        "the 8 tables and the late one"
+    );
+    let report = clonesync::monitor::check(&*runtime.cloud, std::slice::from_ref(&record)).await;
+    assert!(
+        not_published(&report).is_empty(),
+        "{:?}",
+        not_published(&report)
+    );
+    let drift = workflow::schema::drift_pipeline(&env.plane, &record)
+        .await
+        .unwrap();
+    assert!(
+        drift.databases[0].1.iter().all(|d| d.what != "replication"),
+        "{drift:?}"
+    );
+    runtime.teardown(&state).await.unwrap();
+}

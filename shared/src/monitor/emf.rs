@@ -214,6 +214,13 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
             }),
             target.and_then(|t| {
                 metric(
+                    "TablesNotPublished",
+                    Unit::Count,
+                    t.tables_not_published.as_ref().map(|l| l.len() as f64),
+                )
+            }),
+            target.and_then(|t| {
+                metric(
                     "SchemaChangesInFlight",
                     Unit::Count,
                     t.schema_changes_in_flight.map(|f| f.commands as f64),
@@ -538,6 +545,7 @@ mod tests {
             smallest_sequence_headroom: (subscription == "a").then(|| ("public.s".to_string(), 42)),
             schema_changes_in_flight: None,
             tables_not_replicated: None,
+            tables_not_published: None,
             source_queue: Some(crate::pg::ddl::QueueSize {
                 pruned: 1,
                 rows: 5,

@@ -139,6 +139,11 @@ pub struct TargetReading {
     /// `schema.name`; on the first subscription of each database.
     #[serde(default)]
     pub tables_not_replicated: Option<Vec<String>>,
+    /// With apply groups: tables in the pipeline's scope that no group's
+    /// publication has (created after setup, before a refresh gave them a
+    /// group), so the copy does not receive them.
+    #[serde(default)]
+    pub tables_not_published: Option<Vec<String>>,
 }
 
 impl TargetReading {
@@ -191,6 +196,16 @@ impl TargetReading {
             all.tables_not_replicated = match (
                 all.tables_not_replicated.take(),
                 r.tables_not_replicated.clone(),
+            ) {
+                (Some(mut a), Some(b)) => {
+                    a.extend(b);
+                    Some(a)
+                }
+                (a, b) => a.or(b),
+            };
+            all.tables_not_published = match (
+                all.tables_not_published.take(),
+                r.tables_not_published.clone(),
             ) {
                 (Some(mut a), Some(b)) => {
                     a.extend(b);
@@ -316,6 +331,7 @@ pub async fn read_subscriptions(
                 source_queue: None,
                 schema_changes_in_flight: None,
                 tables_not_replicated: None,
+                tables_not_published: None,
             }
         })
         .collect())
@@ -428,6 +444,24 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
         let queue = crate::steps::prune_queue::run(&source).await?;
         let in_flight = pg::ddl::in_flight(&source, &client).await?;
         let not_replicated = crate::steps::checks::not_replicated(&source, &scope).await?;
+        // One triple publishes its whole scope by construction; groups
+        // publish lists, which a table made later is in none of.
+        let groups: Vec<pg::PgName> = triples
+            .iter()
+            .filter(|t| t.database == database)
+            .map(|t| t.publication.clone())
+            .collect();
+        let not_published = if groups.len() > 1 {
+            Some(
+                crate::steps::checks::not_published(&source, &record.pipeline.scope, &groups)
+                    .await?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            None
+        };
         readings.extend(
             read_subscriptions(&client, &subscriptions)
                 .await?
@@ -440,6 +474,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
                     source_queue: if i == 0 { queue } else { None },
                     schema_changes_in_flight: if i == 0 { in_flight } else { None },
                     tables_not_replicated: (i == 0).then(|| not_replicated.clone()),
+                    tables_not_published: if i == 0 { not_published.clone() } else { None },
                     ..reading
                 }),
         );

@@ -240,6 +240,50 @@ pub async fn table_identities(
         .collect())
 }
 
+/// The tables holding rows in scope (plain tables and leaf partitions;
+/// a partitioned table's rows are its partitions', and those are what
+/// `pg_publication_tables` lists) that none of `publications` publishes,
+/// outside clonesync's own schema. Scope as [`table_identities`].
+pub async fn tables_not_published(
+    client: &Client,
+    schemas: Option<&[String]>,
+    tables: Option<&[(String, String)]>,
+    publications: &[String],
+) -> Result<Vec<(String, String)>> {
+    let (schema_filter, names, table_schemas): (Option<Vec<String>>, Vec<String>, Vec<String>) =
+        match tables {
+            Some(list) => (
+                None,
+                list.iter().map(|(_, t)| t.clone()).collect(),
+                list.iter().map(|(s, _)| s.clone()).collect(),
+            ),
+            None => (schemas.map(<[String]>::to_vec), vec![], vec![]),
+        };
+    let sql = format!(
+        "SELECT n.nspname::text, c.relname::text \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE {PUBLISHABLE} AND c.relkind = 'r' AND n.nspname <> 'clonesync' \
+           {IN_SCOPE} \
+           AND NOT EXISTS (SELECT 1 FROM pg_publication_tables pt \
+                            WHERE pt.pubname = ANY($5) AND pt.schemaname = n.nspname AND pt.tablename = c.relname) \
+         ORDER BY 1, 2"
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &schema_filter,
+                &tables.is_some(),
+                &table_schemas,
+                &names,
+                &publications,
+            ],
+        )
+        .await
+        .map_err(|e| classify("read tables no publication has", e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// A database of the cluster, as `source.databases` needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseFacts {

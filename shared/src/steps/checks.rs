@@ -129,6 +129,39 @@ pub async fn not_replicated(source: &Client, scope: &Scope) -> Result<Vec<String
     }
 }
 
+/// The tables of `scope` (permanent, outside clonesync's own schema) that
+/// none of `publications` publishes, so the copy never receives them, as
+/// `schema.name`: with apply groups, a table created after setup is in no
+/// group's list until the refresh gives it one.
+pub async fn not_published(
+    source: &Client,
+    scope: &Scope,
+    publications: &[crate::pg::PgName],
+) -> Result<Vec<crate::pg::TableName>> {
+    let names: Vec<String> = publications
+        .iter()
+        .map(|p| p.as_str().to_string())
+        .collect();
+    let found = match scope {
+        Scope::AllTables => server::tables_not_published(source, None, None, &names).await?,
+        Scope::Schemas { schemas } => {
+            let list: Vec<String> = schemas.iter().map(|s| s.as_str().to_string()).collect();
+            server::tables_not_published(source, Some(&list), None, &names).await?
+        }
+        Scope::Tables { tables } => {
+            let pairs: Vec<(String, String)> = tables
+                .iter()
+                .map(|t| (t.schema.as_str().to_string(), t.name.as_str().to_string()))
+                .collect();
+            server::tables_not_published(source, None, Some(&pairs), &names).await?
+        }
+    };
+    Ok(found
+        .into_iter()
+        .filter_map(|(schema, name)| crate::pg::TableName::new(&schema, &name).ok())
+        .collect())
+}
+
 /// Whose settings a subscriber check read, which says where to raise them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subscriber {

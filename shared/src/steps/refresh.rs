@@ -151,6 +151,47 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
     Ok(refreshed)
 }
 
+/// With apply groups: each table of `scope` that no group's publication
+/// has (made after setup) and that exists on the copy joins the group
+/// publishing the fewest tables (`ALTER PUBLICATION ... ADD TABLE` on the
+/// source), so that group's refresh copies it. Schema changes are off with
+/// groups, so the copy has the table only once someone made it there; until
+/// then it stays in no group, since a published table the copy lacks would
+/// stop that group's apply, and the monitor, status and drift name it.
+/// Returns each table with its group. The record's group lists are not
+/// rewritten: the publications are what is replicated, and a setup run
+/// again recomputes the lists.
+pub async fn join_groups(
+    source: &Client,
+    target: &Client,
+    scope: &crate::pipeline::Scope,
+    groups: &[crate::pg::PgName],
+) -> Result<Vec<(crate::pg::TableName, crate::pg::PgName)>> {
+    let mut orphans = crate::steps::checks::not_published(source, scope, groups).await?;
+    if orphans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let on_copy = subscription::existing_tables(target, &orphans).await?;
+    orphans.retain(|t| on_copy.contains(t));
+    let mut sizes = Vec::new();
+    for group in groups {
+        sizes.push((
+            subscription::published_tables(source, group).await?.len(),
+            group,
+        ));
+    }
+    let mut joined = Vec::new();
+    for table in orphans {
+        let Some((size, group)) = sizes.iter_mut().min_by_key(|(n, _)| *n) else {
+            break;
+        };
+        crate::pg::publication::add_tables(source, group, std::slice::from_ref(&table)).await?;
+        *size += 1;
+        joined.push((table, (*group).clone()));
+    }
+    Ok(joined)
+}
+
 /// What the copy did with the schema changes it received: applied, out
 /// of scope, and the pending ones (the oldest listed). Reads only.
 pub async fn schema_changes(target: &Client) -> Result<crate::pg::ddl::AppliedSummary> {

@@ -58,6 +58,15 @@ impl PipelineDrift {
     }
 }
 
+/// The publications of a database's triples: its apply groups' when it
+/// has more than one.
+fn group_publications(all: &[triples::Triple], database: &str) -> Vec<crate::pg::PgName> {
+    all.iter()
+        .filter(|t| t.database == database)
+        .map(|t| t.publication.clone())
+        .collect()
+}
+
 /// What refresh and drift need the clone for, when there is none.
 const NEEDS_A_COPY: &str = "only a set-up pipeline has a copy to refresh or compare";
 
@@ -85,6 +94,18 @@ pub async fn refresh_pipeline<P: ControlPlane>(
         ..PipelineRefresh::default()
     };
     let all = record.triples();
+    for database in triples::databases_of(&all) {
+        let groups = group_publications(&all, database);
+        if groups.len() > 1 {
+            let source = sources.get(database).await?;
+            let target = clones.get(database).await?;
+            for (table, group) in
+                steps::refresh::join_groups(source, target, &record.pipeline.scope, &groups).await?
+            {
+                tracing::info!(pipeline = %record.pipeline.id, %table, publication = %group, "a table made after setup joins the apply group with the fewest tables");
+            }
+        }
+    }
     for triple in &all {
         let source = sources.get(&triple.database).await?;
         let target = clones.get(&triple.database).await?;
@@ -133,11 +154,27 @@ pub async fn drift_pipeline<P: ControlPlane>(
         pipeline: record.pipeline.id.to_string(),
         ..PipelineDrift::default()
     };
-    for database in triples::databases_of(&record.triples()) {
+    let all = record.triples();
+    for database in triples::databases_of(&all) {
         let scope = record.database_scope(database)?;
         let source = sources.get(database).await?;
         let target = clones.get(database).await?;
-        let differences = crate::steps::drift::run(source, target, &scope).await?;
+        let mut differences = crate::steps::drift::run(source, target, &scope).await?;
+        // With groups, a table in no group's list is outside every scope
+        // above, and never replicated: named, whatever its shapes.
+        let groups = group_publications(&all, database);
+        if groups.len() > 1 {
+            for table in
+                steps::checks::not_published(source, &record.pipeline.scope, &groups).await?
+            {
+                differences.push(steps::drift::Difference {
+                    table: table.to_string(),
+                    what: "replication".into(),
+                    source: Some("in the pipeline's scope".into()),
+                    target: Some("in no apply group's publication: never received (a refresh gives it a group)".into()),
+                });
+            }
+        }
         report.databases.push((database.to_string(), differences));
     }
     Ok(report)
