@@ -291,6 +291,12 @@ pub fn refresh(report: &clonesync::workflow::schema::PipelineRefresh) {
                 t.emptied.join(", ")
             );
         }
+        if !t.waiting_for_stream.is_empty() {
+            say!(
+                "  waiting for their schema changes to reach the copy ({database}): {}",
+                t.waiting_for_stream.join(", ")
+            );
+        }
         if !t.syncing.is_empty() {
             say!("  still copying: {}", t.syncing.join(", "));
         }

@@ -215,7 +215,10 @@ async fn refresh_until_synced(env: &TestEnv, record: &PipelineRecord) -> Vec<Str
             refreshed.missing_on_target,
             report.schema_changes
         );
-        if refreshed.added.is_empty() && refreshed.syncing.is_empty() {
+        if refreshed.added.is_empty()
+            && refreshed.syncing.is_empty()
+            && refreshed.waiting_for_stream.is_empty()
+        {
             return added;
         }
         assert!(
@@ -716,22 +719,179 @@ async fn a_create_table_as_is_healed_by_the_refresh() {
         .batch_execute("INSERT INTO public.mig_orders (qty, note) VALUES (7, 'after the CTAS')")
         .await
         .unwrap();
+    let (created, added) = refresh_until_settled(&env, &record).await;
+    assert_eq!(created, vec!["\"public\".\"mig_summary\"".to_string()]);
+    assert_eq!(added, created, "the table joined the subscription");
+    caught_up_equal_and_nothing_pending(&source, &clone, state.pipeline.slot.as_str()).await;
+    runtime.teardown(&state).await.unwrap();
+}
+
+/// Refresh until nothing is being made, added, copied or waited for, and
+/// nothing is missing; returns the tables created on the copy and the
+/// tables added to the subscription on the way.
+async fn refresh_until_settled(
+    env: &TestEnv,
+    record: &PipelineRecord,
+) -> (Vec<String>, Vec<String>) {
     let started = Instant::now();
-    let mut created = Vec::new();
+    let (mut created, mut added) = (Vec::new(), Vec::new());
     loop {
-        let report = schema::refresh_pipeline(&env.plane, &record).await.unwrap();
-        created.extend(report.triples[0].1.created_on_target.iter().cloned());
-        if !created.is_empty()
-            && report.triples[0].1.syncing.is_empty()
-            && report.triples[0].1.added.is_empty()
+        let report = schema::refresh_pipeline(&env.plane, record).await.unwrap();
+        let refreshed = &report.triples[0].1;
+        created.extend(refreshed.created_on_target.iter().cloned());
+        added.extend(refreshed.added.iter().cloned());
+        if refreshed.created_on_target.is_empty()
+            && refreshed.added.is_empty()
+            && refreshed.syncing.is_empty()
+            && refreshed.waiting_for_stream.is_empty()
+            && refreshed.missing_on_target.is_empty()
         {
-            break;
+            return (created, added);
         }
         assert!(started.elapsed() < Duration::from_secs(120), "{report:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(created, vec!["\"public\".\"mig_summary\"".to_string()]);
+}
+
+/// Tables made by `CREATE TABLE AS` / `SELECT INTO` and changed or dropped
+/// before any refresh, under a write load. Their rows stop apply until the
+/// table exists, and on main before no refresh could make one the source
+/// no longer has (apply stopped for good), nor one whose columns changed
+/// since (made in its new shape, "missing replicated column"). Now each is
+/// made from the definition its command left, apply goes on, the later
+/// commands replay (the drop drops it, the column changes change it), the
+/// surviving table is copied whole, and every table is equal by content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tables_made_with_their_rows_and_dropped_or_changed_before_the_refresh_never_stop_apply() {
+    let env = source_env(true).await;
+    let workload = Workload::start(env.source_endpoint(), 2, 27, Duration::from_millis(5));
+    workload.wait_for_more(30).await;
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "ctasdrop", json!({"kind": "all_tables"})).await;
+    let record = record_of(&runtime, "ctasdrop").await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let source = env.source_client().await;
+    for statement in [
+        "CREATE TABLE public.gone AS SELECT qty, note FROM public.mig_orders",
+        "DROP TABLE public.gone",
+        "SELECT qty, note INTO public.reshaped FROM public.mig_orders",
+        "ALTER TABLE public.reshaped ADD COLUMN z int DEFAULT 5",
+        "ALTER TABLE public.reshaped DROP COLUMN note",
+        "CREATE TABLE public.gone AS SELECT 1 AS again",
+        "DROP TABLE public.gone",
+        "INSERT INTO public.mig_orders (qty, note) VALUES (9, 'after the drops')",
+    ] {
+        source.batch_execute(statement).await.unwrap();
+    }
+    workload.wait_for_more(30).await;
+    let (created, added) = refresh_until_settled(&env, &record).await;
+    assert!(
+        created.contains(&"\"public\".\"gone\"".to_string())
+            && created.contains(&"\"public\".\"reshaped\"".to_string()),
+        "{created:?}"
+    );
+    assert_eq!(added, vec!["\"public\".\"reshaped\"".to_string()]);
+    let stats = workload.stop().await;
+    assert!(stats.committed > 0);
     caught_up_equal_and_nothing_pending(&source, &clone, state.pipeline.slot.as_str()).await;
+    let gone: Option<String> = clone
+        .query_one("SELECT to_regclass('public.gone')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(gone, None, "the drop replayed on the copy");
+    let errors = clone_log_errors(&env);
+    assert!(
+        errors
+            .iter()
+            .all(|e| !e.contains("gone") || e.contains("does not exist")),
+        "{errors:#?}"
+    );
+    runtime.teardown(&state).await.unwrap();
+}
+
+/// A replay that runs too long (an index whose expression sleeps on the
+/// copy only) held apply for every table on main before: PostgreSQL's
+/// apply worker arms no `statement_timeout`. The monitor's cancel of a
+/// replay older than its bound leaves the command pending with why, and
+/// the rows written behind it, under a write load, reach the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_that_runs_too_long_is_cancelled_left_pending_and_apply_goes_on() {
+    let env = source_env(true).await;
+    let workload = Workload::start(env.source_endpoint(), 2, 31, Duration::from_millis(5));
+    workload.wait_for_more(30).await;
+    let runtime = runtime(&env).await;
+    let state = setup(&runtime, "slowreplay", json!({"kind": "all_tables"})).await;
+    let clone = connect(&clone_client_endpoint(&env, &state)).await;
+    let copy_port: String = clone.query_one("SHOW port", &[]).await.unwrap().get(0);
+    let source = env.source_client().await;
+    source
+        .batch_execute(&format!(
+            "CREATE FUNCTION public.slow_on_copy(x int) RETURNS int LANGUAGE sql IMMUTABLE AS \
+             $$ SELECT x + 0 * (SELECT count(*) FROM pg_sleep(CASE WHEN current_setting('port') = '{copy_port}' \
+             THEN 3600 ELSE 0 END))::int $$"
+        ))
+        .await
+        .unwrap();
+    source
+        .batch_execute(
+            "CREATE INDEX mig_orders_slow ON public.mig_orders (public.slow_on_copy(qty))",
+        )
+        .await
+        .unwrap();
+    source
+        .batch_execute(
+            "INSERT INTO public.mig_orders (qty, note) VALUES (11, 'behind the slow replay')",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let replaying: i64 = clone
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'clonesync replay since %'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if replaying == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the replay never started"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        ddl::cancel_overdue_replays(&clone, Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0,
+        "a replay within its bound is left alone"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        ddl::cancel_overdue_replays(&clone, Duration::from_secs(1))
+            .await
+            .unwrap(),
+        1
+    );
+    let stats = workload.stop().await;
+    assert!(stats.committed > 0);
+    wait_caught_up(&source, state.pipeline.slot.as_str()).await;
+    assert_equal_by_content(&source, &clone).await;
+    let summary = ddl::applied_summary(&clone).await.unwrap();
+    assert!(
+        summary
+            .pending
+            .iter()
+            .any(|p| p.command_tag == "CREATE INDEX" && p.detail.contains("canceling statement")),
+        "{:?}",
+        summary.pending
+    );
+    assert_eq!(summary.pending_total, 1, "{:?}", summary.pending);
     runtime.teardown(&state).await.unwrap();
 }
 
@@ -1126,12 +1286,14 @@ async fn an_unlogged_table_is_named_not_replicated_and_set_logged_it_is_copied()
     runtime.teardown(&state).await.unwrap();
 }
 
-/// The refresh makes each missing table on its own, parents first:
 /// `person` made by `CREATE TABLE AS` (its rows reach the stream before the
 /// command, so apply stops on them until the refresh makes the table) and
-/// `emp INHERITS person` after it. `emp` sorts first and cannot be made
-/// before `person`: on main before, the refresh failed there and made
-/// neither, so apply stayed stopped. Now both are made, copied, and equal.
+/// `emp INHERITS person` after it in the same transaction. `emp` sorts
+/// first and cannot be made before `person`: on main before, the refresh
+/// failed there and made neither, so apply stayed stopped. Now the refresh
+/// makes `person` alone, from its command's definition, and waits: once
+/// apply is past `person`'s rows, `emp`'s own command replays (exactly, as
+/// its role), and a later refresh copies both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_refresh_makes_a_parent_before_a_child_that_sorts_first() {
     let env = source_env(false).await;
@@ -1156,10 +1318,24 @@ async fn the_refresh_makes_a_parent_before_a_child_that_sorts_first() {
     };
     assert_eq!(
         created,
-        ["\"public\".\"person\"", "\"public\".\"emp\""],
-        "the parent first, in the second pass the child"
+        ["\"public\".\"person\""],
+        "the table apply stopped on, from its command's definition"
     );
-    refresh_until_synced(&env, &record).await;
+    let (_, added) = refresh_until_settled(&env, &record).await;
+    assert_eq!(added.len(), 2, "{added:?}");
+    let parent: Option<String> = clone
+        .query_one(
+            "SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = 'public.emp'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        parent.as_deref(),
+        Some("person"),
+        "emp's own command replayed"
+    );
     wait_caught_up(&source, state.pipeline.slot.as_str()).await;
     assert_equal_by_content(&source, &clone).await;
     let rows: i64 = clone

@@ -221,6 +221,13 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
             }),
             target.and_then(|t| {
                 metric(
+                    "SchemaChangeReplaysCancelled",
+                    Unit::Count,
+                    t.replays_cancelled.map(|n| n as f64),
+                )
+            }),
+            target.and_then(|t| {
+                metric(
                     "SchemaChangesInFlight",
                     Unit::Count,
                     t.schema_changes_in_flight.map(|f| f.commands as f64),
@@ -544,8 +551,10 @@ mod tests {
             schema_changes_pending: (subscription == "a").then_some(3),
             smallest_sequence_headroom: (subscription == "a").then(|| ("public.s".to_string(), 42)),
             schema_changes_in_flight: None,
+            replays_cancelled: None,
             tables_not_replicated: None,
             tables_not_published: None,
+            subscription_oid: Some(16405),
             source_queue: Some(crate::pg::ddl::QueueSize {
                 pruned: 1,
                 rows: 5,

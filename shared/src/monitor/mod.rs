@@ -135,6 +135,15 @@ pub struct TargetReading {
     /// subscription of each database, like the pending count.
     #[serde(default)]
     pub schema_changes_in_flight: Option<crate::pg::ddl::InFlight>,
+    /// Schema change replays this run cancelled for running longer than
+    /// [`crate::pg::ddl::REPLAY_TIMEOUT`] (each left pending on the copy);
+    /// on the first subscription of each database.
+    #[serde(default)]
+    pub replays_cancelled: Option<i64>,
+    /// The subscription's OID on the copy (names its table copies' slots
+    /// on the source); `None` when it does not exist.
+    #[serde(default)]
+    pub subscription_oid: Option<u32>,
     /// Tables in scope PostgreSQL does not replicate (unlogged), as
     /// `schema.name`; on the first subscription of each database.
     #[serde(default)]
@@ -178,6 +187,7 @@ impl TargetReading {
             all.apply_errors = add(all.apply_errors, r.apply_errors);
             all.sync_errors = add(all.sync_errors, r.sync_errors);
             all.schema_changes_pending = add(all.schema_changes_pending, r.schema_changes_pending);
+            all.replays_cancelled = add(all.replays_cancelled, r.replays_cancelled);
             all.smallest_sequence_headroom = match (
                 all.smallest_sequence_headroom.take(),
                 r.smallest_sequence_headroom.clone(),
@@ -330,6 +340,8 @@ pub async fn read_subscriptions(
                 smallest_sequence_headroom: None,
                 source_queue: None,
                 schema_changes_in_flight: None,
+                replays_cancelled: None,
+                subscription_oid: lag.map(|s| s.oid),
                 tables_not_replicated: None,
                 tables_not_published: None,
             }
@@ -411,10 +423,17 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
             .filter(|t| t.database == database)
             .map(|t| (t.subscription.to_string(), record.pipeline.id.to_string()))
             .collect();
-        let pending = if pg::ddl::apply_installed(&client).await? {
-            Some(pg::ddl::pending_count(&client).await?)
+        let (pending, cancelled) = if pg::ddl::apply_installed(&client).await? {
+            // Cancelled first, so the count below includes what it left
+            // pending.
+            let cancelled =
+                pg::ddl::cancel_overdue_replays(&client, pg::ddl::REPLAY_TIMEOUT).await?;
+            (
+                Some(pg::ddl::pending_count(&client).await?),
+                Some(cancelled),
+            )
         } else {
-            None
+            (None, None)
         };
         let source_database = pg::Endpoint {
             dbname: database.to_string(),
@@ -473,6 +492,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
                     smallest_sequence_headroom: if i == 0 { headroom.clone() } else { None },
                     source_queue: if i == 0 { queue } else { None },
                     schema_changes_in_flight: if i == 0 { in_flight } else { None },
+                    replays_cancelled: if i == 0 { cancelled } else { None },
                     tables_not_replicated: (i == 0).then(|| not_replicated.clone()),
                     tables_not_published: if i == 0 { not_published.clone() } else { None },
                     ..reading
@@ -540,20 +560,34 @@ pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorRe
                 .sum::<usize>(),
         ..MonitorReport::default()
     };
+    for (record, read) in target_reads {
+        match read {
+            Ok(readings) => report.targets.extend(readings),
+            Err(e) => errors.push(error_for(record.pipeline.id.as_str(), Side::Target, &e)),
+        }
+    }
     for (group, read) in source_reads {
         match read {
-            Ok(reading) => report.sources.push(reading),
+            Ok(mut reading) => {
+                let subscriptions: Vec<(u32, &str)> = report
+                    .targets
+                    .iter()
+                    .filter(|t| {
+                        group
+                            .records
+                            .iter()
+                            .any(|r| r.pipeline.id.as_str() == t.pipeline)
+                    })
+                    .filter_map(|t| Some((t.subscription_oid?, t.pipeline.as_str())))
+                    .collect();
+                label_table_copy_slots(&mut reading.slots, &subscriptions);
+                report.sources.push(reading)
+            }
             Err(e) => {
                 for record in &group.records {
                     errors.push(error_for(record.pipeline.id.as_str(), Side::Source, &e));
                 }
             }
-        }
-    }
-    for (record, read) in target_reads {
-        match read {
-            Ok(readings) => report.targets.extend(readings),
-            Err(e) => errors.push(error_for(record.pipeline.id.as_str(), Side::Target, &e)),
         }
     }
     for error in &errors {
@@ -562,6 +596,35 @@ pub async fn check<C: Cloud>(cloud: &C, records: &[PipelineRecord]) -> MonitorRe
     report.errors = errors;
     report.took_ms = started.elapsed().as_millis() as u64;
     report
+}
+
+/// A table copy's slot (`pg_<subscription oid>_sync_<relid>_<system id>`,
+/// PostgreSQL's name for it) belongs to the pipeline on this source whose
+/// subscription has that OID: it holds WAL like the pipeline's own slot
+/// and goes when the copy ends or the table leaves the subscription.
+/// `subscriptions`: (OID, pipeline) of the subscriptions of the pipelines
+/// streaming from this source.
+fn label_table_copy_slots(slots: &mut [SlotReading], subscriptions: &[(u32, &str)]) {
+    for slot in slots.iter_mut().filter(|s| s.pipeline.is_none()) {
+        let Some(oid) = table_copy_subscription(&slot.slot) else {
+            continue;
+        };
+        slot.pipeline = subscriptions
+            .iter()
+            .find(|(o, _)| *o == oid)
+            .map(|(_, pipeline)| pipeline.to_string());
+    }
+}
+
+/// The subscription OID in a table copy slot's name, if it is one.
+fn table_copy_subscription(slot: &str) -> Option<u32> {
+    let rest = slot.strip_prefix("pg_")?;
+    let (oid, rest) = rest.split_once("_sync_")?;
+    let (relid, system) = rest.split_once('_')?;
+    if relid.parse::<u32>().is_err() || system.parse::<u64>().is_err() {
+        return None;
+    }
+    oid.parse().ok()
 }
 
 /// The lag monitor's run: every registered pipeline, then the report as
@@ -580,4 +643,39 @@ pub async fn run<C: Cloud>(cloud: &C, timestamp_ms: u64) -> Result<(MonitorRepor
     }
     let lines = emf::lines(&report, timestamp_ms);
     Ok((report, lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(name: &str) -> SlotReading {
+        SlotReading {
+            slot: name.into(),
+            database: Some("app".into()),
+            pipeline: None,
+            active: true,
+            lag_bytes: Some(0),
+            retained_bytes: Some(0),
+            wal_status: None,
+            safe_wal_size: None,
+            invalidation_reason: None,
+        }
+    }
+
+    #[test]
+    fn a_table_copy_slot_is_named_as_its_subscriptions_pipeline() {
+        let mut slots = vec![
+            slot("pg_16405_sync_16390_7441234567890123456"),
+            slot("pg_16499_sync_16390_7441234567890123456"),
+            slot("pg_16405_sync_x_7441234567890123456"),
+            slot("someone_elses"),
+        ];
+        label_table_copy_slots(&mut slots, &[(16405, "orders"), (16410, "audit")]);
+        let owners: Vec<Option<&str>> = slots.iter().map(|s| s.pipeline.as_deref()).collect();
+        assert_eq!(owners, vec![Some("orders"), None, None, None]);
+        assert_eq!(table_copy_subscription("pg_1_sync_2_3"), Some(1));
+        assert_eq!(table_copy_subscription("pg_1_sync_2"), None);
+        assert_eq!(table_copy_subscription("clonesync_orders"), None);
+    }
 }

@@ -543,6 +543,119 @@ pub async fn in_flight(source: &Client, target: &Client) -> Result<Option<InFlig
     }))
 }
 
+/// How long a schema change replay may run on the copy before the monitor
+/// cancels it (the command is then pending). PostgreSQL's apply worker
+/// arms no `statement_timeout` (only a client session's statements start
+/// that timer), so a replay that waits on something other than a lock
+/// (`lock_timeout` bounds those at 30 s) would hold apply for every table;
+/// the monitor's run interval adds up to one period to this bound.
+pub const REPLAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Cancel every schema change replay on the copy `target` has run longer
+/// than `timeout`: the apply records its command pending ("canceling
+/// statement") and goes on. A replay tells it runs, and since when, by
+/// its apply worker's `application_name` (`ddl_execute` sets it and puts
+/// the old one back). Returns how many were cancelled.
+pub async fn cancel_overdue_replays(target: &Client, timeout: std::time::Duration) -> Result<i64> {
+    answer(
+        target,
+        "cancel overdue schema change replays",
+        "SELECT count(*) FILTER (WHERE pg_catalog.pg_cancel_backend(a.pid)) \
+         FROM pg_catalog.pg_stat_activity a \
+         WHERE a.backend_type LIKE 'logical replication%' \
+           AND a.application_name ~ '^clonesync replay since [0-9]+$' \
+           AND pg_catalog.clock_timestamp() - pg_catalog.to_timestamp(substr(a.application_name, 24)::float8) \
+               > make_interval(secs => $1::float8)",
+        &[&timeout.as_secs_f64()],
+    )
+    .await
+}
+
+/// A command on a table that the source captured and the copy has not
+/// received yet (its queue row has not arrived).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableChangeInFlight {
+    pub table: crate::pg::TableName,
+    pub command_tag: String,
+    /// For a table made by `CREATE TABLE AS` / `SELECT INTO`: its
+    /// definition as that command left it, with the role that ran it and
+    /// the queue row's id. The rows it wrote precede the queue row in the
+    /// stream, so apply needs the table before the command arrives.
+    pub made_with_rows: Option<SourceDefinition>,
+}
+
+/// The table commands in flight from `source` to `target`, oldest first;
+/// empty where either side has no queue.
+pub async fn table_changes_in_flight(
+    source: &Client,
+    target: &Client,
+) -> Result<Vec<TableChangeInFlight>> {
+    let op = "list the schema changes in flight";
+    for side in [source, target] {
+        let installed: bool = answer(
+            side,
+            op,
+            "SELECT to_regclass('clonesync.ddl_queue') IS NOT NULL",
+            &[],
+        )
+        .await?;
+        if !installed {
+            return Ok(Vec::new());
+        }
+    }
+    // Only a table made with its rows ships its definition: the others
+    // need their names only.
+    let rows = source
+        .query(
+            "SELECT q.id, q.command_tag, q.role_name, x -> 'definition' ->> 'schema', x -> 'definition' ->> 'name', \
+                    CASE WHEN q.command_tag IN ('CREATE TABLE AS', 'SELECT INTO') THEN (x -> 'definition')::text END \
+             FROM clonesync.ddl_queue q, jsonb_array_elements(q.commands) x \
+             WHERE x -> 'definition' ->> 'kind' = 'table' \
+             ORDER BY q.id",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let arrived: Vec<i64> = answer(
+        target,
+        op,
+        "SELECT coalesce(array_agg(q.id), '{}') FROM clonesync.ddl_queue q WHERE q.id = ANY($1::bigint[])",
+        &[&ids],
+    )
+    .await?;
+    let arrived: std::collections::HashSet<i64> = arrived.into_iter().collect();
+    let mut changes = Vec::new();
+    for row in rows {
+        let id: i64 = row.get(0);
+        if arrived.contains(&id) {
+            continue;
+        }
+        let (Some(schema), Some(name)) = (
+            row.get::<_, Option<String>>(3),
+            row.get::<_, Option<String>>(4),
+        ) else {
+            continue;
+        };
+        let Ok(table) = crate::pg::TableName::new(&schema, &name) else {
+            continue;
+        };
+        let made_with_rows = row
+            .get::<_, Option<String>>(5)
+            .map(|definition| SourceDefinition {
+                definition,
+                owner: row.get(2),
+                as_of: id,
+            });
+        changes.push(TableChangeInFlight {
+            table,
+            command_tag: row.get(1),
+            made_with_rows,
+        });
+    }
+    Ok(changes)
+}
+
 /// The capture's queue on one source database after a prune
 /// ([`prune_queue`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

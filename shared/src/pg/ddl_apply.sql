@@ -115,8 +115,18 @@ DECLARE
     v_name text := 'ddl_exec_' || pg_catalog.md5(p_role || pg_catalog.clock_timestamp()::text || pg_catalog.random()::text);
 BEGIN
     EXECUTE pg_catalog.format($f$CREATE FUNCTION clonesync.%I(p_statement text, p_search_path text) RETURNS void
-        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '30s' AS $b$
-        BEGIN PERFORM pg_catalog.set_config('search_path', p_search_path, true); EXECUTE p_statement; END $b$$f$, v_name);
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '30s'
+        SET application_name = 'clonesync replay' AS $b$
+        BEGIN
+            -- The apply worker arms no statement_timeout (only a client
+            -- session's statements start that timer), so the monitor
+            -- cancels a replay that has run too long; this name, restored
+            -- when the function returns, tells it one runs and since when.
+            PERFORM pg_catalog.set_config('application_name',
+                'clonesync replay since ' || pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()))::bigint, false);
+            PERFORM pg_catalog.set_config('search_path', p_search_path, true);
+            EXECUTE p_statement;
+        END $b$$f$, v_name);
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION clonesync.%I(text, text) FROM PUBLIC', v_name);
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION clonesync.%I(text, text) TO %I', v_name, current_user);
     EXECUTE pg_catalog.format('ALTER FUNCTION clonesync.%I(text, text) OWNER TO %I', v_name, p_role);
@@ -707,7 +717,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET standard_conforming_s
 BEGIN
     BEGIN
         PERFORM clonesync.ddl_apply_row(NEW, TG_ARGV[0]::jsonb);
-    EXCEPTION WHEN OTHERS THEN
+    -- query_canceled: the monitor's cancel of a replay that ran too long
+    -- (OTHERS does not include it).
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
         INSERT INTO clonesync.ddl_applied (id, status, how, detail, command_tag, txid, command_text)
         VALUES (NEW.id, 'pending', 'failed', format('could not apply: %s', SQLERRM), NEW.command_tag, NEW.txid,
                 left(NEW.command_text, 200))

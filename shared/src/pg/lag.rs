@@ -103,6 +103,9 @@ pub struct SubscriptionLag {
     /// (`insert_exists`, `update_missing`, `delete_missing`, ...), where
     /// the server counts them (PostgreSQL 18+); `None` before.
     pub conflicts: Option<BTreeMap<String, i64>>,
+    /// The subscription's OID: its table synchronization slots on the
+    /// source are named `pg_<oid>_sync_<relid>_<system id>`.
+    pub oid: u32,
 }
 
 impl SubscriptionLag {
@@ -140,7 +143,7 @@ static SUBSCRIPTIONS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new
         "SELECT s.subname::text, s.subenabled, w.pid, \
                 greatest(0, extract(epoch FROM now() - w.last_msg_receipt_time))::float8, \
                 greatest(0, extract(epoch FROM now() - w.latest_end_time))::float8, \
-                {STATS_COUNTERS_SQL} \
+                {STATS_COUNTERS_SQL}, s.oid \
          FROM pg_subscription s \
          JOIN pg_database d ON d.oid = s.subdbid AND d.datname = current_database() \
          LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL \
@@ -188,6 +191,7 @@ pub async fn subscription_lags(client: &Client, names: &[&str]) -> Result<Vec<Su
                 apply_error_count: counters.apply_error_count,
                 sync_error_count: counters.sync_error_count,
                 conflicts: counters.conflicts,
+                oid: row.get(9),
             }
         })
         .collect())

@@ -35,6 +35,18 @@ impl Scope {
             tables: NameList::new(tables)?,
         })
     }
+
+    /// Whether the publication this scope makes covers `table` (by name:
+    /// a table that does not exist yet or any more is judged as if it did).
+    pub fn publishes(&self, table: &TableName) -> bool {
+        match self {
+            Scope::AllTables => true,
+            Scope::Schemas { schemas } => {
+                schemas.iter().any(|s| s.as_str() == table.schema.as_str())
+            }
+            Scope::Tables { tables } => tables.contains(table),
+        }
+    }
 }
 
 /// A non-empty list of names without duplicates, in the order given: an

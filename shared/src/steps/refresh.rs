@@ -56,6 +56,10 @@ pub struct Refreshed {
     /// definition now, each with why (tried again at the next refresh).
     #[serde(default)]
     pub not_created: Vec<(String, String)>,
+    /// New tables not added yet: a schema change on them is captured on
+    /// the source and has not reached the copy (added at a later refresh).
+    #[serde(default)]
+    pub waiting_for_stream: Vec<String>,
     /// Tables still being copied.
     pub syncing: Vec<String>,
     /// Why nothing was tried (paused).
@@ -83,6 +87,13 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
         refreshed.skipped = Some("the subscription is disabled (paused)".into());
         return Ok(refreshed);
     }
+    let schema_changes = spec.schema_changes && ddl::apply_installed(target).await?;
+    let in_flight = if schema_changes {
+        ddl::table_changes_in_flight(source, target).await?
+    } else {
+        Vec::new()
+    };
+    make_tables_written_before_made(target, spec, &in_flight, &mut refreshed).await?;
     let published = subscription::published_tables(source, &spec.publication).await?;
     let new: Vec<_> = published
         .into_iter()
@@ -91,8 +102,20 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
     if new.is_empty() {
         return Ok(refreshed);
     }
+    // A table whose schema change has not reached the copy yet would be
+    // copied in its newer shape into its older one ("missing replicated
+    // columns"): the refresh waits for the stream.
+    refreshed.waiting_for_stream = new
+        .iter()
+        .filter(|t| in_flight.iter().any(|c| &c.table == *t))
+        .map(ToString::to_string)
+        .collect();
+    if !refreshed.waiting_for_stream.is_empty() {
+        tracing::info!(pipeline = %spec.id, waiting = ?refreshed.waiting_for_stream, "new tables wait for their schema changes to reach the copy");
+        return Ok(refreshed);
+    }
     let mut present = subscription::existing_tables(target, &new).await?;
-    if spec.schema_changes && ddl::apply_installed(target).await? {
+    if schema_changes {
         // Each table on its own, whatever order its name gives it: one
         // that cannot be made (its parent not there yet, a lock, a schema
         // the copy lacks) is named and the others are made; passes repeat
@@ -149,6 +172,49 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
     refreshed.added = new.iter().map(ToString::to_string).collect();
     tracing::info!(pipeline = %spec.id, subscription = name, added = ?refreshed.added, "new tables added to the subscription");
     Ok(refreshed)
+}
+
+/// A table made with its rows (`CREATE TABLE AS`, `SELECT INTO`) whose
+/// command has not reached the copy: its rows come first in the stream,
+/// and apply stops on them until the table exists. It is made from the
+/// definition the command left (not the source's present one: the table
+/// may have changed or be gone since), the first such command per table
+/// only, and only when the scope publishes it. The rows themselves are
+/// skipped by apply (the table is not in the subscription yet); the
+/// refresh copies the table whole once its commands have arrived.
+async fn make_tables_written_before_made(
+    target: &Client,
+    spec: &PipelineSpec,
+    in_flight: &[ddl::TableChangeInFlight],
+    refreshed: &mut Refreshed,
+) -> Result<()> {
+    let mut seen = Vec::new();
+    for change in in_flight {
+        if seen.contains(&&change.table) {
+            continue;
+        }
+        seen.push(&change.table);
+        let Some(definition) = &change.made_with_rows else {
+            continue;
+        };
+        if !spec.scope.publishes(&change.table)
+            || !subscription::existing_tables(target, std::slice::from_ref(&change.table))
+                .await?
+                .is_empty()
+        {
+            continue;
+        }
+        match ddl::create_table_from_definition(target, &change.table, definition).await {
+            Ok(()) => {
+                tracing::info!(pipeline = %spec.id, table = %change.table, command = %change.command_tag, "table made with its rows created on the target from its command's definition");
+                refreshed.created_on_target.push(change.table.to_string());
+            }
+            Err(e) => refreshed
+                .not_created
+                .push((change.table.to_string(), e.to_string())),
+        }
+    }
+    Ok(())
 }
 
 /// With apply groups: each table of `scope` that no group's publication
