@@ -398,6 +398,41 @@ pub async fn create_table_from_definition(
     Ok(())
 }
 
+/// Make on the copy a table only the stream names (see
+/// [`crate::pg::stream`]): every column `text`, which takes any value the
+/// stream sends as text, in its schema (made if missing), owned by the
+/// applying login and marked by its comment. Apply then skips its rows
+/// (the table is in no subscription) and a later replayed drop removes
+/// it; one left behind shows in drift as a table the source lacks.
+pub async fn create_stand_in_table(
+    target: &Client,
+    table: &crate::pg::TableName,
+    columns: &[String],
+) -> Result<()> {
+    let identity = format!(
+        "{}.{}",
+        crate::pg::quote::ident(table.schema.as_str()),
+        crate::pg::quote::ident(table.name.as_str())
+    );
+    let columns = columns
+        .iter()
+        .map(|c| format!("{} text", crate::pg::quote::ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    target
+        .batch_execute(&format!(
+            "BEGIN; \
+             CREATE SCHEMA IF NOT EXISTS {schema}; \
+             CREATE TABLE {identity} ({columns}); \
+             COMMENT ON TABLE {identity} IS 'clonesync: a stand-in so apply could pass rows of a table the source made and dropped unseen'; \
+             COMMIT",
+            schema = crate::pg::quote::ident(table.schema.as_str()),
+        ))
+        .await
+        .map_err(|e| classify("make a stand-in table", e))?;
+    Ok(())
+}
+
 /// A schema change the target could not apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingChange {

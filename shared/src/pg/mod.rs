@@ -24,6 +24,7 @@ pub mod sequences;
 pub mod server;
 pub mod slot;
 pub mod sqlstate;
+pub mod stream;
 pub mod subscription;
 pub(crate) mod tls;
 pub mod wal;

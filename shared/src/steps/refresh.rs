@@ -94,6 +94,9 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
         Vec::new()
     };
     make_tables_written_before_made(target, spec, &in_flight, &mut refreshed).await?;
+    if schema_changes {
+        make_tables_only_the_stream_names(source, target, spec, &mut refreshed).await?;
+    }
     let published = subscription::published_tables(source, &spec.publication).await?;
     let new: Vec<_> = published
         .into_iter()
@@ -212,6 +215,57 @@ async fn make_tables_written_before_made(
             Err(e) => refreshed
                 .not_created
                 .push((change.table.to_string(), e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// A table apply stops on that no queue row made and the source no longer
+/// has (made by a command no event trigger sees, `EXPLAIN ANALYZE CREATE
+/// TABLE AS`, and dropped since): only the stream knows its name and
+/// columns. Read from the slot's pending transactions while apply is
+/// stopped (a running walsender holds the slot: nothing is read), and made
+/// as a stand-in ([`ddl::create_stand_in_table`]). A table the source
+/// still has is left to the other paths, which make it as it is.
+async fn make_tables_only_the_stream_names(
+    source: &Client,
+    target: &Client,
+    spec: &PipelineSpec,
+    refreshed: &mut Refreshed,
+) -> Result<()> {
+    // A stopped apply stops on its first pending transaction; a few more
+    // cover a restart in between.
+    let Some(relations) = crate::pg::stream::pending_relations(
+        source,
+        spec.slot.as_str(),
+        &[spec.publication.as_str()],
+        20,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let applied = crate::pg::stream::applied_up_to(target, spec.subscription.as_str()).await?;
+    for relation in relations
+        .iter()
+        .filter(|r| applied.is_none_or(|a| r.final_lsn > a))
+    {
+        let one = std::slice::from_ref(&relation.table);
+        if !subscription::existing_tables(target, one).await?.is_empty()
+            || !subscription::existing_tables(source, one).await?.is_empty()
+        {
+            continue;
+        }
+        match ddl::create_stand_in_table(target, &relation.table, &relation.columns).await {
+            Ok(()) => {
+                tracing::warn!(pipeline = %spec.id, table = %relation.table, "a table only the stream names (made and dropped on the source unseen) made on the target as a stand-in");
+                refreshed
+                    .created_on_target
+                    .push(format!("{} (stand-in)", relation.table));
+            }
+            Err(e) => refreshed
+                .not_created
+                .push((relation.table.to_string(), e.to_string())),
         }
     }
     Ok(())
