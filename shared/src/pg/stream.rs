@@ -65,16 +65,16 @@ pub async fn pending_relations(
         let data: Vec<u8> = row.get(0);
         match parse(&data) {
             Some(Message::Begin(lsn)) => final_lsn = lsn,
-            Some(Message::Relation(table, columns)) => {
-                if !relations.iter().any(|r| r.table == table) {
-                    relations.push(StreamRelation {
-                        table,
-                        columns,
-                        final_lsn,
-                    });
-                }
+            Some(Message::Relation(table, columns))
+                if !relations.iter().any(|r| r.table == table) =>
+            {
+                relations.push(StreamRelation {
+                    table,
+                    columns,
+                    final_lsn,
+                });
             }
-            None => {}
+            _ => {}
         }
     }
     Ok(Some(relations))
