@@ -619,7 +619,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = q.role_name) THEN
         BEGIN
             v_problems := v_problems || ARRAY(SELECT substr(x, 2) FROM unnest(clonesync.ddl_ensure_role(q.role_name)) x);
-        EXCEPTION WHEN OTHERS THEN
+        EXCEPTION WHEN OTHERS OR assert_failure THEN
             v_problems := v_problems || format('role %s does not exist on the copy and could not be made: %s', q.role_name, SQLERRM);
         END;
     END IF;
@@ -628,7 +628,7 @@ BEGIN
             SELECT substr(g, 2) FROM jsonb_array_elements(v_commands) x,
                    unnest(clonesync.ddl_mirror_schema_rights(q.role_name, clonesync.ddl_table_identity(x))) g
              WHERE clonesync.ddl_table_identity(x) IS NOT NULL);
-    EXCEPTION WHEN OTHERS THEN
+    EXCEPTION WHEN OTHERS OR assert_failure THEN
         v_problems := v_problems || format('could not give role %s its schema rights: %s', q.role_name, SQLERRM);
     END;
     IF v_statement_no IS NOT NULL THEN
@@ -644,7 +644,7 @@ BEGIN
             v_replayed := true;
             v_how := CASE WHEN q.statement_count = 1 THEN 'replayed'
                           ELSE format('replayed statement %s of %s', v_statement_no, q.statement_count) END;
-        EXCEPTION WHEN OTHERS THEN
+        EXCEPTION WHEN OTHERS OR assert_failure THEN
             -- Whatever the rebuild below repairs, a command whose own text
             -- failed here is not known to be applied: pending.
             v_problems := v_problems || format('replay of %L failed: %s', left(v_statement, 200), SQLERRM);
@@ -677,7 +677,7 @@ BEGIN
                     v_how := 'replayed and reconciled';
                 END IF;
             END IF;
-        EXCEPTION WHEN OTHERS THEN
+        EXCEPTION WHEN OTHERS OR assert_failure THEN
             v_problems := v_problems || format('%s %s: %s', v_command ->> 'tag', v_command ->> 'identity', SQLERRM);
         END;
         IF v_before ? clonesync.ddl_table_identity(v_command) THEN
@@ -686,7 +686,7 @@ BEGIN
                     v_command -> 'definition',
                     ARRAY(SELECT jsonb_array_elements_text(v_before -> clonesync.ddl_table_identity(v_command))),
                     q.role_name);
-            EXCEPTION WHEN OTHERS THEN
+            EXCEPTION WHEN OTHERS OR assert_failure THEN
                 v_problems := v_problems || format('%s %s: aligning added columns: %s', v_command ->> 'tag', v_command ->> 'identity', SQLERRM);
             END;
         END IF;
@@ -717,9 +717,10 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET standard_conforming_s
 BEGIN
     BEGIN
         PERFORM clonesync.ddl_apply_row(NEW, TG_ARGV[0]::jsonb);
-    -- query_canceled: the monitor's cancel of a replay that ran too long
-    -- (OTHERS does not include it).
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
+    -- OTHERS leaves out two conditions, and neither may stop apply:
+    -- query_canceled (the monitor's cancel of a replay that ran too long)
+    -- and assert_failure (an ASSERT in a user's function a replay runs).
+    EXCEPTION WHEN OTHERS OR assert_failure OR query_canceled THEN
         INSERT INTO clonesync.ddl_applied (id, status, how, detail, command_tag, txid, command_text)
         VALUES (NEW.id, 'pending', 'failed', format('could not apply: %s', SQLERRM), NEW.command_tag, NEW.txid,
                 left(NEW.command_text, 200))
