@@ -419,18 +419,47 @@ pub async fn create_stand_in_table(
         .map(|c| format!("{} text", crate::pg::quote::ident(c)))
         .collect::<Vec<_>>()
         .join(", ");
-    target
+    let schema = crate::pg::quote::ident(table.schema.as_str());
+    let schema_missing: bool = answer(
+        target,
+        "make a stand-in table",
+        "SELECT to_regnamespace(quote_ident($1)) IS NULL",
+        &[&table.schema.as_str()],
+    )
+    .await?;
+    // Made in clonesync's schema and moved: a user table may sit in
+    // pg_catalog (ALTER TABLE ... SET SCHEMA pg_catalog), where CREATE
+    // TABLE is refused but a move is not.
+    let scratch = crate::pg::quote::ident(&format!(
+        "stand_in_{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    let made = target
         .batch_execute(&format!(
             "BEGIN; \
-             CREATE SCHEMA IF NOT EXISTS {schema}; \
-             CREATE TABLE {identity} ({columns}); \
+             {make_schema} \
+             CREATE TABLE clonesync.{scratch} ({columns}); \
+             ALTER TABLE clonesync.{scratch} SET SCHEMA {schema}; \
+             ALTER TABLE {schema}.{scratch} RENAME TO {name}; \
              COMMENT ON TABLE {identity} IS 'clonesync: a stand-in so apply could pass rows of a table the source made and dropped unseen'; \
              COMMIT",
-            schema = crate::pg::quote::ident(table.schema.as_str()),
+            make_schema = if schema_missing {
+                format!("CREATE SCHEMA {schema};")
+            } else {
+                String::new()
+            },
+            name = crate::pg::quote::ident(table.name.as_str()),
         ))
         .await
-        .map_err(|e| classify("make a stand-in table", e))?;
-    Ok(())
+        .map_err(|e| classify("make a stand-in table", e));
+    if made.is_err() {
+        // The session goes on serving the refresh: out of the failed block.
+        let _ = target.batch_execute("ROLLBACK").await;
+    }
+    made
 }
 
 /// A schema change the target could not apply.
