@@ -80,6 +80,27 @@ pub async fn pending_relations(
     Ok(Some(relations))
 }
 
+/// Whether the copy's subscription is enabled, has no apply worker right
+/// now and has counted apply errors: the state between two attempts of a
+/// worker that stops on a change.
+pub async fn apply_stopped_on_errors(target: &Client, subscription: &str) -> Result<bool> {
+    let row = target
+        .query_one(
+            "SELECT s.subenabled \
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_subscription w \
+                                 WHERE w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL) \
+                AND coalesce((SELECT st.apply_error_count FROM pg_catalog.pg_stat_subscription_stats st \
+                               WHERE st.subid = s.oid), 0) > 0 \
+             FROM pg_catalog.pg_subscription s \
+             WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
+             UNION ALL SELECT false LIMIT 1",
+            &[&subscription],
+        )
+        .await
+        .map_err(|e| classify("read whether apply is stopped", e))?;
+    Ok(row.get(0))
+}
+
 /// Where the copy's subscription has applied up to (its origin's remote
 /// position); `None` before it has applied anything.
 pub async fn applied_up_to(target: &Client, subscription: &str) -> Result<Option<Lsn>> {

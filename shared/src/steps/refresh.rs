@@ -233,6 +233,12 @@ async fn make_tables_only_the_stream_names(
     spec: &PipelineSpec,
     refreshed: &mut Refreshed,
 ) -> Result<()> {
+    // Only while the apply worker is down after failing (PostgreSQL starts
+    // it again some seconds later): a running one needs nothing, and the
+    // peek decodes the slot's WAL from its restart position.
+    if !crate::pg::stream::apply_stopped_on_errors(target, spec.subscription.as_str()).await? {
+        return Ok(());
+    }
     // A stopped apply stops on its first pending transaction; a few more
     // cover a restart in between.
     let Some(relations) = crate::pg::stream::pending_relations(
