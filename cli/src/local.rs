@@ -311,13 +311,19 @@ fn record_outcome(
     Ok(true)
 }
 
-/// A state machine execution's name: unique per second and pipeline.
+/// A state machine execution's name: unique per second and pipeline, as
+/// it must be (a Standard execution's name stays taken for 90 days,
+/// AWS-BEHAVIOURS row 21; the pipeline's lock keeps two runs of one
+/// pipeline from starting in one second).
 fn execution_name(prefix: &str, pipeline: &str) -> String {
+    execution_name_at(prefix, pipeline, SystemTime::now())
+}
+
+fn execution_name_at(prefix: &str, pipeline: &str, at: SystemTime) -> String {
     format!(
         "{prefix}{}-{}",
         pipeline.replace('_', "-"),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
+        at.duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0)
     )
@@ -1001,6 +1007,47 @@ pub async fn preflight(options: SourceOptions) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// Step Functions' execution names: 1-80 characters, and only
+    /// `0-9A-Za-z-_` where CloudWatch Logs must accept them; a new name
+    /// every second for one pipeline, and never another pipeline's.
+    #[test]
+    fn execution_names_are_new_each_second_valid_and_name_their_pipeline() {
+        let longest = (1..=80)
+            .map(|n| format!("p{}", "x".repeat(n - 1)))
+            .rfind(|id| names::PipelineId::new(id.clone()).is_ok())
+            .unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_688_000);
+        for prefix in ["", "switchover-", "reseed-"] {
+            for pipeline in ["orders_dev", "a", longest.as_str()] {
+                let name = execution_name_at(prefix, pipeline, at);
+                assert!((1..=80).contains(&name.len()), "{name}");
+                assert!(
+                    name.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                    "{name}"
+                );
+                assert!(name.starts_with(prefix), "{name}");
+                let next = execution_name_at(prefix, pipeline, at + Duration::from_secs(1));
+                assert_ne!(name, next);
+                // 90 days later the name is a new one too.
+                let later =
+                    execution_name_at(prefix, pipeline, at + Duration::from_secs(90 * 86_400));
+                assert_ne!(name, later);
+            }
+        }
+        // Two pipelines never share a name in one second, even where one
+        // id is another's prefix.
+        assert_ne!(
+            execution_name_at("", "orders", at),
+            execution_name_at("", "orders_1", at)
+        );
+        assert_ne!(
+            execution_name("", "orders"),
+            execution_name_at("", "orders", at)
+        );
+    }
 
     fn legacy(paused: bool, switched_over: bool, streaming: bool) -> serde_json::Value {
         let input = clonesync_local::runtime::request(

@@ -764,3 +764,281 @@ fn the_maps_read_their_items_from_the_runs_bucket_and_keep_no_list_in_the_state(
     }
     assert_eq!(given, ["VerifyPlan", "VerifyReport", "VerifyTable"]);
 }
+
+/// The handlers (by package name) whose body writes to stdout: EMF lines.
+fn handlers_writing_stdout() -> BTreeSet<String> {
+    let source = std::fs::read_to_string(root().join("shared/src/handlers.rs")).unwrap();
+    source
+        .split("\npub async fn ")
+        .skip(1)
+        .filter(|body| {
+            // The body ends where the next item starts.
+            let body = body.split("\n}\n").next().unwrap_or(body);
+            body.contains("println!(")
+        })
+        .map(|body| {
+            let name = body.split(['<', '(']).next().unwrap();
+            name.replace('_', "-")
+        })
+        .collect()
+}
+
+/// AWS-BEHAVIOURS row 11: with the JSON log format, Lambda reads a stdout
+/// line without a `level` as INFO and drops it below the function's
+/// `ApplicationLogLevel`. The EMF lines carry no level, so every function
+/// that writes them logs at INFO whatever the `LogLevel` parameter says;
+/// the others follow it.
+#[test]
+fn the_functions_that_write_metrics_keep_them_whatever_the_log_level() {
+    use clonesync::monitor::{emf, MonitorReport};
+    let writers = handlers_writing_stdout();
+    assert_eq!(
+        writers,
+        BTreeSet::from(["lag-monitor".to_string(), "verify-report".to_string()]),
+        "the handlers printing to stdout changed: check their log level here"
+    );
+    // Their lines are read as INFO: JSON without a level of their own.
+    let results = clonesync::workflow::verify::VerifyResults {
+        pipeline_id: "p".parse().unwrap(),
+        results: Vec::new(),
+        require_equal: false,
+    };
+    let summary = clonesync::workflow::verify::summarize(&results).unwrap();
+    let mut lines = emf::lines(&MonitorReport::default(), 0);
+    lines.extend(emf::verification_lines(&summary.counts(), 0));
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        assert!(doc.get("level").is_none(), "{line}");
+    }
+    let template = template();
+    let levels = template["Parameters"]["LogLevel"]["AllowedValues"]
+        .as_sequence()
+        .unwrap();
+    assert!(levels.iter().any(|l| l.as_str() == Some("WARN")));
+    let global = &template["Globals"]["Function"]["LoggingConfig"];
+    assert_eq!(global["LogFormat"].as_str(), Some("JSON"));
+    assert_eq!(
+        tagged(&global["ApplicationLogLevel"], "!Ref").and_then(Yaml::as_str),
+        Some("LogLevel")
+    );
+    for (name, function) in functions(&template) {
+        let package = function["Properties"]["CodeUri"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("target/lambda/")
+            .to_string();
+        let own = &function["Properties"]["LoggingConfig"];
+        if writers.contains(&package) {
+            assert_eq!(own["LogFormat"].as_str(), Some("JSON"), "{name}");
+            assert_eq!(
+                own["ApplicationLogLevel"].as_str(),
+                Some("INFO"),
+                "{name} writes EMF lines: a WARN or ERROR level would drop them"
+            );
+        } else {
+            assert!(own.is_null(), "{name} sets its own logging config");
+        }
+    }
+}
+
+/// CloudWatch's evaluation of an M-of-N alarm (CloudWatch user guide,
+/// "How CloudWatch alarm evaluates when data is missing"): when at least
+/// M of the N newest periods hold a point, only those real points are
+/// judged; otherwise the missing ones are filled as `TreatMissingData`
+/// says (`ignore` keeps the state). `points` is oldest first, a point
+/// `Some(breaching)`.
+fn cloudwatch_alarms(points: &[Option<bool>], m: usize, n: usize, treat: &str) -> Option<bool> {
+    let range = &points[points.len().saturating_sub(n)..];
+    let real: Vec<bool> = range.iter().flatten().copied().collect();
+    if real.len() >= m {
+        return Some(real.iter().filter(|b| **b).count() >= m);
+    }
+    let filled = match treat {
+        "breaching" => Some(true),
+        "notBreaching" => Some(false),
+        _ => None,
+    };
+    let breaching = range
+        .iter()
+        .map(|p| p.or(filled))
+        .collect::<Option<Vec<bool>>>()?;
+    Some(breaching.iter().filter(|b| **b).count() >= m)
+}
+
+#[test]
+fn the_model_of_cloudwatch_evaluation_fills_only_when_too_few_points_are_real() {
+    let late = [Some(false), Some(false), None];
+    // 1 of 1 with missing data breaching: one late point fires it.
+    assert_eq!(cloudwatch_alarms(&late, 1, 1, "breaching"), Some(true));
+    assert_eq!(cloudwatch_alarms(&late, 2, 3, "breaching"), Some(false));
+    assert_eq!(cloudwatch_alarms(&late, 3, 3, "breaching"), Some(false));
+    assert_eq!(cloudwatch_alarms(&[None; 3], 2, 3, "breaching"), Some(true));
+    assert_eq!(cloudwatch_alarms(&[None; 3], 2, 3, "ignore"), None);
+    assert_eq!(
+        cloudwatch_alarms(&[Some(true), Some(true), None], 2, 3, "breaching"),
+        Some(true)
+    );
+}
+
+/// A Number parameter's or a literal's value, at the parameter's least.
+fn least(template: &Yaml, value: &Yaml) -> u64 {
+    match tagged(value, "!Ref").and_then(Yaml::as_str) {
+        Some(parameter) => template["Parameters"][parameter]["MinValue"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{parameter} has no MinValue")),
+        None => value.as_u64().unwrap(),
+    }
+}
+
+/// AWS-BEHAVIOURS row 16: no alarm cries wolf on one late data point, and
+/// a monitor silent for a whole evaluation range still alarms; every
+/// alarm on the monitor's figures has the monitor's period, which follows
+/// `MonitorSchedule` (the `MonitorMinutes` mapping), whatever value a
+/// parameter takes.
+#[test]
+fn every_alarm_survives_a_late_point_and_follows_the_monitor_schedule() {
+    let template = template();
+    let mapping = template["Mappings"]["MonitorPeriod"].as_mapping().unwrap();
+    let minutes = template["Parameters"]["MonitorMinutes"]["AllowedValues"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(mapping.len(), minutes.len());
+    for allowed in minutes {
+        let key = allowed.as_u64().unwrap().to_string();
+        let entry = &mapping[Yaml::from(key.clone())];
+        let m: u64 = key.parse().unwrap();
+        let unit = if m == 1 { "minute" } else { "minutes" };
+        assert_eq!(
+            entry["Schedule"].as_str(),
+            Some(format!("rate({m} {unit})").as_str())
+        );
+        assert_eq!(entry["Seconds"].as_u64(), Some(m * 60));
+    }
+    let monitor_period = |value: &Yaml| {
+        let found = tagged(value, "!FindInMap").and_then(Yaml::as_sequence);
+        let parts: Vec<String> = found
+            .map(|s| {
+                s.iter()
+                    .map(|p| {
+                        p.as_str()
+                            .or_else(|| tagged(p, "!Ref").and_then(Yaml::as_str))
+                            .unwrap_or("?")
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        parts
+    };
+    for function in ["LagMonitor", "RefreshTables"] {
+        let schedule = &resources(&template)[function]["Properties"]["Events"]["Every"]
+            ["Properties"]["Schedule"];
+        assert_eq!(
+            monitor_period(schedule),
+            ["MonitorPeriod", "MonitorMinutes", "Schedule"],
+            "{function}"
+        );
+    }
+    let mut judged = 0;
+    for (name, resource) in resources(&template) {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let name = name.as_str().unwrap();
+        let p = &resource["Properties"];
+        let treat = p["TreatMissingData"].as_str().unwrap();
+        let period = if p["Metrics"].is_sequence() {
+            p["Metrics"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|q| !q["MetricStat"].is_null())
+                .map(|q| &q["MetricStat"]["Period"])
+                .unwrap()
+        } else {
+            &p["Period"]
+        };
+        // A verification's figure is written once per run, not on the
+        // schedule, and ignored while missing.
+        if treat != "ignore" {
+            assert_eq!(
+                monitor_period(period),
+                ["MonitorPeriod", "MonitorMinutes", "Seconds"],
+                "{name}: its period is not the monitor's"
+            );
+        }
+        let m = least(&template, &p["DatapointsToAlarm"]) as usize;
+        let n = least(&template, &p["EvaluationPeriods"]) as usize;
+        assert!(m >= 1 && m <= n, "{name}: {m} of {n}");
+        // The same parameter for both keeps M = N at every value.
+        if let (Some(a), Some(b)) = (
+            tagged(&p["DatapointsToAlarm"], "!Ref"),
+            tagged(&p["EvaluationPeriods"], "!Ref"),
+        ) {
+            assert_eq!(a, b, "{name}");
+        }
+        // Healthy every period, the newest point late: no alarm.
+        let mut healthy = vec![Some(false); n + 2];
+        *healthy.last_mut().unwrap() = None;
+        assert_ne!(
+            cloudwatch_alarms(&healthy, m, n, treat),
+            Some(true),
+            "{name} ({m} of {n}, missing {treat}) fires on one late point"
+        );
+        // The monitor silent for the whole range: alarm where missing
+        // data means the monitor is down.
+        if treat == "breaching" {
+            assert_eq!(
+                cloudwatch_alarms(&vec![None; n], m, n, treat),
+                Some(true),
+                "{name}: a silent monitor does not alarm"
+            );
+        }
+        judged += 1;
+    }
+    assert!(judged >= 10, "{judged} alarms");
+}
+
+/// AWS-BEHAVIOURS row 22: the source role trusts only the target stack's
+/// function roles (SAM names a function's role `<stack>-<Function>Role-…`
+/// when the template names none), not every principal of the target
+/// account, and demands the external id when one is set. The id itself is
+/// in the functions' environment (README, Limits).
+#[test]
+fn the_source_role_trusts_only_the_target_stacks_function_roles() {
+    let template = template();
+    let trust = &resources(&template)["SourceAccessRole"]["Properties"]["AssumeRolePolicyDocument"]
+        ["Statement"];
+    let statements = trust.as_sequence().unwrap();
+    assert_eq!(statements.len(), 1);
+    let statement = &statements[0];
+    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+    assert_eq!(statement["Action"].as_str(), Some("sts:AssumeRole"));
+    let principal = tagged(
+        &statement["Condition"]["ArnLike"]["aws:PrincipalArn"],
+        "!Sub",
+    )
+    .and_then(Yaml::as_str)
+    .expect("an aws:PrincipalArn condition");
+    assert_eq!(
+        principal,
+        "arn:${AWS::Partition}:iam::${TargetAccountId}:role/${TargetStackName}-*"
+    );
+    let external = tagged(&statement["Condition"]["StringEquals"], "!If")
+        .and_then(Yaml::as_sequence)
+        .expect("the external id condition");
+    assert_eq!(external[0].as_str(), Some("HasExternalId"));
+    assert_eq!(
+        tagged(&external[1]["sts:ExternalId"], "!Ref").and_then(Yaml::as_str),
+        Some("ExternalId")
+    );
+    // No function names its own role, so each gets SAM's
+    // <stack>-<Function>Role-<suffix>, inside the trusted prefix.
+    for (name, function) in functions(&template) {
+        assert!(function["Properties"]["Role"].is_null(), "{name}");
+    }
+    assert!(resources(&template).iter().all(|(_, r)| {
+        r["Type"].as_str() != Some("AWS::IAM::Role") || r["Properties"]["RoleName"].is_null()
+    }));
+}

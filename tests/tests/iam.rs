@@ -39,10 +39,6 @@ const NOT_CALLED_BY_CODE: &[(&str, &str)] = &[
         "a clone login secret under a customer-managed KMS key",
     ),
     (
-        "DecryptTheLoginThroughSecretsManager",
-        "the source login's secret under a customer-managed KMS key",
-    ),
-    (
         "CompleteATaggedShare",
         "AssociateResourceShare: only when someone removed the target account from the share \
          (aws_ram's a_reused_share_missing_the_principal_is_completed); a local share keeps it",
@@ -544,4 +540,62 @@ fn every_state_machine_role_allows_what_its_definition_calls_and_no_statement_is
         error.to_string().contains("sns:publish is not modeled"),
         "{error}"
     );
+}
+
+/// AWS-BEHAVIOURS row 14: a secret under a customer-managed KMS key is
+/// decrypted with the caller's own `kms:Decrypt`, which Secrets Manager
+/// asks for on its behalf. Every role that may read a secret (the source
+/// role: the source login; the functions: clone logins) may decrypt
+/// through Secrets Manager, and may not decrypt directly or through any
+/// other service. The whole-life test proves the source role's statement
+/// needed (the local source secret plays one under such a key).
+#[test]
+fn every_role_that_reads_a_secret_decrypts_it_through_secrets_manager_only() {
+    use clonesync_local::iam::{calls::secret_key_arn, Request, Substitutions};
+    let subs = Substitutions::local(REGION, ACCOUNT, REGISTRY_TABLE, RUNS_BUCKET);
+    let policies = Policies::from_template(TEMPLATE, &subs).unwrap();
+    let secrets = [
+        subs.source_secret_arn.clone(),
+        format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:clonesync/orders-AbCdEf"),
+    ];
+    let key = secret_key_arn(&subs);
+    let decrypt = |service: Option<&str>| {
+        let request = Request::new("kms:Decrypt", key.clone());
+        match service {
+            Some(s) => request.with("kms:ViaService", &[&format!("{s}.{REGION}.amazonaws.com")]),
+            None => request,
+        }
+    };
+    let roles = policies
+        .functions
+        .iter()
+        .map(|(name, statements)| (name.as_str(), statements.as_slice()))
+        .chain([("the source role", policies.source_role.as_slice())]);
+    let mut readers = Vec::new();
+    for (role, statements) in roles {
+        let reads = secrets.iter().any(|secret| {
+            Policies::decide(
+                statements,
+                &Request::new("secretsmanager:GetSecretValue", secret.clone()),
+            )
+            .is_some()
+        });
+        if !reads {
+            continue;
+        }
+        readers.push(role);
+        assert!(
+            Policies::decide(statements, &decrypt(Some("secretsmanager"))).is_some(),
+            "{role} reads a secret but may not decrypt it through Secrets Manager"
+        );
+        for other in [None, Some("s3"), Some("lambda")] {
+            assert!(
+                Policies::decide(statements, &decrypt(other)).is_none(),
+                "{role} may decrypt outside Secrets Manager ({other:?})"
+            );
+        }
+    }
+    // The source role and the functions that read clone logins.
+    assert!(readers.contains(&"the source role"), "{readers:?}");
+    assert!(readers.len() > 1, "{readers:?}");
 }

@@ -219,17 +219,35 @@ pub fn delete_clone(subs: &Substitutions, clone_id: &str) -> Vec<Call> {
 }
 
 /// `ControlPlane::source_endpoint` (and `clone_endpoint` without a clone
-/// secret): the source login, read in the source account.
+/// secret): the source login, read in the source account. The local
+/// source secret plays one under a customer-managed KMS key, the case a
+/// deployment must allow for (AWS-BEHAVIOURS row 14): Secrets Manager
+/// then decrypts it with the caller's own `kms:Decrypt`, through the
+/// service (`kms:ViaService`), so the one call is two authorizations.
 pub fn source_login(subs: &Substitutions) -> Vec<Call> {
     vec![call(
         "secretsmanager",
         "GetSecretValue",
         Account::Source,
-        vec![Request::new(
-            "secretsmanager:GetSecretValue",
-            subs.source_secret_arn.clone(),
-        )],
+        vec![
+            Request::new(
+                "secretsmanager:GetSecretValue",
+                subs.source_secret_arn.clone(),
+            ),
+            Request::new("kms:Decrypt", secret_key_arn(subs)).with(
+                "kms:ViaService",
+                &[&format!("secretsmanager.{}.amazonaws.com", subs.region)],
+            ),
+        ],
     )]
+}
+
+/// The customer-managed key the local source secret plays being under.
+pub fn secret_key_arn(subs: &Substitutions) -> String {
+    format!(
+        "arn:aws:kms:{}:{}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        subs.region, subs.account
+    )
 }
 
 /// `ResourceShare::share_cluster` in the source account: look for the
