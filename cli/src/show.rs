@@ -176,6 +176,12 @@ pub fn report(report: &MonitorReport) {
                 tables.join(", ")
             );
         }
+        if let Some(tables) = t.tables_unwritable.as_ref().filter(|l| !l.is_empty()) {
+            say!(
+                "  UPDATE AND DELETE FAIL ON THE SOURCE (published, nothing identifies their rows to the publication; give each a primary key over ordinary columns, or leave it out of the scope): {}",
+                tables.join("; ")
+            );
+        }
         if let Some(tables) = t.tables_not_published.as_ref().filter(|l| !l.is_empty()) {
             say!(
                 "  NOT PUBLISHED (in scope, in no apply group's publication: the copy does not receive them until a refresh gives them a group): {}",

@@ -699,6 +699,7 @@ fn every_alarm_watches_a_metric_the_monitor_writes_every_run() {
         "Conflicts",
         "LostSlots",
         "TablesDiffering",
+        "SourceTablesUnwritable",
     ] {
         assert!(watched.contains(metric), "no alarm on {metric}");
     }

@@ -17,8 +17,8 @@
 //! | --- | --- | --- |
 //! | `Pipeline`, `Slot` | `SlotActive`, `SlotLagBytes`, `SlotRetainedBytes`, `SlotSafeWalBytes` | each pipeline's slot |
 //! | `Source`, `Slot` | the same | each logical slot no pipeline owns (property `Owned: false`) |
-//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `SchemaChangesPending` (where the target applies schema changes), `SchemaChangeQueueRows` and `SchemaChangeQueueBytes` (the source's queue after the run pruned it, where there is one), `SequenceHeadroom` (the smallest, in increments, over the sequences in scope, where there is one), `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
-//! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying`, `ApplyErrors`, `SyncErrors`, `Conflicts`, `SchemaChangesPending` (sums over pipelines) | once per run, also with no pipeline (the alarms' metrics) |
+//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `SchemaChangesPending` (where the target applies schema changes), `SchemaChangeQueueRows` and `SchemaChangeQueueBytes` (the source's queue after the run pruned it, where there is one), `SourceTablesUnwritable` (published tables whose UPDATE and DELETE fail on the source), `SequenceHeadroom` (the smallest, in increments, over the sequences in scope, where there is one), `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
+//! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying`, `ApplyErrors`, `SyncErrors`, `Conflicts`, `SchemaChangesPending`, `SourceTablesUnwritable` (sums over pipelines) | once per run, also with no pipeline (the alarms' metrics) |
 //!
 //! A figure that could not be read is left out, never written as null.
 
@@ -221,6 +221,13 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
             }),
             target.and_then(|t| {
                 metric(
+                    "SourceTablesUnwritable",
+                    Unit::Count,
+                    t.tables_unwritable.as_ref().map(|l| l.len() as f64),
+                )
+            }),
+            target.and_then(|t| {
+                metric(
                     "SchemaChangeReplaysCancelled",
                     Unit::Count,
                     t.replays_cancelled.map(|n| n as f64),
@@ -375,11 +382,24 @@ pub fn summary(report: &MonitorReport) -> Vec<Metric> {
         .targets
         .iter()
         .filter_map(|t| t.schema_changes_pending));
+    let unwritable = report
+        .targets
+        .iter()
+        .filter_map(|t| t.tables_unwritable.as_ref())
+        .map(Vec::len)
+        .sum::<usize>() as f64;
     vec![
         Metric {
             name: "SchemaChangesPending".into(),
             unit: Unit::Count,
             value: pending,
+        },
+        // UPDATE and DELETE failing on a source table clonesync publishes:
+        // production writes fail until someone acts.
+        Metric {
+            name: "SourceTablesUnwritable".into(),
+            unit: Unit::Count,
+            value: unwritable,
         },
         Metric {
             name: "PipelinesChecked".into(),
@@ -554,6 +574,7 @@ mod tests {
             replays_cancelled: None,
             tables_not_replicated: None,
             tables_not_published: None,
+            tables_unwritable: (subscription == "a").then(|| vec!["public.g: why".to_string()]),
             subscription_oid: Some(16405),
             source_queue: Some(crate::pg::ddl::QueueSize {
                 pruned: 1,
@@ -588,6 +609,8 @@ mod tests {
             .filter(|v: &Value| v["Service"] == "clonesync")
             .collect();
         assert_eq!(service[0]["SchemaChangesPending"], 3.0);
+        assert_eq!(doc["SourceTablesUnwritable"], 1.0, "once per database");
+        assert_eq!(service[0]["SourceTablesUnwritable"], 1.0);
         assert_eq!(doc["SequenceHeadroom"], 42.0, "the smallest");
         assert_eq!(doc["SchemaChangeQueueRows"], 10.0, "summed over databases");
         assert_eq!(doc["SchemaChangeQueueBytes"], 16384.0);

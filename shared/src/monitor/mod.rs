@@ -153,6 +153,13 @@ pub struct TargetReading {
     /// group), so the copy does not receive them.
     #[serde(default)]
     pub tables_not_published: Option<Vec<String>>,
+    /// Tables the pipeline's publications publish whose UPDATE and DELETE
+    /// fail on the source (`schema.name: why`): no identity (the capture
+    /// could not give one, or schema changes are off), or on PostgreSQL
+    /// 18 a generated column in the identity. Production writes fail
+    /// while they are listed; on the first subscription of each database.
+    #[serde(default)]
+    pub tables_unwritable: Option<Vec<String>>,
 }
 
 impl TargetReading {
@@ -223,6 +230,14 @@ impl TargetReading {
                 }
                 (a, b) => a.or(b),
             };
+            all.tables_unwritable =
+                match (all.tables_unwritable.take(), r.tables_unwritable.clone()) {
+                    (Some(mut a), Some(b)) => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    (a, b) => a.or(b),
+                };
             all.source_queue = match (all.source_queue, r.source_queue) {
                 (Some(a), Some(b)) => Some(crate::pg::ddl::QueueSize {
                     pruned: a.pruned + b.pruned,
@@ -344,6 +359,7 @@ pub async fn read_subscriptions(
                 subscription_oid: lag.map(|s| s.oid),
                 tables_not_replicated: None,
                 tables_not_published: None,
+                tables_unwritable: None,
             }
         })
         .collect())
@@ -470,6 +486,13 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
             .filter(|t| t.database == database)
             .map(|t| t.publication.clone())
             .collect();
+        let publications: Vec<String> = groups.iter().map(ToString::to_string).collect();
+        let unwritable: Vec<String> =
+            pg::server::unwritable_published_tables(&source, &publications)
+                .await?
+                .into_iter()
+                .map(|(table, why)| format!("{table}: {why}"))
+                .collect();
         let not_published = if groups.len() > 1 {
             Some(
                 crate::steps::checks::not_published(&source, &record.pipeline.scope, &groups)
@@ -495,6 +518,7 @@ async fn check_target<C: Cloud>(cloud: &C, record: &PipelineRecord) -> Result<Ve
                     replays_cancelled: if i == 0 { cancelled } else { None },
                     tables_not_replicated: (i == 0).then(|| not_replicated.clone()),
                     tables_not_published: if i == 0 { not_published.clone() } else { None },
+                    tables_unwritable: (i == 0).then(|| unwritable.clone()),
                     ..reading
                 }),
         );

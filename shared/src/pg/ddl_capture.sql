@@ -623,6 +623,31 @@ SELECT EXISTS (
                           AND c.oid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(p_relid) a))))
 $fn$;
 
+-- The first generated column among those that identify a row of the
+-- table (its primary key, its identity index, or every column for FULL and
+-- for a table without a key, which the guard below gives FULL); NULL before
+-- PostgreSQL 18. 18 refuses UPDATE and DELETE on a published table whose
+-- identity holds a generated column the publication does not publish, and
+-- clonesync's publish none (the copy's columns are generated too), so no
+-- identity clonesync can give such a table keeps it writable.
+CREATE OR REPLACE FUNCTION clonesync.ddl_generated_in_identity(p_relid oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT CASE WHEN pg_catalog.current_setting('server_version_num')::int >= 180000 THEN
+       (SELECT a.attname::text
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+         WHERE c.oid = p_relid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''
+           AND (c.relreplident = 'f'
+                OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index k WHERE k.indrelid = c.oid AND k.indisprimary))
+                OR EXISTS (SELECT 1 FROM pg_catalog.pg_index k
+                            WHERE k.indrelid = c.oid
+                              AND ((c.relreplident = 'd' AND k.indisprimary) OR (c.relreplident = 'i' AND k.indisreplident))
+                              AND a.attnum = ANY (k.indkey::pg_catalog.int2[])))
+         ORDER BY a.attnum LIMIT 1)
+       END
+$fn$;
+REVOKE ALL ON FUNCTION clonesync.ddl_generated_in_identity(oid) FROM PUBLIC;
+
 -- Keep the source writable: a table a clonesync publication publishes
 -- with no key to identify its rows (no primary key, no replica identity
 -- index) makes every UPDATE and DELETE on it fail on the source ("does not
@@ -633,10 +658,15 @@ $fn$;
 -- old row identifies it), in the command's own transaction, recorded in
 -- clonesync.ddl_identity_full; one of those that has a primary key again
 -- goes back to DEFAULT. Tables the user set FULL or NOTHING are theirs.
+-- On 18, a table whose identity holds a generated column cannot be kept
+-- writable by any identity clonesync may give: the command goes through
+-- as it would without clonesync, with a WARNING that names the table and
+-- the way out, and the monitor and status name it until it is fixed.
 CREATE OR REPLACE FUNCTION clonesync.ddl_keep_writable() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     r record;
+    v_generated text;
 BEGIN
     FOR r IN SELECT DISTINCT c.oid, n.nspname, c.relname, c.relreplident,
                     EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_key,
@@ -646,7 +676,11 @@ BEGIN
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND n.nspname <> 'clonesync'
     LOOP
-        IF ((r.relreplident = 'd' AND NOT r.has_key) OR (r.relreplident = 'i' AND NOT r.has_identity_index))
+        v_generated := clonesync.ddl_generated_in_identity(r.oid);
+        IF v_generated IS NOT NULL AND clonesync.ddl_published_for_changes(r.oid) THEN
+            RAISE WARNING 'clonesync: UPDATE and DELETE on table %.% fail on this source while clonesync publishes it: the columns that identify its rows include generated column %, which PostgreSQL 18 does not allow in a published table''s replica identity', r.nspname, r.relname, v_generated
+                USING HINT = 'give it a primary key over ordinary columns, or leave it out of the pipeline''s scope';
+        ELSIF ((r.relreplident = 'd' AND NOT r.has_key) OR (r.relreplident = 'i' AND NOT r.has_identity_index))
            AND clonesync.ddl_published_for_changes(r.oid) THEN
             EXECUTE pg_catalog.format('ALTER TABLE %I.%I REPLICA IDENTITY FULL', r.nspname, r.relname);
             INSERT INTO clonesync.ddl_identity_full (relid, schema_name, table_name)

@@ -171,6 +171,14 @@ pub struct TableIdentity {
     /// `d` default (primary key), `n` nothing, `f` full, `i` index.
     pub replica_identity: char,
     pub has_primary_key: bool,
+    /// On PostgreSQL 18+: a generated column in the columns that identify
+    /// a row (the primary key, the identity index, or every column for
+    /// `FULL`, which a table without a key gets from clonesync). 18
+    /// refuses UPDATE and DELETE on a table whose identity holds a
+    /// generated column a publication publishing them does not publish
+    /// (virtual ones never are; clonesync's publications publish no
+    /// stored ones, since the copy's columns are generated too).
+    pub generated_in_identity: Option<String>,
 }
 
 impl TableIdentity {
@@ -182,6 +190,76 @@ impl TableIdentity {
             _ => false,
         }
     }
+
+    /// Why UPDATE and DELETE on this table fail on the source while a
+    /// publication of clonesync covers it; `None`: they work.
+    pub fn write_failure(&self) -> Option<String> {
+        if let Some(column) = &self.generated_in_identity {
+            return Some(format!(
+                "its replica identity holds generated column {column:?}, which the publication does not publish \
+                 (PostgreSQL 18 refuses UPDATE and DELETE then)"
+            ));
+        }
+        (!self.is_replicable()).then(|| match self.replica_identity {
+            'n' => "REPLICA IDENTITY NOTHING".to_string(),
+            _ => "neither a primary key nor a replica identity".to_string(),
+        })
+    }
+
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// The first generated column among those that identify a row of table
+/// `c` (its primary key, its identity index, or all of them for `FULL`
+/// and for a table without a key, which clonesync gives `FULL`); NULL
+/// before PostgreSQL 18, which does not check it.
+const GENERATED_IN_IDENTITY: &str = "CASE WHEN pg_catalog.current_setting('server_version_num')::int >= 180000 THEN \
+       (SELECT a.attname::text FROM pg_attribute a \
+         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '' \
+           AND (c.relreplident = 'f' \
+                OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index k WHERE k.indrelid = c.oid AND k.indisprimary)) \
+                OR EXISTS (SELECT 1 FROM pg_index k WHERE k.indrelid = c.oid \
+                            AND ((c.relreplident = 'd' AND k.indisprimary) OR (c.relreplident = 'i' AND k.indisreplident)) \
+                            AND a.attnum = ANY (k.indkey::int2[]))) \
+         ORDER BY a.attnum LIMIT 1) END";
+
+fn identity_of(r: &tokio_postgres::Row) -> TableIdentity {
+    TableIdentity {
+        schema: r.get(0),
+        name: r.get(1),
+        replica_identity: r.get::<_, String>(2).chars().next().unwrap_or('d'),
+        has_primary_key: r.get(3),
+        generated_in_identity: r.get(4),
+    }
+}
+
+/// The tables `publications` publish (leaf tables, as
+/// `pg_publication_tables` lists them: the ones UPDATE and DELETE run
+/// on) whose UPDATE and DELETE fail on the source, each with why.
+pub async fn unwritable_published_tables(
+    client: &Client,
+    publications: &[String],
+) -> Result<Vec<(String, String)>> {
+    let sql = format!(
+        "SELECT n.nspname::text, c.relname::text, c.relreplident::text, \
+                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), \
+                {GENERATED_IN_IDENTITY} \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE EXISTS (SELECT 1 FROM pg_publication_tables pt \
+                        WHERE pt.pubname = ANY($1) AND pt.schemaname = n.nspname AND pt.tablename = c.relname) \
+         ORDER BY 1, 2"
+    );
+    let rows = client
+        .query(&sql, &[&publications])
+        .await
+        .map_err(|e| classify("read the replica identities of published tables", e))?;
+    Ok(rows
+        .iter()
+        .map(identity_of)
+        .filter_map(|t| t.write_failure().map(|why| (t.qualified(), why)))
+        .collect())
 }
 
 /// The filter `is_publishable_class()` applies in PostgreSQL: permanent
@@ -216,7 +294,8 @@ pub async fn table_identities(
         };
     let sql = format!(
         "SELECT n.nspname::text, c.relname::text, c.relreplident::text, \
-                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), \
+                {GENERATED_IN_IDENTITY} \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE {PUBLISHABLE} \
            {IN_SCOPE} \
@@ -229,15 +308,7 @@ pub async fn table_identities(
         )
         .await
         .map_err(|e| classify("read replica identities", e))?;
-    Ok(rows
-        .iter()
-        .map(|r| TableIdentity {
-            schema: r.get(0),
-            name: r.get(1),
-            replica_identity: r.get::<_, String>(2).chars().next().unwrap_or('d'),
-            has_primary_key: r.get(3),
-        })
-        .collect())
+    Ok(rows.iter().map(identity_of).collect())
 }
 
 /// The tables holding rows in scope (plain tables and leaf partitions;

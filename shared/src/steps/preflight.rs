@@ -409,7 +409,32 @@ pub async fn run_triples<P: ControlPlane>(
                 ));
             }
         }
-        let (in_scope, keyless) = scope_checks(client, scope, &mut fail).await?;
+        let ScopeTables {
+            count: in_scope,
+            keyless,
+            generated_in_identity,
+        } = scope_checks(client, scope, &mut fail).await?;
+        if !generated_in_identity.is_empty() {
+            let more = if generated_in_identity.len() > 20 {
+                ", ..."
+            } else {
+                ""
+            };
+            fail(
+                "replica_identity_generated",
+                format!(
+                    "{} table(s) in database {database:?} would refuse UPDATE and DELETE on the source once published: \
+                     the columns that identify their rows (primary key, identity index, or every column for REPLICA \
+                     IDENTITY FULL, which a table without a key gets) include a generated column, which PostgreSQL 18 \
+                     does not allow in a published table's identity unless the publication publishes it (virtual \
+                     ones it never does; stored ones would fail on the copy, whose columns are generated too): {}{more}",
+                    generated_in_identity.len(),
+                    generated_in_identity.iter().take(20).cloned().collect::<Vec<_>>().join(", ")
+                ),
+                "give each a primary key (or a replica identity index) over ordinary columns, or leave it out of the \
+                 scope (a schema or table list)",
+            );
+        }
         if !keyless.is_empty() {
             let shown = keyless
                 .iter()
@@ -557,7 +582,7 @@ async fn scope_checks(
     source: &Client,
     scope: &Scope,
     fail: &mut impl FnMut(&str, String, &str),
-) -> Result<(usize, Vec<String>)> {
+) -> Result<ScopeTables> {
     let identities = match scope {
         Scope::AllTables => server::table_identities(source, None, None).await?,
         Scope::Schemas { schemas } => {
@@ -600,7 +625,29 @@ async fn scope_checks(
         .filter(|t| !t.is_replicable())
         .map(|t| format!("{:?}.{:?}", t.schema, t.name))
         .collect();
-    Ok((identities.len(), lacking))
+    let generated: Vec<String> = identities
+        .iter()
+        .filter_map(|t| {
+            t.generated_in_identity
+                .as_ref()
+                .map(|column| format!("{:?}.{:?} (column {column:?})", t.schema, t.name))
+        })
+        .collect();
+    Ok(ScopeTables {
+        count: identities.len(),
+        keyless: lacking,
+        generated_in_identity: generated,
+    })
+}
+
+/// What preflight learns of the tables in scope.
+struct ScopeTables {
+    count: usize,
+    /// Neither a primary key nor a replica identity.
+    keyless: Vec<String>,
+    /// PostgreSQL 18+: a generated column among the columns that identify
+    /// a row, as it is or once setup gives a keyless table `FULL`.
+    generated_in_identity: Vec<String>,
 }
 
 #[cfg(test)]
