@@ -297,6 +297,18 @@ pub fn refresh(report: &clonesync::workflow::schema::PipelineRefresh) {
                 t.emptied.join(", ")
             );
         }
+        if !t.constraints_held_back.is_empty() {
+            say!(
+                "  NOT VALID constraints held back while their tables are copied ({database}): {}",
+                t.constraints_held_back.join(", ")
+            );
+        }
+        if !t.constraints_restored.is_empty() {
+            say!(
+                "  constraints added back after their tables' copy ({database}): {}",
+                t.constraints_restored.join(", ")
+            );
+        }
         if !t.waiting_for_stream.is_empty() {
             say!(
                 "  waiting for their schema changes to reach the copy ({database}): {}",

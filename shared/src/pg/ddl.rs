@@ -830,3 +830,146 @@ pub async fn give_keyless_full_identity(client: &Client, scope: &Scope) -> Resul
     }
     Ok(changed)
 }
+
+/// Constraints of the copy held back while their table is copied (see
+/// [`defer_unvalidated_constraints`]); clonesync's, like the rest of its
+/// schema on the copy.
+const DEFERRED_CONSTRAINTS: &str =
+    "CREATE TABLE IF NOT EXISTS clonesync.ddl_deferred_constraint ( \
+       schema_name text NOT NULL, table_name text NOT NULL, constraint_name text NOT NULL, \
+       definition text NOT NULL, deferred_at timestamptz NOT NULL DEFAULT clock_timestamp(), \
+       PRIMARY KEY (schema_name, table_name, constraint_name)); \
+     REVOKE ALL ON clonesync.ddl_deferred_constraint FROM PUBLIC";
+
+/// A table copy (the subscription's table sync) writes every row the
+/// source holds, and the copy's table checks them against its
+/// constraints. A `NOT VALID` check (or, on 18, not-null) constraint the
+/// source added after rows that break it was replayed on the copy too, so
+/// the copy of such a table would fail for ever. So before `tables` join
+/// the subscription, their own `NOT VALID` check and not-null constraints
+/// (not inherited ones: a parent's constraint is its other children's
+/// too) are recorded in `clonesync.ddl_deferred_constraint` and dropped
+/// on the copy; [`restore_deferred_constraints`] adds each back, still
+/// `NOT VALID`, once its table's copy is done. Returns them as
+/// `schema.table.constraint`.
+pub async fn defer_unvalidated_constraints(
+    target: &Client,
+    tables: &[crate::pg::TableName],
+) -> Result<Vec<String>> {
+    let op = "hold back a NOT VALID constraint during a table copy";
+    let schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let rows = target
+        .query(
+            "SELECT n.nspname::text, r.relname::text, c.conname::text, pg_get_constraintdef(c.oid) \
+             FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid \
+             JOIN pg_namespace n ON n.oid = r.relnamespace \
+             WHERE (n.nspname, r.relname) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
+               AND NOT c.convalidated AND c.contype IN ('c', 'n') AND c.coninhcount = 0 \
+             ORDER BY 1, 2, 3",
+            &[&schemas, &names],
+        )
+        .await
+        .map_err(|e| classify(op, e))?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    target
+        .batch_execute(DEFERRED_CONSTRAINTS)
+        .await
+        .map_err(|e| classify(op, e))?;
+    let mut deferred = Vec::new();
+    for row in &rows {
+        let (schema, table, constraint, definition): (String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        // Recorded first: a drop that fails leaves a record whose
+        // constraint is still there, which the restore then forgets.
+        target
+            .execute(
+                "INSERT INTO clonesync.ddl_deferred_constraint (schema_name, table_name, constraint_name, definition) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&schema, &table, &constraint, &definition],
+            )
+            .await
+            .map_err(|e| classify(op, e))?;
+        target
+            .batch_execute(&format!(
+                "ALTER TABLE ONLY {}.{} DROP CONSTRAINT {}",
+                quote::ident(&schema),
+                quote::ident(&table),
+                quote::ident(&constraint)
+            ))
+            .await
+            .map_err(|e| classify(op, e))?;
+        deferred.push(format!("{schema}.{table}.{constraint}"));
+    }
+    Ok(deferred)
+}
+
+/// Add back each constraint [`defer_unvalidated_constraints`] held back
+/// whose table's copy is done (`ready` in `pg_subscription_rel`), as it
+/// was (`NOT VALID`); forget those whose table is gone, or whose
+/// constraint a replayed command made again. One that cannot be added
+/// stays recorded and is tried at the next refresh. Returns the ones
+/// added back, as `schema.table.constraint`.
+pub async fn restore_deferred_constraints(target: &Client) -> Result<Vec<String>> {
+    let op = "add back a constraint held back during a table copy";
+    let rows = target
+        .query(
+            "SELECT d.schema_name, d.table_name, d.constraint_name, d.definition, \
+                    to_regclass(quote_ident(d.schema_name) || '.' || quote_ident(d.table_name)) IS NOT NULL, \
+                    EXISTS (SELECT 1 FROM pg_subscription_rel sr \
+                             WHERE sr.srrelid = to_regclass(quote_ident(d.schema_name) || '.' || quote_ident(d.table_name)) \
+                               AND sr.srsubstate = 'r') \
+             FROM clonesync.ddl_deferred_constraint d \
+             ORDER BY 1, 2, 3",
+            &[],
+        )
+        .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        // Nothing was ever held back on this copy.
+        Err(e) if code_of(&e) == Some(crate::pg::sqlstate::UNDEFINED_TABLE) => {
+            return Ok(Vec::new())
+        }
+        Err(e) => return Err(classify(op, e)),
+    };
+    let mut restored = Vec::new();
+    for row in &rows {
+        let (schema, table, constraint, definition): (String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let (exists, ready): (bool, bool) = (row.get(4), row.get(5));
+        if exists && !ready {
+            continue;
+        }
+        if exists {
+            // The definition is the copy's own deparse of the constraint
+            // (pg_get_constraintdef), written back as it came.
+            let added = target
+                .batch_execute(&format!(
+                    "ALTER TABLE ONLY {}.{} ADD CONSTRAINT {} {definition}",
+                    quote::ident(&schema),
+                    quote::ident(&table),
+                    quote::ident(&constraint)
+                ))
+                .await;
+            match added {
+                Ok(()) => restored.push(format!("{schema}.{table}.{constraint}")),
+                Err(e) if code_of(&e) == Some(crate::pg::sqlstate::DUPLICATE_OBJECT) => {}
+                Err(e) => {
+                    tracing::warn!(table = %format!("{schema}.{table}"), constraint = %constraint, error = %e, "a constraint held back during the table copy could not be added back; tried again at the next refresh");
+                    continue;
+                }
+            }
+        }
+        target
+            .execute(
+                "DELETE FROM clonesync.ddl_deferred_constraint \
+                 WHERE schema_name = $1 AND table_name = $2 AND constraint_name = $3",
+                &[&schema, &table, &constraint],
+            )
+            .await
+            .map_err(|e| classify(op, e))?;
+    }
+    Ok(restored)
+}

@@ -28,8 +28,16 @@
 //! ([`Refreshed::emptied`]): the copy brings all of it, and would collide
 //! with the stale rows otherwise.
 //!
+//! A `NOT VALID` constraint a replayed command put on a new table is held
+//! back while the table is copied (rows from before it would fail the
+//! copy for ever) and added back, still `NOT VALID`, by a later refresh
+//! once the copy is done ([`Refreshed::constraints_held_back`],
+//! [`Refreshed::constraints_restored`]).
+//!
 //! Idempotent: with nothing new it changes nothing. Leaves behind: the
-//! new tables in the subscription (and their copy running).
+//! new tables in the subscription (and their copy running), and until
+//! their copy is done the constraints held back, recorded in
+//! `clonesync.ddl_deferred_constraint` on the copy.
 
 use crate::error::{Error, Result};
 use crate::pg::{ddl, subscription};
@@ -62,6 +70,15 @@ pub struct Refreshed {
     pub waiting_for_stream: Vec<String>,
     /// Tables still being copied.
     pub syncing: Vec<String>,
+    /// `NOT VALID` constraints of the tables added now, held back on the
+    /// copy while they are copied (`schema.table.constraint`): rows the
+    /// source kept from before such a constraint would fail the copy.
+    #[serde(default)]
+    pub constraints_held_back: Vec<String>,
+    /// Constraints held back before whose table's copy is done, added
+    /// back now (still `NOT VALID`).
+    #[serde(default)]
+    pub constraints_restored: Vec<String>,
     /// Why nothing was tried (paused).
     pub skipped: Option<String>,
 }
@@ -88,6 +105,9 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
         return Ok(refreshed);
     }
     let schema_changes = spec.schema_changes && ddl::apply_installed(target).await?;
+    if schema_changes {
+        refreshed.constraints_restored = ddl::restore_deferred_constraints(target).await?;
+    }
     let in_flight = if schema_changes {
         ddl::table_changes_in_flight(source, target).await?
     } else {
@@ -169,6 +189,14 @@ pub async fn run(source: &Client, target: &Client, spec: &PipelineSpec) -> Resul
         if subscription::emptied_if_filled(target, table).await? {
             tracing::info!(pipeline = %spec.id, table = %table, "stale rows of a table joining the subscription removed before its copy");
             refreshed.emptied.push(table.to_string());
+        }
+    }
+    // Only replayed commands put a NOT VALID constraint on a table the
+    // copy has not had yet.
+    if schema_changes {
+        refreshed.constraints_held_back = ddl::defer_unvalidated_constraints(target, &new).await?;
+        if !refreshed.constraints_held_back.is_empty() {
+            tracing::info!(pipeline = %spec.id, constraints = ?refreshed.constraints_held_back, "NOT VALID constraints held back while their tables are copied");
         }
     }
     subscription::refresh_publication(target, &spec.subscription).await?;
