@@ -193,6 +193,17 @@ pub async fn remove(client: &Client) -> Result<bool> {
                END; \
              END LOOP; \
            END IF; \
+           IF to_regclass('clonesync.ddl_deferred_constraint') IS NOT NULL THEN \
+             FOR r IN SELECT d.* FROM clonesync.ddl_deferred_constraint d \
+                       WHERE to_regclass(quote_ident(d.schema_name) || '.' || quote_ident(d.table_name)) IS NOT NULL LOOP \
+               BEGIN \
+                 EXECUTE format('ALTER TABLE ONLY %I.%I ADD CONSTRAINT %I %s', r.schema_name, r.table_name, r.constraint_name, r.definition); \
+               EXCEPTION WHEN duplicate_object THEN NULL; \
+                 WHEN OTHERS THEN \
+                 RAISE WARNING 'clonesync: %.% lacks its constraint % (%): %', r.schema_name, r.table_name, r.constraint_name, r.definition, SQLERRM; \
+               END; \
+             END LOOP; \
+           END IF; \
            IF to_regclass('clonesync.ddl_queue') IS NOT NULL THEN \
              DROP TRIGGER IF EXISTS clonesync_ddl_apply ON clonesync.ddl_queue; \
            END IF; \
@@ -201,7 +212,8 @@ pub async fn remove(client: &Client) -> Result<bool> {
              EXECUTE format('DROP FUNCTION %s', f); \
            END LOOP; END $do$; \
          DROP TABLE IF EXISTS clonesync.ddl_queue, clonesync.ddl_applied, clonesync.ddl_rebuilt, clonesync.ddl_split, clonesync.ddl_queue_watermark, \
-           clonesync.ddl_message, clonesync.ddl_message_statement, clonesync.ddl_message_kind, clonesync.ddl_identity_full",
+           clonesync.ddl_message, clonesync.ddl_message_statement, clonesync.ddl_message_kind, clonesync.ddl_identity_full, \
+           clonesync.ddl_deferred_constraint",
         EVENT_TRIGGERS[0], EVENT_TRIGGERS[1], GUARD_TRIGGER
     );
     uncaptured(client, "remove schema change capture", &sql).await?;
@@ -914,6 +926,19 @@ pub async fn defer_unvalidated_constraints(
 /// added back, as `schema.table.constraint`.
 pub async fn restore_deferred_constraints(target: &Client) -> Result<Vec<String>> {
     let op = "add back a constraint held back during a table copy";
+    // Looked for first: a query on a missing table is an error in the
+    // copy's log at every refresh.
+    let recorded: bool = target
+        .query_one(
+            "SELECT to_regclass('clonesync.ddl_deferred_constraint') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| classify(op, e))?
+        .get(0);
+    if !recorded {
+        return Ok(Vec::new());
+    }
     let rows = target
         .query(
             "SELECT d.schema_name, d.table_name, d.constraint_name, d.definition, \
@@ -926,14 +951,7 @@ pub async fn restore_deferred_constraints(target: &Client) -> Result<Vec<String>
             &[],
         )
         .await;
-    let rows = match rows {
-        Ok(rows) => rows,
-        // Nothing was ever held back on this copy.
-        Err(e) if code_of(&e) == Some(crate::pg::sqlstate::UNDEFINED_TABLE) => {
-            return Ok(Vec::new())
-        }
-        Err(e) => return Err(classify(op, e)),
-    };
+    let rows = rows.map_err(|e| classify(op, e))?;
     let mut restored = Vec::new();
     for row in &rows {
         let (schema, table, constraint, definition): (String, String, String, String) =

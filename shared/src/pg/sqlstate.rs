@@ -13,7 +13,6 @@ pub const OBJECT_IN_USE: &str = "55006";
 pub const CONFIGURATION_LIMIT_EXCEEDED: &str = "53400";
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
-pub const UNDEFINED_TABLE: &str = "42P01";
 
 /// The SQLSTATE of a server error, if the server sent one.
 pub fn code_of(error: &tokio_postgres::Error) -> Option<&str> {
