@@ -859,9 +859,10 @@ const DEFERRED_CONSTRAINTS: &str =
 /// source added after rows that break it was replayed on the copy too, so
 /// the copy of such a table would fail for ever. So before `tables` join
 /// the subscription, their own `NOT VALID` check and not-null constraints
-/// (not inherited ones: a parent's constraint is its other children's
-/// too) are recorded in `clonesync.ddl_deferred_constraint` and dropped
-/// on the copy; [`restore_deferred_constraints`] adds each back, still
+/// are recorded in `clonesync.ddl_deferred_constraint` and dropped on the
+/// copy: only a plain table's with no children, and not inherited ones (a
+/// parent's constraint is its children's too, and cannot be added back to
+/// the parent alone); [`restore_deferred_constraints`] adds each back, still
 /// `NOT VALID`, once its table's copy is done. Returns them as
 /// `schema.table.constraint`.
 pub async fn defer_unvalidated_constraints(
@@ -878,6 +879,7 @@ pub async fn defer_unvalidated_constraints(
              JOIN pg_namespace n ON n.oid = r.relnamespace \
              WHERE (n.nspname, r.relname) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
                AND NOT c.convalidated AND c.contype IN ('c', 'n') AND c.coninhcount = 0 \
+               AND r.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = r.oid) \
              ORDER BY 1, 2, 3",
             &[&schemas, &names],
         )
