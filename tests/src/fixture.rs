@@ -301,6 +301,18 @@ pub async fn server_major(client: &Client) -> u32 {
     u32::try_from(row.get::<_, i32>(0)).expect("a positive version")
 }
 
+/// A table's `relreplident` (`d`, `f`, `i` or `n`), by its qualified name.
+pub async fn replica_identity(client: &Client, table: &str) -> String {
+    client
+        .query_one(
+            "SELECT relreplident::text FROM pg_class WHERE oid = $1::text::regclass",
+            &[&table],
+        )
+        .await
+        .expect("the table's replica identity")
+        .get(0)
+}
+
 /// A session as the application has it (the login's default
 /// search_path): tests create and query tables by unqualified name, as
 /// users do.

@@ -12,7 +12,7 @@ use clonesync::steps::drift::Difference;
 use clonesync::workflow::{schema, State};
 use clonesync_local::runtime::{request, RunOutcome};
 use clonesync_local::LocalRuntime;
-use clonesync_tests::fixture::{connect, DB};
+use clonesync_tests::fixture::{connect, replica_identity, DB};
 use clonesync_tests::pipeline::{short_waits, slots_and_publications, teardown_with_clone};
 use clonesync_tests::{compare_tables, create_schema, tables_in, TestEnv, Workload};
 use serde_json::json;
@@ -178,16 +178,21 @@ fn clone_client_endpoint(env: &TestEnv, state: &State) -> Endpoint {
     env.plane.clone_login(state.clone_info().unwrap())
 }
 
+/// Whether the slot has confirmed the source's WAL up to `lsn`.
+async fn confirmed_up_to(source: &Client, slot: &str, lsn: Lsn) -> bool {
+    let info = clonesync::pg::slot::slot_info(source, slot)
+        .await
+        .unwrap()
+        .expect("the slot");
+    info.confirmed_flush_lsn.unwrap_or(Lsn::from(0u64)) >= lsn
+}
+
 /// Until the slot has confirmed the source's WAL position as of now.
 async fn wait_caught_up(source: &Client, slot: &str) {
     let target = clonesync::pg::wal::current_lsn(source).await.unwrap();
     let started = Instant::now();
     loop {
-        let info = clonesync::pg::slot::slot_info(source, slot)
-            .await
-            .unwrap()
-            .expect("the slot");
-        if info.confirmed_flush_lsn.unwrap_or(Lsn::from(0u64)) >= target {
+        if confirmed_up_to(source, slot, target).await {
             return;
         }
         assert!(
@@ -802,11 +807,7 @@ async fn tables_made_with_their_rows_and_dropped_or_changed_before_the_refresh_n
         let (c, a) = refresh_until_settled(&env, &record).await;
         created.extend(c);
         added.extend(a);
-        let info = clonesync::pg::slot::slot_info(&source, state.pipeline.slot.as_str())
-            .await
-            .unwrap()
-            .expect("the slot");
-        if info.confirmed_flush_lsn.unwrap_or(Lsn::from(0u64)) >= end {
+        if confirmed_up_to(&source, state.pipeline.slot.as_str(), end).await {
             break;
         }
         assert!(
@@ -1015,25 +1016,16 @@ async fn a_keyless_table_made_after_setup_stays_writable_and_reaches_the_copy() 
     )
     .await
     .expect("a keyless table's writes succeed on the source");
-    let identity = |table: &'static str| {
-        let source = &source;
-        async move {
-            source
-                .query_one(
-                    "SELECT relreplident::text FROM pg_class WHERE oid = $1::text::regclass",
-                    &[&table],
-                )
-                .await
-                .unwrap()
-                .get::<_, String>(0)
-        }
-    };
-    assert_eq!(identity("public.app_log").await, "f");
-    assert_eq!(identity("public.app_kv").await, "f");
+    assert_eq!(replica_identity(&source, "public.app_log").await, "f");
+    assert_eq!(replica_identity(&source, "public.app_kv").await, "f");
     app.batch_execute("ALTER TABLE public.app_kv ADD PRIMARY KEY (k)")
         .await
         .unwrap();
-    assert_eq!(identity("public.app_kv").await, "d", "a key: DEFAULT again");
+    assert_eq!(
+        replica_identity(&source, "public.app_kv").await,
+        "d",
+        "a key: DEFAULT again"
+    );
 
     let added = refresh_until_synced(&env, &record).await;
     assert!(added.iter().any(|t| t.contains("app_log")), "{added:?}");
@@ -1059,7 +1051,7 @@ async fn a_keyless_table_made_after_setup_stays_writable_and_reaches_the_copy() 
     runtime.teardown(&state).await.unwrap();
     assert_eq!(capture_objects(&source).await, (false, 0));
     assert_eq!(
-        identity("public.app_log").await,
+        replica_identity(&source, "public.app_log").await,
         "d",
         "teardown gives DEFAULT back"
     );
@@ -1120,20 +1112,7 @@ async fn a_keyless_table_at_setup_is_given_full_identity_when_the_input_says_so(
         outcome.cause
     );
     let state = outcome.state().unwrap();
-    let identity = || {
-        let source = &source;
-        async move {
-            source
-                .query_one(
-                    "SELECT relreplident::text FROM pg_class WHERE oid = 'public.events_log'::regclass",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get::<_, String>(0)
-        }
-    };
-    assert_eq!(identity().await, "f");
+    assert_eq!(replica_identity(&source, "public.events_log").await, "f");
     let clone = connect(&clone_client_endpoint(&env, &state)).await;
     let workload = Workload::start(env.source_endpoint(), 2, 53, Duration::from_millis(5));
     source
@@ -1147,7 +1126,11 @@ async fn a_keyless_table_at_setup_is_given_full_identity_when_the_input_says_so(
     workload.stop().await;
     caught_up_equal_and_nothing_pending(&source, &clone, state.pipeline.slot.as_str()).await;
     runtime.teardown(&state).await.unwrap();
-    assert_eq!(identity().await, "d", "teardown gives DEFAULT back");
+    assert_eq!(
+        replica_identity(&source, "public.events_log").await,
+        "d",
+        "teardown gives DEFAULT back"
+    );
 }
 
 /// A role made on the source after the clone (roles are not replicated)

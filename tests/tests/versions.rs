@@ -5,7 +5,7 @@
 
 use clonesync::error::Error;
 use clonesync::pipeline::{PipelineSpec, Scope, Waits};
-use clonesync_tests::fixture::server_major;
+use clonesync_tests::fixture::{replica_identity, server_major};
 use clonesync_tests::{create_schema, TestEnv};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -262,20 +262,7 @@ async fn a_table_made_later_that_the_source_cannot_update_is_named_until_it_has_
         )
         .await
         .expect("the migration goes through");
-    let identity = |table: &'static str| {
-        let source = &source;
-        async move {
-            source
-                .query_one(
-                    "SELECT relreplident::text FROM pg_class WHERE oid = $1::text::regclass",
-                    &[&table],
-                )
-                .await
-                .unwrap()
-                .get::<_, String>(0)
-        }
-    };
-    assert_eq!(identity("public.late_plain").await, "f");
+    assert_eq!(replica_identity(&source, "public.late_plain").await, "f");
     source
         .batch_execute("UPDATE public.late_plain SET b = 2")
         .await
@@ -292,7 +279,7 @@ async fn a_table_made_later_that_the_source_cannot_update_is_named_until_it_has_
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     if major >= 18 {
         // FULL would not help: the table is left as it was made.
-        assert_eq!(identity("public.late_gen").await, "d");
+        assert_eq!(replica_identity(&source, "public.late_gen").await, "d");
         let named = unwritable(&report);
         assert_eq!(named.len(), 1, "{named:?}");
         assert!(
@@ -308,7 +295,7 @@ async fn a_table_made_later_that_the_source_cannot_update_is_named_until_it_has_
             .await
             .unwrap();
     } else {
-        assert_eq!(identity("public.late_gen").await, "f");
+        assert_eq!(replica_identity(&source, "public.late_gen").await, "f");
         assert!(unwritable(&report).is_empty(), "{:?}", unwritable(&report));
     }
     source

@@ -17,7 +17,7 @@
 //! | --- | --- | --- |
 //! | `Pipeline`, `Slot` | `SlotActive`, `SlotLagBytes`, `SlotRetainedBytes`, `SlotSafeWalBytes` | each pipeline's slot |
 //! | `Source`, `Slot` | the same | each logical slot no pipeline owns (property `Owned: false`) |
-//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `SchemaChangesPending` (where the target applies schema changes), `SchemaChangeQueueRows` and `SchemaChangeQueueBytes` (the source's queue after the run pruned it, where there is one), `SourceTablesUnwritable` (published tables whose UPDATE and DELETE fail on the source), `SequenceHeadroom` (the smallest, in increments, over the sequences in scope, where there is one), `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
+//! | `Pipeline` | `ApplyWorkerRunning`, `SubscriptionEnabled`, `ApplyLagSeconds`, `SecondsSinceLastMessage`, `ApplyErrors`, `SyncErrors`, `SchemaChangesPending` (where the target applies schema changes), `SchemaChangeQueueRows` and `SchemaChangeQueueBytes` (the source's queue after the run pruned it, where there is one), `SourceTablesUnwritable` (published tables whose UPDATE and DELETE fail on the source; the line's `UnwritableTables` property names up to 50 with why), `SequenceHeadroom` (the smallest, in increments, over the sequences in scope, where there is one), `MonitorErrors`; where the target counts conflicts (PostgreSQL 18+) also `Conflicts` and one `Conflict<Kind>` per kind (`ConflictInsertExists`, `ConflictUpdateMissing`, ...) | each pipeline |
 //! | `Service` (= `clonesync`) | `PipelinesChecked`, `MonitorErrors`, `MaxLagBytes`, `MaxRetainedBytes`, `MaxApplyLagSeconds`, `InactiveSlots`, `UnownedSlots`, `PipelinesNotApplying`, `ApplyErrors`, `SyncErrors`, `Conflicts`, `SchemaChangesPending`, `SourceTablesUnwritable` (sums over pipelines) | once per run, also with no pipeline (the alarms' metrics) |
 //!
 //! A figure that could not be read is left out, never written as null.
@@ -116,6 +116,10 @@ pub fn documents(
         })
         .collect()
 }
+
+/// How many of a pipeline's unwritable tables its line names (the
+/// `SourceTablesUnwritable` metric counts them all).
+pub const UNWRITABLE_NAMED: usize = 50;
 
 /// Every line of one monitor run.
 pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
@@ -293,10 +297,22 @@ pub fn lines(report: &MonitorReport, timestamp_ms: u64) -> Vec<String> {
             .filter(|e| &e.pipeline == pipeline)
             .map(|e| json!({"Side": e.side, "ErrorType": e.error_type}))
             .collect();
+        let mut properties = vec![("Errors", Value::Array(failed))];
+        // The count alarms; the names say what to fix (a bounded list, so
+        // the line stays small whatever the database holds).
+        if let Some(tables) = target
+            .and_then(|t| t.tables_unwritable.as_ref())
+            .filter(|l| !l.is_empty())
+        {
+            properties.push((
+                "UnwritableTables",
+                json!(tables.iter().take(UNWRITABLE_NAMED).collect::<Vec<_>>()),
+            ));
+        }
         out.extend(documents(
             &[("Pipeline", pipeline)],
             &metrics,
-            &[("Errors", Value::Array(failed))],
+            &properties,
             timestamp_ms,
         ));
     }
@@ -610,6 +626,7 @@ mod tests {
             .collect();
         assert_eq!(service[0]["SchemaChangesPending"], 3.0);
         assert_eq!(doc["SourceTablesUnwritable"], 1.0, "once per database");
+        assert_eq!(doc["UnwritableTables"], json!(["public.g: why"]));
         assert_eq!(service[0]["SourceTablesUnwritable"], 1.0);
         assert_eq!(doc["SequenceHeadroom"], 42.0, "the smallest");
         assert_eq!(doc["SchemaChangeQueueRows"], 10.0, "summed over databases");

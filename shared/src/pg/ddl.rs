@@ -977,7 +977,9 @@ pub async fn restore_deferred_constraints(target: &Client) -> Result<Vec<String>
                 Ok(()) => restored.push(format!("{schema}.{table}.{constraint}")),
                 Err(e) if code_of(&e) == Some(crate::pg::sqlstate::DUPLICATE_OBJECT) => {}
                 Err(e) => {
-                    tracing::warn!(table = %format!("{schema}.{table}"), constraint = %constraint, error = %e, "a constraint held back during the table copy could not be added back; tried again at the next refresh");
+                    // The server's message (a driver error alone reads "db error").
+                    let why = classify(op, e);
+                    tracing::warn!(table = %format!("{schema}.{table}"), constraint = %constraint, error = %why, "a constraint held back during the table copy could not be added back; tried again at the next refresh");
                     continue;
                 }
             }
